@@ -1,0 +1,10 @@
+//! `esp-protocol` is the shared core of flashlab: the ESP8266 serial-loader
+//! protocol with no I/O at all. The flasher (`esp-flasher`) and the virtual chip
+//! (`esp-emulator`) both speak through it, so the two sides and the property
+//! tests share one exact implementation of SLIP framing, command and response
+//! packets, status codes, the firmware image format and the ROM's quirks.
+//! Encoding writes into a caller's buffer; decoding reads a slice and returns a
+//! typed error.
+
+pub mod flash_params;
+pub mod image;
