@@ -8,3 +8,7 @@
 
 pub mod flash_params;
 pub mod image;
+pub mod packet;
+pub mod rom_erase;
+pub mod slip;
+pub mod status;

@@ -1,0 +1,754 @@
+//! Command and response packets: the contents of one SLIP frame.
+//!
+//! A request is `00 op len:u16 checksum:u32 payload`, a response is
+//! `01 op len:u16 value:u32 data status[2]` (all little endian; ESP8266
+//! responses carry 2 status bytes). [`RequestFrame`] and [`ResponseFrame`] are
+//! checked views of the header; [`Command`] and [`Response`] are the parsed
+//! representations, decoded with a typed error for anything malformed.
+
+use crate::status::Status;
+
+/// Direction byte of a request (host to chip).
+pub const DIRECTION_REQUEST: u8 = 0x00;
+/// Direction byte of a response (chip to host).
+pub const DIRECTION_RESPONSE: u8 = 0x01;
+/// Bytes before the payload in either direction.
+pub const HEADER_LEN: usize = 8;
+/// Seed of the data checksum.
+pub const CHECKSUM_SEED: u8 = 0xEF;
+/// Payload of the SYNC request.
+pub const SYNC_PAYLOAD: [u8; 36] = {
+    let mut payload = [0x55; 36];
+    payload[0] = 0x07;
+    payload[1] = 0x07;
+    payload[2] = 0x12;
+    payload[3] = 0x20;
+    payload
+};
+/// The frame a flasher stub sends once it runs.
+pub const STUB_GREETING: &[u8; 4] = b"OHAI";
+/// Header of a FLASH_DATA, FLASH_DEFL_DATA or MEM_DATA payload before the data.
+pub const DATA_HEADER_LEN: usize = 16;
+
+/// The XOR checksum of data blocks, seeded with 0xEF.
+pub fn checksum(data: &[u8]) -> u8 {
+    data.iter().fold(CHECKSUM_SEED, |acc, byte| acc ^ byte)
+}
+
+macro_rules! opcodes {
+    ($($(#[$doc:meta])* $name:ident = $value:literal, $text:literal;)*) => {
+        /// Command opcodes of the ESP8266 ROM loader (0x02–0x0A) and of flasher stubs.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Opcode { $($(#[$doc])* $name = $value,)* }
+
+        impl Opcode {
+            /// Every opcode.
+            pub const ALL: &'static [Opcode] = &[$(Opcode::$name,)*];
+
+            /// The opcode for a byte, if it is one this crate knows.
+            pub fn from_byte(byte: u8) -> Option<Opcode> {
+                match byte { $($value => Some(Opcode::$name),)* _ => None }
+            }
+
+            /// The name esptool uses (`FLASH_DEFL_DATA`), also accepted by [`Opcode::from_name`].
+            pub fn name(self) -> &'static str {
+                match self { $(Opcode::$name => $text,)* }
+            }
+        }
+    };
+}
+
+opcodes! {
+    /// Start a flash write; the ROM erases here.
+    FlashBegin = 0x02, "FLASH_BEGIN";
+    /// One block of a flash write.
+    FlashData = 0x03, "FLASH_DATA";
+    /// Finish a flash write.
+    FlashEnd = 0x04, "FLASH_END";
+    /// Start an upload to RAM.
+    MemBegin = 0x05, "MEM_BEGIN";
+    /// Finish an upload to RAM, optionally jumping to an entry point.
+    MemEnd = 0x06, "MEM_END";
+    /// One block of an upload to RAM.
+    MemData = 0x07, "MEM_DATA";
+    /// Synchronise the baud rate and the protocol.
+    Sync = 0x08, "SYNC";
+    /// Write registers or memory words.
+    WriteReg = 0x09, "WRITE_REG";
+    /// Read a register or memory word.
+    ReadReg = 0x0A, "READ_REG";
+    /// Tell the stub the flash geometry.
+    SpiSetParams = 0x0B, "SPI_SET_PARAMS";
+    /// Attach the SPI flash.
+    SpiAttach = 0x0D, "SPI_ATTACH";
+    /// Switch the UART to a new baud rate.
+    ChangeBaudrate = 0x0F, "CHANGE_BAUDRATE";
+    /// Start a compressed flash write.
+    FlashDeflBegin = 0x10, "FLASH_DEFL_BEGIN";
+    /// One block of a compressed flash write.
+    FlashDeflData = 0x11, "FLASH_DEFL_DATA";
+    /// Finish a compressed flash write.
+    FlashDeflEnd = 0x12, "FLASH_DEFL_END";
+    /// MD5 of a flash region.
+    SpiFlashMd5 = 0x13, "SPI_FLASH_MD5";
+    /// Erase the whole flash.
+    EraseFlash = 0xD0, "ERASE_FLASH";
+    /// Erase a sector-aligned region.
+    EraseRegion = 0xD1, "ERASE_REGION";
+    /// Stream a flash region to the host.
+    ReadFlash = 0xD2, "READ_FLASH";
+    /// Leave the loader and run the firmware.
+    RunUserCode = 0xD3, "RUN_USER_CODE";
+}
+
+impl Opcode {
+    /// The opcode with esptool's name, e.g. `FLASH_DEFL_DATA` (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Opcode> {
+        Opcode::ALL.iter().copied().find(|op| op.name().eq_ignore_ascii_case(name))
+    }
+
+    /// True for the opcodes the ESP8266 ROM loader itself handles.
+    pub fn is_rom_opcode(self) -> bool {
+        (0x02..=0x0A).contains(&(self as u8))
+    }
+
+    /// True for commands whose payload is a data block with a checksum.
+    pub fn carries_data_block(self) -> bool {
+        matches!(self, Opcode::FlashData | Opcode::FlashDeflData | Opcode::MemData)
+    }
+}
+
+impl std::fmt::Display for Opcode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why bytes did not decode as a packet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer bytes than the header needs.
+    #[error("packet of {got} bytes is shorter than the {HEADER_LEN}-byte header")]
+    TooShort {
+        /// Bytes present.
+        got: usize,
+    },
+    /// The direction byte is not the one expected.
+    #[error("direction byte 0x{got:02x}, expected 0x{expected:02x}")]
+    WrongDirection {
+        /// The direction expected.
+        expected: u8,
+        /// The byte found.
+        got: u8,
+    },
+    /// The length field disagrees with the bytes present.
+    #[error("length field says {declared} bytes but {actual} follow the header")]
+    LengthMismatch {
+        /// The length field.
+        declared: usize,
+        /// Bytes after the header.
+        actual: usize,
+    },
+    /// The opcode is not one this crate knows.
+    #[error("unknown opcode 0x{0:02x}")]
+    UnknownOpcode(u8),
+    /// The payload has the wrong size for the opcode.
+    #[error("{opcode} payload of {got} bytes, expected {expected}")]
+    BadPayloadLength {
+        /// The command.
+        opcode: Opcode,
+        /// What the command takes.
+        expected: &'static str,
+        /// Bytes present.
+        got: usize,
+    },
+    /// A data block's own size field disagrees with its data.
+    #[error("{opcode} block says {declared} data bytes but carries {actual}")]
+    DataLengthMismatch {
+        /// The command.
+        opcode: Opcode,
+        /// The block's size field.
+        declared: u32,
+        /// Bytes of data present.
+        actual: usize,
+    },
+    /// The SYNC payload is not the fixed pattern.
+    #[error("SYNC payload is not 07 07 12 20 followed by 32 x 55")]
+    BadSyncPayload,
+    /// A response without room for its status bytes.
+    #[error("response of {got} data bytes has no room for the 2 status bytes")]
+    MissingStatus {
+        /// Bytes present after the header.
+        got: usize,
+    },
+}
+
+/// Checked view of a request: header fields and payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestFrame<'a> {
+    /// Opcode byte (possibly unknown).
+    pub opcode: u8,
+    /// The checksum field (meaningful for data blocks).
+    pub checksum: u32,
+    /// Bytes after the header.
+    pub payload: &'a [u8],
+}
+
+impl<'a> RequestFrame<'a> {
+    /// Checks direction and length of `frame` without interpreting the payload.
+    pub fn parse(frame: &'a [u8]) -> Result<Self, DecodeError> {
+        let payload = check_header(frame, DIRECTION_REQUEST)?;
+        Ok(RequestFrame {
+            opcode: frame[1],
+            checksum: u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes")),
+            payload,
+        })
+    }
+}
+
+/// Checked view of a response: header fields and data including status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseFrame<'a> {
+    /// Opcode byte this responds to.
+    pub opcode: u8,
+    /// The value field (READ_REG's result).
+    pub value: u32,
+    /// Bytes after the header, status bytes included.
+    pub body: &'a [u8],
+}
+
+impl<'a> ResponseFrame<'a> {
+    /// Checks direction and length of `frame`.
+    pub fn parse(frame: &'a [u8]) -> Result<Self, DecodeError> {
+        let body = check_header(frame, DIRECTION_RESPONSE)?;
+        Ok(ResponseFrame {
+            opcode: frame[1],
+            value: u32::from_le_bytes(frame[4..8].try_into().expect("4 bytes")),
+            body,
+        })
+    }
+}
+
+fn check_header(frame: &[u8], direction: u8) -> Result<&[u8], DecodeError> {
+    if frame.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort { got: frame.len() });
+    }
+    if frame[0] != direction {
+        return Err(DecodeError::WrongDirection { expected: direction, got: frame[0] });
+    }
+    let declared = u16::from_le_bytes([frame[2], frame[3]]) as usize;
+    let payload = &frame[HEADER_LEN..];
+    if declared != payload.len() {
+        return Err(DecodeError::LengthMismatch { declared, actual: payload.len() });
+    }
+    Ok(payload)
+}
+
+/// Parameters of FLASH_BEGIN, FLASH_DEFL_BEGIN and MEM_BEGIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeginParams {
+    /// FLASH_BEGIN: bytes to erase; FLASH_DEFL_BEGIN: uncompressed size (the
+    /// ROM: bytes to erase); MEM_BEGIN: bytes to upload.
+    pub size: u32,
+    /// Number of data blocks that follow.
+    pub blocks: u32,
+    /// Size of each block.
+    pub block_size: u32,
+    /// Flash offset or RAM address.
+    pub offset: u32,
+}
+
+/// A data block of FLASH_DATA, FLASH_DEFL_DATA or MEM_DATA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataBlock {
+    /// Sequence number, from 0.
+    pub sequence: u32,
+    /// The block's data.
+    pub data: Vec<u8>,
+}
+
+/// One write of WRITE_REG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterWrite {
+    /// Address written.
+    pub address: u32,
+    /// Value written.
+    pub value: u32,
+    /// Bits of `value` that are written.
+    pub mask: u32,
+    /// Microseconds to wait after the write.
+    pub delay_us: u32,
+}
+
+/// SPI_SET_PARAMS: the flash geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpiParams {
+    /// Flash ID (esptool sends 0).
+    pub id: u32,
+    /// Total size in bytes.
+    pub total_size: u32,
+    /// Erase block size.
+    pub block_size: u32,
+    /// Sector size.
+    pub sector_size: u32,
+    /// Page size.
+    pub page_size: u32,
+    /// Status register mask.
+    pub status_mask: u32,
+}
+
+/// A request, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// FLASH_BEGIN.
+    FlashBegin(BeginParams),
+    /// FLASH_DATA.
+    FlashData(DataBlock),
+    /// FLASH_END; `stay_in_loader` false asks the ROM to reboot.
+    FlashEnd {
+        /// Stay in the loader instead of rebooting.
+        stay_in_loader: bool,
+    },
+    /// MEM_BEGIN.
+    MemBegin(BeginParams),
+    /// MEM_END.
+    MemEnd {
+        /// Jump to `entry` (esptool sends flag 0 to mean "execute").
+        execute: bool,
+        /// Entry point.
+        entry: u32,
+    },
+    /// MEM_DATA.
+    MemData(DataBlock),
+    /// SYNC.
+    Sync,
+    /// WRITE_REG with one or more writes.
+    WriteReg(Vec<RegisterWrite>),
+    /// READ_REG.
+    ReadReg {
+        /// Address read.
+        address: u32,
+    },
+    /// SPI_SET_PARAMS.
+    SpiSetParams(SpiParams),
+    /// SPI_ATTACH.
+    SpiAttach {
+        /// Pin configuration (0 = the default SPI pins).
+        config: u32,
+        /// The ROM's form carries 4 more zero bytes.
+        rom_form: bool,
+    },
+    /// CHANGE_BAUDRATE.
+    ChangeBaudrate {
+        /// New rate.
+        new_baud: u32,
+        /// Rate in use (0 when talking to a ROM).
+        old_baud: u32,
+    },
+    /// FLASH_DEFL_BEGIN.
+    FlashDeflBegin(BeginParams),
+    /// FLASH_DEFL_DATA.
+    FlashDeflData(DataBlock),
+    /// FLASH_DEFL_END.
+    FlashDeflEnd {
+        /// Stay in the loader instead of rebooting.
+        stay_in_loader: bool,
+    },
+    /// SPI_FLASH_MD5.
+    SpiFlashMd5 {
+        /// Flash offset.
+        address: u32,
+        /// Bytes to hash.
+        size: u32,
+    },
+    /// ERASE_FLASH.
+    EraseFlash,
+    /// ERASE_REGION.
+    EraseRegion {
+        /// Flash offset (sector aligned).
+        address: u32,
+        /// Bytes (sector multiple).
+        size: u32,
+    },
+    /// READ_FLASH.
+    ReadFlash {
+        /// Flash offset.
+        address: u32,
+        /// Bytes to read.
+        size: u32,
+        /// Data bytes per frame.
+        packet_size: u32,
+        /// Frames the device may send ahead of the host's acknowledgement.
+        max_in_flight: u32,
+    },
+    /// RUN_USER_CODE.
+    RunUserCode,
+}
+
+impl Command {
+    /// The command's opcode.
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Command::FlashBegin(_) => Opcode::FlashBegin,
+            Command::FlashData(_) => Opcode::FlashData,
+            Command::FlashEnd { .. } => Opcode::FlashEnd,
+            Command::MemBegin(_) => Opcode::MemBegin,
+            Command::MemEnd { .. } => Opcode::MemEnd,
+            Command::MemData(_) => Opcode::MemData,
+            Command::Sync => Opcode::Sync,
+            Command::WriteReg(_) => Opcode::WriteReg,
+            Command::ReadReg { .. } => Opcode::ReadReg,
+            Command::SpiSetParams(_) => Opcode::SpiSetParams,
+            Command::SpiAttach { .. } => Opcode::SpiAttach,
+            Command::ChangeBaudrate { .. } => Opcode::ChangeBaudrate,
+            Command::FlashDeflBegin(_) => Opcode::FlashDeflBegin,
+            Command::FlashDeflData(_) => Opcode::FlashDeflData,
+            Command::FlashDeflEnd { .. } => Opcode::FlashDeflEnd,
+            Command::SpiFlashMd5 { .. } => Opcode::SpiFlashMd5,
+            Command::EraseFlash => Opcode::EraseFlash,
+            Command::EraseRegion { .. } => Opcode::EraseRegion,
+            Command::ReadFlash { .. } => Opcode::ReadFlash,
+            Command::RunUserCode => Opcode::RunUserCode,
+        }
+    }
+
+    /// Appends the request packet (not yet SLIP-framed) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[DIRECTION_REQUEST, self.opcode() as u8, 0, 0, 0, 0, 0, 0]);
+        let mut checksum_field = 0u32;
+        let words = |out: &mut Vec<u8>, words: &[u32]| {
+            for word in words {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+        };
+        match self {
+            Command::FlashBegin(p) | Command::MemBegin(p) | Command::FlashDeflBegin(p) => {
+                words(out, &[p.size, p.blocks, p.block_size, p.offset])
+            }
+            Command::FlashData(block) | Command::FlashDeflData(block) | Command::MemData(block) => {
+                words(out, &[block.data.len() as u32, block.sequence, 0, 0]);
+                out.extend_from_slice(&block.data);
+                checksum_field = checksum(&block.data) as u32;
+            }
+            Command::FlashEnd { stay_in_loader } | Command::FlashDeflEnd { stay_in_loader } => {
+                words(out, &[*stay_in_loader as u32])
+            }
+            Command::MemEnd { execute, entry } => words(out, &[!*execute as u32, *entry]),
+            Command::Sync => out.extend_from_slice(&SYNC_PAYLOAD),
+            Command::WriteReg(writes) => {
+                for w in writes {
+                    words(out, &[w.address, w.value, w.mask, w.delay_us]);
+                }
+            }
+            Command::ReadReg { address } => words(out, &[*address]),
+            Command::SpiSetParams(p) => words(
+                out,
+                &[p.id, p.total_size, p.block_size, p.sector_size, p.page_size, p.status_mask],
+            ),
+            Command::SpiAttach { config, rom_form } => {
+                words(out, &[*config]);
+                if *rom_form {
+                    words(out, &[0]);
+                }
+            }
+            Command::ChangeBaudrate { new_baud, old_baud } => words(out, &[*new_baud, *old_baud]),
+            Command::SpiFlashMd5 { address, size } => words(out, &[*address, *size, 0, 0]),
+            Command::EraseRegion { address, size } => words(out, &[*address, *size]),
+            Command::ReadFlash { address, size, packet_size, max_in_flight } => {
+                words(out, &[*address, *size, *packet_size, *max_in_flight])
+            }
+            Command::EraseFlash | Command::RunUserCode => {}
+        }
+        let payload_len = (out.len() - start - HEADER_LEN) as u16;
+        out[start + 2..start + 4].copy_from_slice(&payload_len.to_le_bytes());
+        out[start + 4..start + 8].copy_from_slice(&checksum_field.to_le_bytes());
+    }
+
+    /// The request packet as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Parses a whole request packet.
+    pub fn decode(frame: &[u8]) -> Result<Command, DecodeError> {
+        Command::from_frame(&RequestFrame::parse(frame)?)
+    }
+
+    /// Parses the payload of a checked request. The data-block checksum is not
+    /// checked here: a device answers a bad one with a status code, so it
+    /// compares [`RequestFrame::checksum`] with [`checksum`] itself.
+    pub fn from_frame(frame: &RequestFrame<'_>) -> Result<Command, DecodeError> {
+        let opcode = Opcode::from_byte(frame.opcode).ok_or(DecodeError::UnknownOpcode(frame.opcode))?;
+        let payload = frame.payload;
+        let exact = |expected_len: usize, expected: &'static str| {
+            if payload.len() == expected_len {
+                Ok(read_words(payload))
+            } else {
+                Err(DecodeError::BadPayloadLength { opcode, expected, got: payload.len() })
+            }
+        };
+        let begin = || {
+            exact(16, "16").map(|w| BeginParams { size: w[0], blocks: w[1], block_size: w[2], offset: w[3] })
+        };
+        let data_block = || decode_data_block(opcode, payload);
+        Ok(match opcode {
+            Opcode::FlashBegin => Command::FlashBegin(begin()?),
+            Opcode::MemBegin => Command::MemBegin(begin()?),
+            Opcode::FlashDeflBegin => Command::FlashDeflBegin(begin()?),
+            Opcode::FlashData => Command::FlashData(data_block()?),
+            Opcode::FlashDeflData => Command::FlashDeflData(data_block()?),
+            Opcode::MemData => Command::MemData(data_block()?),
+            Opcode::FlashEnd => Command::FlashEnd { stay_in_loader: exact(4, "4")?[0] != 0 },
+            Opcode::FlashDeflEnd => Command::FlashDeflEnd { stay_in_loader: exact(4, "4")?[0] != 0 },
+            Opcode::MemEnd => {
+                let w = exact(8, "8")?;
+                Command::MemEnd { execute: w[0] == 0, entry: w[1] }
+            }
+            Opcode::Sync => {
+                if payload.len() != SYNC_PAYLOAD.len() {
+                    return Err(DecodeError::BadPayloadLength { opcode, expected: "36", got: payload.len() });
+                }
+                if payload != SYNC_PAYLOAD {
+                    return Err(DecodeError::BadSyncPayload);
+                }
+                Command::Sync
+            }
+            Opcode::WriteReg => {
+                if payload.is_empty() || payload.len() % 16 != 0 {
+                    return Err(DecodeError::BadPayloadLength {
+                        opcode,
+                        expected: "a multiple of 16",
+                        got: payload.len(),
+                    });
+                }
+                let writes = read_words(payload)
+                    .chunks_exact(4)
+                    .map(|w| RegisterWrite { address: w[0], value: w[1], mask: w[2], delay_us: w[3] })
+                    .collect();
+                Command::WriteReg(writes)
+            }
+            Opcode::ReadReg => Command::ReadReg { address: exact(4, "4")?[0] },
+            Opcode::SpiSetParams => {
+                let w = exact(24, "24")?;
+                Command::SpiSetParams(SpiParams {
+                    id: w[0],
+                    total_size: w[1],
+                    block_size: w[2],
+                    sector_size: w[3],
+                    page_size: w[4],
+                    status_mask: w[5],
+                })
+            }
+            Opcode::SpiAttach => match payload.len() {
+                4 => Command::SpiAttach { config: read_words(payload)[0], rom_form: false },
+                8 if payload[4..] == [0; 4] => Command::SpiAttach { config: read_words(payload)[0], rom_form: true },
+                got => return Err(DecodeError::BadPayloadLength { opcode, expected: "4, or 8 ending in zeros", got }),
+            },
+            Opcode::ChangeBaudrate => {
+                let w = exact(8, "8")?;
+                Command::ChangeBaudrate { new_baud: w[0], old_baud: w[1] }
+            }
+            Opcode::SpiFlashMd5 => {
+                let w = exact(16, "16")?;
+                Command::SpiFlashMd5 { address: w[0], size: w[1] }
+            }
+            Opcode::EraseFlash => {
+                exact(0, "0")?;
+                Command::EraseFlash
+            }
+            Opcode::EraseRegion => {
+                let w = exact(8, "8")?;
+                Command::EraseRegion { address: w[0], size: w[1] }
+            }
+            Opcode::ReadFlash => {
+                let w = exact(16, "16")?;
+                Command::ReadFlash { address: w[0], size: w[1], packet_size: w[2], max_in_flight: w[3] }
+            }
+            Opcode::RunUserCode => {
+                exact(0, "0")?;
+                Command::RunUserCode
+            }
+        })
+    }
+}
+
+fn read_words(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes"))).collect()
+}
+
+fn decode_data_block(opcode: Opcode, payload: &[u8]) -> Result<DataBlock, DecodeError> {
+    if payload.len() < DATA_HEADER_LEN {
+        return Err(DecodeError::BadPayloadLength { opcode, expected: "at least 16", got: payload.len() });
+    }
+    let header = read_words(&payload[..DATA_HEADER_LEN]);
+    let data = &payload[DATA_HEADER_LEN..];
+    if header[0] as usize != data.len() {
+        return Err(DecodeError::DataLengthMismatch { opcode, declared: header[0], actual: data.len() });
+    }
+    Ok(DataBlock { sequence: header[1], data: data.to_vec() })
+}
+
+/// A response, parsed: the status bytes are split from the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Opcode byte this answers (kept raw: a device answers unknown opcodes too).
+    pub opcode: u8,
+    /// The value field.
+    pub value: u32,
+    /// Data before the status bytes (the stub's MD5, for instance).
+    pub data: Vec<u8>,
+    /// The outcome.
+    pub status: Status,
+}
+
+impl Response {
+    /// A successful response with a value and no data.
+    pub fn ok(opcode: u8, value: u32) -> Response {
+        Response { opcode, value, data: Vec::new(), status: Status::Success }
+    }
+
+    /// A failed response.
+    pub fn failure(opcode: u8, code: crate::status::ErrorCode) -> Response {
+        Response { opcode, value: 0, data: Vec::new(), status: Status::Failure(code) }
+    }
+
+    /// Appends the response packet (not yet SLIP-framed) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let len = (self.data.len() + 2) as u16;
+        out.extend_from_slice(&[DIRECTION_RESPONSE, self.opcode]);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&self.value.to_le_bytes());
+        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&self.status.to_bytes());
+    }
+
+    /// The response packet as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Parses a whole response packet; the last two bytes are the status.
+    pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
+        let view = ResponseFrame::parse(frame)?;
+        let Some(split) = view.body.len().checked_sub(2) else {
+            return Err(DecodeError::MissingStatus { got: view.body.len() });
+        };
+        Ok(Response {
+            opcode: view.opcode,
+            value: view.value,
+            data: view.body[..split].to_vec(),
+            status: Status::from_bytes([view.body[split], view.body[split + 1]]),
+        })
+    }
+}
+
+/// The host's acknowledgement during READ_FLASH: the total bytes received so far.
+pub fn encode_read_ack(total_received: u32) -> [u8; 4] {
+    total_received.to_le_bytes()
+}
+
+/// Parses a READ_FLASH acknowledgement frame.
+pub fn decode_read_ack(frame: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(frame.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::ErrorCode;
+
+    #[test]
+    fn sync_request_bytes() {
+        let bytes = Command::Sync.to_bytes();
+        assert_eq!(&bytes[..8], &[0x00, 0x08, 36, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[8..12], &[0x07, 0x07, 0x12, 0x20]);
+        assert!(bytes[12..].iter().all(|&b| b == 0x55));
+        assert_eq!(bytes.len(), 8 + 36);
+    }
+
+    #[test]
+    fn rom_reply_to_chip_detect_read_reg() {
+        // The ESP8266 ROM answers READ_REG 0x40001000 with the magic value and two status bytes.
+        let request = Command::ReadReg { address: 0x4000_1000 }.to_bytes();
+        assert_eq!(request, vec![0x00, 0x0A, 0x04, 0x00, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x40]);
+        let reply = Response::ok(0x0A, 0xFFF0_C101).to_bytes();
+        assert_eq!(reply, vec![0x01, 0x0A, 0x02, 0x00, 0x01, 0xC1, 0xF0, 0xFF, 0x00, 0x00]);
+        assert_eq!(Response::decode(&reply).unwrap().value, 0xFFF0_C101);
+    }
+
+    #[test]
+    fn flash_data_carries_checksum_and_length() {
+        let block = DataBlock { sequence: 3, data: vec![0x01, 0x02, 0xFF] };
+        let bytes = Command::FlashData(block.clone()).to_bytes();
+        assert_eq!(&bytes[..8], &[0x00, 0x03, 19, 0, 0xEF ^ 0x01 ^ 0x02 ^ 0xFF, 0, 0, 0]);
+        assert_eq!(&bytes[8..24], &[3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[24..], &[0x01, 0x02, 0xFF]);
+        assert_eq!(Command::decode(&bytes), Ok(Command::FlashData(block)));
+    }
+
+    #[test]
+    fn begin_and_read_flash_layouts() {
+        let begin = Command::FlashBegin(BeginParams { size: 0x1000, blocks: 4, block_size: 0x400, offset: 0x2000 });
+        assert_eq!(
+            begin.to_bytes(),
+            vec![0, 0x02, 16, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 0, 0, 0, 0x00, 0x04, 0, 0, 0x00, 0x20, 0, 0]
+        );
+        let read = Command::ReadFlash { address: 0, size: 0x100000, packet_size: 0x1000, max_in_flight: 64 };
+        assert_eq!(&read.to_bytes()[..2], &[0x00, 0xD2]);
+        assert_eq!(&read.to_bytes()[8..], &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0x10, 0, 0, 64, 0, 0, 0]);
+    }
+
+    #[test]
+    fn mem_end_flag_zero_means_execute() {
+        let bytes = Command::MemEnd { execute: true, entry: 0x4010_E004 }.to_bytes();
+        assert_eq!(&bytes[8..], &[0, 0, 0, 0, 0x04, 0xE0, 0x10, 0x40]);
+    }
+
+    #[test]
+    fn spi_attach_accepts_both_forms() {
+        let stub_form = Command::SpiAttach { config: 0, rom_form: false }.to_bytes();
+        assert_eq!(stub_form.len(), 12);
+        let rom_form = Command::SpiAttach { config: 0, rom_form: true }.to_bytes();
+        assert_eq!(rom_form.len(), 16);
+        assert_eq!(Command::decode(&rom_form), Ok(Command::SpiAttach { config: 0, rom_form: true }));
+    }
+
+    #[test]
+    fn malformed_requests_get_typed_errors() {
+        assert_eq!(Command::decode(&[0x00, 0x08]), Err(DecodeError::TooShort { got: 2 }));
+        let mut sync = Command::Sync.to_bytes();
+        sync[0] = 0x01;
+        assert_eq!(Command::decode(&sync), Err(DecodeError::WrongDirection { expected: 0, got: 1 }));
+        let mut trailing = Command::ReadReg { address: 4 }.to_bytes();
+        trailing.push(0);
+        assert_eq!(Command::decode(&trailing), Err(DecodeError::LengthMismatch { declared: 4, actual: 5 }));
+        let unknown = [0x00, 0x14, 0, 0, 0, 0, 0, 0];
+        assert_eq!(Command::decode(&unknown), Err(DecodeError::UnknownOpcode(0x14)));
+        let mut short_block = Command::FlashData(DataBlock { sequence: 0, data: vec![1, 2] }).to_bytes();
+        short_block[8] = 3;
+        assert!(matches!(Command::decode(&short_block), Err(DecodeError::DataLengthMismatch { declared: 3, .. })));
+    }
+
+    #[test]
+    fn stub_md5_reply_splits_status() {
+        let digest: Vec<u8> = (0..16).collect();
+        let reply = Response { opcode: 0x13, value: 0, data: digest.clone(), status: Status::Success };
+        let bytes = reply.to_bytes();
+        assert_eq!(&bytes[2..4], &[18, 0]);
+        assert_eq!(Response::decode(&bytes).unwrap().data, digest);
+        let failed = Response::failure(0x11, ErrorCode::BadDataChecksum).to_bytes();
+        assert_eq!(&failed[8..], &[0xC1, 0x00]);
+    }
+
+    #[test]
+    fn opcode_names_match_esptool() {
+        assert_eq!(Opcode::from_name("flash_defl_data"), Some(Opcode::FlashDeflData));
+        assert_eq!(Opcode::ReadFlash.name(), "READ_FLASH");
+        assert!(Opcode::ReadReg.is_rom_opcode() && !Opcode::SpiAttach.is_rom_opcode());
+    }
+}
