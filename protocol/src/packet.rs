@@ -256,6 +256,9 @@ pub struct BeginParams {
     pub block_size: u32,
     /// Flash offset or RAM address.
     pub offset: u32,
+    /// The fifth word clients send to a stub's FLASH_BEGIN/FLASH_DEFL_BEGIN
+    /// (encrypted write); `None` for the 16-byte form the ROM and MEM_BEGIN use.
+    pub encrypted: Option<bool>,
 }
 
 /// A data block of FLASH_DATA, FLASH_DEFL_DATA or MEM_DATA.
@@ -424,7 +427,10 @@ impl Command {
         };
         match self {
             Command::FlashBegin(p) | Command::MemBegin(p) | Command::FlashDeflBegin(p) => {
-                words(out, &[p.size, p.blocks, p.block_size, p.offset])
+                words(out, &[p.size, p.blocks, p.block_size, p.offset]);
+                if let Some(encrypted) = p.encrypted {
+                    words(out, &[encrypted as u32]);
+                }
             }
             Command::FlashData(block) | Command::FlashDeflData(block) | Command::MemData(block) => {
                 words(out, &[block.data.len() as u32, block.sequence, 0, 0]);
@@ -490,14 +496,28 @@ impl Command {
                 Err(DecodeError::BadPayloadLength { opcode, expected, got: payload.len() })
             }
         };
-        let begin = || {
-            exact(16, "16").map(|w| BeginParams { size: w[0], blocks: w[1], block_size: w[2], offset: w[3] })
+        let begin = |allow_encrypted_word: bool| {
+            let words = match payload.len() {
+                16 => read_words(payload),
+                20 if allow_encrypted_word => read_words(payload),
+                got => {
+                    let expected = if allow_encrypted_word { "16 or 20" } else { "16" };
+                    return Err(DecodeError::BadPayloadLength { opcode, expected, got });
+                }
+            };
+            Ok(BeginParams {
+                size: words[0],
+                blocks: words[1],
+                block_size: words[2],
+                offset: words[3],
+                encrypted: words.get(4).map(|&word| word != 0),
+            })
         };
         let data_block = || decode_data_block(opcode, payload);
         Ok(match opcode {
-            Opcode::FlashBegin => Command::FlashBegin(begin()?),
-            Opcode::MemBegin => Command::MemBegin(begin()?),
-            Opcode::FlashDeflBegin => Command::FlashDeflBegin(begin()?),
+            Opcode::FlashBegin => Command::FlashBegin(begin(true)?),
+            Opcode::MemBegin => Command::MemBegin(begin(false)?),
+            Opcode::FlashDeflBegin => Command::FlashDeflBegin(begin(true)?),
             Opcode::FlashData => Command::FlashData(data_block()?),
             Opcode::FlashDeflData => Command::FlashDeflData(data_block()?),
             Opcode::MemData => Command::MemData(data_block()?),
@@ -693,11 +713,21 @@ mod tests {
 
     #[test]
     fn begin_and_read_flash_layouts() {
-        let begin = Command::FlashBegin(BeginParams { size: 0x1000, blocks: 4, block_size: 0x400, offset: 0x2000 });
+        let params = BeginParams { size: 0x1000, blocks: 4, block_size: 0x400, offset: 0x2000, encrypted: None };
+        let begin = Command::FlashBegin(params);
         assert_eq!(
             begin.to_bytes(),
             vec![0, 0x02, 16, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 0, 0, 0, 0x00, 0x04, 0, 0, 0x00, 0x20, 0, 0]
         );
+        // What esptool sends a stub: the same with an "encrypted" word of 0.
+        let stub_begin = Command::FlashDeflBegin(BeginParams { encrypted: Some(false), ..params });
+        assert_eq!(stub_begin.to_bytes()[2], 20);
+        assert_eq!(Command::decode(&stub_begin.to_bytes()), Ok(stub_begin));
+        let mem_begin_with_fifth_word = [&[0u8, 0x05, 20, 0, 0, 0, 0, 0][..], &[0; 20]].concat();
+        assert!(matches!(
+            Command::decode(&mem_begin_with_fifth_word),
+            Err(DecodeError::BadPayloadLength { opcode: Opcode::MemBegin, got: 20, .. })
+        ));
         let read = Command::ReadFlash { address: 0, size: 0x100000, packet_size: 0x1000, max_in_flight: 64 };
         assert_eq!(&read.to_bytes()[..2], &[0x00, 0xD2]);
         assert_eq!(&read.to_bytes()[8..], &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0x10, 0, 0, 64, 0, 0, 0]);
