@@ -1,2 +1,3 @@
 //! placeholder
 pub mod flash;
+pub mod sample_firmware;
