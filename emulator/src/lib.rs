@@ -5,5 +5,6 @@
 //! seeded fault injector, an in-memory pairing used by `esp-flasher`'s tests and
 //! its `emu:` port, and the pseudo-terminal front end of the `esp-emulator`
 //! binary that real, unmodified clients such as esptool talk to.
+pub mod boot;
 pub mod flash;
 pub mod sample_firmware;
