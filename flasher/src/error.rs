@@ -1,0 +1,185 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+use esp_protocol::packet::Opcode;
+use esp_protocol::status::ErrorCode;
+
+use crate::progress::RetryReason;
+
+/// Everything that can stop an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The serial line failed.
+    #[error("serial I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// No response to a command within its timeout.
+    #[error("timed out after {timeout_ms} ms waiting for the response to {opcode}")]
+    Timeout {
+        /// The command.
+        opcode: Opcode,
+        /// How long we waited.
+        timeout_ms: u128,
+    },
+
+    /// The chip never answered SYNC.
+    #[error("failed to connect: no answer to SYNC after {attempts} attempts; is the chip in download mode (GPIO0 low at reset)?")]
+    NoSync {
+        /// Connection attempts made.
+        attempts: u32,
+    },
+
+    /// The ROM loader or stub refused a command.
+    #[error("{opcode} failed: {code}")]
+    Device {
+        /// The command.
+        opcode: Opcode,
+        /// The status code the device sent.
+        code: ErrorCode,
+    },
+
+    /// A response that does not have the form its command expects.
+    #[error("unexpected response to {opcode}: expected {expected}, got {got}")]
+    UnexpectedResponse {
+        /// The command.
+        opcode: Opcode,
+        /// What it should have held.
+        expected: String,
+        /// What it held.
+        got: String,
+    },
+
+    /// The SPI peripheral never finished a flash command.
+    #[error("SPI flash command {command:#04x} did not complete")]
+    SpiCommandStuck {
+        /// The SPI flash command byte.
+        command: u8,
+    },
+
+    /// The chip-detect register holds another chip's magic value.
+    #[error("not an ESP8266: magic register 0x40001000 holds {got:#010x}, expected {expected:#010x}")]
+    UnsupportedChip {
+        /// The ESP8266's value.
+        expected: u32,
+        /// The value read.
+        got: u32,
+    },
+
+    /// The eFuses name an OUI this tool does not know, so there is no MAC.
+    #[error("unknown MAC OUI marker {marker:#04x} in eFuse word 0x3ff00054")]
+    UnknownOui {
+        /// Bits 16..24 of the second MAC eFuse word.
+        marker: u8,
+    },
+
+    /// The operation needs the flasher stub, which is not running.
+    #[error("{operation} needs the flasher stub, which the ESP8266 ROM loader lacks: give one with --stub-file PATH or the ESP_FLASHER_STUB environment variable (esptool's stub JSON)")]
+    StubRequired {
+        /// What was asked.
+        operation: &'static str,
+    },
+
+    /// A stub JSON file that could not be used.
+    #[error("stub file {path}: {reason}")]
+    BadStub {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The stub was uploaded but did not say "OHAI".
+    #[error("the stub did not start: no OHAI greeting")]
+    StubDidNotStart,
+
+    /// A region that runs past the end of the flash.
+    #[error("region at {address:#x} of {size} bytes ends at {end:#x}, past the end of the {flash_size}-byte flash", end = *address as u64 + *size)]
+    RegionPastEnd {
+        /// Flash offset.
+        address: u32,
+        /// Bytes.
+        size: u64,
+        /// Bytes of the flash.
+        flash_size: u32,
+    },
+
+    /// Two regions to write overlap.
+    #[error("regions at {first:#x} and {second:#x} overlap")]
+    OverlappingRegions {
+        /// The first region's offset.
+        first: u32,
+        /// The second region's offset.
+        second: u32,
+    },
+
+    /// An erase range not on 4 KiB sector boundaries.
+    #[error("erase region {address:#x}+{size:#x} is not aligned to the {sector_size:#x}-byte sector")]
+    Unaligned {
+        /// Flash offset.
+        address: u32,
+        /// Bytes.
+        size: u32,
+        /// The sector size.
+        sector_size: u32,
+    },
+
+    /// Flash contents after a write differ from the data.
+    #[error("verification failed at {address:#x} ({size} bytes): flash MD5 {got}, data MD5 {expected}")]
+    VerifyFailed {
+        /// Flash offset.
+        address: u32,
+        /// Bytes compared.
+        size: usize,
+        /// MD5 of the data, hex.
+        expected: String,
+        /// MD5 the device computed, hex.
+        got: String,
+    },
+
+    /// A read that kept failing after retries.
+    #[error("reading flash failed at {address:#x} after {attempts} attempts ({reason}); {bytes_read} bytes were read before it")]
+    ReadFailed {
+        /// The block that failed.
+        address: u32,
+        /// Bytes read successfully before it.
+        bytes_read: usize,
+        /// Attempts made on the block.
+        attempts: u32,
+        /// The last failure.
+        reason: RetryReason,
+    },
+
+    /// The flash chip's size could not be told from its JEDEC ID.
+    #[error("cannot tell the flash size from JEDEC ID {jedec_id:#08x}; give the size explicitly")]
+    UnknownFlashSize {
+        /// The ID read.
+        jedec_id: u32,
+    },
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// A backup record that could not be used.
+    #[error("backup record {path}: {reason}")]
+    BadRecord {
+        /// The record file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

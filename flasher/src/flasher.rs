@@ -1,0 +1,224 @@
+//! A connected session: the chip identified, the flash found, a stub running
+//! if one was given. The flash operations live in [`crate::ops`].
+
+use std::time::Duration;
+
+use esp_protocol::flash_params::{flash_size_from_jedec, FlashSize};
+use esp_protocol::packet::{BeginParams, Command, RegisterWrite, SpiParams};
+
+use crate::chip::{ChipInfo, CHIP_DETECT_MAGIC_REG, EFUSE_REGS, ESP8266_MAGIC};
+use crate::connection::{AfterReset, BeforeReset, Connection, Loader, DEFAULT_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::progress::{Event, ProgressSink};
+use crate::stub::{run_stub, StubImage};
+use crate::transport::Transport;
+
+/// Bytes per FLASH_DATA block the ESP8266 ROM takes.
+pub const ROM_FLASH_BLOCK_SIZE: u32 = 0x400;
+/// Bytes per FLASH_DATA / FLASH_DEFL_DATA block the stub takes.
+pub const STUB_FLASH_BLOCK_SIZE: u32 = 0x4000;
+
+/// How to open a session.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Reset before syncing (`--before`).
+    pub before: BeforeReset,
+    /// Reset-and-sync attempts (esptool's `--connect-attempts`, default 7).
+    pub attempts: u32,
+    /// The stub to run; `None` works with the ROM loader alone.
+    pub stub: Option<StubImage>,
+    /// Baud rate to switch to once the stub runs (`--baud`); the ROM cannot switch.
+    pub baud: Option<u32>,
+    /// Flash size to assume instead of the one the JEDEC ID says.
+    pub flash_size: Option<FlashSize>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { before: BeforeReset::DefaultReset, attempts: 7, stub: None, baud: None, flash_size: None }
+    }
+}
+
+/// The flash chip found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlashInfo {
+    /// JEDEC ID as the chip sends it: manufacturer, memory type, capacity (0xEF4016).
+    pub jedec_id: u32,
+    /// Size in bytes: the one given, else the one the JEDEC ID says.
+    pub size: Option<u32>,
+}
+
+/// A session with a connected ESP8266.
+pub struct Flasher<T: Transport> {
+    pub(crate) connection: Connection<T>,
+    chip: ChipInfo,
+    flash: FlashInfo,
+}
+
+impl<T: Transport> Flasher<T> {
+    /// Resets and syncs as `options.before` says, identifies the chip, starts
+    /// the stub if one is given, attaches the flash and reads its ID.
+    pub fn connect(transport: T, options: &ConnectOptions, progress: Box<dyn ProgressSink>) -> Result<Flasher<T>> {
+        let mut connection = Connection::new(transport, progress);
+        connection.connect(options.before, options.attempts)?;
+        let magic = read_reg(&mut connection, CHIP_DETECT_MAGIC_REG)?;
+        if magic != ESP8266_MAGIC {
+            return Err(Error::UnsupportedChip { expected: ESP8266_MAGIC, got: magic });
+        }
+        let mut efuses = [0u32; 4];
+        for (word, address) in efuses.iter_mut().zip(EFUSE_REGS) {
+            *word = read_reg(&mut connection, address)?;
+        }
+        let chip = ChipInfo::from_efuses(efuses)?;
+        connection.report(Event::Connected(chip.clone()));
+        if let Some(stub) = &options.stub {
+            if connection.loader() == Loader::Rom {
+                run_stub(&mut connection, stub)?;
+            } else {
+                // SYNC was answered by a stub left running by an earlier session.
+                connection.report(Event::StubRunning);
+            }
+        }
+        let mut flasher = Flasher { connection, chip, flash: FlashInfo { jedec_id: 0, size: None } };
+        flasher.attach_flash()?;
+        let jedec_id = flasher.read_jedec_id()?;
+        let detected = flash_size_from_jedec(jedec_id).map(FlashSize::bytes);
+        flasher.connection.report(Event::FlashDetected { jedec_id, size: detected });
+        flasher.flash = FlashInfo { jedec_id, size: options.flash_size.map(FlashSize::bytes).or(detected) };
+        if let Some(size) = flasher.flash.size {
+            flasher.set_flash_params(size)?;
+        }
+        if let Some(baud) = options.baud {
+            flasher.change_baud(baud)?;
+        }
+        Ok(flasher)
+    }
+
+    /// The chip.
+    pub fn chip(&self) -> &ChipInfo {
+        &self.chip
+    }
+
+    /// The flash chip.
+    pub fn flash_info(&self) -> FlashInfo {
+        self.flash
+    }
+
+    /// The flash size, or an error when it is unknown.
+    pub fn flash_size(&self) -> Result<u32> {
+        self.flash.size.ok_or(Error::UnknownFlashSize { jedec_id: self.flash.jedec_id })
+    }
+
+    /// Which loader answers.
+    pub fn loader(&self) -> Loader {
+        self.connection.loader()
+    }
+
+    /// Reports an event through the session's sink.
+    pub fn report(&mut self, event: Event) {
+        self.connection.report(event);
+    }
+
+    /// The error for an operation that needs the stub, if it is not running.
+    pub(crate) fn require_stub(&self, operation: &'static str) -> Result<()> {
+        match self.connection.loader() {
+            Loader::Stub => Ok(()),
+            Loader::Rom => Err(Error::StubRequired { operation }),
+        }
+    }
+
+    /// Makes the SPI flash usable: the ROM attaches it on FLASH_BEGIN, a stub has SPI_ATTACH.
+    fn attach_flash(&mut self) -> Result<()> {
+        match self.connection.loader() {
+            Loader::Rom => {
+                let begin = BeginParams { size: 0, blocks: 0, block_size: ROM_FLASH_BLOCK_SIZE, offset: 0, encrypted: None };
+                self.connection.command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+            }
+            Loader::Stub => {
+                self.connection.command(&Command::SpiAttach { config: 0, rom_form: false }, DEFAULT_TIMEOUT)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the stub the flash geometry (the ROM has no such command and needs none).
+    fn set_flash_params(&mut self, size: u32) -> Result<()> {
+        if self.connection.loader() == Loader::Stub {
+            let params = SpiParams {
+                id: 0,
+                total_size: size,
+                block_size: 64 * 1024,
+                sector_size: 4 * 1024,
+                page_size: 256,
+                status_mask: 0xFFFF,
+            };
+            self.connection.command(&Command::SpiSetParams(params), DEFAULT_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// Switches the UART to `baud` (stub only; the ESP8266 ROM cannot).
+    pub fn change_baud(&mut self, baud: u32) -> Result<()> {
+        self.require_stub("changing the baud rate")?;
+        let old_baud = self.connection.transport().baud();
+        self.connection.command(&Command::ChangeBaudrate { new_baud: baud, old_baud }, DEFAULT_TIMEOUT)?;
+        let transport = self.connection.transport_mut();
+        transport.set_baud(baud)?;
+        // Let the UART settle, then drop whatever arrived during the switch.
+        transport.sleep(Duration::from_millis(50));
+        transport.discard_input()?;
+        self.connection.report(Event::BaudChanged { baud });
+        Ok(())
+    }
+
+    /// Reads a 32-bit register or memory word.
+    pub fn read_reg(&mut self, address: u32) -> Result<u32> {
+        read_reg(&mut self.connection, address)
+    }
+
+    /// Writes the bits of `value` selected by `mask` to a register or memory word.
+    pub fn write_reg(&mut self, address: u32, value: u32, mask: u32) -> Result<()> {
+        let write = RegisterWrite { address, value, mask, delay_us: 0 };
+        self.connection.command(&Command::WriteReg(vec![write]), DEFAULT_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Leaves the loader as `after` says and hands back the transport.
+    pub fn finish(mut self, after: AfterReset) -> Result<T> {
+        match after {
+            AfterReset::HardReset => self.connection.hard_reset()?,
+            AfterReset::SoftReset => self.run()?,
+            AfterReset::NoReset => {}
+        }
+        Ok(self.connection.into_transport())
+    }
+
+    /// Starts the firmware: the stub has RUN_USER_CODE (no answer), the ROM
+    /// reboots on FLASH_END asking to leave the loader.
+    pub fn run(&mut self) -> Result<()> {
+        match self.connection.loader() {
+            Loader::Stub => self.connection.send(&Command::RunUserCode)?,
+            Loader::Rom => {
+                let begin = BeginParams { size: 0, blocks: 0, block_size: ROM_FLASH_BLOCK_SIZE, offset: 0, encrypted: None };
+                self.connection.command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+                self.connection.command(&Command::FlashEnd { stay_in_loader: false }, DEFAULT_TIMEOUT)?;
+            }
+        }
+        self.connection.set_loader(Loader::Rom);
+        Ok(())
+    }
+
+    /// The underlying transport (the emulator's flash, in tests).
+    pub fn transport(&self) -> &T {
+        self.connection.transport()
+    }
+
+    /// The underlying transport, mutable (to inject faults in tests).
+    pub fn transport_mut(&mut self) -> &mut T {
+        self.connection.transport_mut()
+    }
+}
+
+pub(crate) fn read_reg<T: Transport>(connection: &mut Connection<T>, address: u32) -> Result<u32> {
+    Ok(connection.command(&Command::ReadReg { address }, DEFAULT_TIMEOUT)?.value)
+}

@@ -1,0 +1,7 @@
+//! Flash and memory operations of a [`crate::Flasher`] session, one module per kind.
+
+pub mod erase;
+pub mod mem;
+pub mod read;
+pub mod spi;
+pub mod write;

@@ -1,0 +1,130 @@
+//! READ_FLASH with resume.
+//!
+//! The stub streams a range as frames of [`READ_PACKET_SIZE`] bytes, up to
+//! [`READ_WINDOW`] ahead of the host's cumulative 4-byte acknowledgements,
+//! and ends with a 16-byte MD5 frame of the range. The range is asked for in
+//! blocks of [`READ_BLOCK_SIZE`], each checked by its own MD5 frame: that
+//! block is the unit of retry. A block that fails (timeout, short frame,
+//! digest mismatch) is read again from its start after the line is drained
+//! and re-synchronised; after [`READ_ATTEMPTS`] failures the read stops with
+//! the address reached.
+
+use std::path::Path;
+use std::time::Duration;
+
+use esp_protocol::packet::{encode_read_ack, Command};
+
+use crate::backup::write_file_atomically;
+use crate::connection::DEFAULT_TIMEOUT;
+use crate::error::{Error, Result};
+use crate::flasher::Flasher;
+use crate::ops::erase::md5_of;
+use crate::progress::{Event, Operation, RetryReason};
+use crate::transport::Transport;
+
+/// Data bytes per frame (esptool: the sector size).
+pub const READ_PACKET_SIZE: u32 = 0x1000;
+/// Frames the stub may send ahead of the acknowledgements (esptool's 64).
+pub const READ_WINDOW: u32 = 64;
+/// Bytes per READ_FLASH command: the unit checked by MD5 and retried.
+pub const READ_BLOCK_SIZE: u32 = 0x10000;
+/// Attempts per block before giving up.
+pub const READ_ATTEMPTS: u32 = 5;
+/// SYNC tries when recovering from a failed block.
+const RESYNC_TRIES: u32 = 5;
+
+impl<T: Transport> Flasher<T> {
+    /// Reads `size` bytes of flash at `address` (stub only), retrying failed blocks.
+    pub fn read_flash(&mut self, address: u32, size: u32) -> Result<Vec<u8>> {
+        self.require_stub("read_flash")?;
+        self.check_in_flash(address, size as u64)?;
+        let total = size as usize;
+        self.report(Event::Started { operation: Operation::Read, address, total });
+        let mut data = Vec::with_capacity(total);
+        while data.len() < total {
+            let block_address = address + data.len() as u32;
+            let block_len = (size - data.len() as u32).min(READ_BLOCK_SIZE);
+            let block = self.read_block_with_retries(block_address, block_len, data.len(), total)?;
+            data.extend_from_slice(&block);
+        }
+        self.report(Event::Finished { operation: Operation::Read });
+        Ok(data)
+    }
+
+    /// Reads flash into `path`, which appears only once the read is complete and checked.
+    pub fn read_flash_to_file(&mut self, address: u32, size: u32, path: &Path) -> Result<()> {
+        let data = self.read_flash(address, size)?;
+        write_file_atomically(path, &data)
+    }
+
+    fn read_block_with_retries(&mut self, address: u32, len: u32, done_before: usize, total: usize) -> Result<Vec<u8>> {
+        let mut attempt = 1;
+        loop {
+            let reason = match self.read_block(address, len, done_before, total)? {
+                Ok(block) => return Ok(block),
+                Err(reason) => reason,
+            };
+            self.recover_from_failed_read(len)?;
+            if attempt == READ_ATTEMPTS {
+                return Err(Error::ReadFailed { address, bytes_read: done_before, attempts: attempt, reason });
+            }
+            attempt += 1;
+            self.report(Event::Retrying { address, attempt, reason });
+        }
+    }
+
+    /// One READ_FLASH of a block. The outer error stops the read; the inner one is worth a retry.
+    fn read_block(
+        &mut self,
+        address: u32,
+        len: u32,
+        done_before: usize,
+        total: usize,
+    ) -> Result<std::result::Result<Vec<u8>, RetryReason>> {
+        let command = Command::ReadFlash { address, size: len, packet_size: READ_PACKET_SIZE, max_in_flight: READ_WINDOW };
+        match self.connection.command(&command, DEFAULT_TIMEOUT) {
+            Ok(_) => {}
+            Err(Error::Timeout { .. }) => return Ok(Err(RetryReason::Timeout)),
+            Err(other) => return Err(other),
+        }
+        let mut block = Vec::with_capacity(len as usize);
+        while block.len() < len as usize {
+            let Some(frame) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
+                return Ok(Err(RetryReason::Timeout));
+            };
+            let expected = (len as usize - block.len()).min(READ_PACKET_SIZE as usize);
+            if frame.len() != expected {
+                return Ok(Err(RetryReason::ShortFrame { expected, got: frame.len() }));
+            }
+            block.extend_from_slice(&frame);
+            self.connection.send_frame(&encode_read_ack(block.len() as u32))?;
+            self.report(Event::Progress { operation: Operation::Read, done: done_before + block.len(), total });
+        }
+        let Some(digest) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
+            return Ok(Err(RetryReason::Timeout));
+        };
+        if digest.len() != 16 {
+            return Ok(Err(RetryReason::ShortFrame { expected: 16, got: digest.len() }));
+        }
+        if digest != md5_of(&block) {
+            return Ok(Err(RetryReason::DigestMismatch));
+        }
+        Ok(Ok(block))
+    }
+
+    /// Lets a stub that waits for acknowledgements finish the block, drops what
+    /// is still on the line, and syncs again so the next command starts clean.
+    fn recover_from_failed_read(&mut self, block_len: u32) -> Result<()> {
+        self.connection.send_frame(&encode_read_ack(block_len))?;
+        self.connection.drain(Duration::from_secs(3))?;
+        for _ in 0..RESYNC_TRIES {
+            match self.connection.sync() {
+                Ok(_) => return Ok(()),
+                Err(Error::Timeout { .. }) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        // Leave it to the next attempt to fail and be counted.
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! Writing flash: compressed (FLASH_DEFL_*, stub), uncompressed (FLASH_*,
+//! stub or ROM), header patching, skip-unchanged and MD5 verification.
+//!
+//! Skip-unchanged compares MD5 digests per 4 KiB sector, the unit the flash
+//! erases: a region whose digest already matches is skipped whole; otherwise
+//! each sector's digest is compared and only the runs of differing sectors
+//! are written. The comparison uses the data as it will be written, header
+//! patch included, so flash that differs from the file only in the patched
+//! header bytes counts as unchanged.
+
+use std::io::Write as _;
+use std::ops::Range;
+
+use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
+use esp_protocol::image::{patch_flash_params, FlashParamsPatch};
+use esp_protocol::packet::{BeginParams, Command, DataBlock};
+use esp_protocol::rom_erase::{rom_erase_plan, SECTOR_SIZE};
+use flate2::write::ZlibEncoder;
+use flate2::Compression;
+
+use crate::chip::CHIP_DETECT_MAGIC_REG;
+use crate::connection::{timeout_per_mb, Loader, DEFAULT_TIMEOUT, ERASE_SECONDS_PER_MB};
+use crate::error::{Error, Result};
+use crate::flasher::{Flasher, ROM_FLASH_BLOCK_SIZE, STUB_FLASH_BLOCK_SIZE};
+use crate::ops::erase::md5_of;
+use crate::progress::{Event, Operation, Warning};
+use crate::transport::Transport;
+
+/// Data to write at a flash offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    /// Flash offset.
+    pub address: u32,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// The flash size to put in an image header at offset 0 (esptool's `-fs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderSize {
+    /// Leave the header's value.
+    #[default]
+    Keep,
+    /// The size of the connected flash.
+    Detect,
+    /// This size.
+    Set(FlashSize),
+}
+
+/// Flash parameters to put in an image header at offset 0; `None` keeps the image's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeaderParams {
+    /// `-fm`.
+    pub mode: Option<FlashMode>,
+    /// `-ff`.
+    pub freq: Option<FlashFreq>,
+    /// `-fs`.
+    pub size: HeaderSize,
+}
+
+/// How to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Send zlib-compressed data (stub only).
+    pub compress: bool,
+    /// Check each region by SPI_FLASH_MD5 afterwards (stub only).
+    pub verify: bool,
+    /// Write only the sectors whose MD5 differs (stub only).
+    pub skip_unchanged: bool,
+    /// Header parameters for an image at offset 0.
+    pub header: HeaderParams,
+}
+
+impl Default for WriteOptions {
+    /// esptool's defaults with a stub: compressed and verified.
+    fn default() -> Self {
+        WriteOptions { compress: true, verify: true, skip_unchanged: false, header: HeaderParams::default() }
+    }
+}
+
+impl WriteOptions {
+    /// What the ROM loader alone can do: uncompressed, unverified.
+    pub fn rom_only() -> Self {
+        WriteOptions { compress: false, verify: false, ..WriteOptions::default() }
+    }
+}
+
+/// What happened to one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionReport {
+    /// Flash offset.
+    pub address: u32,
+    /// Bytes in the region.
+    pub size: usize,
+    /// Bytes sent to the flash.
+    pub written: usize,
+    /// Bytes found unchanged and not written.
+    pub skipped: usize,
+    /// Bytes on the wire after compression, when compressed.
+    pub compressed: Option<usize>,
+    /// What the header patch did.
+    pub header: FlashParamsPatch,
+    /// Whether the region was checked by MD5.
+    pub verified: bool,
+}
+
+/// What a write did, region by region.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WriteReport {
+    /// One entry per region, by address.
+    pub regions: Vec<RegionReport>,
+}
+
+impl<T: Transport> Flasher<T> {
+    /// Writes `regions` as `options` say. Regions may not share a 4 KiB
+    /// sector (each write erases whole sectors) nor run past the flash.
+    pub fn write_flash(&mut self, regions: &[Region], options: &WriteOptions) -> Result<WriteReport> {
+        if options.compress {
+            self.require_stub("compressed writes")?;
+        }
+        if options.verify {
+            self.require_stub("MD5 verification")?;
+        }
+        if options.skip_unchanged {
+            self.require_stub("skipping unchanged sectors (by MD5)")?;
+        }
+        let mut sorted: Vec<&Region> = regions.iter().collect();
+        sorted.sort_by_key(|region| region.address);
+        check_sector_overlap(&sorted)?;
+        for region in &sorted {
+            self.check_in_flash(region.address, region.data.len() as u64)?;
+        }
+        let overrides = self.header_overrides(&options.header)?;
+        let mut report = WriteReport::default();
+        for region in sorted {
+            report.regions.push(self.write_region(region, &overrides, options)?);
+        }
+        Ok(report)
+    }
+
+    fn header_overrides(&self, header: &HeaderParams) -> Result<FlashParamOverrides> {
+        let size = match header.size {
+            HeaderSize::Keep => None,
+            HeaderSize::Set(size) => Some(size),
+            HeaderSize::Detect => {
+                let bytes = self.flash_size()?;
+                Some(FlashSize::from_bytes(bytes).ok_or(Error::UnknownFlashSize { jedec_id: self.flash_info().jedec_id })?)
+            }
+        };
+        Ok(FlashParamOverrides { mode: header.mode, size, freq: header.freq })
+    }
+
+    fn write_region(&mut self, region: &Region, overrides: &FlashParamOverrides, options: &WriteOptions) -> Result<RegionReport> {
+        let mut data = region.data.clone();
+        let header = patch_flash_params(&mut data, region.address, overrides);
+        if header != FlashParamsPatch::NotApplicable {
+            self.report(Event::HeaderPatched(header.clone()));
+        }
+        let runs = if options.skip_unchanged {
+            self.changed_runs(region.address, &data)?
+        } else {
+            let whole_region = 0..data.len();
+            vec![whole_region]
+        };
+        let written: usize = runs.iter().map(|run| run.len()).sum();
+        if options.skip_unchanged {
+            self.report(Event::Skipped { address: region.address, bytes: data.len() - written, total: data.len() });
+        }
+        self.report(Event::Started { operation: Operation::Write, address: region.address, total: written });
+        let mut compressed = None;
+        let mut done = 0;
+        for run in runs {
+            let address = region.address + run.start as u32;
+            let bytes = &data[run];
+            if options.compress {
+                *compressed.get_or_insert(0) += self.write_compressed(address, bytes, done, written)?;
+            } else {
+                self.write_uncompressed(address, bytes, done, written)?;
+            }
+            done += bytes.len();
+        }
+        if self.loader() == Loader::Stub {
+            // The stub acknowledges a block before writing it; a register read
+            // is answered only once the last block is on the flash.
+            self.read_reg(CHIP_DETECT_MAGIC_REG)?;
+        }
+        self.report(Event::Finished { operation: Operation::Write });
+        if options.verify {
+            self.verify(region.address, &data)?;
+        }
+        Ok(RegionReport {
+            address: region.address,
+            size: data.len(),
+            written,
+            skipped: data.len() - written,
+            compressed,
+            header,
+            verified: options.verify,
+        })
+    }
+
+    /// The ranges of `data` (sector runs) that differ from the flash at `address`.
+    fn changed_runs(&mut self, address: u32, data: &[u8]) -> Result<Vec<Range<usize>>> {
+        if data.is_empty() || self.flash_md5(address, data.len() as u32)? == md5_of(data) {
+            return Ok(Vec::new());
+        }
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        let end = address as usize + data.len();
+        let mut start = address as usize;
+        while start < end {
+            let sector_end = ((start / SECTOR_SIZE as usize) + 1) * SECTOR_SIZE as usize;
+            let piece = (start - address as usize)..(sector_end.min(end) - address as usize);
+            let on_flash = self.flash_md5(start as u32, piece.len() as u32)?;
+            if on_flash != md5_of(&data[piece.clone()]) {
+                match runs.last_mut() {
+                    Some(last) if last.end == piece.start => last.end = piece.end,
+                    _ => runs.push(piece),
+                }
+            }
+            start = sector_end;
+        }
+        Ok(runs)
+    }
+
+    /// FLASH_DEFL_*: zlib at the best level, 0x4000-byte blocks. Returns the compressed size.
+    fn write_compressed(&mut self, address: u32, bytes: &[u8], done_before: usize, total: usize) -> Result<usize> {
+        let compressed = zlib_best(&pad_to_word(bytes));
+        let blocks = compressed.len().div_ceil(STUB_FLASH_BLOCK_SIZE as usize);
+        let begin = BeginParams {
+            size: bytes.len() as u32,
+            blocks: blocks as u32,
+            block_size: STUB_FLASH_BLOCK_SIZE,
+            offset: address,
+            encrypted: None,
+        };
+        self.connection.command(&Command::FlashDeflBegin(begin), DEFAULT_TIMEOUT)?;
+        // Each block may inflate to much more than its size; allow erase time for its share.
+        let block_timeout = timeout_per_mb(ERASE_SECONDS_PER_MB, (bytes.len() / blocks.max(1)) as u32);
+        for (sequence, chunk) in compressed.chunks(STUB_FLASH_BLOCK_SIZE as usize).enumerate() {
+            let block = DataBlock { sequence: sequence as u32, data: chunk.to_vec() };
+            self.connection.command(&Command::FlashDeflData(block), block_timeout)?;
+            let share = bytes.len() * (sequence + 1) / blocks;
+            self.report(Event::Progress { operation: Operation::Write, done: done_before + share, total });
+        }
+        Ok(compressed.len())
+    }
+
+    /// FLASH_*: the stub takes 0x4000-byte blocks; the ROM 0x400-byte blocks
+    /// after a FLASH_BEGIN whose size works around its erase quirk.
+    fn write_uncompressed(&mut self, address: u32, bytes: &[u8], done_before: usize, total: usize) -> Result<()> {
+        let (block_size, erase_size) = match self.loader() {
+            Loader::Stub => (STUB_FLASH_BLOCK_SIZE, bytes.len() as u32),
+            Loader::Rom => {
+                let plan = rom_erase_plan(address, bytes.len() as u32);
+                if plan.extra_sectors > 0 {
+                    let extra_sector_address = (plan.erased_sectors.end - 1) * SECTOR_SIZE;
+                    self.report(Event::Warning(Warning::RomEraseOvershoot { extra_sector_address }));
+                }
+                (ROM_FLASH_BLOCK_SIZE, plan.size_to_send)
+            }
+        };
+        let blocks = bytes.len().div_ceil(block_size as usize);
+        let begin = BeginParams { size: erase_size, blocks: blocks as u32, block_size, offset: address, encrypted: None };
+        let begin_timeout = match self.loader() {
+            Loader::Stub => DEFAULT_TIMEOUT,
+            Loader::Rom => timeout_per_mb(ERASE_SECONDS_PER_MB, erase_size),
+        };
+        self.connection.command(&Command::FlashBegin(begin), begin_timeout)?;
+        for (sequence, chunk) in bytes.chunks(block_size as usize).enumerate() {
+            let mut data = chunk.to_vec();
+            data.resize(block_size as usize, 0xFF);
+            let block = DataBlock { sequence: sequence as u32, data };
+            self.connection.command(&Command::FlashData(block), timeout_per_mb(ERASE_SECONDS_PER_MB, block_size))?;
+            let done = (sequence * block_size as usize + chunk.len()).min(bytes.len());
+            self.report(Event::Progress { operation: Operation::Write, done: done_before + done, total });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses regions whose sector spans meet, as esptool does: writing one
+/// would erase the other's bytes in the shared sector.
+fn check_sector_overlap(sorted: &[&Region]) -> Result<()> {
+    for pair in sorted.windows(2) {
+        let (first, second) = (pair[0], pair[1]);
+        let first_end = first.address as u64 + first.data.len() as u64;
+        let first_sector_end = first_end.div_ceil(SECTOR_SIZE as u64) * SECTOR_SIZE as u64;
+        let second_sector_start = (second.address & !(SECTOR_SIZE - 1)) as u64;
+        if second_sector_start < first_sector_end {
+            return Err(Error::OverlappingRegions { first: first.address, second: second.address });
+        }
+    }
+    Ok(())
+}
+
+/// esptool pads what it compresses to a 4-byte multiple with 0xFF.
+fn pad_to_word(bytes: &[u8]) -> Vec<u8> {
+    let mut padded = bytes.to_vec();
+    padded.resize(bytes.len().div_ceil(4) * 4, 0xFF);
+    padded
+}
+
+fn zlib_best(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
+    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(address: u32, len: usize) -> Region {
+        Region { address, data: vec![0; len] }
+    }
+
+    #[test]
+    fn regions_sharing_a_sector_are_refused() {
+        let (a, b) = (region(0, 0x1001), region(0x1800, 4));
+        assert!(matches!(
+            check_sector_overlap(&[&a, &b]),
+            Err(Error::OverlappingRegions { first: 0, second: 0x1800 })
+        ));
+        let (a, b) = (region(0, 0x1000), region(0x1000, 4));
+        assert!(check_sector_overlap(&[&a, &b]).is_ok());
+    }
+
+    #[test]
+    fn compression_pads_to_words_and_round_trips() {
+        let compressed = zlib_best(&pad_to_word(&[1, 2, 3, 4, 5]));
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&compressed[..]), &mut inflated).unwrap();
+        assert_eq!(inflated, vec![1, 2, 3, 4, 5, 0xFF, 0xFF, 0xFF]);
+    }
+}

@@ -1,0 +1,176 @@
+//! The flasher stub: a small program uploaded to RAM that adds compressed
+//! writes, READ_FLASH, SPI_FLASH_MD5 and erase commands to the ROM's set.
+//!
+//! No stub ships with this crate. One is read from esptool's JSON format
+//! (`entry`, `text_start`, `text`, `data_start`, `data`; the blobs base64),
+//! from a path given with `--stub-file` or the [`STUB_ENV_VAR`] variable.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use esp_protocol::packet::{BeginParams, Command, DataBlock, STUB_GREETING};
+
+use crate::connection::{Connection, Loader, DEFAULT_TIMEOUT, MEM_END_ROM_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::progress::{Event, Operation};
+use crate::transport::Transport;
+
+/// Environment variable naming a stub JSON file.
+pub const STUB_ENV_VAR: &str = "ESP_FLASHER_STUB";
+/// Bytes per MEM_DATA block (esptool's ESP_RAM_BLOCK).
+pub const RAM_BLOCK_SIZE: usize = 0x1800;
+/// How long the stub may take to say hello after MEM_END.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A stub program: code and data segments and where to start it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StubImage {
+    /// Entry point.
+    pub entry: u32,
+    /// Load address and bytes of the code.
+    pub text: (u32, Vec<u8>),
+    /// Load address and bytes of the initialised data, if any.
+    pub data: Option<(u32, Vec<u8>)>,
+}
+
+#[derive(serde::Deserialize)]
+struct StubJson {
+    entry: u32,
+    text: String,
+    text_start: u32,
+    data: Option<String>,
+    data_start: Option<u32>,
+}
+
+impl StubImage {
+    /// Parses esptool's stub JSON; `path` only names the source in errors.
+    pub fn from_json(json: &str, path: &Path) -> Result<StubImage> {
+        let bad = |reason: String| Error::BadStub { path: path.to_path_buf(), reason };
+        let parsed: StubJson = serde_json::from_str(json).map_err(|e| bad(format!("not esptool stub JSON: {e}")))?;
+        let decode = |field: &str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| bad(format!("field \"{field}\" is not base64: {e}")))
+        };
+        let text = decode("text", &parsed.text)?;
+        let data = match (parsed.data, parsed.data_start) {
+            (Some(data), Some(start)) => Some((start, decode("data", &data)?)),
+            (None, _) => None,
+            (Some(_), None) => return Err(bad("\"data\" without \"data_start\"".into())),
+        };
+        Ok(StubImage { entry: parsed.entry, text: (parsed.text_start, text), data })
+    }
+
+    /// Reads a stub JSON file.
+    pub fn load(path: &Path) -> Result<StubImage> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|source| Error::File { path: path.to_path_buf(), source })?;
+        StubImage::from_json(&json, path)
+    }
+
+    /// The stub file named by `explicit`, else by [`STUB_ENV_VAR`], else none.
+    pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+        explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(STUB_ENV_VAR).map(PathBuf::from))
+    }
+
+    fn segments(&self) -> impl Iterator<Item = (u32, &[u8])> {
+        std::iter::once((self.text.0, self.text.1.as_slice()))
+            .chain(self.data.iter().map(|(address, bytes)| (*address, bytes.as_slice())))
+    }
+}
+
+/// Uploads `stub` through the ROM loader, starts it and waits for "OHAI".
+pub fn run_stub<T: Transport>(connection: &mut Connection<T>, stub: &StubImage) -> Result<()> {
+    for (address, bytes) in stub.segments() {
+        connection.report(Event::Started { operation: Operation::StubUpload, address, total: bytes.len() });
+        let blocks = bytes.len().div_ceil(RAM_BLOCK_SIZE) as u32;
+        let begin = BeginParams {
+            size: bytes.len() as u32,
+            blocks,
+            block_size: RAM_BLOCK_SIZE as u32,
+            offset: address,
+            encrypted: None,
+        };
+        connection.command(&Command::MemBegin(begin), DEFAULT_TIMEOUT)?;
+        for (sequence, chunk) in bytes.chunks(RAM_BLOCK_SIZE).enumerate() {
+            let block = DataBlock { sequence: sequence as u32, data: chunk.to_vec() };
+            connection.command(&Command::MemData(block), DEFAULT_TIMEOUT)?;
+            let done = (sequence * RAM_BLOCK_SIZE + chunk.len()).min(bytes.len());
+            connection.report(Event::Progress { operation: Operation::StubUpload, done, total: bytes.len() });
+        }
+        connection.report(Event::Finished { operation: Operation::StubUpload });
+    }
+    connection.command(&Command::MemEnd { execute: true, entry: stub.entry }, MEM_END_ROM_TIMEOUT)?;
+    wait_for_greeting(connection)?;
+    connection.set_loader(Loader::Stub);
+    connection.report(Event::StubRunning);
+    Ok(())
+}
+
+fn wait_for_greeting<T: Transport>(connection: &mut Connection<T>) -> Result<()> {
+    while let Some(frame) = connection.read_frame(GREETING_TIMEOUT)? {
+        if frame == STUB_GREETING {
+            return Ok(());
+        }
+        connection.report(Event::Garbage { bytes: frame });
+    }
+    Err(Error::StubDidNotStart)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::tests::ScriptedTransport;
+    use crate::progress::Silent;
+    use esp_protocol::packet::Response;
+    use esp_protocol::slip;
+
+    /// PLACEHOLDER stub JSON: the bytes are not a real stub program, only
+    /// enough to exercise the format and the upload.
+    const PLACEHOLDER_STUB_JSON: &str = r#"{"entry": 1074790404, "text": "AAECAw==", "text_start": 1074790400,
+        "data": "BAUG", "data_start": 1073643520}"#;
+
+    #[test]
+    fn parses_esptool_json() {
+        let stub = StubImage::from_json(PLACEHOLDER_STUB_JSON, Path::new("stub.json")).unwrap();
+        assert_eq!(stub.entry, 0x4010_0004);
+        assert_eq!(stub.text, (0x4010_0000, vec![0, 1, 2, 3]));
+        assert_eq!(stub.data, Some((0x3FFE_8000, vec![4, 5, 6])));
+    }
+
+    #[test]
+    fn bad_json_names_the_file() {
+        let error = StubImage::from_json(r#"{"entry": 1, "text": "!!", "text_start": 0}"#, Path::new("s.json"));
+        assert!(matches!(error, Err(Error::BadStub { ref path, .. }) if path == Path::new("s.json")));
+        assert!(error.unwrap_err().to_string().contains("\"text\" is not base64"));
+    }
+
+    #[test]
+    fn upload_sends_mem_commands_then_waits_for_ohai() {
+        let stub = StubImage { entry: 0x4010_0004, text: (0x4010_0000, vec![0xAB; RAM_BLOCK_SIZE + 1]), data: None };
+        let mut transport = ScriptedTransport::default();
+        transport.reply(Response::ok(0x05, 0));
+        transport.reply(Response::ok(0x07, 0));
+        transport.reply(Response::ok(0x07, 0));
+        let mut end_reply = slip::encode_to_vec(&Response::ok(0x06, 0).to_bytes());
+        slip::encode(STUB_GREETING, &mut end_reply);
+        transport.replies.push_back(end_reply);
+        let mut connection = Connection::new(transport, Box::new(Silent));
+        run_stub(&mut connection, &stub).unwrap();
+        assert_eq!(connection.loader(), Loader::Stub);
+        let opcodes: Vec<u8> = connection.transport().written.iter().map(|w| w[2]).collect();
+        assert_eq!(opcodes, vec![0x05, 0x07, 0x07, 0x06]);
+    }
+
+    #[test]
+    fn no_greeting_is_a_typed_error() {
+        let stub = StubImage { entry: 0, text: (0x4010_0000, vec![1]), data: None };
+        let mut transport = ScriptedTransport::default();
+        for opcode in [0x05, 0x07, 0x06] {
+            transport.reply(Response::ok(opcode, 0));
+        }
+        let mut connection = Connection::new(transport, Box::new(Silent));
+        assert!(matches!(run_stub(&mut connection, &stub), Err(Error::StubDidNotStart)));
+    }
+}

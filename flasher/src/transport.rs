@@ -1,0 +1,158 @@
+//! The byte pipe under a session: a serial port, or a virtual chip in memory.
+//!
+//! Everything above this module works over [`Transport`], so a flash session
+//! runs unchanged against `/dev/ttyUSB0`, `COM3`, a pseudo-terminal or the
+//! in-process emulator ([`crate::emulator_transport::EmulatorTransport`]).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Whether a modem line (DTR/RTS) could be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineControl {
+    /// The line is now at the level asked for.
+    Set,
+    /// The port has no modem lines (a pty answers ENOTTY); nothing was done.
+    Unsupported,
+}
+
+/// A serial line to an ESP8266.
+pub trait Transport {
+    /// Sends all of `bytes`.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+
+    /// Reads what is available into `buf`, waiting at most `timeout` for the
+    /// first byte. Returns 0 when nothing came in time.
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
+
+    /// Changes the line's baud rate.
+    fn set_baud(&mut self, baud: u32) -> io::Result<()>;
+
+    /// The line's baud rate.
+    fn baud(&self) -> u32;
+
+    /// Sets DTR (asserted = `true`; on the usual auto-reset circuit it pulls GPIO0 low).
+    fn set_dtr(&mut self, asserted: bool) -> io::Result<LineControl>;
+
+    /// Sets RTS (asserted = `true`; on the usual auto-reset circuit it pulls EN low).
+    fn set_rts(&mut self, asserted: bool) -> io::Result<LineControl>;
+
+    /// Throws away bytes received and not yet read.
+    fn discard_input(&mut self) -> io::Result<()>;
+
+    /// Lets `duration` pass (a real sleep on a real line).
+    fn sleep(&mut self, duration: Duration);
+
+    /// Time since the transport was opened, on the transport's own clock;
+    /// deadlines are measured with it so that virtual time works too.
+    fn clock(&self) -> Duration;
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        (**self).write_all(bytes)
+    }
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        (**self).read(buf, timeout)
+    }
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        (**self).set_baud(baud)
+    }
+    fn baud(&self) -> u32 {
+        (**self).baud()
+    }
+    fn set_dtr(&mut self, asserted: bool) -> io::Result<LineControl> {
+        (**self).set_dtr(asserted)
+    }
+    fn set_rts(&mut self, asserted: bool) -> io::Result<LineControl> {
+        (**self).set_rts(asserted)
+    }
+    fn discard_input(&mut self) -> io::Result<()> {
+        (**self).discard_input()
+    }
+    fn sleep(&mut self, duration: Duration) {
+        (**self).sleep(duration)
+    }
+    fn clock(&self) -> Duration {
+        (**self).clock()
+    }
+}
+
+/// A real serial port: a USB-serial adapter, a COM port or a pty path.
+pub struct SerialTransport {
+    port: Box<dyn serialport::SerialPort>,
+    opened_at: Instant,
+}
+
+impl std::fmt::Debug for SerialTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialTransport").field("port", &self.port.name()).finish()
+    }
+}
+
+impl SerialTransport {
+    /// Opens `path` at `baud`, 8N1, no flow control.
+    pub fn open(path: &str, baud: u32) -> io::Result<SerialTransport> {
+        let port = serialport::new(path, baud)
+            .timeout(Duration::from_millis(100))
+            .open()
+            .map_err(io::Error::from)?;
+        Ok(SerialTransport { port, opened_at: Instant::now() })
+    }
+
+    fn set_line(&mut self, result: serialport::Result<()>) -> io::Result<LineControl> {
+        match result {
+            Ok(()) => Ok(LineControl::Set),
+            // serialport reports errno values it has no kind for (ENOTTY on a pty,
+            // "not supported" on some virtual COM ports) as Unknown.
+            Err(error) if error.kind() == serialport::ErrorKind::Unknown => Ok(LineControl::Unsupported),
+            Err(error) => Err(io::Error::from(error)),
+        }
+    }
+}
+
+impl Transport for SerialTransport {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        io::Write::write_all(&mut self.port, bytes)?;
+        io::Write::flush(&mut self.port)
+    }
+
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        self.port.set_timeout(timeout.max(Duration::from_millis(1))).map_err(io::Error::from)?;
+        match io::Read::read(&mut self.port, buf) {
+            Ok(n) => Ok(n),
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => Ok(0),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.port.set_baud_rate(baud).map_err(io::Error::from)
+    }
+
+    fn baud(&self) -> u32 {
+        self.port.baud_rate().unwrap_or(0)
+    }
+
+    fn set_dtr(&mut self, asserted: bool) -> io::Result<LineControl> {
+        let result = self.port.write_data_terminal_ready(asserted);
+        self.set_line(result)
+    }
+
+    fn set_rts(&mut self, asserted: bool) -> io::Result<LineControl> {
+        let result = self.port.write_request_to_send(asserted);
+        self.set_line(result)
+    }
+
+    fn discard_input(&mut self) -> io::Result<()> {
+        self.port.clear(serialport::ClearBuffer::Input).map_err(io::Error::from)
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn clock(&self) -> Duration {
+        self.opened_at.elapsed()
+    }
+}
