@@ -156,3 +156,25 @@ impl Transport for SerialTransport {
         self.opened_at.elapsed()
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use serialport::SerialPort as _;
+
+    #[test]
+    fn a_pty_works_but_has_no_modem_lines() {
+        let (mut host_side, chip_side) = serialport::TTYPort::pair().expect("pty pair");
+        let path = chip_side.name().expect("pty path");
+        let mut transport = SerialTransport::open(&path, 115_200).unwrap();
+        assert_eq!(transport.set_dtr(true).unwrap(), LineControl::Unsupported);
+        assert_eq!(transport.set_rts(false).unwrap(), LineControl::Unsupported);
+
+        io::Write::write_all(&mut host_side, b"\xC0ping\xC0").unwrap();
+        let mut buf = [0u8; 16];
+        let read = transport.read(&mut buf, Duration::from_secs(2)).unwrap();
+        assert!(read > 0 && b"\xC0ping\xC0".starts_with(&buf[..read]));
+        transport.discard_input().unwrap();
+        assert_eq!(transport.read(&mut buf, Duration::from_millis(20)).unwrap(), 0);
+    }
+}
