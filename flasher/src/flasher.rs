@@ -193,15 +193,19 @@ impl<T: Transport> Flasher<T> {
         Ok(self.connection.into_transport())
     }
 
-    /// Starts the firmware: the stub has RUN_USER_CODE (no answer), the ROM
-    /// reboots on FLASH_END asking to leave the loader.
+    /// Starts the firmware: the stub has RUN_USER_CODE (no answer); to the ROM
+    /// esptool's `run` sends FLASH_BEGIN 0,0 and FLASH_END with flag 1, on
+    /// which the ROM answers and jumps to the user code (flag 0 would reboot
+    /// without a reliable answer).
     pub fn run(&mut self) -> Result<()> {
         match self.connection.loader() {
             Loader::Stub => self.connection.send(&Command::RunUserCode)?,
             Loader::Rom => {
                 let begin = BeginParams { size: 0, blocks: 0, block_size: ROM_FLASH_BLOCK_SIZE, offset: 0, encrypted: None };
                 self.connection.command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
-                self.connection.command(&Command::FlashEnd { stay_in_loader: false }, DEFAULT_TIMEOUT)?;
+                // The protocol crate names flag 1 `stay_in_loader`: the ROM leaves the
+                // download loop for the user code rather than rebooting.
+                self.connection.command(&Command::FlashEnd { stay_in_loader: true }, DEFAULT_TIMEOUT)?;
             }
         }
         self.connection.set_loader(Loader::Rom);
