@@ -1,0 +1,969 @@
+//! The command line: esptool-compatible argv rewriting, the clap definitions
+//! and the parsers for numbers, sizes and flash parameters.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
+
+/// What `--help` says after the options: the exit codes and the stub sources.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed (no answer, write or verify error, ...)
+  2  usage error (unknown command or flag, malformed number, missing file); nothing was sent
+
+Ports:
+  --port /dev/ttyUSB0 | COM5        a serial port
+  --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N]
+                                    the built-in virtual ESP8266 (fresh 0xFF flash unless file=)
+  no --port                         try each serial port found, else the virtual ESP8266
+
+Stub: --stub-file FILE or ESP_FLASHER_STUB=FILE (esptool's JSON stub, e.g.
+site-packages/esptool/targets/stub_flasher/2/esp8266.json); --no-stub uses the ROM loader only.";
+
+/// Flash and back up ESP8266/ESP8285 boards; takes esptool.py's command lines.
+#[derive(Debug, Parser)]
+#[command(name = "esp-flasher", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// How to reach the chip.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command that talks to a chip shares.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Serial port (/dev/ttyUSB0, COM5) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N]
+    #[arg(short = 'p', long, global = true)]
+    pub port: Option<String>,
+    /// Baud rate for the transfer after connecting
+    #[arg(short = 'b', long, global = true, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Target chip
+    #[arg(short = 'c', long, global = true, value_enum, default_value_t = ChipArg::Auto)]
+    pub chip: ChipArg,
+    /// What to do before connecting
+    #[arg(long, global = true, value_enum, default_value_t = BeforeArg::DefaultReset)]
+    pub before: BeforeArg,
+    /// What to do after the command
+    #[arg(short = 'a', long, global = true, value_enum, default_value_t = AfterArg::HardReset)]
+    pub after: AfterArg,
+    /// Use the ROM loader only, without uploading a stub
+    #[arg(long, global = true)]
+    pub no_stub: bool,
+    /// The flasher stub to upload (esptool's JSON format) [env: ESP_FLASHER_STUB]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub stub_file: Option<PathBuf>,
+    /// Print every packet sent and received
+    #[arg(short = 't', long, global = true)]
+    pub trace: bool,
+}
+
+/// `--chip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChipArg {
+    /// Whatever answers.
+    Auto,
+    /// ESP8266 or ESP8285.
+    Esp8266,
+}
+
+/// `--before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BeforeArg {
+    /// Reset into the ROM loader with DTR/RTS.
+    #[value(alias = "default_reset")]
+    DefaultReset,
+    /// Do not reset; sync with the chip as it is.
+    #[value(alias = "no_reset")]
+    NoReset,
+    /// Do not reset and do not sync: the chip is already talking to us.
+    #[value(alias = "no_reset_no_sync")]
+    NoResetNoSync,
+}
+
+/// `--after`; the variants are esptool's choice names.
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AfterArg {
+    /// Reset via RTS so the new firmware runs.
+    #[value(alias = "hard_reset")]
+    HardReset,
+    /// Jump to the firmware without a reset.
+    #[value(alias = "soft_reset")]
+    SoftReset,
+    /// Stay in the loader.
+    #[value(alias = "no_reset")]
+    NoReset,
+}
+
+/// The commands, named as in esptool (underscores are accepted too).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the chip ID
+    ChipId,
+    /// Print the MAC address
+    ReadMac,
+    /// Print the SPI flash manufacturer, device ID and size
+    FlashId,
+    /// Read flash contents to a file
+    ReadFlash(ReadFlashArgs),
+    /// Write files to flash
+    WriteFlash(WriteFlashArgs),
+    /// Erase the whole flash
+    EraseFlash,
+    /// Erase a region of the flash
+    EraseRegion(EraseRegionArgs),
+    /// Check that flash holds the given files
+    VerifyFlash(VerifyFlashArgs),
+    /// Read the SPI flash status register
+    ReadFlashStatus(ReadFlashStatusArgs),
+    /// Write the SPI flash status register
+    WriteFlashStatus(WriteFlashStatusArgs),
+    /// Read a 32-bit word of memory
+    ReadMem(ReadMemArgs),
+    /// Write a 32-bit word of memory, optionally masked
+    WriteMem(WriteMemArgs),
+    /// Read memory to a file
+    DumpMem(DumpMemArgs),
+    /// Show the header and segments of a firmware image file
+    ImageInfo(ImageInfoArgs),
+    /// Merge files into one image to write at 0x0
+    MergeBin(MergeBinArgs),
+    /// Run the firmware in flash
+    Run,
+    /// Print the esp-flasher version
+    Version,
+    /// Save the whole flash and a .json record of the chip to FILE
+    Backup(BackupArgs),
+    /// Write a backup made by `backup` back to the chip
+    Restore(RestoreArgs),
+}
+
+/// `read_flash ADDR SIZE|ALL FILE`.
+#[derive(Debug, Args)]
+pub struct ReadFlashArgs {
+    /// Start address (hex or decimal)
+    #[arg(value_parser = parse_u32)]
+    pub address: u32,
+    /// Bytes to read: a number, 1MB/512KB, or ALL for the whole chip
+    #[arg(value_parser = parse_read_size)]
+    pub size: ReadSize,
+    /// Where to save the data
+    pub file: PathBuf,
+}
+
+/// `write_flash [OPTIONS] ADDR FILE [ADDR FILE ...]`.
+#[derive(Debug, Args)]
+pub struct WriteFlashArgs {
+    /// Header flash parameters for an image written at 0x0
+    #[command(flatten)]
+    pub params: FlashParamArgs,
+    /// Erase the whole flash first, not only the written sectors
+    #[arg(short = 'e', long)]
+    pub erase_all: bool,
+    /// Compress the data in transit (the default with a stub)
+    #[arg(short = 'z', long, conflicts_with = "no_compress")]
+    pub compress: bool,
+    /// Send the data uncompressed (the default without a stub)
+    #[arg(short = 'u', long)]
+    pub no_compress: bool,
+    /// Check the MD5 of each region after writing (the default)
+    #[arg(long, conflicts_with = "no_verify")]
+    pub verify: bool,
+    /// Skip the MD5 check after writing
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Address and file pairs
+    #[arg(value_name = "ADDR FILE", num_args = 2.., required = true)]
+    pub addr_file: Vec<String>,
+}
+
+impl WriteFlashArgs {
+    /// `-z`/`-u` as a choice; `None` means "compress when a stub runs".
+    pub fn compression(&self) -> Option<bool> {
+        match (self.compress, self.no_compress) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// `-fs`/`-fm`/`-ff`, shared by write_flash, verify_flash and merge_bin.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct FlashParamArgs {
+    /// Flash size for the header: keep, detect, 256KB, 512KB, 1MB, 2MB, 2MB-c1, 4MB, 4MB-c1, 8MB, 16MB
+    #[arg(long, value_name = "SIZE", value_parser = parse_flash_size_arg, default_value = "keep")]
+    pub flash_size: FlashSizeArg,
+    /// Flash mode for the header: keep, qio, qout, dio, dout
+    #[arg(long, value_name = "MODE", value_parser = parse_flash_mode_arg, default_value = "keep")]
+    pub flash_mode: KeepOr<FlashMode>,
+    /// Flash frequency for the header: keep, 40m, 26m, 20m, 80m
+    #[arg(long, value_name = "FREQ", value_parser = parse_flash_freq_arg, default_value = "keep")]
+    pub flash_freq: KeepOr<FlashFreq>,
+}
+
+impl FlashParamArgs {
+    /// The mode and frequency to put in the header; the size is resolved by the caller.
+    pub fn overrides(&self, size: Option<FlashSize>) -> FlashParamOverrides {
+        FlashParamOverrides {
+            mode: self.flash_mode.value(),
+            size,
+            freq: self.flash_freq.value(),
+        }
+    }
+}
+
+/// A header value to set, or "keep" what the image has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepOr<T> {
+    /// Leave the header alone.
+    Keep,
+    /// Write this value.
+    Set(T),
+}
+
+impl<T: Copy> KeepOr<T> {
+    /// The value to write, if any.
+    pub fn value(self) -> Option<T> {
+        match self {
+            KeepOr::Keep => None,
+            KeepOr::Set(value) => Some(value),
+        }
+    }
+}
+
+/// `-fs`: keep the header's size, detect it from the chip, or a given size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashSizeArg {
+    /// Leave the header alone.
+    Keep,
+    /// Use the size the chip's JEDEC ID reports.
+    Detect,
+    /// Use this size.
+    Size(FlashSize),
+}
+
+/// `erase_region ADDR SIZE`.
+#[derive(Debug, Args)]
+pub struct EraseRegionArgs {
+    /// Start address, a multiple of 4096 (0x1000)
+    #[arg(value_parser = parse_u32)]
+    pub address: u32,
+    /// Bytes to erase, a multiple of 4096 (0x1000)
+    #[arg(value_parser = parse_u32)]
+    pub size: u32,
+}
+
+/// `verify_flash ADDR FILE [ADDR FILE ...]`.
+#[derive(Debug, Args)]
+pub struct VerifyFlashArgs {
+    /// Header flash parameters the image at 0x0 was written with
+    #[command(flatten)]
+    pub params: FlashParamArgs,
+    /// Address and file pairs
+    #[arg(value_name = "ADDR FILE", num_args = 2.., required = true)]
+    pub addr_file: Vec<String>,
+}
+
+/// `read_flash_status [--bytes N]`.
+#[derive(Debug, Args)]
+pub struct ReadFlashStatusArgs {
+    /// Status bytes to read (1-3)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub bytes: u8,
+}
+
+/// `write_flash_status [--non-volatile] [--bytes N] VALUE`.
+#[derive(Debug, Args)]
+pub struct WriteFlashStatusArgs {
+    /// Write the non-volatile status bits (use with care)
+    #[arg(long)]
+    pub non_volatile: bool,
+    /// Status bytes to write (1-3)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub bytes: u8,
+    /// The new status value
+    #[arg(value_parser = parse_u32)]
+    pub value: u32,
+}
+
+/// `read_mem ADDR`.
+#[derive(Debug, Args)]
+pub struct ReadMemArgs {
+    /// Address of the word
+    #[arg(value_parser = parse_u32)]
+    pub address: u32,
+}
+
+/// `write_mem ADDR VALUE [MASK]`.
+#[derive(Debug, Args)]
+pub struct WriteMemArgs {
+    /// Address of the word
+    #[arg(value_parser = parse_u32)]
+    pub address: u32,
+    /// Value to write
+    #[arg(value_parser = parse_u32)]
+    pub value: u32,
+    /// Bits of VALUE to write; the others keep their contents
+    #[arg(value_parser = parse_u32, default_value = "0xFFFFFFFF")]
+    pub mask: u32,
+}
+
+/// `dump_mem ADDR SIZE FILE`.
+#[derive(Debug, Args)]
+pub struct DumpMemArgs {
+    /// Start address
+    #[arg(value_parser = parse_u32)]
+    pub address: u32,
+    /// Bytes to read
+    #[arg(value_parser = parse_u32)]
+    pub size: u32,
+    /// Where to save the data
+    pub file: PathBuf,
+}
+
+/// `image_info FILE`.
+#[derive(Debug, Args)]
+pub struct ImageInfoArgs {
+    /// The firmware image
+    pub file: PathBuf,
+}
+
+/// `merge_bin -o OUT [-fs/-fm/-ff] ADDR FILE ...`.
+#[derive(Debug, Args)]
+pub struct MergeBinArgs {
+    /// The merged file to write
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Header flash parameters for the image at 0x0 (detect is not possible here)
+    #[command(flatten)]
+    pub params: FlashParamArgs,
+    /// Pad the output with 0xFF up to this flash size
+    #[arg(long, value_name = "SIZE", value_parser = parse_flash_size)]
+    pub pad_to_size: Option<FlashSize>,
+    /// Address and file pairs
+    #[arg(value_name = "ADDR FILE", num_args = 2.., required = true)]
+    pub addr_file: Vec<String>,
+}
+
+/// `backup FILE`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The flash image to write; the record goes to FILE.json
+    pub file: PathBuf,
+}
+
+/// `restore [-fs/-fm/-ff] FILE`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Header flash parameters to write the image's header with
+    #[command(flatten)]
+    pub params: FlashParamArgs,
+    /// A flash image made by `backup` (its FILE.json record is read too)
+    pub file: PathBuf,
+}
+
+/// `read_flash`'s SIZE: a byte count or the whole chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSize {
+    /// This many bytes.
+    Bytes(u32),
+    /// Everything up to the end of the detected flash.
+    All,
+}
+
+/// `--port`: a serial port, the virtual chip, or none (scan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortArg {
+    /// A serial port by name.
+    Serial(String),
+    /// `emu:...`, the in-process virtual ESP8266.
+    Emulator(EmuSpec),
+    /// No `--port`: look for one.
+    Scan,
+}
+
+impl PortArg {
+    /// Reads `--port`; `emu:` specs are checked here, before anything is opened.
+    pub fn parse(port: Option<&str>) -> Result<PortArg, String> {
+        match port {
+            None => Ok(PortArg::Scan),
+            Some("emu") => Ok(PortArg::Emulator(EmuSpec::default())),
+            Some(text) => match text.strip_prefix("emu:") {
+                Some(spec) => EmuSpec::parse(spec).map(PortArg::Emulator),
+                None => Ok(PortArg::Serial(text.to_string())),
+            },
+        }
+    }
+}
+
+/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N]` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EmuSpec {
+    /// Flash size in bytes; `None`: the file's length, else 4 MB.
+    pub size: Option<u32>,
+    /// Where the flash contents are loaded from and saved back to.
+    pub file: Option<PathBuf>,
+    /// `--fault` specs for the emulator (they may contain commas).
+    pub faults: Vec<String>,
+    /// An ESP8285 instead of an ESP8266EX.
+    pub esp8285: bool,
+    /// Seed of the random faults and of a new file's sample firmware.
+    pub seed: u64,
+}
+
+impl EmuSpec {
+    /// Parses what follows `emu:`. A comma-separated part that is not a known
+    /// `key=value` continues the fault before it (`fault=short-read:frame=3,drop=8`).
+    pub fn parse(spec: &str) -> Result<EmuSpec, String> {
+        let mut emu = EmuSpec::default();
+        let bad = |problem: String| format!("--port emu:{spec}: {problem}");
+        let mut in_fault = false;
+        for (index, part) in spec.split(',').enumerate() {
+            let continues_fault = in_fault;
+            in_fault = false;
+            match part.split_once('=') {
+                Some(("file", path)) if !path.is_empty() => emu.file = Some(PathBuf::from(path)),
+                Some(("fault", fault)) if !fault.is_empty() => {
+                    emu.faults.push(fault.to_string());
+                    in_fault = true;
+                }
+                Some(("seed", seed)) => {
+                    emu.seed =
+                        u64::from(parse_u32(seed).map_err(|error| bad(format!("seed {error}")))?)
+                }
+                Some(("chip", chip)) => emu.esp8285 = parse_emu_chip(chip).map_err(bad)?,
+                Some(("size", size)) => emu.size = Some(parse_size(size).map_err(bad)?),
+                _ if index == 0 && part.is_empty() => {}
+                _ if index == 0 && !part.contains('=') => {
+                    emu.size = Some(parse_size(part).map_err(bad)?)
+                }
+                _ if continues_fault => {
+                    let fault = emu.faults.last_mut().expect("a fault was pushed");
+                    fault.push(',');
+                    fault.push_str(part);
+                    in_fault = true;
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285 or seed=N"
+                    )))
+                }
+            }
+        }
+        Ok(emu)
+    }
+}
+
+/// Parses `chip=`: true for an ESP8285.
+fn parse_emu_chip(chip: &str) -> Result<bool, String> {
+    match chip.to_ascii_lowercase().as_str() {
+        "esp8266" | "esp8266ex" => Ok(false),
+        "esp8285" => Ok(true),
+        _ => Err(format!("unknown chip \"{chip}\" (esp8266 or esp8285)")),
+    }
+}
+
+/// Parses a number as esptool does: `0x` hex, `0o` octal, `0b` binary, else decimal.
+pub fn parse_u32(text: &str) -> Result<u32, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (digits, radix) = if let Some(hex) = lower.strip_prefix("0x") {
+        (hex, 16)
+    } else if let Some(oct) = lower.strip_prefix("0o") {
+        (oct, 8)
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        (bin, 2)
+    } else {
+        (lower.as_str(), 10)
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return Err(format!(
+            "\"{text}\" is not a number (use e.g. 0x1000 or 4096)"
+        ));
+    }
+    u32::from_str_radix(digits, radix).map_err(|error| match error.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("\"{text}\" is larger than 0xFFFFFFFF"),
+        _ => format!("\"{text}\" is not a number (use e.g. 0x1000 or 4096)"),
+    })
+}
+
+/// Parses a byte count that may carry a KB/MB suffix ("1MB", "512KB", "4M").
+pub fn parse_size(text: &str) -> Result<u32, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let (digits, unit) = if let Some(mb) = upper.strip_suffix("MB").or(upper.strip_suffix('M')) {
+        (mb, 1024 * 1024)
+    } else if let Some(kb) = upper.strip_suffix("KB").or(upper.strip_suffix('K')) {
+        (kb, 1024)
+    } else {
+        return parse_u32(text);
+    };
+    let count = digits
+        .parse::<u32>()
+        .map_err(|_| format!("\"{text}\" is not a size (use e.g. 0x100000, 1048576 or 1MB)"))?;
+    count
+        .checked_mul(unit)
+        .ok_or_else(|| format!("\"{text}\" is larger than 4 GB"))
+}
+
+/// Parses `read_flash`'s SIZE: `ALL` or a byte count.
+fn parse_read_size(text: &str) -> Result<ReadSize, String> {
+    if text.eq_ignore_ascii_case("all") {
+        Ok(ReadSize::All)
+    } else {
+        parse_size(text).map(ReadSize::Bytes)
+    }
+}
+
+/// Parses an esptool flash size name ("1MB", "4MB-c1").
+fn parse_flash_size(text: &str) -> Result<FlashSize, String> {
+    text.parse().map_err(|error| format!("{error}"))
+}
+
+/// Parses `-fs`: keep, detect or a size name.
+fn parse_flash_size_arg(text: &str) -> Result<FlashSizeArg, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "keep" => Ok(FlashSizeArg::Keep),
+        "detect" => Ok(FlashSizeArg::Detect),
+        _ => parse_flash_size(text)
+            .map(FlashSizeArg::Size)
+            .map_err(|error| format!("{error}, keep or detect")),
+    }
+}
+
+/// Parses `-fm`: keep or a mode name.
+fn parse_flash_mode_arg(text: &str) -> Result<KeepOr<FlashMode>, String> {
+    parse_keep_or(text)
+}
+
+/// Parses `-ff`: keep or a frequency name.
+fn parse_flash_freq_arg(text: &str) -> Result<KeepOr<FlashFreq>, String> {
+    parse_keep_or(text)
+}
+
+/// Parses "keep" or a value of `T`, whose error lists the choices.
+fn parse_keep_or<T: FromStr>(text: &str) -> Result<KeepOr<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    if text.eq_ignore_ascii_case("keep") {
+        return Ok(KeepOr::Keep);
+    }
+    text.parse()
+        .map(KeepOr::Set)
+        .map_err(|error| format!("{error} or keep"))
+}
+
+/// A clap error as one line: its first line, with the choices if clap listed them.
+pub fn one_line_error(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("error: bad command line")
+        .to_string();
+    let choices = lines.find(|line| line.starts_with("[possible values:"));
+    let help = "(see esp-flasher --help)";
+    match choices {
+        Some(choices) => format!("{first} {choices} {help}"),
+        None => format!("{first} {help}"),
+    }
+}
+
+/// esptool's two-letter short flags and the long options they stand for.
+const TWO_LETTER_FLAGS: [(&str, &str); 3] = [
+    ("-fs", "--flash-size"),
+    ("-fm", "--flash-mode"),
+    ("-ff", "--flash-freq"),
+];
+
+/// Global options that take a value in the next argument.
+const GLOBAL_OPTIONS_WITH_VALUE: [&str; 11] = [
+    "-p",
+    "--port",
+    "-b",
+    "--baud",
+    "-c",
+    "--chip",
+    "--before",
+    "-a",
+    "--after",
+    "--stub-file",
+    "--stub_file",
+];
+
+/// Rewrites esptool spellings into what clap takes: `-fs 1MB` → `--flash-size 1MB`,
+/// `--flash_size=detect` → `--flash-size=detect`, `write_flash` → `write-flash`.
+/// Nothing after `--` is touched, and only the subcommand word is renamed.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    out.extend(args.next()); // the program name
+    let mut seen_subcommand = false;
+    let mut value_follows = false;
+    for arg in args.by_ref() {
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            value_follows = false;
+            continue;
+        };
+        if value_follows {
+            value_follows = false;
+            out.push(arg);
+        } else if text == "--" {
+            out.push(arg);
+            break;
+        } else if let Some(long) = rewrite_flag(text) {
+            value_follows = !seen_subcommand && GLOBAL_OPTIONS_WITH_VALUE.contains(&text);
+            out.push(long.into());
+        } else if !seen_subcommand && !text.starts_with('-') {
+            seen_subcommand = true;
+            let hyphenated = text.replace('_', "-");
+            out.push(if subcommands.contains(&hyphenated) {
+                hyphenated.into()
+            } else {
+                arg
+            });
+        } else {
+            value_follows = !seen_subcommand && GLOBAL_OPTIONS_WITH_VALUE.contains(&text);
+            out.push(arg);
+        }
+    }
+    out.extend(args);
+    out
+}
+
+/// The clap spelling of an esptool flag, if it differs.
+fn rewrite_flag(text: &str) -> Option<String> {
+    for (short, long) in TWO_LETTER_FLAGS {
+        if text == short {
+            return Some(long.to_string());
+        }
+        if let Some(value) = text
+            .strip_prefix(short)
+            .and_then(|rest| rest.strip_prefix('='))
+        {
+            return Some(format!("{long}={value}"));
+        }
+    }
+    let name = text.strip_prefix("--")?;
+    let (name, value) = match name.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (name, None),
+    };
+    if !name.contains('_') {
+        return None;
+    }
+    let name = name.replace('_', "-");
+    Some(match value {
+        Some(value) => format!("--{name}={value}"),
+        None => format!("--{name}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a command line given as one string, after the esptool rewrite.
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        let argv = std::iter::once("esp-flasher")
+            .chain(line.split_whitespace())
+            .map(OsString::from);
+        Cli::try_parse_from(normalize_args(argv))
+    }
+
+    fn parse_ok(line: &str) -> Cli {
+        parse(line).unwrap_or_else(|error| panic!("{line}: {error}"))
+    }
+
+    fn strings(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rewrites_two_letter_flags_and_underscores() {
+        let out = normalize_args(strings(&[
+            "esp-flasher",
+            "--port",
+            "COM5",
+            "write_flash",
+            "-fs",
+            "1MB",
+            "-fm=dout",
+            "--flash_freq=40m",
+            "0x0",
+            "my_file.bin",
+        ]));
+        assert_eq!(
+            out,
+            strings(&[
+                "esp-flasher",
+                "--port",
+                "COM5",
+                "write-flash",
+                "--flash-size",
+                "1MB",
+                "--flash-mode=dout",
+                "--flash-freq=40m",
+                "0x0",
+                "my_file.bin",
+            ])
+        );
+    }
+
+    #[test]
+    fn leaves_values_and_arguments_after_double_dash_alone() {
+        let out = normalize_args(strings(&[
+            "esp-flasher",
+            "--port",
+            "read_flash",
+            "read_flash",
+            "0",
+            "ALL",
+            "--",
+            "-fs",
+        ]));
+        assert_eq!(
+            out,
+            strings(&[
+                "esp-flasher",
+                "--port",
+                "read_flash",
+                "read-flash",
+                "0",
+                "ALL",
+                "--",
+                "-fs"
+            ])
+        );
+    }
+
+    #[test]
+    fn unknown_subcommand_is_left_for_clap_to_name() {
+        let out = normalize_args(strings(&["esp-flasher", "flash_it"]));
+        assert_eq!(out, strings(&["esp-flasher", "flash_it"]));
+        assert!(parse("flash_it").is_err());
+    }
+
+    #[test]
+    fn seed_write_flash_with_two_letter_flags() {
+        let cli = parse_ok("--port COM5 write_flash -fs 1MB -fm dout 0x0 sonoff.bin");
+        assert_eq!(cli.connect.port.as_deref(), Some("COM5"));
+        let Command::WriteFlash(args) = cli.command else {
+            panic!("not write_flash")
+        };
+        assert_eq!(
+            args.params.flash_size,
+            FlashSizeArg::Size(FlashSize::Size1M)
+        );
+        assert_eq!(args.params.flash_mode, KeepOr::Set(FlashMode::Dout));
+        assert_eq!(args.params.flash_freq, KeepOr::Keep);
+        assert_eq!(args.addr_file, ["0x0", "sonoff.bin"]);
+    }
+
+    #[test]
+    fn seed_write_flash_with_baud_and_detect() {
+        let cli = parse_ok(
+            "--port /dev/ttyUSB0 --baud 460800 write_flash --flash_size=detect 0 esp8266-20170823-v1.9.2.bin",
+        );
+        assert_eq!(cli.connect.baud, 460_800);
+        let Command::WriteFlash(args) = cli.command else {
+            panic!("not write_flash")
+        };
+        assert_eq!(args.params.flash_size, FlashSizeArg::Detect);
+        assert_eq!(args.addr_file, ["0", "esp8266-20170823-v1.9.2.bin"]);
+    }
+
+    #[test]
+    fn seed_write_flash_verify() {
+        let cli = parse_ok("write_flash --verify --flash_size=detect -fm dout 0x0 fw.bin");
+        let Command::WriteFlash(args) = cli.command else {
+            panic!("not write_flash")
+        };
+        assert!(args.verify);
+        assert_eq!(args.params.flash_size, FlashSizeArg::Detect);
+        assert_eq!(args.params.flash_mode, KeepOr::Set(FlashMode::Dout));
+    }
+
+    #[test]
+    fn seed_read_flash_erase_flash_flash_id() {
+        let Command::ReadFlash(args) = parse_ok("read_flash 0x00000 0x100000 image1M.bin").command
+        else {
+            panic!("not read_flash")
+        };
+        assert_eq!((args.address, args.size), (0, ReadSize::Bytes(0x10_0000)));
+        assert_eq!(args.file, PathBuf::from("image1M.bin"));
+        let cli = parse_ok("--port /dev/ttyUSB0 erase_flash");
+        assert!(matches!(cli.command, Command::EraseFlash));
+        assert!(matches!(parse_ok("flash_id").command, Command::FlashId));
+    }
+
+    #[test]
+    fn hyphen_and_underscore_forms_of_every_command() {
+        for (underscored, rest) in [
+            ("chip_id", ""),
+            ("read_mac", ""),
+            ("flash_id", ""),
+            ("read_flash", "0 ALL out.bin"),
+            ("write_flash", "0 a.bin"),
+            ("erase_flash", ""),
+            ("erase_region", "0x1000 0x1000"),
+            ("verify_flash", "0 a.bin"),
+            ("read_flash_status", "--bytes 3"),
+            ("write_flash_status", "--non-volatile 0"),
+            ("read_mem", "0x3ff00050"),
+            ("write_mem", "0x3ff00050 1 0xff"),
+            ("dump_mem", "0x40000000 64 rom.bin"),
+            ("image_info", "fw.bin"),
+            ("merge_bin", "-o out.bin 0 a.bin"),
+        ] {
+            parse_ok(&format!("{underscored} {rest}"));
+            parse_ok(&format!("{} {rest}", underscored.replace('_', "-")));
+        }
+        for plain in ["run", "version", "backup b.bin", "restore b.bin"] {
+            parse_ok(plain);
+        }
+    }
+
+    #[test]
+    fn global_options_before_and_after_the_command() {
+        let before =
+            parse_ok("--port emu:1MB --no-stub --before no_reset --after no_reset flash_id");
+        let after = parse_ok("flash_id --port emu:1MB --no_stub --before no-reset -a no_reset");
+        for cli in [before, after] {
+            assert_eq!(cli.connect.port.as_deref(), Some("emu:1MB"));
+            assert!(cli.connect.no_stub);
+            assert_eq!(cli.connect.before, BeforeArg::NoReset);
+            assert_eq!(cli.connect.after, AfterArg::NoReset);
+        }
+    }
+
+    #[test]
+    fn emulator_port_specs() {
+        assert_eq!(PortArg::parse(None), Ok(PortArg::Scan));
+        assert_eq!(
+            PortArg::parse(Some("COM5")),
+            Ok(PortArg::Serial("COM5".into()))
+        );
+        assert_eq!(
+            PortArg::parse(Some("emu")),
+            Ok(PortArg::Emulator(EmuSpec::default()))
+        );
+        assert_eq!(
+            PortArg::parse(Some("emu:")),
+            Ok(PortArg::Emulator(EmuSpec::default()))
+        );
+        let PortArg::Emulator(emu) = PortArg::parse(Some(
+            "emu:1MB,file=demo-flash.bin,fault=short-read:frame=3,drop=8,fault=bad-md5,chip=esp8285,seed=7",
+        ))
+        .unwrap() else {
+            panic!("not an emulator")
+        };
+        assert_eq!(emu.size, Some(0x10_0000));
+        assert_eq!(emu.file, Some(PathBuf::from("demo-flash.bin")));
+        assert_eq!(emu.faults, ["short-read:frame=3,drop=8", "bad-md5"]);
+        assert!(emu.esp8285);
+        assert_eq!(emu.seed, 7);
+        assert!(EmuSpec::parse("1MB,frobnicate")
+            .unwrap_err()
+            .contains("\"frobnicate\""));
+        assert!(EmuSpec::parse("3 MB").is_err());
+        assert!(EmuSpec::parse("chip=esp32").is_err());
+        assert!(EmuSpec::parse("file=a.bin,drop=8").is_err());
+    }
+
+    #[test]
+    fn numbers_in_hex_and_decimal() {
+        assert_eq!(parse_u32("0"), Ok(0));
+        assert_eq!(parse_u32("0x0"), Ok(0));
+        assert_eq!(parse_u32("0x00000"), Ok(0));
+        assert_eq!(parse_u32("0X1000"), Ok(0x1000));
+        assert_eq!(parse_u32("1048576"), Ok(0x10_0000));
+        assert_eq!(parse_u32("0xFFFFFFFF"), Ok(u32::MAX));
+        assert!(parse_u32("0x1_0000_0000").is_err());
+        assert!(parse_u32("0x100000000").unwrap_err().contains("larger"));
+        assert!(parse_u32("0xZZ").unwrap_err().contains("\"0xZZ\""));
+        assert!(parse_u32("").is_err());
+        assert!(parse_u32("-1").is_err());
+    }
+
+    #[test]
+    fn sizes_with_units_and_all() {
+        assert_eq!(parse_size("1MB"), Ok(0x10_0000));
+        assert_eq!(parse_size("512KB"), Ok(0x8_0000));
+        assert_eq!(parse_size("4m"), Ok(0x40_0000));
+        assert_eq!(parse_read_size("ALL"), Ok(ReadSize::All));
+        assert_eq!(parse_read_size("all"), Ok(ReadSize::All));
+        assert_eq!(parse_read_size("0x100000"), Ok(ReadSize::Bytes(0x10_0000)));
+        assert!(parse_size("1GBB").is_err());
+    }
+
+    #[test]
+    fn flash_parameter_choices() {
+        assert_eq!(parse_flash_size_arg("keep"), Ok(FlashSizeArg::Keep));
+        assert_eq!(parse_flash_size_arg("DETECT"), Ok(FlashSizeArg::Detect));
+        assert_eq!(
+            parse_flash_size_arg("4MB-c1"),
+            Ok(FlashSizeArg::Size(FlashSize::Size4MC1))
+        );
+        assert!(parse_flash_size_arg("3MB")
+            .unwrap_err()
+            .contains("keep or detect"));
+        assert_eq!(parse_flash_mode_arg("qio"), Ok(KeepOr::Set(FlashMode::Qio)));
+        assert_eq!(parse_flash_mode_arg("keep"), Ok(KeepOr::Keep));
+        assert_eq!(
+            parse_flash_freq_arg("80m"),
+            Ok(KeepOr::Set(FlashFreq::Freq80M))
+        );
+        assert!(parse_flash_freq_arg("81m").is_err());
+    }
+
+    #[test]
+    fn write_flash_options() {
+        let Command::WriteFlash(args) =
+            parse_ok("write_flash -e -z -ff 80m 0x0 boot.bin 0x1000 app.bin").command
+        else {
+            panic!("not write_flash")
+        };
+        assert!(args.erase_all);
+        assert_eq!(args.compression(), Some(true));
+        assert_eq!(args.params.flash_freq, KeepOr::Set(FlashFreq::Freq80M));
+        assert_eq!(args.addr_file.len(), 4);
+        assert!(parse("write_flash -z -u 0 a.bin").is_err());
+        assert!(parse("write_flash --verify --no-verify 0 a.bin").is_err());
+        assert!(parse("write_flash 0").is_err());
+    }
+
+    #[test]
+    fn bad_input_is_a_clap_error() {
+        for line in [
+            "frobnicate",
+            "flash_id --frobnicate",
+            "read_flash 0xZZ 16 out.bin",
+            "read_flash 0 lots out.bin",
+            "write_flash -fs 3MB 0 a.bin",
+            "write_flash -fm fast 0 a.bin",
+            "read_flash_status --bytes 4",
+            "--before sometimes flash_id",
+        ] {
+            assert!(parse(line).is_err(), "{line} parsed");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `backup FILE`: the whole flash to FILE, with a FILE.json record (stub only).
+
+use std::rc::Rc;
+
+use esp_flasher::backup::{backup, record_path};
+
+use super::files::check_output;
+use super::session::{with_chip, Stopwatch};
+use super::CmdError;
+use crate::cli::{BackupArgs, ConnectArgs};
+use crate::output::{rate, Output};
+
+/// Reads and checks the flash, then writes the image and its record.
+pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+    check_output(&args.file)?;
+    with_chip(connect, out, |flasher, out| {
+        let started = Stopwatch::start(flasher);
+        let record = backup(flasher, &args.file)?;
+        let seconds = started.seconds(flasher);
+        out.line(format!(
+            "Read {} bytes from 0x00000000 in {seconds:.1} seconds{} to '{}'.",
+            record.flash_size,
+            rate(record.flash_size as usize, seconds),
+            args.file.display()
+        ));
+        out.line("Hash of data verified.");
+        out.line(format!(
+            "Backup record: '{}' ({}, MAC {}, flash ID {:06x}, MD5 {}).",
+            record_path(&args.file).display(),
+            record.chip,
+            record.mac,
+            record.flash_jedec_id,
+            record.md5
+        ));
+        Ok(())
+    })
+}

@@ -1,0 +1,16 @@
+//! `chip_id`: the SDK's chip ID, from the eFuses.
+
+use std::rc::Rc;
+
+use super::session::with_chip;
+use super::CmdError;
+use crate::cli::ConnectArgs;
+use crate::output::Output;
+
+/// Prints "Chip ID: 0x...".
+pub fn run(connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+    with_chip(connect, out, |flasher, out| {
+        out.line(format!("Chip ID: {:#010x}", flasher.chip().chip_id));
+        Ok(())
+    })
+}

@@ -1,0 +1,40 @@
+//! `dump_mem ADDR SIZE FILE`: memory to a file, a word at a time.
+
+use std::rc::Rc;
+
+use super::files::{check_output, write_output};
+use super::session::{with_chip, Stopwatch};
+use super::CmdError;
+use crate::cli::{ConnectArgs, DumpMemArgs};
+use crate::output::{rate, Output};
+
+/// Reads SIZE bytes (a multiple of 4) and saves them.
+pub fn run(args: &DumpMemArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+    if !args.size.is_multiple_of(4) || !args.address.is_multiple_of(4) {
+        return Err(CmdError::Usage(format!(
+            "dump_mem reads whole words: address {:#x} and size {:#x} must be multiples of 4",
+            args.address, args.size
+        )));
+    }
+    check_output(&args.file)?;
+    with_chip(connect, out, |flasher, out| {
+        out.line(format!(
+            "Dumping {} bytes from {:#010x} to file '{}'...",
+            args.size,
+            args.address,
+            args.file.display()
+        ));
+        let started = Stopwatch::start(flasher);
+        let data = flasher.dump_mem(args.address, args.size)?;
+        let seconds = started.seconds(flasher);
+        write_output(&args.file, &data)?;
+        out.line(format!(
+            "Dumped {} bytes from {:#010x} in {seconds:.1} seconds{} to '{}'.",
+            data.len(),
+            args.address,
+            rate(data.len(), seconds),
+            args.file.display()
+        ));
+        Ok(())
+    })
+}

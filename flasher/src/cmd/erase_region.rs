@@ -1,0 +1,39 @@
+//! `erase_region ADDR SIZE`: erases whole sectors (stub only).
+
+use std::rc::Rc;
+
+use super::files::SECTOR_SIZE;
+use super::session::{with_chip, Stopwatch};
+use super::CmdError;
+use crate::cli::{ConnectArgs, EraseRegionArgs};
+use crate::output::Output;
+
+/// Checks the sector alignment before connecting, then erases.
+pub fn run(
+    args: &EraseRegionArgs,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+) -> Result<(), CmdError> {
+    if !args.address.is_multiple_of(SECTOR_SIZE) {
+        return Err(CmdError::Usage(format!(
+            "erase_region address {:#x} is not a multiple of the {SECTOR_SIZE:#x}-byte sector",
+            args.address
+        )));
+    }
+    if !args.size.is_multiple_of(SECTOR_SIZE) || args.size == 0 {
+        return Err(CmdError::Usage(format!(
+            "erase_region size {:#x} is not a non-zero multiple of the {SECTOR_SIZE:#x}-byte sector",
+            args.size
+        )));
+    }
+    with_chip(connect, out, |flasher, out| {
+        out.line("Erasing flash memory region (this may take a while depending on size)...");
+        let started = Stopwatch::start(flasher);
+        flasher.erase_region(args.address, args.size)?;
+        out.line(format!(
+            "Flash memory region erased successfully in {:.1} seconds.",
+            started.seconds(flasher)
+        ));
+        Ok(())
+    })
+}

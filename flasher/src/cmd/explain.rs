@@ -1,0 +1,121 @@
+//! What each library error means to a user: one line naming the problem and,
+//! where there is one, a line saying what to do.
+
+use esp_flasher::Error;
+
+use super::CmdError;
+
+/// Where esptool keeps the stub JSON this tool can upload.
+pub const STUB_HINT: &str = "give a flasher stub with --stub-file PATH or ESP_FLASHER_STUB=PATH: \
+esptool's JSON stub, e.g. site-packages/esptool/targets/stub_flasher/2/esp8266.json after `pip install esptool`";
+
+/// The causes of a chip that does not answer, worst offenders first.
+pub const NO_ANSWER_CAUSES: &str = "Check: GPIO0 held low (or the FLASH/BOOT button pressed) while powering \
+or resetting the board; TX and RX crossed (adapter TX to ESP RX); 3.3 V logic, not 5 V; the right port";
+
+impl From<Error> for CmdError {
+    fn from(error: Error) -> CmdError {
+        let remedy: Option<String> = match &error {
+            Error::NoSync { .. } => Some(format!("{NO_ANSWER_CAUSES}.")),
+            Error::Timeout { .. } | Error::Io(_) => Some(
+                "The chip stopped answering: check the cable, the power supply (the ESP8266 draws 300 mA peaks) \
+                 and try a lower --baud."
+                    .into(),
+            ),
+            Error::StubRequired { .. } => Some(format!("To do this, {STUB_HINT}.")),
+            Error::BadStub { .. } | Error::StubDidNotStart => Some(
+                "Use esptool's ESP8266 stub (targets/stub_flasher/2/esp8266.json), or --no-stub for what the ROM loader can do."
+                    .into(),
+            ),
+            Error::VerifyFailed { .. } => Some(
+                "The flash does not hold the data: do not boot it. Check the power supply and write protection \
+                 (read_flash_status), then write again."
+                    .into(),
+            ),
+            Error::ReadFailed { .. } => Some(
+                "The line is unreliable: try a shorter cable, a lower --baud or another USB port, then read again."
+                    .into(),
+            ),
+            Error::RegionPastEnd { .. } => Some(
+                "Check the address and size against the flash size (flash_id shows it).".into(),
+            ),
+            Error::UnknownFlashSize { .. } => Some(
+                "Give the size explicitly, e.g. -fs 4MB, or read with an explicit size instead of ALL.".into(),
+            ),
+            Error::BadRecord { .. } => Some(
+                "restore needs FILE and FILE.json exactly as backup wrote them.".into(),
+            ),
+            Error::UnsupportedChip { .. } => Some(
+                "esp-flasher handles the ESP8266 and ESP8285; use esptool for the ESP32 family.".into(),
+            ),
+            _ => None,
+        };
+        CmdError::Failed {
+            message: one_line(&error),
+            remedy,
+        }
+    }
+}
+
+/// The error's message without the remedy that some library messages carry after a semicolon.
+fn one_line(error: &Error) -> String {
+    match error {
+        Error::NoSync { attempts } => format!("no answer from the chip after {attempts} connection attempts"),
+        Error::StubRequired { operation } => {
+            format!("{operation} needs the flasher stub, which the ESP8266 ROM loader lacks, and none is running")
+        }
+        Error::VerifyFailed { address, size, expected, got } => format!(
+            "verification failed: the {size} bytes of flash at {address:#010x} do not hold the data written \
+             (flash MD5 {got}, data MD5 {expected})"
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(error: Error) -> (String, Option<String>) {
+        match CmdError::from(error) {
+            CmdError::Failed { message, remedy } => (message, remedy),
+            CmdError::Usage(message) => panic!("usage error {message}"),
+        }
+    }
+
+    #[test]
+    fn no_answer_names_the_causes() {
+        let (message, remedy) = parts(Error::NoSync { attempts: 7 });
+        assert!(message.contains("no answer"));
+        let remedy = remedy.unwrap();
+        for cause in ["GPIO0", "TX and RX", "5 V", "port"] {
+            assert!(remedy.contains(cause), "{remedy}");
+        }
+    }
+
+    #[test]
+    fn missing_stub_says_how_to_give_one() {
+        let (message, remedy) = parts(Error::StubRequired {
+            operation: "read_flash",
+        });
+        assert!(message.starts_with("read_flash needs the flasher stub"));
+        let remedy = remedy.unwrap();
+        assert!(
+            remedy.contains("--stub-file") && remedy.contains("ESP_FLASHER_STUB"),
+            "{remedy}"
+        );
+    }
+
+    #[test]
+    fn bad_md5_never_reads_as_success() {
+        let error = Error::VerifyFailed {
+            address: 0,
+            size: 16,
+            expected: "aa".into(),
+            got: "bb".into(),
+        };
+        let (message, remedy) = parts(error);
+        assert!(message.contains("do not hold the data"));
+        assert!(remedy.unwrap().contains("do not boot"));
+    }
+}

@@ -1,0 +1,97 @@
+//! One module per command, each with a `run` function, plus the shared input
+//! checks ([`files`]) and the chip session ([`session`]).
+
+mod backup;
+mod chip_id;
+mod dump_mem;
+mod erase_flash;
+mod erase_region;
+mod explain;
+mod files;
+mod flash_id;
+mod image_info;
+mod merge_bin;
+mod read_flash;
+mod read_flash_status;
+mod read_mac;
+mod read_mem;
+mod restore;
+mod run;
+mod session;
+mod verify_flash;
+mod version;
+mod write_flash;
+mod write_flash_status;
+mod write_mem;
+
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+
+/// Why a command stopped.
+#[derive(Debug)]
+pub enum CmdError {
+    /// Bad input found before anything was sent: exit code 2.
+    Usage(String),
+    /// The operation failed: exit code 1, with what to do about it if known.
+    Failed {
+        /// One line naming the problem.
+        message: String,
+        /// One line saying what to do.
+        remedy: Option<String>,
+    },
+}
+
+impl CmdError {
+    /// A failure with a remedy.
+    pub fn failed(message: impl Into<String>, remedy: impl Into<String>) -> CmdError {
+        CmdError::Failed {
+            message: message.into(),
+            remedy: Some(remedy.into()),
+        }
+    }
+
+    /// The process exit code: 2 for usage errors, 1 for failures.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CmdError::Usage(_) => ExitCode::from(2),
+            CmdError::Failed { .. } => ExitCode::from(1),
+        }
+    }
+
+    /// Prints the error (and remedy) on stderr.
+    pub fn print(&self, out: &Output) {
+        match self {
+            CmdError::Usage(message) => out.error(message, None),
+            CmdError::Failed { message, remedy } => out.error(message, remedy.as_deref()),
+        }
+    }
+}
+
+/// Runs the command the command line names.
+pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
+    let connect = &cli.connect;
+    match &cli.command {
+        Command::ChipId => chip_id::run(connect, out),
+        Command::ReadMac => read_mac::run(connect, out),
+        Command::FlashId => flash_id::run(connect, out),
+        Command::ReadFlash(args) => read_flash::run(args, connect, out),
+        Command::WriteFlash(args) => write_flash::run(args, connect, out),
+        Command::EraseFlash => erase_flash::run(connect, out),
+        Command::EraseRegion(args) => erase_region::run(args, connect, out),
+        Command::VerifyFlash(args) => verify_flash::run(args, connect, out),
+        Command::ReadFlashStatus(args) => read_flash_status::run(args, connect, out),
+        Command::WriteFlashStatus(args) => write_flash_status::run(args, connect, out),
+        Command::ReadMem(args) => read_mem::run(args, connect, out),
+        Command::WriteMem(args) => write_mem::run(args, connect, out),
+        Command::DumpMem(args) => dump_mem::run(args, connect, out),
+        Command::ImageInfo(args) => image_info::run(args, out),
+        Command::MergeBin(args) => merge_bin::run(args, out),
+        Command::Run => run::run(connect, out),
+        Command::Version => version::run(out),
+        Command::Backup(args) => backup::run(args, connect, out),
+        Command::Restore(args) => restore::run(args, connect, out),
+    }
+}

@@ -1,0 +1,33 @@
+//! `read_flash ADDR SIZE|ALL FILE`: flash contents to a file (stub only).
+
+use std::rc::Rc;
+
+use super::files::check_output;
+use super::session::{with_chip, Stopwatch};
+use super::CmdError;
+use crate::cli::{ConnectArgs, ReadFlashArgs, ReadSize};
+use crate::output::{rate, Output};
+
+/// Reads the range (ALL: up to the end of the flash) and saves it once complete.
+pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+    check_output(&args.file)?;
+    if args.size == ReadSize::Bytes(0) {
+        return Err(CmdError::Usage("read_flash size 0 reads nothing".into()));
+    }
+    with_chip(connect, out, |flasher, out| {
+        let size = match args.size {
+            ReadSize::Bytes(size) => size,
+            ReadSize::All => flasher.flash_size()?.saturating_sub(args.address),
+        };
+        let started = Stopwatch::start(flasher);
+        flasher.read_flash_to_file(args.address, size, &args.file)?;
+        let seconds = started.seconds(flasher);
+        out.line(format!(
+            "Read {size} bytes from {:#010x} in {seconds:.1} seconds{} to '{}'.",
+            args.address,
+            rate(size as usize, seconds),
+            args.file.display()
+        ));
+        Ok(())
+    })
+}

@@ -1,0 +1,17 @@
+//! `read_mem ADDR`: one 32-bit word of memory or a register.
+
+use std::rc::Rc;
+
+use super::session::with_chip;
+use super::CmdError;
+use crate::cli::{ConnectArgs, ReadMemArgs};
+use crate::output::Output;
+
+/// Prints "0xADDR = 0xVALUE".
+pub fn run(args: &ReadMemArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+    with_chip(connect, out, |flasher, out| {
+        let value = flasher.read_mem(args.address)?;
+        out.line(format!("{:#010x} = {value:#010x}", args.address));
+        Ok(())
+    })
+}

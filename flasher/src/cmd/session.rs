@@ -1,0 +1,590 @@
+//! A session with a chip: finding the port (serial, `emu:`, or a scan),
+//! loading the stub, connecting, running a command and leaving as `--after` says.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use esp_emulator::device::{Chip, Device, DeviceConfig};
+use esp_emulator::faults::FaultPlan;
+use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_emulator::link::{Link, LinkConfig};
+use esp_emulator::sample_firmware::sonoff_like_flash;
+use esp_flasher::{
+    AfterReset, BeforeReset, ConnectOptions, EmulatorTransport, Error, Flasher, LineControl,
+    SerialTransport, StubImage, Transport,
+};
+use serialport::{SerialPortInfo, SerialPortType};
+
+use super::explain::NO_ANSWER_CAUSES;
+use super::files::io_reason;
+use super::CmdError;
+use crate::cli::{AfterArg, BeforeArg, ConnectArgs, EmuSpec, PortArg};
+use crate::output::{hex_dump, Output, Reporter};
+
+/// The ROM loader's baud rate: every session starts at it.
+const ROM_BAUD: u32 = 115_200;
+/// The virtual chip's flash when neither a size nor a file says otherwise.
+const DEFAULT_EMU_SIZE: u32 = 4 * 1024 * 1024;
+/// USB vendor:product IDs of the serial adapters ESP8266 boards carry, most common first.
+const KNOWN_ADAPTERS: [(u16, u16, &str); 6] = [
+    (0x10C4, 0xEA60, "CP210x"),
+    (0x1A86, 0x7523, "CH340"),
+    (0x1A86, 0x55D4, "CH9102"),
+    (0x0403, 0x6001, "FTDI FT232R"),
+    (0x0403, 0x6015, "FTDI FT231X"),
+    (0x067B, 0x2303, "PL2303"),
+];
+
+/// The serial line under a session: a port or the virtual chip, traced with `--trace`.
+pub struct Line {
+    kind: LineKind,
+    trace: Option<Rc<Output>>,
+}
+
+enum LineKind {
+    Serial(SerialTransport),
+    Emulator(Box<EmulatorTransport>),
+}
+
+impl Line {
+    fn inner(&mut self) -> &mut dyn Transport {
+        match &mut self.kind {
+            LineKind::Serial(serial) => serial,
+            LineKind::Emulator(emulator) => emulator.as_mut(),
+        }
+    }
+
+    fn inner_ref(&self) -> &dyn Transport {
+        match &self.kind {
+            LineKind::Serial(serial) => serial,
+            LineKind::Emulator(emulator) => emulator.as_ref(),
+        }
+    }
+}
+
+impl Transport for Line {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(out) = &self.trace {
+            out.line(format!(
+                "TRACE write {} bytes: {}",
+                bytes.len(),
+                hex_dump(bytes)
+            ));
+        }
+        self.inner().write_all(bytes)
+    }
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        let count = self.inner().read(buf, timeout)?;
+        if let (Some(out), true) = (&self.trace, count > 0) {
+            out.line(format!(
+                "TRACE read {count} bytes: {}",
+                hex_dump(&buf[..count])
+            ));
+        }
+        Ok(count)
+    }
+    fn set_baud(&mut self, baud: u32) -> io::Result<()> {
+        self.inner().set_baud(baud)
+    }
+    fn baud(&self) -> u32 {
+        self.inner_ref().baud()
+    }
+    fn set_dtr(&mut self, asserted: bool) -> io::Result<LineControl> {
+        self.inner().set_dtr(asserted)
+    }
+    fn set_rts(&mut self, asserted: bool) -> io::Result<LineControl> {
+        self.inner().set_rts(asserted)
+    }
+    fn discard_input(&mut self) -> io::Result<()> {
+        self.inner().discard_input()
+    }
+    fn sleep(&mut self, duration: Duration) {
+        self.inner().sleep(duration)
+    }
+    fn clock(&self) -> Duration {
+        self.inner_ref().clock()
+    }
+}
+
+/// A connected chip.
+pub struct Session {
+    flasher: Flasher<Line>,
+    out: Rc<Output>,
+    /// The file the virtual flash is saved to at the end.
+    emu_file: Option<PathBuf>,
+}
+
+/// Times an operation on the line's clock: virtual time on the emulator, real time on a port.
+pub struct Stopwatch(Duration);
+
+impl Stopwatch {
+    /// Starts now.
+    pub fn start<T: Transport>(flasher: &Flasher<T>) -> Stopwatch {
+        Stopwatch(flasher.transport().clock())
+    }
+
+    /// Seconds since the start.
+    pub fn seconds<T: Transport>(&self, flasher: &Flasher<T>) -> f64 {
+        flasher
+            .transport()
+            .clock()
+            .saturating_sub(self.0)
+            .as_secs_f64()
+    }
+}
+
+/// Connects as `connect` says, runs `body`, then resets as `--after` says.
+pub fn with_chip<F>(connect: &ConnectArgs, out: &Rc<Output>, body: F) -> Result<(), CmdError>
+where
+    F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
+{
+    Session::open(connect, out)?.run(Some(connect.after), body)
+}
+
+impl Session {
+    /// Checks the port spec and the stub, then connects; nothing is sent before both are good.
+    pub fn open(connect: &ConnectArgs, out: &Rc<Output>) -> Result<Session, CmdError> {
+        let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
+        let options = connect_options(connect, out)?;
+        match port {
+            PortArg::Serial(name) => {
+                let line = open_serial(&name, connect.trace.then(|| out.clone()))?;
+                connect_line(line, &name, &options, out, None)
+                    .map_err(|error| no_answer(error, std::slice::from_ref(&name)))
+            }
+            PortArg::Emulator(spec) => open_emulator(&spec, connect, &options, out),
+            PortArg::Scan => scan(connect, &options, out),
+        }
+    }
+
+    /// Runs `body`; on success resets as `after` says (`None`: leave the chip alone).
+    /// The virtual flash is saved either way, as a real flash keeps what was written.
+    pub fn run<F>(mut self, after: Option<AfterArg>, body: F) -> Result<(), CmdError>
+    where
+        F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
+    {
+        let result = body(&mut self.flasher, &self.out);
+        let after = match (&result, after) {
+            (Ok(()), Some(after)) => after,
+            _ => AfterArg::NoReset,
+        };
+        if result.is_ok() {
+            self.out.line(match after {
+                AfterArg::HardReset => "Hard resetting via RTS pin...",
+                AfterArg::SoftReset => "Soft resetting...",
+                AfterArg::NoReset => "Staying in bootloader.",
+            });
+        }
+        let after = match after {
+            AfterArg::HardReset => AfterReset::HardReset,
+            AfterArg::SoftReset => AfterReset::SoftReset,
+            AfterArg::NoReset => AfterReset::NoReset,
+        };
+        let finished = self.flasher.finish(after);
+        let saved = match (finished, &self.emu_file) {
+            (
+                Ok(Line {
+                    kind: LineKind::Emulator(emulator),
+                    ..
+                }),
+                Some(path),
+            ) => save_flash(path, emulator.device().flash().as_bytes()),
+            (Ok(_), _) => Ok(()),
+            (Err(error), _) => Err(CmdError::from(error)),
+        };
+        result.and(saved)
+    }
+}
+
+/// The stub, baud and reset choices, checked before anything is opened.
+fn connect_options(connect: &ConnectArgs, out: &Output) -> Result<ConnectOptions, CmdError> {
+    let stub = match StubImage::locate(connect.stub_file.as_deref()) {
+        Some(path) if !connect.no_stub => Some(load_stub(&path)?),
+        _ => None,
+    };
+    if stub.is_none() && connect.baud != ROM_BAUD {
+        out.warn(format!(
+            "the ROM loader cannot change the baud rate; staying at {ROM_BAUD} (--baud needs a stub)"
+        ));
+    }
+    Ok(ConnectOptions {
+        before: match connect.before {
+            BeforeArg::DefaultReset => BeforeReset::DefaultReset,
+            BeforeArg::NoReset => BeforeReset::NoReset,
+            BeforeArg::NoResetNoSync => BeforeReset::NoResetNoSync,
+        },
+        baud: (stub.is_some() && connect.baud != ROM_BAUD).then_some(connect.baud),
+        stub,
+        ..ConnectOptions::default()
+    })
+}
+
+/// Loads a stub file; a missing or malformed one is bad input.
+fn load_stub(path: &Path) -> Result<StubImage, CmdError> {
+    StubImage::load(path).map_err(|error| match error {
+        Error::File { path, source } => CmdError::Usage(format!(
+            "stub file {}: {}",
+            path.display(),
+            io_reason(&source)
+        )),
+        other => CmdError::Usage(other.to_string()),
+    })
+}
+
+/// Opens a serial port at the ROM's rate, explaining the usual failures.
+fn open_serial(name: &str, trace: Option<Rc<Output>>) -> Result<Line, CmdError> {
+    let serial = SerialTransport::open(name, ROM_BAUD).map_err(|error| match error.kind() {
+        io::ErrorKind::PermissionDenied => CmdError::failed(
+            format!("permission denied opening {name}"),
+            "Add yourself to the dialout group: sudo usermod -aG dialout $USER, then log out and in again.",
+        ),
+        io::ErrorKind::NotFound => CmdError::failed(
+            format!("serial port {name} does not exist"),
+            format!("Ports found: {}.", port_list(&available_ports())),
+        ),
+        _ => CmdError::failed(
+            format!("cannot open {name}: {}", io_reason(&error)),
+            "Is another program (a serial monitor) using the port?",
+        ),
+    })?;
+    Ok(Line {
+        kind: LineKind::Serial(serial),
+        trace,
+    })
+}
+
+/// Connects over `line`, reporting as the session on `label`.
+fn connect_line(
+    line: Line,
+    label: &str,
+    options: &ConnectOptions,
+    out: &Rc<Output>,
+    emu_file: Option<PathBuf>,
+) -> Result<Session, Error> {
+    let reporter = Reporter::new(out.clone(), label);
+    let flasher = Flasher::connect(line, options, Box::new(reporter))?;
+    Ok(Session {
+        flasher,
+        out: out.clone(),
+        emu_file,
+    })
+}
+
+/// Turns a failed connection into the error that lists the causes and the ports.
+fn no_answer(error: Error, tried: &[String]) -> CmdError {
+    match error {
+        Error::NoSync { attempts } => CmdError::failed(
+            format!(
+                "no answer from the chip on {} after {attempts} attempts",
+                tried.join(", ")
+            ),
+            format!(
+                "{NO_ANSWER_CAUSES} (ports found: {}).",
+                port_list(&available_ports())
+            ),
+        ),
+        other => CmdError::from(other),
+    }
+}
+
+/// Builds the virtual chip `spec` describes and connects to it.
+fn open_emulator(
+    spec: &EmuSpec,
+    connect: &ConnectArgs,
+    options: &ConnectOptions,
+    out: &Rc<Output>,
+) -> Result<Session, CmdError> {
+    let plan =
+        FaultPlan::parse(&spec.faults).map_err(|error| CmdError::Usage(error.to_string()))?;
+    let (contents, origin) = emu_contents(spec)?;
+    let label = format!("emu:{}", size_name(contents.len() as u32));
+    let mut flash_options = FlashOptions::default();
+    plan.flash.apply_to(&mut flash_options);
+    let flash = SpiFlash::new(contents, flash_options).map_err(|error| {
+        CmdError::Usage(format!(
+            "--port {}: {error}",
+            connect.port.as_deref().unwrap_or("emu")
+        ))
+    })?;
+    out.line(format!("Virtual ESP8266 ({label}): {origin}"));
+    let config = DeviceConfig {
+        chip: if spec.esp8285 {
+            Chip::Esp8285
+        } else {
+            Chip::Esp8266Ex
+        },
+        faults: plan.device,
+        ..DeviceConfig::default()
+    };
+    let link = Link::new(
+        Device::new(config, flash),
+        LinkConfig {
+            faults: plan.link,
+            seed: spec.seed,
+            model_baud: true,
+        },
+    );
+    let line = Line {
+        kind: LineKind::Emulator(Box::new(EmulatorTransport::with_link(link))),
+        trace: connect.trace.then(|| out.clone()),
+    };
+    connect_line(line, &label, options, out, spec.file.clone())
+        .map_err(|error| no_answer(error, &[label]))
+}
+
+/// The virtual flash's first contents and a sentence saying where they came from.
+fn emu_contents(spec: &EmuSpec) -> Result<(Vec<u8>, String), CmdError> {
+    let Some(path) = &spec.file else {
+        let size = spec.size.unwrap_or(DEFAULT_EMU_SIZE);
+        return Ok((
+            vec![0xFF; size as usize],
+            "blank flash (all 0xFF), discarded at exit; add ,file=PATH to keep it between runs."
+                .into(),
+        ));
+    };
+    match std::fs::read(path) {
+        Ok(mut data) => {
+            let size = spec.size.unwrap_or(data.len() as u32) as usize;
+            if data.len() > size {
+                return Err(CmdError::Usage(format!(
+                    "{} holds {} bytes, more than the {} virtual flash",
+                    path.display(),
+                    data.len(),
+                    size_name(size as u32)
+                )));
+            }
+            data.resize(size, 0xFF);
+            Ok((
+                data,
+                format!("flash loaded from {}, saved back at exit.", path.display()),
+            ))
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let size = spec.size.unwrap_or(DEFAULT_EMU_SIZE) as usize;
+            Ok((
+                sonoff_like_flash(size, spec.seed),
+                format!(
+                    "{} does not exist yet: the flash starts with a sample firmware and is saved there at exit.",
+                    path.display()
+                ),
+            ))
+        }
+        Err(error) => Err(CmdError::Usage(format!(
+            "{}: {}",
+            path.display(),
+            io_reason(&error)
+        ))),
+    }
+}
+
+/// Writes the virtual flash back to its file.
+fn save_flash(path: &Path, data: &[u8]) -> Result<(), CmdError> {
+    esp_flasher::backup::write_file_atomically(path, data).map_err(CmdError::from)
+}
+
+/// "1MB" for whole megabytes, else "512KB" or a byte count.
+fn size_name(bytes: u32) -> String {
+    const MIB: u32 = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) {
+        format!("{}MB", bytes / MIB)
+    } else if bytes.is_multiple_of(1024) {
+        format!("{}KB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// No `--port`: try each USB serial port, known adapters first; none at all means the virtual chip.
+fn scan(
+    connect: &ConnectArgs,
+    options: &ConnectOptions,
+    out: &Rc<Output>,
+) -> Result<Session, CmdError> {
+    let ports = available_ports();
+    if ports.is_empty() {
+        out.line(format!(
+            "No serial port found: using the built-in virtual ESP8266 (emu:{}). \
+             Connect a board or pass --port to use hardware.",
+            size_name(DEFAULT_EMU_SIZE)
+        ));
+        return open_emulator(&EmuSpec::default(), connect, options, out);
+    }
+    out.line(format!(
+        "Found {} serial port(s): {}",
+        ports.len(),
+        port_list(&ports)
+    ));
+    let mut tried = Vec::new();
+    for port in &ports {
+        out.line(format!("Serial port {}:", port.port_name));
+        tried.push(port.port_name.clone());
+        let line = match open_serial(&port.port_name, connect.trace.then(|| out.clone())) {
+            Ok(line) => line,
+            Err(CmdError::Failed { message, .. }) => {
+                out.warn(message);
+                continue;
+            }
+            Err(usage) => return Err(usage),
+        };
+        match connect_line(line, &port.port_name, options, out, None) {
+            Ok(session) => return Ok(session),
+            Err(Error::NoSync { .. }) => out.warn(format!("{} did not answer", port.port_name)),
+            Err(other) => return Err(CmdError::from(other)),
+        }
+    }
+    Err(no_answer(
+        Error::NoSync {
+            attempts: options.attempts,
+        },
+        &tried,
+    ))
+}
+
+/// The USB serial ports present, known ESP adapters first.
+fn available_ports() -> Vec<SerialPortInfo> {
+    // serialport panics when Linux has no /sys/class/tty (some containers).
+    let listed = if cfg!(target_os = "linux") && !Path::new("/sys/class/tty").is_dir() {
+        Vec::new()
+    } else {
+        serialport::available_ports().unwrap_or_default()
+    };
+    let mut ports: Vec<SerialPortInfo> = listed
+        .into_iter()
+        .filter(|port| matches!(port.port_type, SerialPortType::UsbPort(_)))
+        .collect();
+    for pattern in [
+        "/dev/ttyUSB",
+        "/dev/ttyACM",
+        "/dev/cu.usbserial",
+        "/dev/cu.SLAB",
+        "/dev/cu.wchusbserial",
+    ] {
+        for name in device_files(pattern) {
+            if !ports.iter().any(|port| port.port_name == name) {
+                ports.push(SerialPortInfo {
+                    port_name: name,
+                    port_type: SerialPortType::Unknown,
+                });
+            }
+        }
+    }
+    ports.sort_by_key(|port| (adapter_rank(port), port.port_name.clone()));
+    ports
+}
+
+/// Files in /dev whose path starts with `prefix`.
+fn device_files(prefix: &str) -> Vec<String> {
+    let path = Path::new(prefix);
+    let (Some(dir), Some(stem)) = (
+        path.parent(),
+        path.file_name().and_then(|name| name.to_str()),
+    ) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(stem))
+        .map(|name| dir.join(name).to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Sort key: known adapters by their rank, then other USB ports, then the rest.
+fn adapter_rank(port: &SerialPortInfo) -> usize {
+    match &port.port_type {
+        SerialPortType::UsbPort(usb) => KNOWN_ADAPTERS
+            .iter()
+            .position(|(vid, pid, _)| (*vid, *pid) == (usb.vid, usb.pid))
+            .unwrap_or(KNOWN_ADAPTERS.len()),
+        _ => KNOWN_ADAPTERS.len() + 1,
+    }
+}
+
+/// "/dev/ttyUSB0 (CP210x), /dev/ttyUSB1", or "none".
+fn port_list(ports: &[SerialPortInfo]) -> String {
+    if ports.is_empty() {
+        return "none".into();
+    }
+    ports
+        .iter()
+        .map(|port| match &port.port_type {
+            SerialPortType::UsbPort(usb) => {
+                let name = KNOWN_ADAPTERS
+                    .iter()
+                    .find(|(vid, pid, _)| (*vid, *pid) == (usb.vid, usb.pid))
+                    .map_or_else(
+                        || format!("{:04x}:{:04x}", usb.vid, usb.pid),
+                        |(_, _, name)| name.to_string(),
+                    );
+                format!("{} ({name})", port.port_name)
+            }
+            _ => port.port_name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serialport::UsbPortInfo;
+
+    fn usb(name: &str, vid: u16, pid: u16) -> SerialPortInfo {
+        SerialPortInfo {
+            port_name: name.into(),
+            port_type: SerialPortType::UsbPort(UsbPortInfo {
+                vid,
+                pid,
+                serial_number: None,
+                manufacturer: None,
+                product: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn known_adapters_sort_first_and_are_named() {
+        let mut ports = vec![
+            SerialPortInfo {
+                port_name: "/dev/ttyUSB9".into(),
+                port_type: SerialPortType::Unknown,
+            },
+            usb("/dev/ttyACM0", 0x2E8A, 0x0005),
+            usb("/dev/ttyUSB1", 0x1A86, 0x7523),
+            usb("/dev/ttyUSB0", 0x10C4, 0xEA60),
+        ];
+        ports.sort_by_key(|port| (adapter_rank(port), port.port_name.clone()));
+        assert_eq!(
+            port_list(&ports),
+            "/dev/ttyUSB0 (CP210x), /dev/ttyUSB1 (CH340), /dev/ttyACM0 (2e8a:0005), /dev/ttyUSB9"
+        );
+        assert_eq!(port_list(&[]), "none");
+    }
+
+    #[test]
+    fn size_names() {
+        assert_eq!(size_name(0x10_0000), "1MB");
+        assert_eq!(size_name(0x8_0000), "512KB");
+        assert_eq!(size_name(100), "100 bytes");
+    }
+
+    #[test]
+    fn new_emulator_file_starts_with_sample_firmware() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = EmuSpec {
+            size: Some(0x10_0000),
+            file: Some(dir.path().join("new.bin")),
+            ..EmuSpec::default()
+        };
+        let (contents, origin) = emu_contents(&spec).unwrap();
+        assert_eq!((contents.len(), contents[0]), (0x10_0000, 0xE9));
+        assert!(origin.contains("does not exist yet"));
+        let (blank, origin) = emu_contents(&EmuSpec::default()).unwrap();
+        assert!(blank.len() == 4 << 20 && blank.iter().all(|&b| b == 0xFF));
+        assert!(origin.contains("discarded at exit"));
+    }
+}

@@ -1,0 +1,71 @@
+//! `verify_flash [-fs/-fm/-ff] ADDR FILE ...`: does the flash hold these files? (stub only)
+
+use std::rc::Rc;
+
+use esp_flasher::{Error, HeaderSize};
+use esp_protocol::flash_params::FlashSize;
+use esp_protocol::image::patch_flash_params;
+
+use super::files::read_regions;
+use super::session::with_chip;
+use super::write_flash::header_params;
+use super::CmdError;
+use crate::cli::{ConnectArgs, VerifyFlashArgs};
+use crate::output::Output;
+
+/// Compares each file (with the header as write_flash would patch it) by MD5.
+pub fn run(
+    args: &VerifyFlashArgs,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+) -> Result<(), CmdError> {
+    let regions = read_regions(&args.addr_file)?;
+    with_chip(connect, out, |flasher, out| {
+        let header = header_params(&args.params);
+        let size = match header.size {
+            HeaderSize::Keep => None,
+            HeaderSize::Set(size) => Some(size),
+            HeaderSize::Detect => {
+                let bytes = flasher.flash_size()?;
+                let jedec_id = flasher.flash_info().jedec_id;
+                Some(FlashSize::from_bytes(bytes).ok_or(Error::UnknownFlashSize { jedec_id })?)
+            }
+        };
+        let overrides = args.params.overrides(size);
+        let mut mismatches = Vec::new();
+        for region in regions {
+            let mut data = region.data;
+            patch_flash_params(&mut data, region.address, &overrides);
+            out.line(format!(
+                "Verifying {:#x} ({}) bytes at {:#010x} in flash against '{}'...",
+                data.len(),
+                data.len(),
+                region.address,
+                region.path.display()
+            ));
+            match flasher.verify(region.address, &data) {
+                Ok(()) => out.line("Hash of data verified."),
+                Err(Error::VerifyFailed { .. }) => {
+                    out.line(format!(
+                        "'{}' differs from the flash.",
+                        region.path.display()
+                    ));
+                    mismatches.push(region.path.display().to_string());
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if mismatches.is_empty() {
+            out.line("Verification successful (digest matched).");
+            Ok(())
+        } else {
+            Err(CmdError::failed(
+                format!(
+                    "verification failed: the flash does not hold {}",
+                    mismatches.join(", ")
+                ),
+                "Write the file(s) again with write_flash.",
+            ))
+        }
+    })
+}

@@ -1,0 +1,294 @@
+//! What the user sees: esptool-style lines on stdout, warnings and errors on
+//! stderr, and progress as indicatif bars (stderr is a terminal) or plain lines.
+
+use std::cell::{Cell, RefCell};
+use std::io::{IsTerminal, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use esp_flasher::chip::ChipKind;
+use esp_flasher::progress::Operation;
+use esp_flasher::{Event, ProgressSink};
+use esp_protocol::image::FlashParamsPatch;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The terminal: keeps the "Connecting...." line whole and owns the progress bar.
+#[derive(Debug)]
+pub struct Output {
+    /// A line was started with [`Output::part`] and not ended yet.
+    open_line: Cell<bool>,
+    /// stderr is a terminal, so progress is drawn as a bar.
+    bars: bool,
+    /// Print every byte on the line (`--trace`).
+    pub trace: bool,
+}
+
+impl Output {
+    /// Output for this process: bars only when stderr is a terminal.
+    pub fn new(trace: bool) -> Rc<Output> {
+        Rc::new(Output {
+            open_line: Cell::new(false),
+            bars: std::io::stderr().is_terminal(),
+            trace,
+        })
+    }
+
+    /// Prints a line on stdout.
+    pub fn line(&self, text: impl AsRef<str>) {
+        self.end_line();
+        println!("{}", text.as_ref());
+    }
+
+    /// Prints text on stdout without ending the line.
+    pub fn part(&self, text: &str) {
+        print!("{text}");
+        // A failed flush only delays the text.
+        let _ = std::io::stdout().flush();
+        self.open_line.set(true);
+    }
+
+    /// Prints "Warning: ..." on stderr.
+    pub fn warn(&self, text: impl AsRef<str>) {
+        self.end_line();
+        eprintln!("Warning: {}", text.as_ref());
+    }
+
+    /// Prints "error: ..." on stderr, and the remedy on the next line if there is one.
+    pub fn error(&self, message: &str, remedy: Option<&str>) {
+        self.end_line();
+        eprintln!("error: {message}");
+        if let Some(remedy) = remedy {
+            eprintln!("{remedy}");
+        }
+    }
+
+    /// Ends a line begun with [`Output::part`].
+    fn end_line(&self) {
+        if self.open_line.replace(false) {
+            println!();
+        }
+    }
+}
+
+/// Turns the library's events into lines and progress.
+pub struct Reporter {
+    out: Rc<Output>,
+    /// The port, for "Connected to ESP8266 on PORT:".
+    port: String,
+    progress: RefCell<Option<Progress>>,
+    /// A stub segment was uploaded in this session.
+    stub_uploaded: bool,
+}
+
+impl Reporter {
+    /// A reporter for a session on `port`.
+    pub fn new(out: Rc<Output>, port: &str) -> Reporter {
+        Reporter {
+            out,
+            port: port.to_string(),
+            progress: RefCell::new(None),
+            stub_uploaded: false,
+        }
+    }
+}
+
+impl ProgressSink for Reporter {
+    fn event(&mut self, event: &Event) {
+        let out = &self.out;
+        match event {
+            Event::Connecting { attempt: 1 } => out.part("Connecting..."),
+            Event::Connecting { .. } => out.part("."),
+            Event::Garbage { bytes } if out.trace => {
+                out.line(format!("TRACE garbage: {}", hex_dump(bytes)))
+            }
+            Event::Garbage { .. } => {}
+            Event::Connected(chip) => {
+                out.line(format!("Connected to ESP8266 on {}:", self.port));
+                out.line(format!("{:<20}{}", "Chip type:", chip.description));
+                let features = match chip.kind {
+                    ChipKind::Esp8266Ex => "WiFi",
+                    ChipKind::Esp8285 => "WiFi, Embedded Flash",
+                };
+                out.line(format!("{:<20}{features}", "Features:"));
+                out.line(format!("{:<20}{}", "MAC:", chip.mac_string()));
+                out.line("");
+            }
+            Event::StubRunning if self.stub_uploaded => out.line("Stub flasher running."),
+            Event::StubRunning => {
+                out.line("Stub flasher is already running. No upload is necessary.")
+            }
+            Event::BaudChanged { baud } => out.line(format!("Changed baud rate to {baud}.")),
+            Event::FlashDetected { .. } => {}
+            Event::Started {
+                operation,
+                address,
+                total,
+            } => {
+                if *operation == Operation::StubUpload && !self.stub_uploaded {
+                    self.stub_uploaded = true;
+                    out.line("Uploading stub flasher...");
+                }
+                let progress = Progress::start(out, *operation, *address, *total);
+                if let Some(old) = self.progress.replace(Some(progress)) {
+                    old.finish();
+                }
+            }
+            Event::Progress { done, .. } => {
+                if let Some(progress) = self.progress.borrow_mut().as_mut() {
+                    progress.update(out, *done);
+                }
+            }
+            Event::Finished { .. } => {
+                if let Some(progress) = self.progress.take() {
+                    progress.finish();
+                }
+            }
+            Event::Retrying {
+                address,
+                attempt,
+                reason,
+            } => out.warn(format!(
+                "block at {address:#010x} failed ({reason}); reading it again (attempt {attempt})"
+            )),
+            Event::Skipped { address, bytes, .. } => out.line(format!(
+                "Skipped {bytes} bytes already in flash at {address:#010x}."
+            )),
+            Event::HeaderPatched(patch) => match patch {
+                FlashParamsPatch::NotApplicable => {}
+                FlashParamsPatch::Changed { .. } | FlashParamsPatch::Unchanged(_) => {
+                    out.line(format!("{}.", capitalize(&patch.to_string())))
+                }
+                FlashParamsPatch::NotAnImage | FlashParamsPatch::InvalidImage(_) => {
+                    out.warn(format!("the file at 0x0: {patch}"))
+                }
+            },
+            // Commands print these where esptool does: after "Wrote ...".
+            Event::Erased { .. } | Event::Verified { .. } => {}
+            Event::Warning(warning) => out.warn(warning.to_string()),
+        }
+    }
+}
+
+/// One operation's progress: a bar on a terminal, else a line every 10 %.
+struct Progress {
+    bar: Option<ProgressBar>,
+    operation: Operation,
+    address: u32,
+    total: usize,
+    /// The last tenth printed as a plain line.
+    last_tenth: usize,
+}
+
+impl Progress {
+    fn start(out: &Output, operation: Operation, address: u32, total: usize) -> Progress {
+        let bar = out.bars.then(|| {
+            out.end_line();
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(format!("{} {address:#010x}", verb(operation)));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            operation,
+            address,
+            total,
+            last_tenth: 0,
+        }
+    }
+
+    fn update(&mut self, out: &Output, done: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            return;
+        }
+        let tenth = (done * 10).checked_div(self.total).unwrap_or(10);
+        if tenth > self.last_tenth && tenth < 10 && self.operation != Operation::StubUpload {
+            self.last_tenth = tenth;
+            // Writes skip unchanged sectors, so only reads advance through the address range.
+            let at = match self.operation {
+                Operation::Read => self.address as usize + done,
+                _ => self.address as usize,
+            };
+            out.line(format!(
+                "{} {at:#010x}... ({} %)",
+                verb(self.operation),
+                tenth * 10
+            ));
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The progress label of an operation, as esptool words it.
+fn verb(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Write => "Writing at",
+        Operation::Read => "Reading from",
+        Operation::StubUpload => "Uploading stub to",
+    }
+}
+
+/// `text` with its first letter upper-case.
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Bytes as space-separated hex, for `--trace`.
+pub fn hex_dump(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A transfer rate as esptool prints it: " (123.4 kbit/s)", or nothing for an instant.
+pub fn rate(bytes: usize, seconds: f64) -> String {
+    if seconds > 0.0 {
+        format!(" ({:.1} kbit/s)", bytes as f64 * 8.0 / 1000.0 / seconds)
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_in_kbit_per_second() {
+        assert_eq!(rate(1_048_576, 4.3), " (1950.8 kbit/s)");
+        assert_eq!(rate(10, 0.0), "");
+    }
+
+    #[test]
+    fn capitalizes_patch_descriptions() {
+        assert_eq!(
+            capitalize("flash parameters set to mode dout"),
+            "Flash parameters set to mode dout"
+        );
+        assert_eq!(capitalize(""), "");
+    }
+
+    #[test]
+    fn hex_dump_spaces_bytes() {
+        assert_eq!(hex_dump(&[0xc0, 0x00, 0x08]), "c0 00 08");
+    }
+}

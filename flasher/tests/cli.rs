@@ -1,0 +1,679 @@
+//! The `esp-flasher` binary end to end, against the built-in virtual ESP8266
+//! (`--port emu:...`), with and without esptool's flasher stub.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use esp_emulator::sample_firmware::firmware_image;
+
+/// The esptool release whose stub the tests upload.
+const ESPTOOL_VERSION: &str = "5.6.0";
+const MB: usize = 1024 * 1024;
+
+/// What a run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Panics with the whole output unless the exit code is `code`.
+    fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stdout holds `text`.
+    fn says(&self, text: &str) -> &Run {
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}:\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stderr holds `text`.
+    fn warns(&self, text: &str) -> &Run {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}\n--- stdout\n{}",
+            self.stderr,
+            self.stdout
+        );
+        self
+    }
+}
+
+/// Runs the binary in `dir` with no stub anywhere in its environment.
+fn flasher(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_esp-flasher"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ESP_FLASHER_STUB")
+        .output()
+        .expect("run esp-flasher");
+    Run {
+        code: output
+            .status
+            .code()
+            .expect("esp-flasher exited, not killed"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary with esptool's ESP8266 stub given by `--stub-file`.
+fn flasher_with_stub(dir: &Path, args: &[&str]) -> Run {
+    let stub = stub_json();
+    let mut all = vec!["--stub-file", stub.to_str().expect("UTF-8 path")];
+    all.extend_from_slice(args);
+    flasher(dir, &all)
+}
+
+/// Runs the binary with or without the stub.
+fn flasher_maybe_stub(dir: &Path, stub: bool, args: &[&str]) -> Run {
+    if stub {
+        flasher_with_stub(dir, args)
+    } else {
+        flasher(dir, args)
+    }
+}
+
+/// esptool 5.6.0's ESP8266 stub JSON, installing esptool into
+/// `target/esptool/5.6.0` with python3 -m venv and pip if it is not there.
+fn stub_json() -> PathBuf {
+    static STUB: OnceLock<PathBuf> = OnceLock::new();
+    STUB.get_or_init(|| {
+        let root = target_dir().join("esptool");
+        let venv = root.join(ESPTOOL_VERSION);
+        let marker = venv.join(".flashlab-installed");
+        if !marker.exists() {
+            fs::create_dir_all(&root).expect("create target/esptool");
+            let lock = InstallLock::acquire(&root.join(format!("{ESPTOOL_VERSION}.lock")));
+            if !marker.exists() {
+                install_esptool(&venv);
+                fs::File::create(&marker).expect("mark the esptool venv as installed");
+            }
+            drop(lock);
+        }
+        find_stub(&venv).unwrap_or_else(|| {
+            panic!(
+                "esptool {ESPTOOL_VERSION} is installed in {} but has no stub_flasher/2/esp8266.json",
+                venv.display()
+            )
+        })
+    })
+    .clone()
+}
+
+/// `lib/python3*/site-packages/esptool/targets/stub_flasher/2/esp8266.json` under `venv`.
+fn find_stub(venv: &Path) -> Option<PathBuf> {
+    fs::read_dir(venv.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| {
+            entry
+                .path()
+                .join("site-packages/esptool/targets/stub_flasher/2/esp8266.json")
+        })
+        .find(|path| path.is_file())
+}
+
+/// Creates the venv and pip-installs esptool; panics with pip's output on failure.
+fn install_esptool(venv: &Path) {
+    if venv.exists() {
+        fs::remove_dir_all(venv).expect("remove a half-installed esptool venv");
+    }
+    let run = |program: &Path, args: &[&str]| {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run {} to install esptool (python3 with venv is needed): {error}",
+                    program.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "installing esptool {ESPTOOL_VERSION}: {} {args:?} failed:\n{}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(
+        Path::new("python3"),
+        &["-m", "venv", venv.to_str().expect("UTF-8 path")],
+    );
+    let requirement = format!("esptool=={ESPTOOL_VERSION}");
+    run(
+        &venv.join("bin/python"),
+        &["-m", "pip", "install", "--quiet", &requirement],
+    );
+}
+
+/// The lock directory the workspace's test utilities also use; a dead owner's lock is taken over.
+struct InstallLock(PathBuf);
+
+impl InstallLock {
+    fn acquire(path: &Path) -> InstallLock {
+        let start = Instant::now();
+        loop {
+            match fs::create_dir(path) {
+                Ok(()) => {
+                    fs::write(path.join("pid"), std::process::id().to_string())
+                        .expect("write the lock's pid");
+                    return InstallLock(path.to_owned());
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
+                    let dead =
+                        !owner.trim().is_empty() && !Path::new("/proc").join(owner.trim()).exists();
+                    if dead {
+                        let _ = fs::remove_dir_all(path);
+                        continue;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(600),
+                        "waited 10 minutes for {} (another esptool install)",
+                        path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(error) => panic!("cannot create {}: {error}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The cargo target directory (the test executable is in `target/<profile>/deps`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<exe>")
+        .to_owned()
+}
+
+/// A whole flash of `size` bytes that starts with a firmware image whose
+/// header says qio and 4MB, so that `-fm dout -fs 1MB` has something to change.
+fn firmware_flash(size: usize) -> Vec<u8> {
+    let mut flash = vec![0xFF; size];
+    let image = firmware_image(size / 2, 42);
+    flash[..image.len()].copy_from_slice(&image);
+    flash[2] = 0x00; // qio
+    flash[3] = 0x40; // 4MB, 40m
+    flash
+}
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+#[test]
+fn help_documents_exit_codes_and_ports() {
+    let dir = temp();
+    let run = flasher(dir.path(), &["--help"]).expect(0);
+    run.says("Exit codes:")
+        .says("0  success")
+        .says("1  the operation failed")
+        .says("2  usage error");
+    run.says("emu:").says("--stub-file").says("write-flash");
+    flasher(dir.path(), &["write_flash", "--help"])
+        .expect(0)
+        .says("--flash-size");
+    flasher(dir.path(), &["version"])
+        .expect(0)
+        .says(concat!("esp-flasher ", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_touches_nothing() {
+    let dir = temp();
+    let flash = firmware_flash(MB);
+    fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    fs::write(dir.path().join("fw.bin"), firmware_image(0x2000, 1)).unwrap();
+    let emu = "--port=emu:1MB,file=flash.bin";
+    let cases: &[&[&str]] = &[
+        &["frobnicate"],
+        &[emu, "flash_id", "--frobnicate"],
+        &[emu, "read_flash", "0xZZ", "16", "out.bin"],
+        &[emu, "read_flash", "0", "lots", "out.bin"],
+        &[emu, "read_flash", "0", "16", "no-such-folder/out.bin"],
+        &[emu, "write_flash", "0x0", "missing.bin"],
+        &[emu, "write_flash", "0x0", "fw.bin", "0x1000"],
+        &[emu, "write_flash", "0x0", "fw.bin", "0x1000", "fw.bin"],
+        &[emu, "write_flash", "-fs", "3MB", "0x0", "fw.bin"],
+        &[emu, "write_flash", "-fm", "fast", "0x0", "fw.bin"],
+        &[emu, "verify_flash", "0x0", "missing.bin"],
+        &[emu, "erase_region", "0x1000", "0x800"],
+        &[emu, "erase_region", "0x800", "0x1000"],
+        &[emu, "write_flash_status", "--bytes", "1", "0x100"],
+        &[emu, "dump_mem", "0x40000000", "6", "rom.bin"],
+        &[emu, "restore", "missing.bin"],
+        &[emu, "--before", "sometimes", "flash_id"],
+        &[emu, "--stub-file", "missing.json", "flash_id"],
+        &["--port", "emu:1MB,file=flash.bin,bogus", "flash_id"],
+        &[
+            "--port",
+            "emu:1MB,file=flash.bin,fault=nonsense",
+            "flash_id",
+        ],
+        &["--port", "emu:3MB", "flash_id"],
+        &[
+            "merge_bin",
+            "-o",
+            "out.bin",
+            "-fs",
+            "detect",
+            "0x0",
+            "fw.bin",
+        ],
+        &["image_info", "missing.bin"],
+    ];
+    for args in cases {
+        let run = flasher(dir.path(), args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert_eq!(
+            run.stderr.lines().count(),
+            1,
+            "{args:?} printed more than one line: {run:?}"
+        );
+        assert!(run.stderr.starts_with("error"), "{args:?}: {run:?}");
+        assert!(
+            run.stdout.is_empty(),
+            "{args:?} printed on stdout (connected?): {run:?}"
+        );
+        assert!(
+            fs::read(dir.path().join("flash.bin")).unwrap() == flash,
+            "{args:?} changed the flash file"
+        );
+        assert!(!dir.path().join("out.bin").exists() && !dir.path().join("rom.bin").exists());
+    }
+}
+
+#[test]
+fn seed_sequence_on_a_persistent_1mb_flash() {
+    let dir = temp();
+    let original = firmware_flash(MB);
+    fs::write(dir.path().join("flash.bin"), &original).unwrap();
+    let emu = "emu:1MB,file=flash.bin";
+
+    let run = flasher_with_stub(dir.path(), &["--port", emu, "flash_id"]).expect(0);
+    run.says("Connecting...")
+        .says("Chip type:          ESP8266EX")
+        .says("Features:           WiFi");
+    run.says("MAC:")
+        .says("Stub flasher running.")
+        .says("Manufacturer: ef")
+        .says("Device: 4014");
+    run.says("Detected flash size: 1MB")
+        .says("Hard resetting via RTS pin...");
+
+    flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            emu,
+            "read_flash",
+            "0x00000",
+            "0x100000",
+            "image1M.bin",
+        ],
+    )
+    .expect(0)
+    .says("Read 1048576 bytes from 0x00000000 in ");
+    assert!(fs::read(dir.path().join("image1M.bin")).unwrap() == original);
+
+    flasher_with_stub(dir.path(), &["--port", emu, "erase_flash"])
+        .expect(0)
+        .says("Flash memory erased successfully");
+    assert!(fs::read(dir.path().join("flash.bin"))
+        .unwrap()
+        .iter()
+        .all(|&b| b == 0xFF));
+
+    let run = flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            emu,
+            "write_flash",
+            "-fs",
+            "1MB",
+            "-fm",
+            "dout",
+            "0x0",
+            "image1M.bin",
+        ],
+    )
+    .expect(0);
+    run.says("Flash parameters set to mode dout, size 1MB, freq 40m.")
+        .says("Compressed ");
+    run.says(" compressed) at 0x00000000 in ")
+        .says("Hash of data verified.");
+    let written = fs::read(dir.path().join("flash.bin")).unwrap();
+    assert_eq!((written[2], written[3]), (0x03, 0x20), "dout, 1MB, 40m");
+    assert!(
+        written[..2] == original[..2] && written[4..] == original[4..],
+        "only header bytes 2 and 3 differ"
+    );
+}
+
+#[test]
+fn seed_command_lines_run_with_only_the_program_name_changed() {
+    let dir = temp();
+    fs::write(dir.path().join("flash.bin"), firmware_flash(MB)).unwrap();
+    for name in ["sonoff.bin", "esp8266-20170823-v1.9.2.bin", "fw.bin"] {
+        fs::write(dir.path().join(name), firmware_image(0x3000, 7)).unwrap();
+    }
+    let emu = "emu:1MB,file=flash.bin";
+    for line in [
+        "write_flash -fs 1MB -fm dout 0x0 sonoff.bin",
+        "--baud 460800 write_flash --flash_size=detect 0 esp8266-20170823-v1.9.2.bin",
+        "read_flash 0x00000 0x100000 image1M.bin",
+        "erase_flash",
+        "flash_id",
+        "write_flash --verify --flash_size=detect -fm dout 0x0 fw.bin",
+        "read-flash 0 1MB copy.bin",
+        "read_flash 0 ALL copy.bin",
+    ] {
+        let mut args = vec!["--port", emu];
+        args.extend(line.split_whitespace());
+        flasher_with_stub(dir.path(), &args).expect(0);
+    }
+    // The port is accepted after the command too.
+    flasher(dir.path(), &["flash_id", "--port", emu])
+        .expect(0)
+        .says("Detected flash size: 1MB");
+    // A port that is not there is a failure to reach it, not a usage error.
+    flasher(dir.path(), &["--port", "COM5", "flash_id"])
+        .expect(1)
+        .warns("COM5");
+}
+
+#[test]
+fn every_command_on_1mb_and_4mb_with_and_without_a_stub() {
+    // (command line, works on the ROM loader alone)
+    let commands: &[(&str, bool)] = &[
+        ("chip_id", true),
+        ("read_mac", true),
+        ("flash_id", true),
+        ("read_flash 0x1000 0x2000 out.bin", false),
+        ("verify_flash 0x0 boot.bin", false),
+        ("write_flash 0x10000 app.bin", true),
+        ("erase_region 0x20000 0x2000", false),
+        ("read_flash_status", true),
+        ("write_flash_status --bytes 2 0", true),
+        ("read_mem 0x3ff00050", true),
+        ("write_mem 0x3ffe8000 0x12345678", true),
+        ("dump_mem 0x3ff00050 16 efuses.bin", true),
+        ("backup whole.bin", false),
+        ("erase_flash", false),
+        ("run", true),
+    ];
+    for size in ["1MB", "4MB"] {
+        for stub in [false, true] {
+            let dir = temp();
+            let bytes = if size == "1MB" { MB } else { 4 * MB };
+            let flash = firmware_flash(bytes);
+            fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+            fs::write(dir.path().join("boot.bin"), &flash[..0x1000]).unwrap();
+            fs::write(dir.path().join("app.bin"), firmware_image(0x1800, 3)).unwrap();
+            let port = format!("emu:{size},file=flash.bin");
+            for (line, rom_ok) in commands {
+                let mut args = vec!["--port", port.as_str()];
+                args.extend(line.split_whitespace());
+                let run = flasher_maybe_stub(dir.path(), stub, &args);
+                if stub || *rom_ok {
+                    run.expect(0);
+                } else {
+                    let run = run.expect(1);
+                    run.warns("needs the flasher stub").warns("--stub-file");
+                    assert!(!run.stdout.contains("Hard resetting"), "{line}: {run:?}");
+                }
+            }
+            let expected_flash_id = if size == "1MB" {
+                "Device: 4014"
+            } else {
+                "Device: 4016"
+            };
+            flasher(dir.path(), &["--port", &port, "flash_id"])
+                .expect(0)
+                .says(expected_flash_id);
+            if stub {
+                assert_eq!(fs::read(dir.path().join("out.bin")).unwrap().len(), 0x2000);
+                assert_eq!(fs::read(dir.path().join("whole.bin")).unwrap().len(), bytes);
+            }
+            assert_eq!(fs::read(dir.path().join("efuses.bin")).unwrap().len(), 16);
+        }
+    }
+}
+
+#[test]
+fn offline_commands_image_info_and_merge_bin() {
+    let dir = temp();
+    fs::write(dir.path().join("boot.bin"), firmware_image(0x3000, 5)).unwrap();
+    fs::write(dir.path().join("data.bin"), [0xAB; 16]).unwrap();
+    let run = flasher(dir.path(), &["image_info", "boot.bin"]).expect(0);
+    run.says("Image version: 1")
+        .says("Flash mode: DOUT")
+        .says("Flash size: 1MB")
+        .says("(valid)");
+    run.says("IRAM").says("DRAM");
+    flasher(
+        dir.path(),
+        &[
+            "merge_bin",
+            "-o",
+            "merged.bin",
+            "-fm",
+            "qio",
+            "-fs",
+            "4MB",
+            "0x0",
+            "boot.bin",
+            "0x4000",
+            "data.bin",
+        ],
+    )
+    .expect(0)
+    .says("Wrote 0x4010 bytes to file 'merged.bin', ready to flash to offset 0x0.");
+    let merged = fs::read(dir.path().join("merged.bin")).unwrap();
+    assert_eq!((merged[2], merged[3] & 0xF0), (0x00, 0x40));
+    assert!(merged[0x3000..0x4000].iter().all(|&b| b == 0xFF));
+    assert_eq!(&merged[0x4000..], &[0xAB; 16]);
+    flasher(dir.path(), &["image_info", "data.bin"])
+        .expect(1)
+        .warns("not an ESP8266 image");
+}
+
+#[test]
+fn backup_and_restore_round_trip_with_the_record() {
+    let dir = temp();
+    let port = "emu:4MB,file=board.bin";
+    // A new file starts as a board with a sample firmware.
+    let run = flasher_with_stub(dir.path(), &["--port", port, "backup", "my-backup.bin"]).expect(0);
+    run.says("does not exist yet")
+        .says("Hash of data verified.")
+        .says("my-backup.bin.json");
+    let board = fs::read(dir.path().join("board.bin")).unwrap();
+    assert_eq!(
+        board[0], 0xE9,
+        "the sample firmware starts with an image header"
+    );
+    assert!(fs::read(dir.path().join("my-backup.bin")).unwrap() == board);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("my-backup.bin.json")).unwrap()).unwrap();
+    assert_eq!(record["chip"], "ESP8266EX");
+    assert_eq!(record["flash_size"], 4 * MB);
+    assert_eq!(record["mac"], "18:fe:34:12:34:56");
+
+    flasher_with_stub(dir.path(), &["--port", port, "erase_flash"]).expect(0);
+    flasher_with_stub(dir.path(), &["--port", port, "restore", "my-backup.bin"])
+        .expect(0)
+        .says("Hash of data verified.")
+        .says("Restored 'my-backup.bin'.");
+    assert!(fs::read(dir.path().join("board.bin")).unwrap() == board);
+
+    // A record that no longer matches its image is refused before connecting.
+    fs::write(dir.path().join("my-backup.bin"), &board[..MB]).unwrap();
+    flasher_with_stub(dir.path(), &["--port", port, "restore", "my-backup.bin"])
+        .expect(2)
+        .warns("the record says");
+}
+
+#[test]
+fn restore_warns_about_size_mismatch_and_esp8285_flash_mode() {
+    let dir = temp();
+    flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            "emu:1MB,file=small.bin",
+            "backup",
+            "small-backup.bin",
+        ],
+    )
+    .expect(0);
+    let run = flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            "emu:4MB,file=big.bin",
+            "restore",
+            "small-backup.bin",
+        ],
+    )
+    .expect(0);
+    run.warns("Warning:").warns("-fs 1MB").warns("SDK");
+
+    let run = flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            "emu:1MB,chip=esp8285",
+            "restore",
+            "-fm",
+            "qio",
+            "small-backup.bin",
+        ],
+    )
+    .expect(0);
+    run.says("ESP8285").warns("-fm dout");
+}
+
+#[test]
+fn bad_md5_fails_the_write_without_a_success_line() {
+    let dir = temp();
+    fs::write(dir.path().join("flash.bin"), vec![0xFF; MB]).unwrap();
+    fs::write(dir.path().join("fw.bin"), firmware_image(0x4000, 9)).unwrap();
+    let run = flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            "emu:1MB,file=flash.bin,fault=bad-md5",
+            "write_flash",
+            "0x0",
+            "fw.bin",
+        ],
+    )
+    .expect(1);
+    run.warns("verification failed")
+        .warns("do not hold the data")
+        .warns("do not boot");
+    assert!(!run.stdout.contains("Hash of data verified"), "{run:?}");
+    assert!(!run.stdout.contains("Hard resetting"), "{run:?}");
+}
+
+#[test]
+fn read_retries_are_warnings_and_the_read_completes() {
+    let dir = temp();
+    let flash = firmware_flash(MB);
+    fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    let run = flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            "emu:1MB,file=flash.bin,fault=short-read:frame=3,drop=100",
+            "read_flash",
+            "0",
+            "0x20000",
+            "part.bin",
+        ],
+    )
+    .expect(0);
+    run.warns("Warning: block at 0x00000000 failed")
+        .warns("attempt 2");
+    assert!(fs::read(dir.path().join("part.bin")).unwrap() == flash[..0x20000]);
+}
+
+#[test]
+fn no_answer_names_the_causes() {
+    let dir = temp();
+    let run = flasher(
+        dir.path(),
+        &[
+            "--port",
+            "emu:1MB,fault=timeout:op=SYNC,nth=1",
+            "--before",
+            "no_reset",
+            "flash_id",
+        ],
+    );
+    // One dropped SYNC is retried; the chip answers.
+    run.expect(0);
+    let mut args = vec!["--port".to_string()];
+    let faults: Vec<String> = (1..=40)
+        .map(|nth| format!("fault=timeout:op=SYNC,nth={nth}"))
+        .collect();
+    args.push(format!("emu:1MB,{}", faults.join(",")));
+    args.push("flash_id".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = flasher(dir.path(), &args).expect(1);
+    run.warns("no answer from the chip")
+        .warns("GPIO0")
+        .warns("TX and RX")
+        .warns("5 V")
+        .warns("ports found");
+}
+
+#[test]
+fn trace_shows_the_bytes_on_the_line() {
+    let dir = temp();
+    flasher(dir.path(), &["--port", "emu:1MB", "--trace", "read_mac"])
+        .expect(0)
+        .says("TRACE write")
+        .says("TRACE read");
+}
+
+#[test]
+fn without_a_port_a_serial_port_or_the_virtual_chip_is_used() {
+    let dir = temp();
+    let run = flasher(dir.path(), &["chip_id"]);
+    if run.stdout.contains("No serial port found") {
+        run.expect(0)
+            .says("using the built-in virtual ESP8266 (emu:4MB). Connect a board or pass --port to use hardware.")
+            .says("Chip ID: 0x");
+    } else {
+        run.says("serial port(s):");
+    }
+}
