@@ -18,7 +18,7 @@
 pub mod backup;
 pub mod chip;
 pub mod connection;
-
+pub mod emulator_transport;
 pub mod error;
 pub mod flasher;
 pub mod ops;
@@ -29,7 +29,7 @@ pub mod transport;
 
 pub use chip::{ChipInfo, ChipKind};
 pub use connection::{AfterReset, BeforeReset, Loader};
-
+pub use emulator_transport::EmulatorTransport;
 pub use error::{Error, Result};
 pub use flasher::{ConnectOptions, FlashInfo, Flasher};
 pub use ops::write::{HeaderParams, HeaderSize, Region, RegionReport, WriteOptions, WriteReport};

@@ -1,0 +1,464 @@
+//! Real flash sessions against the emulator's device core, in memory and on
+//! virtual time: no file descriptor, no sleeping, each session in milliseconds.
+
+use std::path::Path;
+
+use esp_emulator::device::{Chip, CommandTimeout, Device, DeviceConfig, DeviceFaults, ShortRead, DEFAULT_MAC};
+use esp_emulator::faults::LinkFaults;
+use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_emulator::link::{Link, LinkConfig};
+use esp_emulator::sample_firmware::firmware_image;
+use esp_flasher::backup::{self, record_path, BackupRecord};
+use esp_flasher::progress::{Operation, RetryReason};
+use esp_flasher::{
+    BeforeReset, ChipKind, ConnectOptions, EmulatorTransport, Error, Event, EventLog, Flasher, HeaderParams,
+    HeaderSize, Loader, Region, StubImage, Warning, WriteOptions,
+};
+use esp_protocol::flash_params::{FlashMode, FlashSize};
+use esp_protocol::image::{read_flash_params, FlashParamsPatch};
+use esp_protocol::packet::Opcode;
+
+const MB: usize = 1024 * 1024;
+const SECTOR: usize = 0x1000;
+
+/// PLACEHOLDER stub, not a real one: the emulator models what a stub does
+/// and never executes the uploaded bytes, so any code will do here.
+fn placeholder_stub() -> StubImage {
+    StubImage { entry: 0x4010_0004, text: (0x4010_0000, vec![0x5A; 0x2000]), data: Some((0x3FFE_8000, vec![0xA5; 64])) }
+}
+
+fn device(flash: SpiFlash, chip: Chip, faults: DeviceFaults) -> Device {
+    Device::new(DeviceConfig { chip, faults, ..DeviceConfig::default() }, flash)
+}
+
+fn blank(size: usize) -> SpiFlash {
+    SpiFlash::blank(size).unwrap()
+}
+
+fn filled(contents: Vec<u8>) -> SpiFlash {
+    SpiFlash::new(contents, FlashOptions::default()).unwrap()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+}
+
+fn connect_to(transport: EmulatorTransport, stub: bool) -> (Flasher<EmulatorTransport>, EventLog) {
+    let log = EventLog::new();
+    let options = ConnectOptions { stub: stub.then(placeholder_stub), ..ConnectOptions::default() };
+    let flasher = Flasher::connect(transport, &options, Box::new(log.clone())).expect("connects");
+    (flasher, log)
+}
+
+fn connect(flash: SpiFlash, stub: bool) -> (Flasher<EmulatorTransport>, EventLog) {
+    connect_to(EmulatorTransport::new(device(flash, Chip::Esp8266Ex, DeviceFaults::default())), stub)
+}
+
+fn flash_contents(flasher: &Flasher<EmulatorTransport>) -> &[u8] {
+    flasher.transport().device().flash().as_bytes()
+}
+
+fn retries(log: &EventLog) -> Vec<RetryReason> {
+    log.events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Retrying { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+// --- connect and detect ---
+
+#[test]
+fn connects_to_the_rom_and_detects_a_1mb_flash() {
+    let (flasher, log) = connect(blank(MB), false);
+    assert_eq!(flasher.loader(), Loader::Rom);
+    assert_eq!(flasher.chip().kind, ChipKind::Esp8266Ex);
+    assert_eq!(flasher.chip().description, "ESP8266EX");
+    assert_eq!(flasher.chip().mac, DEFAULT_MAC);
+    assert_eq!(flasher.flash_size().unwrap(), MB as u32);
+    assert_eq!(flasher.flash_info().jedec_id & 0xFF, 0x14);
+    assert!(log.events().iter().any(|e| matches!(e, Event::Connected(_))));
+    assert!(!log.events().contains(&Event::StubRunning));
+}
+
+#[test]
+fn connects_with_a_stub_and_detects_a_4mb_flash() {
+    let (flasher, log) = connect(blank(4 * MB), true);
+    assert_eq!(flasher.loader(), Loader::Stub);
+    assert_eq!(flasher.flash_size().unwrap(), 4 * MB as u32);
+    assert!(log.events().contains(&Event::StubRunning));
+}
+
+#[test]
+fn rom_only_on_4mb_and_stub_on_1mb() {
+    assert_eq!(connect(blank(4 * MB), false).0.flash_size().unwrap(), 4 * MB as u32);
+    assert_eq!(connect(blank(MB), true).0.flash_size().unwrap(), MB as u32);
+}
+
+#[test]
+fn tells_an_esp8285_from_its_efuses() {
+    let transport = EmulatorTransport::new(device(blank(MB), Chip::Esp8285, DeviceFaults::default()));
+    let (flasher, _) = connect_to(transport, false);
+    assert_eq!(flasher.chip().kind, ChipKind::Esp8285);
+    assert!(flasher.chip().description.starts_with("ESP8285"), "{}", flasher.chip().description);
+}
+
+#[test]
+fn a_boot_log_before_the_loader_is_reported_and_skipped() {
+    let faults = LinkFaults { boot_log: true, ..LinkFaults::default() };
+    let link = Link::new(device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()), LinkConfig { faults, ..LinkConfig::default() });
+    let (flasher, log) = connect_to(EmulatorTransport::with_link(link), false);
+    assert_eq!(flasher.flash_size().unwrap(), MB as u32);
+    assert!(log.events().iter().any(|e| matches!(e, Event::Garbage { .. })));
+}
+
+#[test]
+fn a_chip_that_boots_its_firmware_never_syncs_and_that_costs_no_real_time() {
+    let config = DeviceConfig { boot: esp_emulator::device::BootMode::Flash, ..DeviceConfig::default() };
+    let transport = EmulatorTransport::new(Device::new(config, blank(MB)));
+    let started = std::time::Instant::now();
+    let options = ConnectOptions { attempts: 2, ..ConnectOptions::default() };
+    let error = Flasher::connect(transport, &options, Box::new(EventLog::new())).err().expect("no sync");
+    assert!(matches!(error, Error::NoSync { attempts: 2 }), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn no_reset_syncs_with_a_chip_already_in_the_loader() {
+    let transport = EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()));
+    let options = ConnectOptions { before: BeforeReset::NoReset, ..ConnectOptions::default() };
+    let flasher = Flasher::connect(transport, &options, Box::new(EventLog::new())).unwrap();
+    assert_eq!(flasher.loader(), Loader::Rom);
+}
+
+// --- write and read ---
+
+#[test]
+fn compressed_write_reads_back_equal() {
+    let (mut flasher, log) = connect(blank(MB), true);
+    let data = firmware_image(0x30000, 7);
+    let report = flasher.write_flash(&[Region { address: 0x10000, data: data.clone() }], &WriteOptions::default()).unwrap();
+    let region = &report.regions[0];
+    assert!(region.verified);
+    assert!(region.compressed.unwrap() < data.len(), "firmware compresses");
+    assert_eq!(flasher.read_flash(0x10000, data.len() as u32).unwrap(), data);
+    assert_eq!(&flash_contents(&flasher)[0x10000..0x40000], &data[..]);
+    assert!(log.events().contains(&Event::Verified { address: 0x10000, size: data.len() }));
+}
+
+#[test]
+fn uncompressed_stub_write_reads_back_equal() {
+    let (mut flasher, _) = connect(blank(MB), true);
+    let data = pattern(0x5123, 3);
+    let options = WriteOptions { compress: false, ..WriteOptions::default() };
+    flasher.write_flash(&[Region { address: 0x20000, data: data.clone() }], &options).unwrap();
+    assert_eq!(flasher.read_flash(0x20000, data.len() as u32).unwrap(), data);
+}
+
+#[test]
+fn progress_reaches_the_total() {
+    let (mut flasher, log) = connect(blank(MB), true);
+    flasher.write_flash(&[Region { address: 0, data: pattern(0x9000, 1) }], &WriteOptions::default()).unwrap();
+    let last_write = log.events().into_iter().rev().find_map(|e| match e {
+        Event::Progress { operation: Operation::Write, done, total } => Some((done, total)),
+        _ => None,
+    });
+    assert_eq!(last_write, Some((0x9000, 0x9000)));
+}
+
+#[test]
+fn skip_unchanged_writes_only_the_changed_sector() {
+    let (mut flasher, log) = connect(blank(MB), true);
+    let mut data = pattern(16 * SECTOR, 9);
+    let options = WriteOptions { skip_unchanged: true, ..WriteOptions::default() };
+    flasher.write_flash(&[Region { address: 0x40000, data: data.clone() }], &options).unwrap();
+    data[5 * SECTOR + 17] ^= 0xFF;
+    let report = flasher.write_flash(&[Region { address: 0x40000, data: data.clone() }], &options).unwrap();
+    assert_eq!((report.regions[0].written, report.regions[0].skipped), (SECTOR, 15 * SECTOR));
+    assert!(log.events().contains(&Event::Skipped { address: 0x40000, bytes: 15 * SECTOR, total: 16 * SECTOR }));
+    assert_eq!(&flash_contents(&flasher)[0x40000..0x50000], &data[..]);
+    let again = flasher.write_flash(&[Region { address: 0x40000, data }], &options).unwrap();
+    assert_eq!(again.regions[0].written, 0);
+}
+
+#[test]
+fn header_patch_sets_size_and_mode_and_counts_as_unchanged_afterwards() {
+    let (mut flasher, log) = connect(blank(4 * MB), true);
+    let image = firmware_image(0x8000, 2);
+    let header = HeaderParams { mode: Some(FlashMode::Dio), size: HeaderSize::Detect, freq: None };
+    let options = WriteOptions { skip_unchanged: true, header, ..WriteOptions::default() };
+    flasher.write_flash(&[Region { address: 0, data: image.clone() }], &options).unwrap();
+    let params = read_flash_params(flash_contents(&flasher)).unwrap();
+    assert_eq!((params.mode().unwrap(), params.size().unwrap()), (FlashMode::Dio, FlashSize::Size4M));
+    assert_eq!(&flash_contents(&flasher)[4..0x8000], &image[4..]);
+    assert!(log.events().iter().any(|e| matches!(e, Event::HeaderPatched(FlashParamsPatch::Changed { .. }))));
+    // The file differs from the flash only in the patched bytes: nothing to write.
+    let report = flasher.write_flash(&[Region { address: 0, data: image }], &options).unwrap();
+    assert_eq!(report.regions[0].written, 0);
+}
+
+#[test]
+fn keep_leaves_the_header_alone() {
+    let (mut flasher, _) = connect(blank(MB), true);
+    let image = firmware_image(0x4000, 5);
+    flasher.write_flash(&[Region { address: 0, data: image.clone() }], &WriteOptions::default()).unwrap();
+    assert_eq!(&flash_contents(&flasher)[..0x4000], &image[..]);
+}
+
+#[test]
+fn regions_past_the_end_or_sharing_a_sector_are_refused_before_writing() {
+    let (mut flasher, _) = connect(blank(MB), true);
+    let error = flasher.write_flash(&[Region { address: 0xFF000, data: vec![0; 0x2000] }], &WriteOptions::default());
+    assert!(matches!(error, Err(Error::RegionPastEnd { address: 0xFF000, size: 0x2000, flash_size: 0x100000 })));
+    let shared = [Region { address: 0, data: vec![1; 10] }, Region { address: 0x800, data: vec![2; 10] }];
+    assert!(matches!(flasher.write_flash(&shared, &WriteOptions::default()), Err(Error::OverlappingRegions { .. })));
+    assert!(flash_contents(&flasher).iter().all(|&b| b == 0xFF));
+}
+
+// --- ROM only ---
+
+#[test]
+fn rom_only_write_leaves_neighbours_intact_where_the_erase_plan_is_exact() {
+    let (mut flasher, log) = connect(filled(vec![0xAA; MB]), false);
+    let data = pattern(0x2000, 4); // two sectors at a block start: the ROM erases exactly these
+    flasher.write_flash(&[Region { address: 0x10000, data: data.clone() }], &WriteOptions::rom_only()).unwrap();
+    let flash = flash_contents(&flasher);
+    assert_eq!(&flash[0x10000..0x12000], &data[..]);
+    assert!(flash[..0x10000].iter().chain(&flash[0x12000..]).all(|&b| b == 0xAA));
+    assert!(!log.events().iter().any(|e| matches!(e, Event::Warning(Warning::RomEraseOvershoot { .. }))));
+}
+
+#[test]
+fn rom_only_write_warns_when_the_rom_must_erase_one_sector_more() {
+    let (mut flasher, log) = connect(filled(vec![0xAA; MB]), false);
+    let data = pattern(0x3000, 4);
+    flasher.write_flash(&[Region { address: 0x10000, data: data.clone() }], &WriteOptions::rom_only()).unwrap();
+    let flash = flash_contents(&flasher);
+    assert_eq!(&flash[0x10000..0x13000], &data[..]);
+    // Three sectors cannot be asked of the ROM exactly: the fourth goes too, and no more.
+    assert!(flash[0x13000..0x14000].iter().all(|&b| b == 0xFF));
+    assert!(flash[..0x10000].iter().chain(&flash[0x14000..]).all(|&b| b == 0xAA));
+    let warning = Warning::RomEraseOvershoot { extra_sector_address: 0x13000 };
+    assert!(log.events().contains(&Event::Warning(warning)));
+}
+
+#[test]
+fn stub_only_operations_say_so_without_a_stub() {
+    let (mut flasher, _) = connect(blank(MB), false);
+    let needs_stub = |result: Result<(), Error>| matches!(result, Err(Error::StubRequired { .. }));
+    assert!(needs_stub(flasher.read_flash(0, 16).map(drop)));
+    assert!(needs_stub(flasher.flash_md5(0, 16).map(drop)));
+    assert!(needs_stub(flasher.erase_flash()));
+    assert!(needs_stub(flasher.erase_region(0, 0x1000)));
+    assert!(needs_stub(flasher.write_flash(&[Region { address: 0, data: vec![1] }], &WriteOptions::default()).map(drop)));
+    let message = flasher.read_flash(0, 16).unwrap_err().to_string();
+    assert!(message.contains("--stub-file") && message.contains("ESP_FLASHER_STUB"), "{message}");
+}
+
+#[test]
+fn spi_registers_give_the_flash_id_and_status_on_the_rom() {
+    let (mut flasher, _) = connect(blank(4 * MB), false);
+    assert_eq!(flasher.read_jedec_id().unwrap(), flasher.transport().device().flash().jedec_id());
+    let status = flasher.read_flash_status(2).unwrap();
+    assert_eq!(status & 0x03, 0, "not busy, write latch clear");
+}
+
+#[test]
+fn memory_reads_and_writes() {
+    let (mut flasher, _) = connect(blank(MB), false);
+    flasher.write_mem(0x3FFE_8000, 0x1234_5678, u32::MAX).unwrap();
+    assert_eq!(flasher.read_mem(0x3FFE_8000).unwrap(), 0x1234_5678);
+    assert_eq!(flasher.dump_mem(0x3FFE_8000, 6).unwrap(), vec![0x78, 0x56, 0x34, 0x12, 0, 0]);
+}
+
+// --- erase ---
+
+#[test]
+fn erase_region_and_erase_flash_with_a_stub() {
+    let (mut flasher, _) = connect(filled(vec![0x00; MB]), true);
+    assert!(matches!(flasher.erase_region(0x1000, 0x800), Err(Error::Unaligned { .. })));
+    flasher.erase_region(0x2000, 0x2000).unwrap();
+    let flash = flash_contents(&flasher);
+    assert!(flash[0x2000..0x4000].iter().all(|&b| b == 0xFF));
+    assert!(flash[0x1000..0x2000].iter().chain(&flash[0x4000..0x5000]).all(|&b| b == 0x00));
+    flasher.erase_flash().unwrap();
+    assert!(flash_contents(&flasher).iter().all(|&b| b == 0xFF));
+}
+
+// --- faults ---
+
+#[test]
+fn bad_md5_makes_a_write_fail_and_never_report_success() {
+    let faults = DeviceFaults { bad_md5: true, ..DeviceFaults::default() };
+    let (mut flasher, log) = connect_to(EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, faults)), true);
+    let result = flasher.write_flash(&[Region { address: 0, data: pattern(0x2000, 1) }], &WriteOptions::default());
+    assert!(matches!(result, Err(Error::VerifyFailed { address: 0, size: 0x2000, .. })), "{result:?}");
+    assert!(!log.events().iter().any(|e| matches!(e, Event::Verified { .. })));
+}
+
+#[test]
+fn change_baud_then_keep_working() {
+    let (mut flasher, log) = connect(blank(MB), true);
+    flasher.change_baud(921_600).unwrap();
+    assert!(log.events().contains(&Event::BaudChanged { baud: 921_600 }));
+    let data = pattern(0x1000, 8);
+    flasher.write_flash(&[Region { address: 0, data: data.clone() }], &WriteOptions::default()).unwrap();
+    assert_eq!(flasher.read_flash(0, 0x1000).unwrap(), data);
+}
+
+#[test]
+fn a_host_at_the_wrong_baud_rate_gets_no_sense_out_of_the_chip() {
+    let (mut flasher, _) = connect(blank(MB), false);
+    esp_flasher::Transport::set_baud(flasher.transport_mut(), 230_400).unwrap();
+    let error = flasher.read_reg(0x4000_1000).unwrap_err();
+    assert!(matches!(error, Error::Timeout { opcode: Opcode::ReadReg, .. }), "{error}");
+}
+
+// --- backup and restore ---
+
+fn sample_flash(size: usize) -> Vec<u8> {
+    esp_emulator::sample_firmware::sonoff_like_flash(size, 11)
+}
+
+fn files_in(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(directory).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn backup_writes_the_image_and_its_record() {
+    let contents = sample_flash(MB);
+    let (mut flasher, _) = connect(filled(contents.clone()), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    let record = backup::backup(&mut flasher, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), contents);
+    let saved: BackupRecord = serde_json::from_str(&std::fs::read_to_string(record_path(&path)).unwrap()).unwrap();
+    assert_eq!(saved, record);
+    assert_eq!((record.chip.as_str(), record.flash_size), ("ESP8266EX", MB as u32));
+    assert_eq!(record.mac, "18:fe:34:12:34:56");
+    assert_eq!(record.date.len(), "2026-01-01T00:00:00Z".len());
+}
+
+#[test]
+fn backup_resumes_after_a_short_read() {
+    let contents = sample_flash(MB);
+    let faults = DeviceFaults { short_read: Some(ShortRead { frame: 20, drop: 100 }), ..DeviceFaults::default() };
+    let transport = EmulatorTransport::new(device(filled(contents.clone()), Chip::Esp8266Ex, faults));
+    let (mut flasher, log) = connect_to(transport, true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    backup::backup(&mut flasher, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), contents);
+    assert!(matches!(retries(&log)[..], [RetryReason::ShortFrame { .. }]), "{:?}", retries(&log));
+}
+
+#[test]
+fn backup_resumes_after_a_timeout() {
+    let contents = sample_flash(MB);
+    let timeout = CommandTimeout { opcode: Opcode::ReadFlash as u8, nth: 3 };
+    let faults = DeviceFaults { timeouts: vec![timeout], ..DeviceFaults::default() };
+    let transport = EmulatorTransport::new(device(filled(contents.clone()), Chip::Esp8266Ex, faults));
+    let (mut flasher, log) = connect_to(transport, true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    backup::backup(&mut flasher, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), contents);
+    assert_eq!(retries(&log), vec![RetryReason::Timeout]);
+}
+
+#[test]
+fn a_disconnect_mid_backup_leaves_no_file_under_the_final_name() {
+    let faults = LinkFaults { disconnect_after: Some(300_000), ..LinkFaults::default() };
+    let device = device(filled(sample_flash(MB)), Chip::Esp8266Ex, DeviceFaults::default());
+    let link = Link::new(device, LinkConfig { faults, ..LinkConfig::default() });
+    let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    let error = backup::backup(&mut flasher, &path).unwrap_err();
+    assert!(matches!(error, Error::Io(_)), "{error}");
+    assert_eq!(files_in(directory.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_read_whose_digests_keep_failing_stops_with_the_address_reached() {
+    let faults = DeviceFaults { bad_md5: true, ..DeviceFaults::default() };
+    let (mut flasher, _) = connect_to(EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, faults)), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("part.bin");
+    let error = flasher.read_flash_to_file(0, 0x2000, &path).unwrap_err();
+    assert!(
+        matches!(error, Error::ReadFailed { address: 0, bytes_read: 0, attempts: 5, reason: RetryReason::DigestMismatch }),
+        "{error}"
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn restore_writes_a_backup_back() {
+    let contents = sample_flash(MB);
+    let (mut flasher, _) = connect(filled(contents.clone()), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    backup::backup(&mut flasher, &path).unwrap();
+    flasher.erase_flash().unwrap();
+    backup::restore(&mut flasher, &path, &WriteOptions::default()).unwrap();
+    assert_eq!(flash_contents(&flasher), &contents[..]);
+}
+
+#[test]
+fn restore_warns_about_a_bigger_flash_and_a_non_dout_image_on_an_esp8285() {
+    let mut contents = sample_flash(MB);
+    contents[2] = FlashMode::Qio as u8;
+    let (mut source, _) = connect(filled(contents.clone()), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    backup::backup(&mut source, &path).unwrap();
+
+    let transport = EmulatorTransport::new(device(blank(2 * MB), Chip::Esp8285, DeviceFaults::default()));
+    let (mut target, log) = connect_to(transport, true);
+    backup::restore(&mut target, &path, &WriteOptions::default()).unwrap();
+    let warnings: Vec<Warning> = log.events().into_iter().filter_map(|e| match e {
+        Event::Warning(w) => Some(w),
+        _ => None,
+    }).collect();
+    assert!(warnings.iter().any(|w| matches!(w, Warning::FlashSizeMismatch { suggested_size_name, .. } if suggested_size_name == "1MB")));
+    assert!(warnings.contains(&Warning::NotDoutOnEsp8285 { mode: "qio".into() }));
+    assert!(warnings.iter().any(|w| w.to_string().contains("-fm dout")));
+    assert_eq!(&flash_contents(&target)[..MB], &contents[..]);
+}
+
+// --- property: in-memory pairing round trip ---
+
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Up to four regions, each in its own 64 KiB slot of a 1 MiB flash so they never share a sector.
+    fn regions() -> impl Strategy<Value = Vec<Region>> {
+        proptest::collection::btree_map(0u32..16, (0u32..0x8000, 1usize..0x3000, any::<u8>()), 1..4).prop_map(|slots| {
+            slots
+                .into_iter()
+                .map(|(slot, (offset, len, seed))| Region { address: slot * 0x10000 + offset, data: pattern(len, seed) })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+        #[test]
+        fn regions_written_read_back_equal(regions in regions(), compress in any::<bool>()) {
+            let (mut flasher, _) = connect(blank(MB), true);
+            let options = WriteOptions { compress, ..WriteOptions::default() };
+            flasher.write_flash(&regions, &options).unwrap();
+            for region in &regions {
+                let read = flasher.read_flash(region.address, region.data.len() as u32).unwrap();
+                prop_assert_eq!(&read, &region.data);
+            }
+        }
+    }
+}
