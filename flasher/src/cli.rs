@@ -18,8 +18,12 @@ Exit codes:
 Ports:
   --port /dev/ttyUSB0 | COM5        a serial port
   --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N]
-                                    the built-in virtual ESP8266 (fresh 0xFF flash unless file=)
-  no --port                         try each serial port found, else the virtual ESP8266
+                                    the built-in virtual ESP8266: a blank (0xFF) flash each run,
+                                    or loaded from and saved back to PATH (a new PATH starts
+                                    with a sample firmware)
+  no --port                         try each USB serial port found, else the virtual ESP8266
+
+Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
 
 Stub: --stub-file FILE or ESP_FLASHER_STUB=FILE (esptool's JSON stub, e.g.
 site-packages/esptool/targets/stub_flasher/2/esp8266.json); --no-stub uses the ROM loader only.";
@@ -60,7 +64,7 @@ pub struct ConnectArgs {
     /// The flasher stub to upload (esptool's JSON format) [env: ESP_FLASHER_STUB]
     #[arg(long, global = true, value_name = "FILE")]
     pub stub_file: Option<PathBuf>,
-    /// Print every packet sent and received
+    /// Print every byte sent and received
     #[arg(short = 't', long, global = true)]
     pub trace: bool,
 }

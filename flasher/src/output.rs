@@ -150,9 +150,10 @@ impl ProgressSink for Reporter {
             } => out.warn(format!(
                 "block at {address:#010x} failed ({reason}); reading it again (attempt {attempt})"
             )),
-            Event::Skipped { address, bytes, .. } => out.line(format!(
+            Event::Skipped { address, bytes, .. } if *bytes > 0 => out.line(format!(
                 "Skipped {bytes} bytes already in flash at {address:#010x}."
             )),
+            Event::Skipped { .. } => {}
             Event::HeaderPatched(patch) => match patch {
                 FlashParamsPatch::NotApplicable => {}
                 FlashParamsPatch::Changed { .. } | FlashParamsPatch::Unchanged(_) => {
@@ -212,16 +213,18 @@ impl Progress {
         let tenth = (done * 10).checked_div(self.total).unwrap_or(10);
         if tenth > self.last_tenth && tenth < 10 && self.operation != Operation::StubUpload {
             self.last_tenth = tenth;
-            // Writes skip unchanged sectors, so only reads advance through the address range.
-            let at = match self.operation {
-                Operation::Read => self.address as usize + done,
-                _ => self.address as usize,
-            };
-            out.line(format!(
-                "{} {at:#010x}... ({} %)",
-                verb(self.operation),
-                tenth * 10
-            ));
+            let percent = tenth * 10;
+            match self.operation {
+                Operation::Read => {
+                    let at = self.address as usize + done;
+                    out.line(format!("Reading from {at:#010x}... ({percent} %)"));
+                }
+                // Writes skip unchanged sectors, so the bytes done say more than an address.
+                _ => out.line(format!(
+                    "Writing {done} of {} bytes at {:#010x}... ({percent} %)",
+                    self.total, self.address
+                )),
+            }
         }
     }
 

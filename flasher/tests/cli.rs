@@ -677,3 +677,22 @@ fn without_a_port_a_serial_port_or_the_virtual_chip_is_used() {
         run.says("serial port(s):");
     }
 }
+
+#[test]
+fn rewriting_the_same_file_skips_unchanged_sectors() {
+    let dir = temp();
+    fs::write(dir.path().join("fw.bin"), firmware_image(0x6000, 11)).unwrap();
+    let args = [
+        "--port",
+        "emu:1MB,file=flash.bin",
+        "write_flash",
+        "0x0",
+        "fw.bin",
+    ];
+    let first = flasher_with_stub(dir.path(), &args).expect(0);
+    assert!(!first.stdout.contains("Skipped"), "{first:?}");
+    flasher_with_stub(dir.path(), &args)
+        .expect(0)
+        .says("Skipped 24576 bytes already in flash at 0x00000000.")
+        .says("Hash of data verified.");
+}

@@ -308,7 +308,8 @@ fn open_emulator(
             connect.port.as_deref().unwrap_or("emu")
         ))
     })?;
-    out.line(format!("Virtual ESP8266 ({label}): {origin}"));
+    let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
+    out.line(format!("Virtual {chip} ({label}): {origin}"));
     let config = DeviceConfig {
         chip: if spec.esp8285 {
             Chip::Esp8285
