@@ -6,5 +6,6 @@
 //! its `emu:` port, and the pseudo-terminal front end of the `esp-emulator`
 //! binary that real, unmodified clients such as esptool talk to.
 pub mod boot;
+pub mod device;
 pub mod flash;
 pub mod sample_firmware;

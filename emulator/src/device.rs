@@ -1,0 +1,473 @@
+//! The virtual ESP8266 without I/O: bytes and time go in, bytes come out.
+//!
+//! A [`Device`] is the chip as its serial port sees it. After a reset in
+//! [`BootMode::Download`] the ROM's serial loader answers (opcodes 0x02–0x0A,
+//! see `rom.rs`); after a stub upload ending in MEM_END with an entry point it
+//! sends `OHAI` and behaves as the flasher stub esptool uploaded (see
+//! `stub.rs`). Uploaded code is never executed: the device models what the
+//! stub does, in the flavour (legacy v1 or esp-flasher-stub v2) recognised
+//! from the entry point. Registers, RAM and the SPI flash controller live in
+//! `registers.rs` and `spi.rs`; the flash chip is [`SpiFlash`].
+//!
+//! Nothing here sleeps, reads a clock or touches a file descriptor. The
+//! caller passes the current time to every call; with
+//! [`DeviceConfig::realtime`] set, replies that follow an erase or program
+//! become ready only after the flash model's datasheet durations, which
+//! [`Device::next_output_at`] reports. UART byte timing is the front end's job.
+
+mod registers;
+mod rom;
+mod spi;
+mod stub;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use esp_protocol::packet::{Opcode, RequestFrame, Response};
+use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+
+use crate::boot::{self, FlashWiring, ResetCause, BOOT_LOG_BAUD};
+use crate::flash::SpiFlash;
+use registers::AddressSpace;
+use stub::Stub;
+
+/// The UART rate of the ROM loader after a reset (it auto-bauds; esptool starts here).
+pub const ROM_BAUD: u32 = 115_200;
+/// The MAC of [`DeviceConfig::default`] (Espressif OUI 18:fe:34).
+pub const DEFAULT_MAC: [u8; 6] = [0x18, 0xFE, 0x34, 0x12, 0x34, 0x56];
+
+/// Which chip the eFuses describe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Chip {
+    /// ESP8266EX with external flash.
+    #[default]
+    Esp8266Ex,
+    /// ESP8285 with embedded flash, normal temperature grade (esptool prints "ESP8285N08"/"N16").
+    Esp8285,
+    /// ESP8285 with embedded flash, high temperature grade (esptool prints "ESP8285H08"/"H16").
+    Esp8285HighTemperature,
+}
+
+/// How the strapping pins boot the chip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum BootMode {
+    /// GPIO0 low: the ROM's serial download mode.
+    #[default]
+    Download,
+    /// GPIO0 high: boot the firmware from flash; the loader never answers.
+    Flash,
+}
+
+/// One READ_FLASH data frame that loses bytes from its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShortRead {
+    /// 1-based index over the READ_FLASH data frames sent since power-on.
+    pub frame: u32,
+    /// Bytes cut from the end of that frame.
+    pub drop: usize,
+}
+
+/// A command that gets no reply at all, and is not executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommandTimeout {
+    /// The command's opcode byte.
+    pub opcode: u8,
+    /// 1-based count of commands with that opcode since power-on.
+    pub nth: u32,
+}
+
+/// Faults the device core injects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFaults {
+    /// A READ_FLASH data frame that comes out short.
+    pub short_read: Option<ShortRead>,
+    /// Commands that are silently dropped.
+    pub timeouts: Vec<CommandTimeout>,
+    /// SPI_FLASH_MD5 replies and READ_FLASH digest frames carry a wrong MD5.
+    pub bad_md5: bool,
+}
+
+/// How the device is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The chip variant the eFuses describe.
+    pub chip: Chip,
+    /// The factory MAC address the eFuses hold.
+    pub mac: [u8; 6],
+    /// The strapping at every reset.
+    pub boot: BootMode,
+    /// Injected faults.
+    pub faults: DeviceFaults,
+    /// Delay replies by the flash's datasheet busy times.
+    pub realtime: bool,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            chip: Chip::Esp8266Ex,
+            mac: DEFAULT_MAC,
+            boot: BootMode::Download,
+            faults: DeviceFaults::default(),
+            realtime: false,
+        }
+    }
+}
+
+/// Which flasher stub the device behaves as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StubFlavor {
+    /// The legacy stub (esptool 4.x, `stub_flasher/1`), entry 0x4010D004.
+    Legacy,
+    /// esp-flasher-stub (esptool 5.x, `stub_flasher/2`), entry 0x4010C504, and any other entry.
+    EspFlasherStub,
+}
+
+impl StubFlavor {
+    /// Entry point of the legacy stub image esptool 4.12 and 5.6 ship.
+    pub const LEGACY_ENTRY: u32 = 0x4010_D004;
+
+    /// The flavour to model for a stub started at `entry`.
+    pub fn from_entry(entry: u32) -> StubFlavor {
+        if entry == Self::LEGACY_ENTRY {
+            StubFlavor::Legacy
+        } else {
+            StubFlavor::EspFlasherStub
+        }
+    }
+}
+
+/// What runs on the chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Program {
+    /// The ROM's serial loader.
+    RomLoader,
+    /// A flasher stub.
+    Stub(StubFlavor),
+    /// The firmware (or nothing useful): the serial protocol is not answered.
+    UserCode,
+}
+
+/// A piece of output and when it may leave the chip.
+#[derive(Debug)]
+struct OutputChunk {
+    ready_at: Duration,
+    bytes: Vec<u8>,
+    /// The UART switches to this rate once these bytes are out.
+    baud_after: Option<u32>,
+}
+
+/// An upload to RAM in progress (MEM_BEGIN .. MEM_END).
+#[derive(Debug, Clone, Copy)]
+struct MemUpload {
+    next_address: u32,
+    remaining: u32,
+    next_sequence: u32,
+}
+
+/// The virtual ESP8266.
+#[derive(Debug)]
+pub struct Device {
+    config: DeviceConfig,
+    flash: SpiFlash,
+    decoder: SlipDecoder,
+    memory: AddressSpace,
+    flash_attached: bool,
+    program: Program,
+    rom: rom::RomLoader,
+    stub: Stub,
+    mem_upload: Option<MemUpload>,
+    output: VecDeque<OutputChunk>,
+    uart_baud: u32,
+    /// When the chip finishes the work queued so far; replies are ready then.
+    busy_until: Duration,
+    last_now: Duration,
+    commands_seen: HashMap<u8, u32>,
+    read_frames_sent: u32,
+    trace: Option<Vec<String>>,
+}
+
+impl Device {
+    /// A device powered on at time zero with `flash` attached to its SPI bus.
+    pub fn new(config: DeviceConfig, flash: SpiFlash) -> Device {
+        let efuses = registers::efuse_words(config.chip, config.mac, flash.size());
+        let mut device = Device {
+            config,
+            flash,
+            decoder: SlipDecoder::new(),
+            memory: AddressSpace::new(efuses),
+            flash_attached: false,
+            program: Program::RomLoader,
+            rom: rom::RomLoader::default(),
+            stub: Stub::new(StubFlavor::EspFlasherStub),
+            mem_upload: None,
+            output: VecDeque::new(),
+            uart_baud: ROM_BAUD,
+            busy_until: Duration::ZERO,
+            last_now: Duration::ZERO,
+            commands_seen: HashMap::new(),
+            read_frames_sent: 0,
+            trace: None,
+        };
+        device.restart(Duration::ZERO, ResetCause::PowerOn);
+        device
+    }
+
+    /// Takes bytes from the host, in arbitrary chunks, and acts on every complete frame.
+    pub fn receive(&mut self, now: Duration, bytes: &[u8]) {
+        self.advance_to(now);
+        let mut events = Vec::new();
+        self.decoder.feed(bytes, &mut events);
+        for event in events {
+            match event {
+                SlipEvent::Frame(frame) => self.handle_frame(&frame),
+                SlipEvent::Garbage(bytes) => {
+                    self.trace_line(|| format!("host: {} bytes outside frames", bytes.len()))
+                }
+                SlipEvent::Malformed(error) => {
+                    self.trace_line(|| format!("host: frame dropped: {error}"))
+                }
+            }
+        }
+    }
+
+    /// Appends the bytes the chip has sent by `now`.
+    ///
+    /// Stops after the last byte sent at the current UART rate when the rate changes
+    /// (after CHANGE_BAUDRATE's reply, after the boot log): read [`Device::uart_baud`] and
+    /// poll again for the rest.
+    pub fn poll_output(&mut self, now: Duration, out: &mut Vec<u8>) {
+        self.advance_to(now);
+        while self
+            .output
+            .front()
+            .is_some_and(|chunk| chunk.ready_at <= now)
+        {
+            let chunk = self.output.pop_front().expect("front exists");
+            out.extend_from_slice(&chunk.bytes);
+            if let Some(baud) = chunk.baud_after {
+                self.uart_baud = baud;
+                return;
+            }
+        }
+    }
+
+    /// When the next output will be ready (possibly already), or `None` if nothing is pending.
+    pub fn next_output_at(&self) -> Option<Duration> {
+        self.output.front().map(|chunk| chunk.ready_at)
+    }
+
+    /// The chip's UART rate now: [`ROM_BAUD`] after reset, 74880 while the boot log is
+    /// pending, the new rate once CHANGE_BAUDRATE's reply has been polled.
+    pub fn uart_baud(&self) -> u32 {
+        self.uart_baud
+    }
+
+    /// The reset pin (or the client closing the port): back to the ROM in the configured boot mode.
+    pub fn reset(&mut self, now: Duration) {
+        self.advance_to(now);
+        // Whatever the UART had not sent yet is lost.
+        self.output.clear();
+        self.restart(now, ResetCause::ExternalPin);
+    }
+
+    /// The flash chip.
+    pub fn flash(&self) -> &SpiFlash {
+        &self.flash
+    }
+
+    /// The flash chip, to change it (contents, faults) between commands.
+    pub fn flash_mut(&mut self) -> &mut SpiFlash {
+        &mut self.flash
+    }
+
+    /// What runs on the chip now.
+    pub fn program(&self) -> Program {
+        self.program
+    }
+
+    /// Starts (or stops, clearing what was collected) collecting one line per packet for `take_trace`.
+    pub fn set_trace(&mut self, enabled: bool) {
+        self.trace = enabled.then(Vec::new);
+    }
+
+    /// The trace lines collected since the last call (empty unless enabled with `set_trace`).
+    pub fn take_trace(&mut self) -> Vec<String> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Power-on or reboot: what the strapping selects, with volatile state cleared; output
+    /// already queued (a reply the software flushed before rebooting) still goes out.
+    fn restart(&mut self, now: Duration, cause: ResetCause) {
+        let efuses = registers::efuse_words(self.config.chip, self.config.mac, self.flash.size());
+        self.memory = AddressSpace::new(efuses);
+        self.decoder.reset();
+        self.flash_attached = false;
+        self.rom = rom::RomLoader::default();
+        self.stub = Stub::new(StubFlavor::EspFlasherStub);
+        self.mem_upload = None;
+        self.uart_baud = ROM_BAUD;
+        self.busy_until = now;
+        match self.config.boot {
+            BootMode::Download => {
+                self.program = Program::RomLoader;
+                self.trace_line(|| format!("chip: reset ({cause:?}), ROM serial loader waiting"));
+            }
+            BootMode::Flash => {
+                self.program = Program::UserCode;
+                let wiring = match self.config.chip {
+                    Chip::Esp8266Ex => FlashWiring::Qio,
+                    Chip::Esp8285 | Chip::Esp8285HighTemperature => FlashWiring::Dout,
+                };
+                let report =
+                    boot::boot_from_flash(self.flash.as_bytes(), self.flash.size(), cause, wiring);
+                self.uart_baud = BOOT_LOG_BAUD;
+                self.output.push_back(OutputChunk {
+                    ready_at: now,
+                    bytes: report.log.into_bytes(),
+                    baud_after: Some(ROM_BAUD),
+                });
+                self.trace_line(|| {
+                    format!(
+                        "chip: reset ({cause:?}), booting from flash: {:?}",
+                        report.outcome
+                    )
+                });
+            }
+        }
+    }
+
+    /// Lets the flash chip see the time that passed.
+    fn advance_to(&mut self, now: Duration) {
+        self.flash.advance_time(now.saturating_sub(self.last_now));
+        self.last_now = self.last_now.max(now);
+        self.busy_until = self.busy_until.max(now);
+    }
+
+    /// Accounts for chip work that takes `duration` (only in realtime mode).
+    fn spend(&mut self, duration: Duration) {
+        if self.config.realtime {
+            self.busy_until += duration;
+        }
+    }
+
+    fn handle_frame(&mut self, frame: &[u8]) {
+        if self.program == Program::UserCode {
+            return;
+        }
+        if self.stub.reading() {
+            self.read_flash_ack(frame);
+            return;
+        }
+        let Ok(request) = RequestFrame::parse(frame) else {
+            self.trace_line(|| {
+                format!(
+                    "host: ignored {}-byte frame that is no request",
+                    frame.len()
+                )
+            });
+            return;
+        };
+        self.trace_line(|| {
+            let name = Opcode::from_byte(request.opcode).map_or("unknown", Opcode::name);
+            format!(
+                "host → chip: {name} (0x{:02x}), {} payload bytes",
+                request.opcode,
+                request.payload.len()
+            )
+        });
+        let seen = self.commands_seen.entry(request.opcode).or_default();
+        *seen += 1;
+        let nth = *seen;
+        if self
+            .config
+            .faults
+            .timeouts
+            .iter()
+            .any(|t| t.opcode == request.opcode && t.nth == nth)
+        {
+            self.trace_line(|| {
+                format!(
+                    "fault: command #{nth} with opcode 0x{:02x} dropped",
+                    request.opcode
+                )
+            });
+            return;
+        }
+        match self.program {
+            Program::RomLoader => self.rom_command(&request),
+            Program::Stub(_) => self.stub_command(&request),
+            Program::UserCode => {}
+        }
+    }
+
+    /// Queues a response packet with raw status bytes, ready when the queued work is done.
+    fn reply(&mut self, opcode: u8, value: u32, data: &[u8], status: [u8; 2]) {
+        let mut packet = Vec::with_capacity(data.len() + 10);
+        Response {
+            opcode,
+            value,
+            data: data.to_vec(),
+            status: esp_protocol::status::Status::Success,
+        }
+        .encode(&mut packet);
+        let status_at = packet.len() - 2;
+        packet[status_at..].copy_from_slice(&status);
+        self.trace_line(|| {
+            let name = Opcode::from_byte(opcode).map_or("unknown", Opcode::name);
+            format!("chip → host: {name} (0x{opcode:02x}) value=0x{value:08x} data={} status={:02x}{:02x}", data.len(), status[0], status[1])
+        });
+        self.send_frame(&packet);
+    }
+
+    /// Queues one SLIP frame, ready when the queued work is done.
+    fn send_frame(&mut self, payload: &[u8]) {
+        let ready_at = self.busy_until;
+        match self.output.back_mut() {
+            Some(chunk) if chunk.ready_at == ready_at && chunk.baud_after.is_none() => {
+                slip::encode(payload, &mut chunk.bytes);
+            }
+            _ => {
+                let mut bytes = Vec::with_capacity(payload.len() + payload.len() / 32 + 2);
+                slip::encode(payload, &mut bytes);
+                self.output.push_back(OutputChunk {
+                    ready_at,
+                    bytes,
+                    baud_after: None,
+                });
+            }
+        }
+    }
+
+    /// Makes the UART switch to `baud` once everything queued so far has been polled.
+    fn switch_baud_after_output(&mut self, baud: u32) {
+        match self.output.back_mut() {
+            Some(chunk) if chunk.baud_after.is_none() => chunk.baud_after = Some(baud),
+            _ => self.output.push_back(OutputChunk {
+                ready_at: self.busy_until,
+                bytes: Vec::new(),
+                baud_after: Some(baud),
+            }),
+        }
+    }
+
+    /// Starts the uploaded stub: sends `OHAI` and answers as the stub from now on.
+    fn start_stub(&mut self, entry: u32) {
+        let flavor = StubFlavor::from_entry(entry);
+        self.program = Program::Stub(flavor);
+        self.stub = Stub::new(flavor);
+        self.mem_upload = None;
+        // Both stubs attach the flash as they start.
+        self.flash_attached = true;
+        self.trace_line(|| format!("chip: stub started at 0x{entry:08x}, modelled as {flavor:?}"));
+        self.send_frame(esp_protocol::packet::STUB_GREETING);
+    }
+
+    fn trace_line(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.push(line());
+        }
+    }
+}
