@@ -7,5 +7,8 @@
 //! binary that real, unmodified clients such as esptool talk to.
 pub mod boot;
 pub mod device;
+pub mod faults;
 pub mod flash;
+pub mod link;
+pub mod pty;
 pub mod sample_firmware;

@@ -1,0 +1,387 @@
+//! The `esp-emulator` command line and the flash backing file.
+//!
+//! Every problem becomes a [`Failure`]: one line naming the problem and the fix, and an exit
+//! code (2 for usage errors, 1 for everything else).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+use esp_emulator::device::{BootMode, Chip};
+use esp_emulator::faults::{parse_number, parse_size};
+use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
+
+/// Size of a flash file created without `--size`.
+const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
+
+/// A virtual ESP8266 on a pseudo-terminal: prints the slave path (e.g. /dev/pts/7) on the
+/// first line of stdout, then serves it until SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "esp-emulator", version)]
+pub struct Args {
+    /// Flash backing file; created at --size, filled with 0xFF, if missing.
+    #[arg(long, value_name = "PATH")]
+    pub flash: PathBuf,
+    /// Flash size, e.g. 1MB or 4MB (default: the file's length, or 4MB for a new file).
+    #[arg(long, value_parser = parse_flash_size)]
+    pub size: Option<usize>,
+    /// Chip model.
+    #[arg(long, value_enum, default_value_t = ChipArg::Esp8266)]
+    pub chip: ChipArg,
+    /// JEDEC ID the flash reports, in hex (default: the Winbond part of that size).
+    #[arg(long, value_name = "HEX", value_parser = parse_flash_id)]
+    pub flash_id: Option<u32>,
+    /// Station MAC address.
+    #[arg(long, default_value = "18:FE:34:A1:B2:C3", value_parser = parse_mac)]
+    pub mac: [u8; 6],
+    /// Also make a symlink at PATH to the slave (replaced if it exists, removed on exit).
+    #[arg(long, value_name = "PATH")]
+    pub link: Option<PathBuf>,
+    /// Inject a fault (repeatable), e.g. short-read:frame=1,drop=3; see the faults module.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Seed of the random faults.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Bytes take UART time and mismatched baud rates garble them.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Boot strapping: the ROM loader (download) or the firmware in flash.
+    #[arg(long, value_enum, default_value_t = BootArg::Download)]
+    pub boot: BootArg,
+    /// Log client sessions and cable events to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Log every packet to stderr (implies --verbose).
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// `--chip` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChipArg {
+    /// ESP8266EX with external flash.
+    Esp8266,
+    /// ESP8285 with embedded flash.
+    Esp8285,
+}
+
+impl From<ChipArg> for Chip {
+    fn from(chip: ChipArg) -> Chip {
+        match chip {
+            ChipArg::Esp8266 => Chip::Esp8266Ex,
+            ChipArg::Esp8285 => Chip::Esp8285,
+        }
+    }
+}
+
+/// `--boot` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BootArg {
+    /// GPIO0 low: the ROM serial loader.
+    Download,
+    /// GPIO0 high: run the firmware in flash.
+    Flash,
+}
+
+impl From<BootArg> for BootMode {
+    fn from(boot: BootArg) -> BootMode {
+        match boot {
+            BootArg::Download => BootMode::Download,
+            BootArg::Flash => BootMode::Flash,
+        }
+    }
+}
+
+/// Why the command stops: a one-line message and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Process exit code.
+    pub code: u8,
+    /// One line naming the problem and the fix.
+    pub message: String,
+}
+
+impl Failure {
+    /// A usage error (exit code 2).
+    pub fn usage(message: impl fmt::Display) -> Self {
+        Self {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+
+    /// A run-time error (exit code 1).
+    pub fn runtime(message: impl fmt::Display) -> Self {
+        Self {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Parses the command line; help and version requests print and exit here.
+pub fn parse_args() -> Result<Args, Failure> {
+    Args::try_parse().map_err(|error| {
+        if !error.use_stderr() {
+            // --help or --version: not an error.
+            let _ = error.print();
+            std::process::exit(0);
+        }
+        let rendered = error.render().to_string();
+        let details: Vec<&str> = rendered
+            .lines()
+            .map(|line| line.trim().trim_start_matches("error: "))
+            .filter(|line| {
+                !line.is_empty()
+                    && !line.starts_with("Usage:")
+                    && !line.starts_with("For more information")
+            })
+            .collect();
+        Failure::usage(format!(
+            "{}; run 'esp-emulator --help' for usage",
+            details.join("; ")
+        ))
+    })
+}
+
+fn parse_flash_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if SUPPORTED_SIZES.contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "{text} is not a flash size: use a power of two from 256KB to 16MB"
+        ))
+    }
+}
+
+fn parse_flash_id(text: &str) -> Result<u32, String> {
+    let digits = text.trim_start_matches("0x").trim_start_matches("0X");
+    u32::from_str_radix(digits, 16)
+        .ok()
+        .filter(|&id| id <= 0xFF_FFFF)
+        .ok_or_else(|| format!("'{text}' is not a 24-bit hex JEDEC ID such as ef4016"))
+}
+
+fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let octets: Vec<u8> = text
+        .split([':', '-'])
+        .filter_map(|octet| {
+            (octet.len() == 2)
+                .then(|| parse_number(&format!("0x{octet}")))
+                .flatten()
+                .and_then(|value| u8::try_from(value).ok())
+        })
+        .collect();
+    octets
+        .try_into()
+        .map_err(|_| format!("'{text}' is not a MAC address such as AA:BB:CC:DD:EE:FF"))
+}
+
+/// The flash backing file: sectors the device changed are written back in place.
+#[derive(Debug)]
+pub struct BackingFile {
+    path: PathBuf,
+    file: File,
+    /// Sectors taken from the device but not yet written, by byte offset.
+    unsaved: BTreeMap<usize, Vec<u8>>,
+}
+
+/// A backing file's contents before the flash chip is built.
+#[derive(Debug)]
+pub struct LoadedFlash {
+    /// The flash contents, as long as the chip.
+    pub contents: Vec<u8>,
+    /// The file, or `None` when it must be created.
+    file: Option<File>,
+}
+
+/// Reads the flash file at `path`, checking its length against `size`, or plans to create it.
+///
+/// Nothing is written: a file that is rejected is left untouched.
+pub fn load_flash(path: &Path, size: Option<usize>) -> Result<LoadedFlash, Failure> {
+    let shown = path.display();
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let parent = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty());
+            if let Some(parent) = parent.filter(|parent| !parent.is_dir()) {
+                return Err(Failure::runtime(format!(
+                    "cannot create flash file {shown}: directory {} does not exist; create it or choose another --flash path",
+                    parent.display()
+                )));
+            }
+            let size = size.unwrap_or(DEFAULT_SIZE);
+            return Ok(LoadedFlash {
+                contents: vec![0xFF; size],
+                file: None,
+            });
+        }
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(Failure::runtime(format!(
+                "flash file {shown} is not writable ({error}); make it writable (chmod u+rw {shown}) or use another --flash path"
+            )));
+        }
+        Err(error) => {
+            return Err(Failure::runtime(format!(
+                "cannot open flash file {shown}: {error}"
+            )))
+        }
+    };
+    let length = file
+        .metadata()
+        .map_err(|error| Failure::runtime(format!("cannot stat flash file {shown}: {error}")))?
+        .len() as usize;
+    if !SUPPORTED_SIZES.contains(&length) {
+        return Err(Failure::usage(format!(
+            "flash file {shown} is {length} bytes, not a flash size (a power of two from 256KB to 16MB); fix or remove the file"
+        )));
+    }
+    if let Some(size) = size.filter(|&size| size != length) {
+        return Err(Failure::usage(format!(
+            "flash file {shown} is {} but --size says {}; drop --size or pass --size {}",
+            human_size(length),
+            human_size(size),
+            human_size(length)
+        )));
+    }
+    let mut contents = Vec::with_capacity(length);
+    file.read_to_end(&mut contents)
+        .map_err(|error| Failure::runtime(format!("cannot read flash file {shown}: {error}")))?;
+    Ok(LoadedFlash {
+        contents,
+        file: Some(file),
+    })
+}
+
+/// `1MB`, `256KB`.
+fn human_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{}MB", bytes >> 20)
+    } else {
+        format!("{}KB", bytes >> 10)
+    }
+}
+
+impl LoadedFlash {
+    /// Opens the backing file, creating it (filled with 0xFF, `size` bytes) if needed.
+    pub fn into_backing(self, path: &Path, size: usize) -> Result<BackingFile, Failure> {
+        let file = match self.file {
+            Some(file) => file,
+            None => create_erased(path, size).map_err(|error| {
+                Failure::runtime(format!(
+                    "cannot create flash file {}: {error}",
+                    path.display()
+                ))
+            })?,
+        };
+        Ok(BackingFile {
+            path: path.to_owned(),
+            file,
+            unsaved: BTreeMap::new(),
+        })
+    }
+}
+
+fn create_erased(path: &Path, size: usize) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let erased = vec![0xFF; SECTOR_SIZE * 16];
+    for _ in 0..size / erased.len() {
+        file.write_all(&erased)?;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+impl BackingFile {
+    /// Takes the sectors `flash` changed and writes them at their offsets in the file.
+    pub fn save(&mut self, flash: &mut SpiFlash) -> Result<(), Failure> {
+        self.take_dirty(flash);
+        self.write_unsaved()
+    }
+
+    /// Copies the changed sectors out of `flash` (cheap; call with the device paused).
+    pub fn take_dirty(&mut self, flash: &mut SpiFlash) {
+        for sector in flash.dirty_sectors() {
+            let offset = sector * SECTOR_SIZE;
+            let data = flash.as_bytes()[offset..offset + SECTOR_SIZE].to_vec();
+            self.unsaved.insert(offset, data);
+        }
+        flash.clear_dirty();
+    }
+
+    /// Writes the copied sectors; those that fail stay queued for the next attempt.
+    pub fn write_unsaved(&mut self) -> Result<(), Failure> {
+        while let Some((offset, data)) = self.unsaved.pop_first() {
+            if let Err(error) = self.file.write_all_at(&data, offset as u64) {
+                self.unsaved.insert(offset, data);
+                return Err(Failure::runtime(format!(
+                    "cannot write flash file {}: {error}",
+                    self.path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes everything and waits until it is on disk.
+    pub fn sync(&mut self) -> Result<(), Failure> {
+        self.write_unsaved()?;
+        self.file.sync_all().map_err(|error| {
+            Failure::runtime(format!(
+                "cannot sync flash file {}: {error}",
+                self.path.display()
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse() {
+        assert_eq!(parse_flash_size("1MB"), Ok(1 << 20));
+        assert!(parse_flash_size("3MB").is_err());
+        assert_eq!(parse_flash_id("e04016"), Ok(0xE04016));
+        assert_eq!(parse_flash_id("0xEF4014"), Ok(0xEF4014));
+        assert!(parse_flash_id("1000000").is_err());
+        assert_eq!(
+            parse_mac("aa:BB:cc:dd:ee:01"),
+            Ok([0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0x01])
+        );
+        assert!(parse_mac("aa:bb:cc:dd:ee").is_err());
+        assert!(parse_mac("aa:bb:cc:dd:ee:f").is_err());
+    }
+
+    #[test]
+    fn dirty_sectors_are_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flash.bin");
+        let loaded = load_flash(&path, Some(256 * 1024)).unwrap();
+        let mut flash = SpiFlash::new(loaded.contents.clone(), Default::default()).unwrap();
+        let mut backing = loaded.into_backing(&path, 256 * 1024).unwrap();
+        flash.program(0x2001, &[0x12, 0x34]).unwrap();
+        backing.save(&mut flash).unwrap();
+        backing.sync().unwrap();
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(file.len(), 256 * 1024);
+        assert_eq!(file, flash.as_bytes());
+
+        let error = load_flash(&path, Some(1 << 20)).unwrap_err();
+        assert_eq!(error.code, 2);
+        assert!(error.message.contains("is 256KB but --size says 1MB"));
+    }
+}

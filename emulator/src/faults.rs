@@ -1,0 +1,452 @@
+//! The `--fault SPEC` language: parses fault specifications into the three places faults
+//! live — the device core ([`DeviceFaults`]), the serial line ([`LinkFaults`]) and the flash
+//! chip ([`FlashFaults`]).
+//!
+//! The spec strings are a contract; scripts depend on them. Each spec is `KIND` or
+//! `KIND:key=value,key=value`:
+//!
+//! | Spec | Where | Meaning |
+//! |---|---|---|
+//! | `short-read:frame=N,drop=K` | device | The N-th READ_FLASH data frame (1-based) loses its last K bytes. |
+//! | `timeout:op=NAME,nth=N` | device | The N-th command (1-based) with esptool opcode name NAME (e.g. `FLASH_DEFL_DATA`, `SYNC`, `READ_FLASH`) gets no reply. May be repeated. |
+//! | `bad-md5` | device | SPI_FLASH_MD5 replies with a wrong digest. |
+//! | `bitflip:rate=R` | link | Each chip→host byte has one random bit flipped with probability R (e.g. `1e-5`). |
+//! | `drop:rate=R` | link | Each byte, in either direction, is lost with probability R. |
+//! | `disconnect:after=N` | link | After N chip→host bytes the cable is pulled: the pty hangs up (and is replugged once the client lets go). |
+//! | `boot-log` | link | After power-up and every reset the ROM's boot message, sent at 74880 baud, precedes the first reply: garbage to a 115200 client. |
+//! | `noise:bytes=N` | link | N random bytes precede the first reply after power-up and every reset. |
+//! | `write-protect` | flash | The status register's block-protect bits cover the whole chip: writes and erases silently do nothing. |
+//! | `stuck-sector:addr=ADDR` | flash | The 4 KiB sector holding ADDR (e.g. `0x10000`) will not erase. May be repeated. |
+//! | `fake-size:real=SIZE` | flash | The ID claims the `--size` but only SIZE (e.g. `1MB`) is present: addresses wrap. |
+//!
+//! Numbers accept decimal or `0x` hex; sizes are `<N>KB` or `<N>MB`. Randomness comes from a
+//! seeded [`ChaCha8Rng`](rand_chacha::ChaCha8Rng) (`--seed`), so a run is reproducible.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use esp_protocol::packet::Opcode;
+
+use crate::device::{CommandTimeout, DeviceFaults, ShortRead};
+use crate::flash::{FlashOptions, SECTOR_SIZE};
+
+/// The accepted spec forms, quoted in every parse error.
+pub const ACCEPTED_FORMS: &str = "short-read:frame=N,drop=K | timeout:op=NAME,nth=N | bad-md5 | \
+bitflip:rate=R | drop:rate=R | disconnect:after=N | boot-log | noise:bytes=N | write-protect | \
+stuck-sector:addr=0xADDR | fake-size:real=SIZE";
+
+/// A `--fault` spec that could not be parsed; displays as one line naming the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultSpecError {
+    spec: String,
+    problem: String,
+}
+
+impl fmt::Display for FaultSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid --fault '{}': {}; accepted forms: {ACCEPTED_FORMS}",
+            self.spec, self.problem
+        )
+    }
+}
+
+impl std::error::Error for FaultSpecError {}
+
+/// One parsed fault spec.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// `short-read:frame=N,drop=K`.
+    ShortRead(ShortRead),
+    /// `timeout:op=NAME,nth=N`.
+    Timeout(CommandTimeout),
+    /// `bad-md5`.
+    BadMd5,
+    /// `bitflip:rate=R`.
+    BitFlip {
+        /// Probability that a chip→host byte has a bit flipped.
+        rate: f64,
+    },
+    /// `drop:rate=R`.
+    Drop {
+        /// Probability that a byte is lost.
+        rate: f64,
+    },
+    /// `disconnect:after=N`.
+    Disconnect {
+        /// Chip→host bytes delivered before the hang-up.
+        after: u64,
+    },
+    /// `boot-log`.
+    BootLog,
+    /// `noise:bytes=N`.
+    Noise {
+        /// Random bytes sent before the first reply.
+        bytes: usize,
+    },
+    /// `write-protect`.
+    WriteProtect,
+    /// `stuck-sector:addr=ADDR`.
+    StuckSector {
+        /// An address inside the sector that will not erase.
+        addr: u32,
+    },
+    /// `fake-size:real=SIZE`.
+    FakeSize {
+        /// Bytes really present.
+        real: usize,
+    },
+}
+
+impl FromStr for Fault {
+    type Err = FaultSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        parse_fault(spec).map_err(|problem| FaultSpecError {
+            spec: spec.to_owned(),
+            problem,
+        })
+    }
+}
+
+/// Parses one spec, returning the problem on failure.
+fn parse_fault(spec: &str) -> Result<Fault, String> {
+    let (kind, params) = spec.split_once(':').unwrap_or((spec, ""));
+    let mut params = Params::parse(params)?;
+    let fault = match kind {
+        "short-read" => Fault::ShortRead(ShortRead {
+            frame: params.number("frame", 1)?,
+            drop: params.number("drop", 1)?,
+        }),
+        "timeout" => {
+            let name = params.take("op")?;
+            let opcode = Opcode::from_name(&name).ok_or_else(|| {
+                format!("unknown opcode name '{name}' (use esptool's, e.g. FLASH_DEFL_DATA)")
+            })?;
+            Fault::Timeout(CommandTimeout {
+                opcode: opcode as u8,
+                nth: params.number("nth", 1)?,
+            })
+        }
+        "bad-md5" => Fault::BadMd5,
+        "bitflip" => Fault::BitFlip {
+            rate: params.rate("rate")?,
+        },
+        "drop" => Fault::Drop {
+            rate: params.rate("rate")?,
+        },
+        "disconnect" => Fault::Disconnect {
+            after: params.number("after", 0)?,
+        },
+        "boot-log" => Fault::BootLog,
+        "noise" => Fault::Noise {
+            bytes: params.number("bytes", 1)?,
+        },
+        "write-protect" => Fault::WriteProtect,
+        "stuck-sector" => Fault::StuckSector {
+            addr: params.number("addr", 0)?,
+        },
+        "fake-size" => Fault::FakeSize {
+            real: parse_size(&params.take("real")?)?,
+        },
+        _ => return Err(format!("unknown fault kind '{kind}'")),
+    };
+    params.finish()?;
+    Ok(fault)
+}
+
+/// The `key=value` list of a spec, consumed key by key.
+struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut pairs = Vec::new();
+        for pair in text.split(',').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("parameter '{pair}' is not key=value"))?;
+            if pairs.iter().any(|(seen, _)| seen == key) {
+                return Err(format!("parameter '{key}' given twice"));
+            }
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+        Ok(Self { pairs })
+    }
+
+    fn take(&mut self, key: &str) -> Result<String, String> {
+        let index = self.pairs.iter().position(|(name, _)| name == key);
+        match index {
+            Some(index) => Ok(self.pairs.remove(index).1),
+            None => Err(format!("missing parameter '{key}'")),
+        }
+    }
+
+    /// An integer parameter, decimal or 0x hex, no smaller than `min`.
+    fn number<T: TryFrom<u64>>(&mut self, key: &str, min: u64) -> Result<T, String> {
+        let text = self.take(key)?;
+        let value = parse_number(&text)
+            .filter(|&value| value >= min)
+            .and_then(|value| T::try_from(value).ok());
+        value.ok_or_else(|| {
+            format!("'{key}={text}' must be an integer of at least {min} (decimal or 0x hex)")
+        })
+    }
+
+    /// A probability parameter in 0..=1.
+    fn rate(&mut self, key: &str) -> Result<f64, String> {
+        let text = self.take(key)?;
+        match text.parse::<f64>() {
+            Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+            _ => Err(format!(
+                "'{key}={text}' must be a probability from 0 to 1, e.g. 1e-5"
+            )),
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self.pairs.first() {
+            Some((key, _)) => Err(format!("unexpected parameter '{key}'")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parses `123` or `0x7b`.
+pub fn parse_number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+/// Parses a flash size such as `256KB`, `1MB` or `4MB` (case-insensitive) into bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let upper = text.to_ascii_uppercase();
+    let (digits, unit) = if let Some(digits) = upper.strip_suffix("KB") {
+        (digits, 1024)
+    } else if let Some(digits) = upper.strip_suffix("MB") {
+        (digits, 1024 * 1024)
+    } else {
+        return Err(format!("size '{text}' needs a KB or MB unit, e.g. 1MB"));
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|count| count.checked_mul(unit))
+        .ok_or_else(|| format!("size '{text}' is not a number of KB or MB, e.g. 1MB"))
+}
+
+/// Faults of the serial line between the chip and the host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkFaults {
+    /// Probability that a chip→host byte has one bit flipped.
+    pub bitflip_rate: f64,
+    /// Probability that a byte, in either direction, is lost.
+    pub drop_rate: f64,
+    /// Chip→host bytes delivered before the cable is pulled.
+    pub disconnect_after: Option<u64>,
+    /// Send the ROM boot message at 74880 baud after power-up and every reset.
+    pub boot_log: bool,
+    /// Random bytes sent before the first reply after power-up and every reset.
+    pub noise_bytes: usize,
+}
+
+/// Faults of the flash chip, applied to its [`FlashOptions`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlashFaults {
+    /// Whole-chip block protection: writes silently fail.
+    pub write_protect: bool,
+    /// Physical 4 KiB sector indices that will not erase.
+    pub stuck_sectors: BTreeSet<usize>,
+    /// Memory really present when smaller than the claimed size.
+    pub real_size: Option<usize>,
+}
+
+impl FlashFaults {
+    /// Sets the fault options of `options`, keeping its other fields.
+    pub fn apply_to(&self, options: &mut FlashOptions) {
+        options.write_protected |= self.write_protect;
+        options.stuck_sectors.extend(&self.stuck_sectors);
+        if self.real_size.is_some() {
+            options.physical_size = self.real_size;
+        }
+    }
+}
+
+/// Every fault of a run, sorted by where it acts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Faults the device core injects.
+    pub device: DeviceFaults,
+    /// Faults of the serial line.
+    pub link: LinkFaults,
+    /// Faults of the flash chip.
+    pub flash: FlashFaults,
+}
+
+impl FaultPlan {
+    /// Parses every spec, failing on the first bad one or on a single-valued fault given twice.
+    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Self, FaultSpecError> {
+        let mut plan = Self::default();
+        for spec in specs {
+            let spec = spec.as_ref();
+            let fault = spec.parse()?;
+            plan.add(fault).map_err(|problem| FaultSpecError {
+                spec: spec.to_owned(),
+                problem,
+            })?;
+        }
+        Ok(plan)
+    }
+
+    /// Adds one fault; repeating a fault that has only one setting is an error.
+    pub fn add(&mut self, fault: Fault) -> Result<(), String> {
+        let repeated = match fault {
+            Fault::ShortRead(short_read) => self.device.short_read.replace(short_read).is_some(),
+            Fault::Timeout(timeout) => {
+                self.device.timeouts.push(timeout);
+                false
+            }
+            Fault::BadMd5 => std::mem::replace(&mut self.device.bad_md5, true),
+            Fault::BitFlip { rate } => std::mem::replace(&mut self.link.bitflip_rate, rate) != 0.0,
+            Fault::Drop { rate } => std::mem::replace(&mut self.link.drop_rate, rate) != 0.0,
+            Fault::Disconnect { after } => self.link.disconnect_after.replace(after).is_some(),
+            Fault::BootLog => std::mem::replace(&mut self.link.boot_log, true),
+            Fault::Noise { bytes } => std::mem::replace(&mut self.link.noise_bytes, bytes) != 0,
+            Fault::WriteProtect => std::mem::replace(&mut self.flash.write_protect, true),
+            Fault::StuckSector { addr } => {
+                !self.flash.stuck_sectors.insert(addr as usize / SECTOR_SIZE)
+            }
+            Fault::FakeSize { real } => self.flash.real_size.replace(real).is_some(),
+        };
+        if repeated {
+            return Err("this fault is already set".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(spec: &str) -> Result<Fault, String> {
+        spec.parse::<Fault>().map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn contract_specs_parse() {
+        assert_eq!(
+            parse("short-read:frame=1,drop=3"),
+            Ok(Fault::ShortRead(ShortRead { frame: 1, drop: 3 }))
+        );
+        assert_eq!(
+            parse("timeout:op=FLASH_DEFL_DATA,nth=1"),
+            Ok(Fault::Timeout(CommandTimeout {
+                opcode: 0x11,
+                nth: 1
+            }))
+        );
+        assert_eq!(
+            parse("timeout:nth=2,op=read_flash"),
+            Ok(Fault::Timeout(CommandTimeout {
+                opcode: 0xD2,
+                nth: 2
+            }))
+        );
+        assert_eq!(parse("bad-md5"), Ok(Fault::BadMd5));
+    }
+
+    #[test]
+    fn link_and_flash_specs_parse() {
+        assert_eq!(
+            parse("bitflip:rate=1e-5"),
+            Ok(Fault::BitFlip { rate: 1e-5 })
+        );
+        assert_eq!(parse("drop:rate=0.5"), Ok(Fault::Drop { rate: 0.5 }));
+        assert_eq!(
+            parse("disconnect:after=0x100"),
+            Ok(Fault::Disconnect { after: 256 })
+        );
+        assert_eq!(parse("boot-log"), Ok(Fault::BootLog));
+        assert_eq!(parse("noise:bytes=7"), Ok(Fault::Noise { bytes: 7 }));
+        assert_eq!(parse("write-protect"), Ok(Fault::WriteProtect));
+        assert_eq!(
+            parse("stuck-sector:addr=0x10000"),
+            Ok(Fault::StuckSector { addr: 0x10000 })
+        );
+        assert_eq!(
+            parse("fake-size:real=1MB"),
+            Ok(Fault::FakeSize { real: 1 << 20 })
+        );
+    }
+
+    #[test]
+    fn bad_specs_name_the_problem_and_the_accepted_forms() {
+        for (spec, problem) in [
+            ("bogus", "unknown fault kind 'bogus'"),
+            ("short-read:frame=1", "missing parameter 'drop'"),
+            (
+                "short-read:frame=0,drop=3",
+                "'frame=0' must be an integer of at least 1",
+            ),
+            (
+                "timeout:op=FLASH_NOPE,nth=1",
+                "unknown opcode name 'FLASH_NOPE'",
+            ),
+            (
+                "bitflip:rate=2",
+                "'rate=2' must be a probability from 0 to 1",
+            ),
+            ("bad-md5:x=1", "unexpected parameter 'x'"),
+            ("noise:bytes", "parameter 'bytes' is not key=value"),
+            ("noise:bytes=1,bytes=2", "parameter 'bytes' given twice"),
+            ("fake-size:real=3", "size '3' needs a KB or MB unit"),
+        ] {
+            let message = parse(spec).unwrap_err();
+            assert!(
+                message.starts_with(&format!("invalid --fault '{spec}': {problem}")),
+                "{message}"
+            );
+            assert!(message.ends_with(ACCEPTED_FORMS), "{message}");
+            assert!(!message.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn plan_sorts_faults_and_rejects_repeats() {
+        let plan = FaultPlan::parse(&[
+            "timeout:op=SYNC,nth=1",
+            "timeout:op=SYNC,nth=2",
+            "stuck-sector:addr=0x1fff",
+            "stuck-sector:addr=0x3000",
+            "boot-log",
+            "fake-size:real=256KB",
+        ])
+        .unwrap();
+        assert_eq!(plan.device.timeouts.len(), 2);
+        assert!(plan.link.boot_log);
+        assert_eq!(plan.flash.stuck_sectors, BTreeSet::from([1, 3]));
+        let mut options = FlashOptions::default();
+        plan.flash.apply_to(&mut options);
+        assert_eq!(options.physical_size, Some(256 * 1024));
+        assert_eq!(options.stuck_sectors, BTreeSet::from([1, 3]));
+
+        let error = FaultPlan::parse(&["bad-md5", "bad-md5"]).unwrap_err();
+        assert!(error.to_string().contains("this fault is already set"));
+    }
+
+    #[test]
+    fn sizes_and_numbers() {
+        assert_eq!(parse_size("256kb"), Ok(256 * 1024));
+        assert_eq!(parse_size("16MB"), Ok(16 << 20));
+        assert!(parse_size("MB").is_err());
+        assert_eq!(parse_number("0X1f"), Some(31));
+        assert_eq!(parse_number("12"), Some(12));
+        assert_eq!(parse_number("-1"), None);
+    }
+}

@@ -1,0 +1,401 @@
+//! The serial line between the virtual chip and the host, with its faults.
+//!
+//! [`Link`] wraps a [`Device`] the way smoltcp's `FaultInjector` wraps a network device: it
+//! passes bytes through and, on the way, loses, flips, garbles, prefixes or cuts them as the
+//! [`LinkFaults`] say. Like the device it is sans-I/O: the caller owns the clock and the
+//! port. The in-memory pairing used by tests and the pty front end both drive a `Link`.
+//!
+//! The line model:
+//! - **Baud rates.** When baud modelling is on (`--realtime`), the host's rate (set on the
+//!   port) and the chip's [`Device::uart_baud`] both matter. Bytes sent at one rate and
+//!   sampled at another go through [`resample_uart`], a bit-level 8N1 UART receiver, so a
+//!   mismatch gives the same kind of garbage as on hardware. Without it, rates are ignored,
+//!   except that output at the ROM's boot-log rate (74880 baud) always reaches the host
+//!   resampled at the host's rate.
+//! - **Preamble.** After power-up and every reset, the boot log (`boot-log`, sent at 74880
+//!   baud and resampled at the host's rate) and `noise` bytes wait for the chip's first
+//!   reply and go out just before it: on a real board they would arrive while the host
+//!   opens the port and syncs, so this is when the host sees them.
+//! - **Loss and corruption.** `drop` loses bytes in both directions; `bitflip` flips one bit
+//!   of chip→host bytes. Both draw from a ChaCha8 generator seeded by the caller, so the
+//!   same seed and the same input give the same run.
+//! - **Disconnect.** After `disconnect:after=N` chip→host bytes the cable is pulled: the
+//!   link delivers nothing more either way until [`Link::replug`]. The fault fires once.
+
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::boot::{self, ResetCause, BOOT_LOG_BAUD};
+use crate::device::Device;
+use crate::faults::LinkFaults;
+
+/// The host's rate until told otherwise, and the ROM loader's.
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// How a [`Link`] behaves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkConfig {
+    /// The faults to inject.
+    pub faults: LinkFaults,
+    /// Seed of the generator behind every random fault.
+    pub seed: u64,
+    /// Garble bytes when the host's and the chip's baud rates differ.
+    pub model_baud: bool,
+}
+
+/// A [`Device`] behind a faulty serial line.
+#[derive(Debug)]
+pub struct Link {
+    device: Device,
+    faults: LinkFaults,
+    model_baud: bool,
+    rng: ChaCha8Rng,
+    host_baud: u32,
+    /// Boot log and noise waiting for the chip's first reply.
+    preamble: Vec<u8>,
+    /// Chip→host bytes delivered so far.
+    delivered: u64,
+    disconnected: bool,
+}
+
+impl Link {
+    /// Puts `device`, just powered up, behind a line configured by `config`.
+    pub fn new(device: Device, config: LinkConfig) -> Self {
+        let mut link = Self {
+            device,
+            faults: config.faults,
+            model_baud: config.model_baud,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            host_baud: DEFAULT_BAUD,
+            preamble: Vec::new(),
+            delivered: 0,
+            disconnected: false,
+        };
+        link.queue_preamble(ResetCause::PowerOn);
+        link
+    }
+
+    /// The device behind the line.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The device behind the line, mutably.
+    pub fn device_mut(&mut self) -> &mut Device {
+        &mut self.device
+    }
+
+    /// Unwraps the device.
+    pub fn into_device(self) -> Device {
+        self.device
+    }
+
+    /// The baud rate the host's port is set to.
+    pub fn host_baud(&self) -> u32 {
+        self.host_baud
+    }
+
+    /// Tells the line the rate the host's port is set to.
+    pub fn set_host_baud(&mut self, baud: u32) {
+        self.host_baud = baud;
+    }
+
+    /// True once the cable has been pulled and until [`Link::replug`].
+    pub fn is_disconnected(&self) -> bool {
+        self.disconnected
+    }
+
+    /// Host→chip: bytes the host sent, as they reach the chip.
+    pub fn receive(&mut self, now: Duration, bytes: &[u8]) {
+        if self.disconnected {
+            return;
+        }
+        let mut bytes = self.drop_bytes(bytes.to_vec());
+        if self.model_baud {
+            bytes = resample_uart(&bytes, self.host_baud, self.device.uart_baud());
+        }
+        if !bytes.is_empty() {
+            self.device.receive(now, &bytes);
+        }
+    }
+
+    /// Chip→host: appends to `out` what the host receives by `now`.
+    pub fn poll_output(&mut self, now: Duration, out: &mut Vec<u8>) {
+        if self.disconnected {
+            return;
+        }
+        let mut bytes = Vec::new();
+        // The device stops at each change of its rate, so each piece has one rate.
+        loop {
+            let chip_baud = self.device.uart_baud();
+            let mut piece = Vec::new();
+            self.device.poll_output(now, &mut piece);
+            if piece.is_empty() {
+                break;
+            }
+            if self.model_baud || chip_baud == BOOT_LOG_BAUD {
+                piece = resample_uart(&piece, chip_baud, self.host_baud);
+            }
+            bytes.append(&mut piece);
+            if self.device.uart_baud() == chip_baud {
+                break;
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        if !self.preamble.is_empty() {
+            bytes.splice(0..0, std::mem::take(&mut self.preamble));
+        }
+        let mut bytes = self.drop_bytes(bytes);
+        self.flip_bits(&mut bytes);
+        if let Some(after) = self.faults.disconnect_after {
+            let allowed = after.saturating_sub(self.delivered);
+            if bytes.len() as u64 >= allowed {
+                bytes.truncate(allowed as usize);
+                self.disconnected = true;
+                self.faults.disconnect_after = None;
+            }
+        }
+        self.delivered += bytes.len() as u64;
+        out.extend_from_slice(&bytes);
+    }
+
+    /// When the device next has output without further input, if it is waiting for time.
+    pub fn next_output_at(&self) -> Option<Duration> {
+        if self.disconnected {
+            return None;
+        }
+        self.device.next_output_at()
+    }
+
+    /// Resets the chip (a board's auto-reset); the boot log and noise are sent again.
+    pub fn reset(&mut self, now: Duration) {
+        self.device.reset(now);
+        self.queue_preamble(ResetCause::ExternalPin);
+    }
+
+    /// Plugs the cable back in after a disconnect: the chip powers up again.
+    pub fn replug(&mut self, now: Duration) {
+        self.disconnected = false;
+        self.reset(now);
+    }
+
+    fn queue_preamble(&mut self, cause: ResetCause) {
+        self.preamble.clear();
+        if self.faults.boot_log {
+            let log = boot::download_mode_log(cause);
+            let garbled = resample_uart(log.as_bytes(), BOOT_LOG_BAUD, self.host_baud);
+            self.preamble.extend_from_slice(&garbled);
+        }
+        let start = self.preamble.len();
+        self.preamble.resize(start + self.faults.noise_bytes, 0);
+        self.rng.fill_bytes(&mut self.preamble[start..]);
+    }
+
+    fn chance(&mut self, rate: f64) -> bool {
+        const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
+        rate > 0.0 && ((self.rng.next_u64() >> 11) as f64 * SCALE) < rate
+    }
+
+    fn drop_bytes(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
+        let rate = self.faults.drop_rate;
+        if rate > 0.0 {
+            bytes.retain(|_| !self.chance(rate));
+        }
+        bytes
+    }
+
+    fn flip_bits(&mut self, bytes: &mut [u8]) {
+        let rate = self.faults.bitflip_rate;
+        if rate > 0.0 {
+            for byte in bytes {
+                if self.chance(rate) {
+                    *byte ^= 1 << (self.rng.next_u32() % 8);
+                }
+            }
+        }
+    }
+}
+
+/// What an 8N1 UART receiving at `rx_baud` reads from `bytes` sent back to back at `tx_baud`.
+///
+/// Bit-level model: the line idles high; each byte is a low start bit, eight data bits LSB
+/// first and a high stop bit. The receiver waits for a falling edge, checks the start bit
+/// half a bit later, then samples eight data bits and the stop bit at the middle of each of
+/// its own bit times. A low stop bit is a framing error, which Linux in raw mode delivers as
+/// 0x00. Equal rates give the bytes back unchanged.
+pub fn resample_uart(bytes: &[u8], tx_baud: u32, rx_baud: u32) -> Vec<u8> {
+    if tx_baud == rx_baud {
+        return bytes.to_vec();
+    }
+    // Time in units of 1 / (2 * tx_baud * rx_baud) s: a sent bit lasts 2 * rx_baud units and
+    // half a received bit lasts tx_baud units.
+    let tx_bit = 2 * u64::from(rx_baud);
+    let half_rx_bit = u64::from(tx_baud);
+    let total_bits = 10 * bytes.len() as u64;
+    let level = |bit: u64| -> bool {
+        if bit >= total_bits {
+            return true;
+        }
+        match bit % 10 {
+            0 => false,
+            9 => true,
+            data => bytes[(bit / 10) as usize] >> (data - 1) & 1 == 1,
+        }
+    };
+    let level_at = |time: u64| level(time / tx_bit);
+    let mut received = Vec::new();
+    let mut time = 0u64;
+    loop {
+        let first = time.div_ceil(tx_bit);
+        let Some(edge_bit) =
+            (first..total_bits).find(|&bit| !level(bit) && (bit == 0 || level(bit - 1)))
+        else {
+            return received;
+        };
+        let edge = edge_bit * tx_bit;
+        if level_at(edge + half_rx_bit) {
+            time = edge + half_rx_bit;
+            continue;
+        }
+        let sample = |index: u64| level_at(edge + (2 * index + 1) * half_rx_bit);
+        let byte = (0..8).fold(0u8, |byte, bit| byte | u8::from(sample(bit + 1)) << bit);
+        received.push(if sample(9) { byte } else { 0x00 });
+        time = edge + 19 * half_rx_bit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceConfig;
+    use crate::flash::SpiFlash;
+    use esp_protocol::packet::SYNC_PAYLOAD;
+
+    fn link(faults: LinkFaults, seed: u64) -> Link {
+        let device = Device::new(
+            DeviceConfig::default(),
+            SpiFlash::blank(256 * 1024).unwrap(),
+        );
+        let config = LinkConfig {
+            faults,
+            seed,
+            model_baud: false,
+        };
+        Link::new(device, config)
+    }
+
+    /// Sends SYNC and returns everything the host receives.
+    fn sync(link: &mut Link) -> Vec<u8> {
+        let mut frame = vec![0xC0, 0x00, 0x08, SYNC_PAYLOAD.len() as u8, 0, 0, 0, 0, 0];
+        frame.extend_from_slice(&SYNC_PAYLOAD);
+        frame.push(0xC0);
+        link.receive(Duration::ZERO, &frame);
+        let mut out = Vec::new();
+        link.poll_output(Duration::ZERO, &mut out);
+        out
+    }
+
+    #[test]
+    fn preamble_precedes_the_first_reply_after_each_reset() {
+        let faults = LinkFaults {
+            boot_log: true,
+            noise_bytes: 16,
+            ..LinkFaults::default()
+        };
+        let clean = sync(&mut link(LinkFaults::default(), 0));
+        assert_eq!(clean.first(), Some(&0xC0));
+        let mut faulty = link(faults.clone(), 7);
+        let first = sync(&mut faulty);
+        assert!(first.ends_with(&clean) && first.len() > clean.len() + 16);
+        assert_eq!(sync(&mut faulty), clean, "only before the first reply");
+        faulty.reset(Duration::ZERO);
+        let after_reset = sync(&mut faulty);
+        assert!(after_reset.len() > clean.len() + 16);
+        assert_eq!(
+            first,
+            sync(&mut link(faults.clone(), 7)),
+            "same seed, same bytes"
+        );
+        assert_ne!(
+            first,
+            sync(&mut link(faults, 8)),
+            "another seed, other noise"
+        );
+    }
+
+    #[test]
+    fn disconnect_cuts_the_stream_until_replugged() {
+        let faults = LinkFaults {
+            disconnect_after: Some(5),
+            ..LinkFaults::default()
+        };
+        let clean = sync(&mut link(LinkFaults::default(), 0));
+        let mut link = link(faults, 0);
+        assert_eq!(sync(&mut link), clean[..5]);
+        assert!(link.is_disconnected());
+        assert!(sync(&mut link).is_empty());
+        link.replug(Duration::ZERO);
+        assert_eq!(sync(&mut link), clean, "the fault fires once");
+    }
+
+    #[test]
+    fn drop_and_bitflip_corrupt_deterministically() {
+        let faults = LinkFaults {
+            drop_rate: 0.05,
+            bitflip_rate: 0.05,
+            ..LinkFaults::default()
+        };
+        let clean: Vec<u8> = (0..20)
+            .flat_map(|_| sync(&mut link(LinkFaults::default(), 0)))
+            .collect();
+        let run = |seed| {
+            let mut link = link(faults.clone(), seed);
+            (0..20).flat_map(|_| sync(&mut link)).collect::<Vec<u8>>()
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), clean);
+    }
+
+    #[test]
+    fn equal_rates_pass_bytes_through() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(resample_uart(&bytes, 115_200, 115_200), bytes);
+    }
+
+    #[test]
+    fn the_bit_level_receiver_decodes_matching_rates() {
+        // Same rate expressed differently would short-circuit; a 1 ppm error must not matter.
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(resample_uart(&bytes, 1_000_000, 1_000_001), bytes);
+    }
+
+    #[test]
+    fn mismatched_rates_garble() {
+        let message = b"\xc0\x01\x08\x04\x00\x07\x07\x12\x20\x00\x00\xc0";
+        let slow = resample_uart(message, 74_880, 115_200);
+        let fast = resample_uart(message, 460_800, 115_200);
+        assert_ne!(slow, message);
+        assert_ne!(fast, message);
+        assert!(
+            fast.len() < message.len(),
+            "a slow receiver sees fewer bytes"
+        );
+        assert_eq!(
+            slow,
+            resample_uart(message, 74_880, 115_200),
+            "deterministic"
+        );
+    }
+
+    #[test]
+    fn boot_log_is_garbage_at_115200() {
+        let log = boot::download_mode_log(ResetCause::PowerOn);
+        let garbled = resample_uart(log.as_bytes(), BOOT_LOG_BAUD, DEFAULT_BAUD);
+        assert!(!garbled.is_empty());
+        assert!(!garbled.windows(4).any(|window| window == b"boot"));
+    }
+}

@@ -1,0 +1,465 @@
+//! Serves a virtual ESP8266 on a pseudo-terminal, so real tools (esptool, esp-flasher) can
+//! open its slave side (`/dev/pts/N`) as if it were a USB serial adapter.
+//!
+//! [`PtyServer::start`] opens a pty pair, sets the slave to raw mode through the master and
+//! runs a background thread that polls the master, feeds what the client writes to a
+//! [`Link`] (with `now` from a monotonic clock it owns) and writes back what the link
+//! outputs. The slave stays open for any number of client sessions:
+//!
+//! - **End of a session.** When the last process closes the slave, Linux reports POLLHUP on
+//!   the master (and reading it gives EIO). The server then resets the device back to the
+//!   ROM loader, as a board with auto-reset does after esptool's hard reset, and sets raw
+//!   mode again (Linux resets a pty's termios on its last close). The server keeps no slave
+//!   fd open itself, which would hide the hang-up. A pty has no DTR/RTS lines: esptool warns
+//!   that it could not reset the chip and carries on.
+//! - **Cable pulled.** When the link disconnects (`disconnect:after=N`), the server closes the
+//!   master, so the client sees a hang-up and the slave node vanishes, then opens a new pty
+//!   (a new path, reported by [`ServerEvent::Replugged`]) and powers the device up again.
+//! - **Realtime** ([`PtyOptions::realtime`]). Bytes take UART time: host→chip bytes reach the
+//!   device 10 bit times (8N1) after they were written, at the rate the client set on the
+//!   port (read from the slave's termios through the master); chip→host bytes leave one
+//!   10-bit time apart at the chip's [`Device::uart_baud`](crate::device::Device::uart_baud).
+//!   The link also garbles bytes when the two rates differ (see [`crate::link`]). A rate set
+//!   with Linux's custom-speed interface (BOTHER) cannot be read this way and counts as
+//!   matching the chip. Without realtime the device answers as fast as it can and rates are
+//!   ignored.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+
+use crate::device::{Device, DeviceConfig};
+use crate::flash::SpiFlash;
+use crate::link::{Link, LinkConfig};
+
+/// Longest the server sleeps between looks at the clock and the port.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// How often to look for a new client while no process has the slave open.
+const NO_CLIENT_WAIT: Duration = Duration::from_millis(10);
+/// Output the server buffers before it stops asking the device for more.
+const OUTPUT_BACKLOG: usize = 64 * 1024;
+/// Bits per byte on an 8N1 line: start, eight data, stop.
+const BITS_PER_BYTE: u32 = 10;
+
+/// Something the server reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A client closed the port; the device was reset to the ROM loader.
+    SessionEnded,
+    /// The cable was pulled and plugged in again: the device now serves on a new slave path.
+    Replugged(PathBuf),
+    /// One line of the device's packet trace.
+    Trace(String),
+}
+
+/// Receives [`ServerEvent`]s on the server thread.
+pub type EventHandler = Box<dyn FnMut(ServerEvent) + Send>;
+
+/// How a [`PtyServer`] runs.
+#[derive(Default)]
+pub struct PtyOptions {
+    /// Line faults, their seed and whether baud rates must match.
+    pub link: LinkConfig,
+    /// Bytes take UART time (see the module docs).
+    pub realtime: bool,
+    /// Collect the device's packet trace and report it as [`ServerEvent::Trace`].
+    pub trace: bool,
+    /// Called for every event; without one, events are dropped.
+    pub on_event: Option<EventHandler>,
+}
+
+/// A virtual ESP8266 served on a pty by a background thread.
+pub struct PtyServer {
+    shared: Arc<Shared>,
+    stop_signal: OwnedFd,
+    thread: JoinHandle<io::Result<()>>,
+}
+
+/// State the server thread shares with its handle.
+struct Shared {
+    link: Mutex<Link>,
+    slave_path: Mutex<PathBuf>,
+}
+
+impl PtyServer {
+    /// Builds the device, opens a pty and starts serving it.
+    pub fn start(config: DeviceConfig, flash: SpiFlash, options: PtyOptions) -> io::Result<Self> {
+        let mut device = Device::new(config, flash);
+        device.set_trace(options.trace);
+        let link = Link::new(device, options.link.clone());
+        let port = Port::open()?;
+        let shared = Arc::new(Shared {
+            link: Mutex::new(link),
+            slave_path: Mutex::new(port.slave_path.clone()),
+        });
+        let (stop_wait, stop_signal) = nix::unistd::pipe()?;
+        let server = Server {
+            shared: Arc::clone(&shared),
+            stop_wait,
+            port,
+            realtime: options.realtime,
+            on_event: options.on_event,
+            clock: Instant::now(),
+            in_session: false,
+            inbound: VecDeque::new(),
+            rx_line_free: Duration::ZERO,
+            on_wire: VecDeque::new(),
+            tx_line_free: Duration::ZERO,
+            ready: Vec::new(),
+        };
+        let thread = thread::Builder::new()
+            .name("esp-emulator-pty".into())
+            .spawn(move || server.run())?;
+        Ok(Self {
+            shared,
+            stop_signal,
+            thread,
+        })
+    }
+
+    /// The slave side clients open, e.g. `/dev/pts/7` (it changes when the cable is replugged).
+    pub fn slave_path(&self) -> PathBuf {
+        lock(&self.shared.slave_path).clone()
+    }
+
+    /// A copy of the flash contents (its physical memory).
+    pub fn flash_snapshot(&self) -> Vec<u8> {
+        self.with_device(|device| device.flash().as_bytes().to_vec())
+    }
+
+    /// Runs `f` on the device while the server is paused.
+    pub fn with_device<R>(&self, f: impl FnOnce(&mut Device) -> R) -> R {
+        f(lock(&self.shared.link).device_mut())
+    }
+
+    /// False once the server thread has ended, which it does only on an I/O error or [`Self::stop`].
+    pub fn is_running(&self) -> bool {
+        !self.thread.is_finished()
+    }
+
+    /// Stops serving, closes the pty and returns the device, or the error that ended the server.
+    pub fn stop(self) -> io::Result<Device> {
+        // The thread may already have ended on an error, closing the pipe's other end.
+        let _ = nix::unistd::write(&self.stop_signal, &[1]);
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("the pty server thread panicked"))??;
+        let shared = Arc::into_inner(self.shared).expect("the server thread has ended");
+        let link = shared
+            .link
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(link.into_device())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The master side of a pty and the path of its slave.
+struct Port {
+    master: PtyMaster,
+    slave_path: PathBuf,
+}
+
+impl Port {
+    fn open() -> io::Result<Self> {
+        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY)?;
+        grantpt(&master)?;
+        unlockpt(&master)?;
+        let slave_path = PathBuf::from(ptsname_r(&master)?);
+        let flags = OFlag::from_bits_retain(fcntl(&master, FcntlArg::F_GETFL)?);
+        fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        let port = Self { master, slave_path };
+        port.make_slave_raw()?;
+        Ok(port)
+    }
+
+    /// Puts the slave in raw mode; on Linux, termios calls on the master act on the slave.
+    fn make_slave_raw(&self) -> io::Result<()> {
+        let mut termios = tcgetattr(&self.master)?;
+        cfmakeraw(&mut termios);
+        tcsetattr(&self.master, SetArg::TCSANOW, &termios)?;
+        Ok(())
+    }
+
+    /// The baud rate the client set on the slave, if it is a standard one.
+    fn client_baud(&self) -> Option<u32> {
+        let termios = tcgetattr(&self.master).ok()?;
+        let speed = termios.control_flags.bits() & libc::CBAUD;
+        STANDARD_RATES
+            .iter()
+            .find(|&&(constant, _)| constant == speed)
+            .map(|&(_, rate)| rate)
+    }
+}
+
+/// termios speed constants and their rates.
+const STANDARD_RATES: [(libc::tcflag_t, u32); 21] = [
+    (libc::B1200, 1_200),
+    (libc::B2400, 2_400),
+    (libc::B4800, 4_800),
+    (libc::B9600, 9_600),
+    (libc::B19200, 19_200),
+    (libc::B38400, 38_400),
+    (libc::B57600, 57_600),
+    (libc::B115200, 115_200),
+    (libc::B230400, 230_400),
+    (libc::B460800, 460_800),
+    (libc::B500000, 500_000),
+    (libc::B576000, 576_000),
+    (libc::B921600, 921_600),
+    (libc::B1000000, 1_000_000),
+    (libc::B1152000, 1_152_000),
+    (libc::B1500000, 1_500_000),
+    (libc::B2000000, 2_000_000),
+    (libc::B2500000, 2_500_000),
+    (libc::B3000000, 3_000_000),
+    (libc::B3500000, 3_500_000),
+    (libc::B4000000, 4_000_000),
+];
+
+/// What one wait on the port found.
+enum Wake {
+    Stop,
+    Input,
+    HangUp,
+    Timeout,
+}
+
+/// The server thread's state.
+struct Server {
+    shared: Arc<Shared>,
+    stop_wait: OwnedFd,
+    port: Port,
+    realtime: bool,
+    on_event: Option<EventHandler>,
+    clock: Instant,
+    /// A client has written since the last reset.
+    in_session: bool,
+    /// Realtime: host→chip bytes still on the wire, with the time they arrive.
+    inbound: VecDeque<(Duration, Vec<u8>)>,
+    rx_line_free: Duration,
+    /// Realtime: chip→host bytes not yet through the UART.
+    on_wire: VecDeque<u8>,
+    tx_line_free: Duration,
+    /// Chip→host bytes waiting for room in the pty.
+    ready: Vec<u8>,
+}
+
+impl Server {
+    fn run(mut self) -> io::Result<()> {
+        loop {
+            let timeout = self.timeout();
+            match self.wait(timeout)? {
+                Wake::Stop => return Ok(()),
+                Wake::HangUp => self.end_session()?,
+                Wake::Input => self.read_input()?,
+                Wake::Timeout => {}
+            }
+            self.step()?;
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    fn link(&self) -> MutexGuard<'_, Link> {
+        lock(&self.shared.link)
+    }
+
+    fn emit(&mut self, event: ServerEvent) {
+        if let Some(on_event) = &mut self.on_event {
+            on_event(event);
+        }
+    }
+
+    /// How long to wait before the next byte or device output is due.
+    fn timeout(&self) -> Duration {
+        let now = self.now();
+        let inbound_due = self.inbound.front().map(|(due, _)| *due);
+        let outbound_due = (!self.on_wire.is_empty())
+            .then(|| self.tx_line_free + self.byte_time(self.link().device().uart_baud()));
+        [inbound_due, outbound_due, self.link().next_output_at()]
+            .into_iter()
+            .flatten()
+            .map(|due| due.saturating_sub(now))
+            .fold(IDLE_WAIT, Duration::min)
+    }
+
+    fn wait(&self, timeout: Duration) -> io::Result<Wake> {
+        let mut master_events = PollFlags::POLLIN;
+        if !self.ready.is_empty() {
+            master_events |= PollFlags::POLLOUT;
+        }
+        let mut fds = [
+            PollFd::new(self.stop_wait.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.port.master.as_fd(), master_events),
+        ];
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let stop = fds[0].any().unwrap_or(false);
+        let master = fds[1].revents().unwrap_or(PollFlags::empty());
+        Ok(if stop {
+            Wake::Stop
+        } else if master.contains(PollFlags::POLLIN) {
+            Wake::Input
+        } else if master.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+            Wake::HangUp
+        } else {
+            Wake::Timeout
+        })
+    }
+
+    fn read_input(&mut self) -> io::Result<()> {
+        let mut buffer = [0u8; 4096];
+        let count = match (&self.port.master).read(&mut buffer) {
+            Ok(count) => count,
+            Err(error) if error.raw_os_error() == Some(libc::EIO) => return self.end_session(),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        self.in_session = true;
+        let now = self.now();
+        let host_baud = self.port.client_baud();
+        let mut link = self.link();
+        if let Some(baud) = host_baud {
+            link.set_host_baud(baud);
+        }
+        let bytes = buffer[..count].to_vec();
+        if self.realtime {
+            let baud = host_baud.unwrap_or_else(|| link.device().uart_baud());
+            drop(link);
+            let due = self.rx_line_free.max(now) + self.byte_time(baud) * count as u32;
+            self.rx_line_free = due;
+            self.inbound.push_back((due, bytes));
+        } else {
+            link.receive(now, &bytes);
+        }
+        Ok(())
+    }
+
+    /// The client closed the port: reset the chip and wait for the next client.
+    fn end_session(&mut self) -> io::Result<()> {
+        if self.in_session {
+            self.in_session = false;
+            self.inbound.clear();
+            self.on_wire.clear();
+            self.ready.clear();
+            let now = self.now();
+            self.link().reset(now);
+            self.port.make_slave_raw()?;
+            self.emit(ServerEvent::SessionEnded);
+        }
+        // Until a client opens the slave, the master keeps reporting the hang-up.
+        let mut fds = [PollFd::new(self.stop_wait.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(NO_CLIENT_WAIT).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Moves bytes along: arrivals to the device, device output to the wire and the pty.
+    fn step(&mut self) -> io::Result<()> {
+        let now = self.now();
+        let mut link = lock(&self.shared.link);
+        while let Some((due, _)) = self.inbound.front() {
+            if *due > now {
+                break;
+            }
+            let (_, bytes) = self.inbound.pop_front().expect("front exists");
+            link.receive(now, &bytes);
+        }
+        let chip_baud = link.device().uart_baud();
+        if self.ready.len() + self.on_wire.len() < OUTPUT_BACKLOG {
+            let mut output = Vec::new();
+            link.poll_output(now, &mut output);
+            if self.realtime {
+                if self.on_wire.is_empty() {
+                    self.tx_line_free = self.tx_line_free.max(now);
+                }
+                self.on_wire.extend(output);
+            } else {
+                self.ready.extend(output);
+            }
+        }
+        let byte_time = self.byte_time(chip_baud);
+        while !self.on_wire.is_empty() && self.tx_line_free + byte_time <= now {
+            self.tx_line_free += byte_time;
+            self.ready.extend(self.on_wire.pop_front());
+        }
+        let trace = link.device_mut().take_trace();
+        let disconnected = link.is_disconnected();
+        drop(link);
+        for line in trace {
+            self.emit(ServerEvent::Trace(line));
+        }
+        self.write_ready()?;
+        if disconnected && self.on_wire.is_empty() {
+            self.replug()?;
+        }
+        Ok(())
+    }
+
+    fn write_ready(&mut self) -> io::Result<()> {
+        while !self.ready.is_empty() {
+            match (&self.port.master).write(&self.ready) {
+                Ok(written) => {
+                    self.ready.drain(..written);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                // The client is gone; the hang-up is handled on the next wait.
+                Err(error) if error.raw_os_error() == Some(libc::EIO) => {
+                    self.ready.clear();
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// Pulls the cable (closes the master), then plugs a new one in (a new pty).
+    fn replug(&mut self) -> io::Result<()> {
+        let port = Port::open()?;
+        let path = port.slave_path.clone();
+        // Replacing the port drops, and so closes, the old master: the client sees a hang-up.
+        self.port = port;
+        self.in_session = false;
+        self.inbound.clear();
+        self.ready.clear();
+        let now = self.now();
+        self.link().replug(now);
+        *lock(&self.shared.slave_path) = path.clone();
+        self.emit(ServerEvent::Replugged(path));
+        Ok(())
+    }
+
+    /// Time one 8N1 byte takes at `baud`.
+    fn byte_time(&self, baud: u32) -> Duration {
+        Duration::from_secs(u64::from(BITS_PER_BYTE)) / baud.max(1)
+    }
+}
