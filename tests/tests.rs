@@ -1,1 +1,6 @@
-//! Cross-crate integration tests.
+//! Cross-crate integration tests, in one test binary (as in ripgrep): each module below is
+//! one area.
+
+mod emulator_pty;
+mod esptool_conformance;
+mod util;

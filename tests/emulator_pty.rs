@@ -1,0 +1,252 @@
+//! The `esp-emulator` command's contract (first line, --link, the flash file, errors,
+//! SIGTERM, sessions) and the library's `PtyServer`.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use esp_emulator::device::DeviceConfig;
+use esp_emulator::flash::SpiFlash;
+use esp_emulator::pty::{PtyOptions, PtyServer};
+
+use crate::util::{binary, esptool, pseudo_random, run_output, Emulator};
+
+const KIB: usize = 1024;
+
+fn path_arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs the emulator expecting it to refuse to start; returns its exit code and stderr.
+fn refused(args: &[&str]) -> (i32, String) {
+    let output = Command::new(binary("esp-emulator"))
+        .args(args)
+        .output()
+        .expect("run esp-emulator");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout when refusing: {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8(output.stderr).expect("stderr is UTF-8");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "exactly one line on stderr: {stderr:?}"
+    );
+    (output.status.code().expect("exited, not killed"), stderr)
+}
+
+#[test]
+fn first_line_is_the_slave_and_link_points_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let link = dir.path().join("ttyESP");
+    // A stale symlink from an earlier run is replaced.
+    std::os::unix::fs::symlink("/dev/pts/nonexistent", &link).unwrap();
+    let emulator = Emulator::spawn(
+        &[
+            "--flash",
+            path_arg(&flash),
+            "--size",
+            "256KB",
+            "--link",
+            path_arg(&link),
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    assert!(
+        emulator.port().starts_with("/dev/pts/"),
+        "first line {:?}",
+        emulator.port
+    );
+    assert_eq!(fs::read_link(&link).unwrap(), emulator.port);
+    assert_eq!(fs::read(&flash).unwrap(), vec![0xFF; 256 * KIB]);
+    let (status, stderr) = emulator.terminate();
+    assert!(status.success(), "exit status {status}, stderr {stderr}");
+    assert!(
+        fs::symlink_metadata(&link).is_err(),
+        "the symlink is removed on exit"
+    );
+}
+
+#[test]
+fn a_new_flash_file_defaults_to_4mb_of_ff() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let emulator = Emulator::spawn(
+        &["--flash", path_arg(&flash)],
+        &dir.path().join("emulator.log"),
+    );
+    let contents = fs::read(&flash).unwrap();
+    assert_eq!(contents.len(), 4 * 1024 * KIB);
+    assert!(contents.iter().all(|&byte| byte == 0xFF));
+    assert!(emulator.terminate().0.success());
+}
+
+#[test]
+fn a_size_that_disagrees_with_the_file_is_refused_and_the_file_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let contents = pseudo_random(1024 * KIB, 1);
+    fs::write(&flash, &contents).unwrap();
+    let modified = fs::metadata(&flash).unwrap().modified().unwrap();
+    let (code, stderr) = refused(&["--flash", path_arg(&flash), "--size", "4MB"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is 1MB but --size says 4MB") && stderr.contains("--size 1MB"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&flash).unwrap(), contents);
+    assert_eq!(fs::metadata(&flash).unwrap().modified().unwrap(), modified);
+}
+
+#[test]
+fn a_file_that_is_no_flash_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    fs::write(&flash, [0u8; 1000]).unwrap();
+    let (code, stderr) = refused(&["--flash", path_arg(&flash)]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is 1000 bytes, not a flash size"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&flash).unwrap(), [0u8; 1000]);
+}
+
+#[test]
+fn a_bad_fault_spec_is_one_line_naming_the_accepted_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let (code, stderr) = refused(&["--flash", path_arg(&flash), "--fault", "short-read:frame=1"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid --fault 'short-read:frame=1': missing parameter 'drop'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("accepted forms: short-read:frame=N,drop=K"));
+    assert!(!flash.exists(), "nothing is created on a usage error");
+}
+
+#[test]
+fn bad_flags_and_a_missing_directory_are_one_line_errors() {
+    let (code, stderr) = refused(&["--flash", "/tmp/x.bin", "--chip", "esp32"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid value 'esp32'"), "{stderr}");
+    let (code, stderr) = refused(&["--flash", "/nonexistent-flashlab-dir/flash.bin"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("directory /nonexistent-flashlab-dir does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_saves_writes_and_the_port_survives_sessions() {
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let emulator = Emulator::spawn(
+        &["--flash", path_arg(&flash), "--size", "256KB"],
+        &dir.path().join("emulator.log"),
+    );
+    let port = emulator.port().to_owned();
+
+    // Session 1: a client that writes half a frame and goes away.
+    {
+        let mut raw = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&port)
+            .unwrap();
+        raw.write_all(&[0xC0, 0x00, 0x08, 0x24]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+
+    // Sessions 2 and 3: esptool writes, then reads back, each a fresh process.
+    let data = pseudo_random(10 * KIB, 7);
+    let data_path = dir.path().join("data.bin");
+    fs::write(&data_path, &data).unwrap();
+    let (status, output) = run_output(
+        &tool.executable,
+        &[
+            "--port",
+            &port,
+            "write-flash",
+            "0x8000",
+            path_arg(&data_path),
+        ],
+        &dir.path().join("write.log"),
+    );
+    assert!(status.success(), "write-flash failed:\n{output}");
+    let readback = dir.path().join("readback.bin");
+    let (status, output) = run_output(
+        &tool.executable,
+        &[
+            "--port",
+            &port,
+            "read-flash",
+            "0x8000",
+            "0x2800",
+            path_arg(&readback),
+        ],
+        &dir.path().join("read.log"),
+    );
+    assert!(status.success(), "read-flash failed:\n{output}");
+    assert_eq!(fs::read(&readback).unwrap(), data);
+
+    let (status, stderr) = emulator.terminate();
+    assert!(status.success(), "exit {status}: {stderr}");
+    let file = fs::read(&flash).unwrap();
+    assert_eq!(file.len(), 256 * KIB);
+    assert_eq!(&file[0x8000..0xA800], &data[..]);
+    assert!(file[..0x8000].iter().all(|&byte| byte == 0xFF));
+    assert!(file[0xA800..].iter().all(|&byte| byte == 0xFF));
+}
+
+#[test]
+fn pty_server_serves_the_library_device_and_returns_it() {
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = SpiFlash::blank(1024 * KIB).unwrap();
+    let server = PtyServer::start(DeviceConfig::default(), flash, PtyOptions::default()).unwrap();
+    let port = server.slave_path();
+    let port = port.to_str().unwrap();
+    let (status, output) = run_output(
+        &tool.executable,
+        &["--port", port, "flash-id"],
+        &dir.path().join("flash-id.log"),
+    );
+    assert!(status.success(), "{output}");
+    assert!(output.contains("Device: 4014"), "{output}");
+    assert!(output.contains("Detected flash size: 1MB"), "{output}");
+    let (status, output) = run_output(
+        &tool.executable,
+        &["--port", port, "erase-region", "0x0", "0x1000"],
+        &dir.path().join("erase.log"),
+    );
+    assert!(status.success(), "{output}");
+    assert_eq!(server.flash_snapshot().len(), 1024 * KIB);
+    let device = server.stop().unwrap();
+    assert_eq!(device.flash().size(), 1024 * KIB);
+}
+
+#[test]
+fn a_client_hang_up_mid_stream_does_not_stop_the_server() {
+    let flash = SpiFlash::blank(256 * KIB).unwrap();
+    let server = PtyServer::start(DeviceConfig::default(), flash, PtyOptions::default()).unwrap();
+    for _ in 0..3 {
+        let mut port = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(server.slave_path())
+            .unwrap();
+        port.write_all(b"\xC0garbage").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(server.is_running());
+    server.stop().unwrap();
+}

@@ -1,0 +1,383 @@
+//! Helpers shared by the integration tests: the workspace's binaries, a spawned
+//! `esp-emulator`, real esptool installed from PyPI on demand, and test data.
+//!
+//! Nothing here skips: when a tool cannot be built or installed, the helper panics with the
+//! reason, so a check that did not run can never be reported as passed.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long an esptool run may take before the test kills it and fails.
+const ESPTOOL_TIME_LIMIT: Duration = Duration::from_secs(120);
+/// How long the emulator may take to print its slave path.
+const STARTUP_TIME_LIMIT: Duration = Duration::from_secs(20);
+
+/// The workspace root (the root package's manifest directory).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cargo target directory this test executable was built in.
+fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("the profile directory is inside the target directory")
+        .to_owned()
+}
+
+/// `target/<profile>`: the test executable lives in its `deps` directory.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let deps = exe.parent().expect("the test executable is in a directory");
+    deps.parent()
+        .expect("the deps directory has a parent")
+        .to_owned()
+}
+
+/// The path of workspace binary `name` (of the package of the same name), built once per
+/// test process with the test's profile.
+///
+/// The root package does not own the binaries, so cargo does not rebuild them for its tests;
+/// `cargo build` is a quick no-op when they are up to date.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let profile = profile_dir();
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "--package", name, "--bin", name])
+        .env("CARGO_TARGET_DIR", target_dir());
+    match profile.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some(other) => {
+            command.args(["--profile", other]);
+        }
+        None => panic!("cannot tell the cargo profile from {}", profile.display()),
+    }
+    let status = command
+        .status()
+        .unwrap_or_else(|error| panic!("cannot run cargo to build {name}: {error}"));
+    assert!(
+        status.success(),
+        "cargo build --bin {name} failed: {status}"
+    );
+    let path = profile.join(name);
+    assert!(
+        path.is_file(),
+        "cargo built {name} but {} does not exist",
+        path.display()
+    );
+    built.insert(name.to_owned(), path.clone());
+    path
+}
+
+/// An `esp-emulator` process serving a pty.
+pub struct Emulator {
+    child: Child,
+    /// The slave path it printed on its first stdout line.
+    pub port: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl Emulator {
+    /// Starts `esp-emulator` with `args`; its stderr goes to `log` (a file path).
+    pub fn spawn(args: &[&str], log: &Path) -> Emulator {
+        let stderr = File::create(log).expect("create the emulator log");
+        let mut child = Command::new(binary("esp-emulator"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start esp-emulator");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, receiver) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(STARTUP_TIME_LIMIT)
+            .unwrap_or_default();
+        if line.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "esp-emulator {args:?} printed no slave path; stderr: {}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        Emulator {
+            child,
+            port: PathBuf::from(line.trim_end()),
+            stderr_path: log.to_owned(),
+        }
+    }
+
+    /// The slave path as a string, for command lines.
+    pub fn port(&self) -> &str {
+        self.port.to_str().expect("pty paths are UTF-8")
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and everything it wrote to stderr.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let status = wait_with_limit(&mut self.child, Duration::from_secs(20))
+            .expect("esp-emulator did not exit within 20 s of SIGTERM");
+        (status, self.stderr())
+    }
+
+    /// What it has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` up to `limit`; `None` (after killing it) if it is still running.
+pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `program` with `args` to completion; returns its status and its stdout+stderr.
+pub fn run_output(program: &Path, args: &[&str], log: &Path) -> (ExitStatus, String) {
+    let output = File::create(log).expect("create the output log");
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().expect("clone the log handle"))
+        .stderr(output)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", program.display()));
+    let status = wait_with_limit(&mut child, ESPTOOL_TIME_LIMIT);
+    let mut text = String::new();
+    File::open(log)
+        .and_then(|mut file| file.read_to_string(&mut text))
+        .expect("read the output log");
+    match status {
+        Some(status) => (status, text),
+        None => panic!(
+            "{} {args:?} ran longer than {ESPTOOL_TIME_LIMIT:?}; output so far:\n{text}",
+            program.display()
+        ),
+    }
+}
+
+/// A real esptool, installed from PyPI into its own venv under `target/esptool/<version>`.
+#[derive(Debug, Clone)]
+pub struct Esptool {
+    /// The version, e.g. "5.6.0".
+    pub version: &'static str,
+    /// The venv's root.
+    pub venv: PathBuf,
+    /// The command: `esptool` (5.x) or `esptool.py` (4.x).
+    pub executable: PathBuf,
+}
+
+impl Esptool {
+    /// True for 5.x, which spells commands and choices with hyphens and words messages differently.
+    pub fn is_v5(&self) -> bool {
+        self.version.starts_with("5.")
+    }
+
+    /// A subcommand or choice in this version's spelling: `read_flash` becomes `read-flash` in 5.x.
+    pub fn spell(&self, name: &str) -> String {
+        if self.is_v5() {
+            name.replace('_', "-")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// The stub image JSON this installation ships, flavour 1 (legacy) or 2 (esp-flasher-stub).
+    pub fn stub_json(&self, flavour: u8) -> PathBuf {
+        let lib = self.venv.join("lib");
+        let site_packages = fs::read_dir(&lib)
+            .unwrap_or_else(|error| panic!("cannot list {}: {error}", lib.display()))
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("site-packages"))
+            .find(|path| path.is_dir())
+            .unwrap_or_else(|| panic!("no site-packages under {}", lib.display()));
+        let path = site_packages.join(format!(
+            "esptool/targets/stub_flasher/{flavour}/esp8266.json"
+        ));
+        assert!(
+            path.is_file(),
+            "esptool {} has no {}",
+            self.version,
+            path.display()
+        );
+        path
+    }
+}
+
+/// esptool `version` (e.g. "5.6.0", "4.12.0"), installed on first use.
+///
+/// Once per test process and version; a lock directory keeps parallel test processes from
+/// installing at the same time. Panics with the reason if python3, venv or pip fails.
+pub fn esptool(version: &'static str) -> Esptool {
+    static INSTALLED: OnceLock<Mutex<HashMap<&'static str, Esptool>>> = OnceLock::new();
+    let mut installed = INSTALLED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(tool) = installed.get(version) {
+        return tool.clone();
+    }
+    let root = target_dir().join("esptool");
+    fs::create_dir_all(&root).expect("create target/esptool");
+    let venv = root.join(version);
+    let marker = venv.join(".flashlab-installed");
+    if !marker.exists() {
+        let _lock = InstallLock::acquire(&root.join(format!("{version}.lock")));
+        if !marker.exists() {
+            install_esptool(version, &venv);
+            File::create(&marker).expect("mark the esptool venv as installed");
+        }
+    }
+    let name = if version.starts_with("4.") {
+        "esptool.py"
+    } else {
+        "esptool"
+    };
+    let tool = Esptool {
+        version,
+        executable: venv.join("bin").join(name),
+        venv,
+    };
+    assert!(
+        tool.executable.is_file(),
+        "esptool {version} is installed but {} is missing",
+        tool.executable.display()
+    );
+    installed.insert(version, tool.clone());
+    tool
+}
+
+fn install_esptool(version: &str, venv: &Path) {
+    if venv.exists() {
+        fs::remove_dir_all(venv).expect("remove a half-installed esptool venv");
+    }
+    let run = |program: &Path, args: &[&str]| {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run {} to install esptool {version} (is python3 with venv installed?): {error}",
+                    program.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "installing esptool {version}: {} {args:?} failed ({}):\n{}{}",
+            program.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let venv_text = venv.to_str().expect("the target directory path is UTF-8");
+    run(Path::new("python3"), &["-m", "venv", venv_text]);
+    let requirement = format!("esptool=={version}");
+    run(
+        &venv.join("bin/python"),
+        &["-m", "pip", "install", "--quiet", &requirement],
+    );
+}
+
+/// A lock directory held while installing; a stale one (its process gone) is taken over.
+struct InstallLock {
+    path: PathBuf,
+}
+
+impl InstallLock {
+    fn acquire(path: &Path) -> InstallLock {
+        let start = Instant::now();
+        loop {
+            match fs::create_dir(path) {
+                Ok(()) => {
+                    fs::write(path.join("pid"), std::process::id().to_string())
+                        .expect("write the lock's pid");
+                    return InstallLock {
+                        path: path.to_owned(),
+                    };
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
+                    let owner_alive =
+                        owner.is_empty() || Path::new("/proc").join(owner.trim()).exists();
+                    if !owner_alive {
+                        let _ = fs::remove_dir_all(path);
+                        continue;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(600),
+                        "waited 10 minutes for {}; remove it if no install is running",
+                        path.display()
+                    );
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(error) => panic!("cannot create {}: {error}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), different for each seed.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
