@@ -426,13 +426,17 @@ impl Device {
     }
 
     fn flash_md5(&mut self, address: u32, size: u32) -> Result<Vec<u8>, ErrorCode> {
-        let mut data = vec![0; size as usize];
-        if self.flash.read(address, &mut data).is_err() {
+        // Checked before allocating: the size comes straight from the host.
+        if u64::from(address) + u64::from(size) > self.flash.size() as u64 {
             return Err(match self.stub.flavor {
                 StubFlavor::Legacy => ErrorCode::Other(0x63),
                 StubFlavor::EspFlasherStub => ErrorCode::FailedSpiOp,
             });
         }
+        let mut data = vec![0; size as usize];
+        self.flash
+            .read(address, &mut data)
+            .expect("range checked above");
         Ok(self.reported_digest(Md5::digest(&data).into()).to_vec())
     }
 

@@ -836,16 +836,50 @@ fn read_flash_of_4_mib_through_the_device_matches_the_md5() {
     let mut host =
         Host::with_flash(SpiFlash::new(contents.clone(), FlashOptions::default()).unwrap());
     host.start_v1_stub();
-    let started = std::time::Instant::now();
-    let (frames, digest) = read_flash(&mut host, 0, 4 * MIB as u32, 64);
-    let elapsed = started.elapsed();
-    eprintln!(
-        "READ_FLASH of 4 MiB in memory: {elapsed:?}, {:.0} MB/s",
-        4.0 * MIB as f64 / 1e6 / elapsed.as_secs_f64()
+    let request = slip::encode_to_vec(
+        &Command::ReadFlash {
+            address: 0,
+            size: 4 * MIB as u32,
+            packet_size: 0x1000,
+            max_in_flight: 64,
+        }
+        .to_bytes(),
     );
-    assert_eq!(frames.len(), 1024);
-    assert_eq!(frames.concat(), contents);
-    assert_eq!(digest, Md5::digest(&contents).to_vec());
+    // The host's share (SLIP decoding, acks) is kept out of the device's time.
+    let mut device_time = Duration::ZERO;
+    let mut timed = |host: &mut Host, input: &[u8], output: &mut Vec<u8>| {
+        let started = std::time::Instant::now();
+        host.device.receive(host.now, input);
+        host.device.poll_output(host.now, output);
+        device_time += started.elapsed();
+    };
+    let mut output = Vec::new();
+    timed(&mut host, &request, &mut output);
+    let mut frames = Vec::new();
+    let mut received = 0;
+    while !output.is_empty() {
+        let mut acks = Vec::new();
+        for event in host.decoder.feed_to_vec(&output) {
+            if let SlipEvent::Frame(frame) = event {
+                if frame.len() == 0x1000 {
+                    received += frame.len() as u32;
+                    slip::encode(&encode_read_ack(received), &mut acks);
+                }
+                frames.push(frame);
+            }
+        }
+        output.clear();
+        timed(&mut host, &acks, &mut output);
+    }
+    let rate = 4.0 * MIB as f64 / 1e6 / device_time.as_secs_f64();
+    eprintln!("READ_FLASH of 4 MiB in memory: device {device_time:?} ({rate:.0} MB/s)");
+    assert_eq!(
+        Response::decode(&frames[0]).unwrap().status,
+        Status::Success
+    );
+    assert_eq!(frames.len(), 1 + 1024 + 1);
+    assert_eq!(frames[1..1025].concat(), contents);
+    assert_eq!(frames[1025], Md5::digest(&contents).to_vec());
 }
 
 #[test]
@@ -1146,4 +1180,218 @@ fn garbage_and_malformed_frames_never_panic() {
         host.command(&Command::SpiSetParams(params)).status,
         Status::Success
     );
+}
+
+mod properties {
+    use std::ops::Range;
+
+    use esp_protocol::rom_erase::rom_erased_sectors;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn flash_address() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            (0u32..0x200).prop_map(|sector| sector * 0x1000),
+            0u32..0x20_0000,
+            Just(0xFFFF_F000)
+        ]
+    }
+
+    fn length() -> impl Strategy<Value = u32> {
+        prop_oneof![(0u32..8).prop_map(|sectors| sectors * 0x1000), 0u32..0x9000]
+    }
+
+    fn begin() -> impl Strategy<Value = BeginParams> {
+        (
+            flash_address(),
+            length(),
+            0u32..8,
+            prop_oneof![Just(0x400u32), Just(0x4000), any::<u32>()],
+            any::<Option<bool>>(),
+        )
+            .prop_map(
+                |(offset, size, blocks, block_size, encrypted)| BeginParams {
+                    size,
+                    blocks,
+                    block_size,
+                    offset,
+                    encrypted,
+                },
+            )
+    }
+
+    fn block() -> impl Strategy<Value = DataBlock> {
+        (0u32..4, vec(any::<u8>(), 0..0x500))
+            .prop_map(|(sequence, data)| DataBlock { sequence, data })
+    }
+
+    /// Any address but the SPI controller's, whose commands could erase flash on their own.
+    fn register_address() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            Just(0x4000_1000u32),
+            0x3FF0_0050u32..0x3FF0_0060,
+            0x3FFE_8000u32..0x4000_0000,
+            0x4010_0000u32..0x4011_0000,
+            any::<u32>().prop_filter("not the SPI controller", |a| !(0x6000_0200..0x6000_0300)
+                .contains(a)),
+        ]
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            begin().prop_map(Command::FlashBegin),
+            begin().prop_map(Command::FlashDeflBegin),
+            block().prop_map(Command::FlashData),
+            block().prop_map(Command::FlashDeflData),
+            (0u32..2, vec(any::<u8>(), 0..0x3000)).prop_map(|(sequence, data)| {
+                Command::FlashDeflData(DataBlock {
+                    sequence,
+                    data: deflate(&data),
+                })
+            }),
+            any::<bool>().prop_map(|stay_in_loader| Command::FlashEnd { stay_in_loader }),
+            any::<bool>().prop_map(|stay_in_loader| Command::FlashDeflEnd { stay_in_loader }),
+            (flash_address(), length())
+                .prop_map(|(address, size)| Command::EraseRegion { address, size }),
+            (flash_address(), length())
+                .prop_map(|(address, size)| Command::SpiFlashMd5 { address, size }),
+            (flash_address(), length(), 0u32..0x1100, 0u32..4).prop_map(
+                |(address, size, packet_size, max_in_flight)| {
+                    Command::ReadFlash {
+                        address,
+                        size,
+                        packet_size,
+                        max_in_flight,
+                    }
+                }
+            ),
+            Just(Command::Sync),
+            register_address().prop_map(|address| Command::ReadReg { address }),
+            (register_address(), any::<u32>(), any::<u32>()).prop_map(|(address, value, mask)| {
+                Command::WriteReg(vec![RegisterWrite {
+                    address,
+                    value,
+                    mask,
+                    delay_us: 0,
+                }])
+            }),
+            (register_address(), 0u32..0x2000).prop_map(|(offset, size)| Command::MemBegin(
+                BeginParams {
+                    size,
+                    blocks: 1,
+                    block_size: 0x1800,
+                    offset,
+                    encrypted: None
+                }
+            )),
+            block().prop_map(Command::MemData),
+            (
+                any::<bool>(),
+                prop_oneof![Just(V2_ENTRY), Just(StubFlavor::LEGACY_ENTRY), any::<u32>()]
+            )
+                .prop_map(|(execute, entry)| Command::MemEnd { execute, entry }),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(new_baud, old_baud)| Command::ChangeBaudrate { new_baud, old_baud }),
+            Just(Command::SpiAttach {
+                config: 0,
+                rom_form: false
+            }),
+        ]
+    }
+
+    /// Adds the flash bytes a command may change, under the ROM's or a stub's reading of it.
+    fn add_addressed_ranges(
+        command: &Command,
+        last_begin: &mut Option<BeginParams>,
+        allowed: &mut Vec<Range<u64>>,
+    ) {
+        let sector = u64::from(esp_protocol::rom_erase::SECTOR_SIZE);
+        match command {
+            Command::FlashBegin(params) | Command::FlashDeflBegin(params) => {
+                *last_begin = Some(*params);
+                let rom = rom_erased_sectors(params.offset, params.size);
+                allowed.push(u64::from(rom.start) * sector..u64::from(rom.end) * sector);
+                let start = u64::from(params.offset);
+                allowed.push(
+                    start / sector * sector
+                        ..(start + u64::from(params.size)).div_ceil(sector) * sector,
+                );
+            }
+            Command::FlashData(block) | Command::FlashDeflData(block) => {
+                if let Some(params) = last_begin {
+                    let start = u64::from(params.offset)
+                        + u64::from(block.sequence) * u64::from(params.block_size);
+                    allowed.push(start..start + block.data.len() as u64);
+                }
+            }
+            Command::EraseRegion { address, size } => {
+                allowed.push(u64::from(*address)..u64::from(*address) + u64::from(*size));
+            }
+            _ => {}
+        }
+    }
+
+    fn start_in(host: &mut Host, program: u8) {
+        match program {
+            0 => {}
+            1 => host.start_v1_stub(),
+            _ => host.start_v2_stub(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            program in 0u8..3,
+            chunks in vec(vec(any::<u8>(), 0..200), 0..16),
+            packets in vec((any::<u8>(), vec(any::<u8>(), 0..64)), 0..16),
+        ) {
+            let mut host = Host::with_flash(SpiFlash::blank(MIB).unwrap());
+            start_in(&mut host, program);
+            for chunk in &chunks {
+                host.device.receive(host.now, chunk);
+                host.output();
+            }
+            // Well-framed requests with any opcode and any payload.
+            for (opcode, payload) in &packets {
+                let mut packet = vec![0x00, *opcode];
+                packet.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+                packet.extend_from_slice(&[0; 4]);
+                packet.extend_from_slice(payload);
+                host.send_packet(&packet);
+                host.output();
+            }
+        }
+
+        #[test]
+        fn commands_change_flash_only_where_they_address_it(
+            program in 0u8..3,
+            commands in vec(command(), 1..24),
+        ) {
+            let before = pseudo_random(MIB, 5);
+            let mut host = Host::with_flash(SpiFlash::new(before.clone(), FlashOptions::default()).unwrap());
+            start_in(&mut host, program);
+            let mut allowed = Vec::new();
+            let mut last_begin = None;
+            for command in &commands {
+                add_addressed_ranges(command, &mut last_begin, &mut allowed);
+                host.send(command);
+                host.output();
+            }
+            let after = host.device.flash().as_bytes();
+            for (index, (old, new)) in before.iter().zip(after).enumerate() {
+                if old != new {
+                    let index = index as u64;
+                    prop_assert!(
+                        allowed.iter().any(|range| range.contains(&index)),
+                        "byte 0x{index:x} changed outside {allowed:x?}"
+                    );
+                }
+            }
+        }
+    }
 }
