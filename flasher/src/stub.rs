@@ -3,7 +3,10 @@
 //!
 //! No stub ships with this crate. One is read from esptool's JSON format
 //! (`entry`, `text_start`, `text`, `data_start`, `data`; the blobs base64),
-//! from a path given with `--stub-file` or the [`STUB_ENV_VAR`] variable.
+//! from a path given with `--stub-file` or the [`STUB_ENV_VAR`] variable, or
+//! found in an installed esptool package. The virtual ESP8266 needs none: it
+//! models a running stub and never executes uploaded code, so
+//! [`StubImage::virtual_device_model`] starts that model without any code.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +75,30 @@ impl StubImage {
     /// The stub file named by `explicit`, else by [`STUB_ENV_VAR`], else none.
     pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
         explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(STUB_ENV_VAR).map(PathBuf::from))
+    }
+
+    /// The ESP8266 stub JSON of the esptool package that `python3` imports, if any
+    /// (esptool 5's stub first, then the legacy one).
+    pub fn find_installed_esptool() -> Option<PathBuf> {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import esptool, os; print(os.path.dirname(esptool.__file__))"])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let package = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+        ["2", "1"]
+            .iter()
+            .map(|version| package.join("targets/stub_flasher").join(version).join("esp8266.json"))
+            .find(|path| path.is_file())
+    }
+
+    /// What to upload to the virtual ESP8266: it models esptool 5's stub
+    /// (recognised by its load address and entry) and executes nothing, so the
+    /// image is a note saying so, not code. Never for a real chip.
+    pub fn virtual_device_model() -> StubImage {
+        const TEXT_START: u32 = 0x4010_C500;
+        let note = b"flashlab: the virtual ESP8266 models the flasher stub; this is not code".to_vec();
+        StubImage { entry: TEXT_START + 4, text: (TEXT_START, note), data: None }
     }
 
     fn segments(&self) -> impl Iterator<Item = (u32, &[u8])> {

@@ -82,11 +82,12 @@ fn flasher_with_stub(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// Runs the binary with or without the stub.
+/// With esptool's stub, or on the ROM loader alone (`--no-stub`).
 fn flasher_maybe_stub(dir: &Path, stub: bool, args: &[&str]) -> Run {
     if stub {
         flasher_with_stub(dir, args)
     } else {
-        flasher(dir, args)
+        flasher(dir, &[&["--no-stub"], args].concat())
     }
 }
 
@@ -466,6 +467,16 @@ fn every_command_on_1mb_and_4mb_with_and_without_a_stub() {
             assert_eq!(fs::read(dir.path().join("efuses.bin")).unwrap().len(), 16);
         }
     }
+}
+
+#[test]
+fn emu_port_runs_the_virtual_stub_model_without_a_stub_file() {
+    let dir = temp();
+    flasher(dir.path(), &["--port", "emu:1MB", "backup", "whole.bin"])
+        .expect(0)
+        .says("Stub: the virtual ESP8266's stub model");
+    let backup = fs::read(dir.path().join("whole.bin")).unwrap();
+    assert_eq!(backup, esp_emulator::sample_firmware::sonoff_like_flash(MB, 0));
 }
 
 #[test]

@@ -537,7 +537,7 @@ impl Command {
                 Command::Sync
             }
             Opcode::WriteReg => {
-                if payload.is_empty() || payload.len() % 16 != 0 {
+                if payload.is_empty() || !payload.len().is_multiple_of(16) {
                     return Err(DecodeError::BadPayloadLength {
                         opcode,
                         expected: "a multiple of 16",

@@ -147,7 +147,7 @@ impl Session {
     /// Checks the port spec and the stub, then connects; nothing is sent before both are good.
     pub fn open(connect: &ConnectArgs, out: &Rc<Output>) -> Result<Session, CmdError> {
         let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
-        let options = connect_options(connect, out)?;
+        let options = connect_options(connect, &port, out)?;
         match port {
             PortArg::Serial(name) => {
                 let line = open_serial(&name, connect.trace.then(|| out.clone()))?;
@@ -199,10 +199,11 @@ impl Session {
 }
 
 /// The stub, baud and reset choices, checked before anything is opened.
-fn connect_options(connect: &ConnectArgs, out: &Output) -> Result<ConnectOptions, CmdError> {
+fn connect_options(connect: &ConnectArgs, port: &PortArg, out: &Output) -> Result<ConnectOptions, CmdError> {
     let stub = match StubImage::locate(connect.stub_file.as_deref()) {
-        Some(path) if !connect.no_stub => Some(load_stub(&path)?),
-        _ => None,
+        _ if connect.no_stub => None,
+        Some(path) => Some(load_stub(&path)?),
+        None => default_stub(port, out)?,
     };
     if stub.is_none() && connect.baud != ROM_BAUD {
         out.warn(format!(
@@ -219,6 +220,24 @@ fn connect_options(connect: &ConnectArgs, out: &Output) -> Result<ConnectOptions
         stub,
         ..ConnectOptions::default()
     })
+}
+
+/// The stub when none is named: the virtual device's own stub model on an
+/// emulated chip, else the stub of an installed esptool, else none (ROM only).
+fn default_stub(port: &PortArg, out: &Output) -> Result<Option<StubImage>, CmdError> {
+    let emulated = match port {
+        PortArg::Emulator(_) => true,
+        PortArg::Scan => available_ports().is_empty(),
+        PortArg::Serial(_) => false,
+    };
+    if emulated {
+        return Ok(Some(StubImage::virtual_device_model()));
+    }
+    let Some(path) = StubImage::find_installed_esptool() else {
+        return Ok(None);
+    };
+    out.line(format!("Stub: esptool's flasher stub from {}", path.display()));
+    load_stub(&path).map(Some)
 }
 
 /// Loads a stub file; a missing or malformed one is bad input.
@@ -310,6 +329,9 @@ fn open_emulator(
     })?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
+    if options.stub.as_ref() == Some(&StubImage::virtual_device_model()) {
+        out.line("Stub: the virtual ESP8266's stub model (no stub file is needed on emu: ports).");
+    }
     let config = DeviceConfig {
         chip: if spec.esp8285 {
             Chip::Esp8285
@@ -340,8 +362,9 @@ fn emu_contents(spec: &EmuSpec) -> Result<(Vec<u8>, String), CmdError> {
     let Some(path) = &spec.file else {
         let size = spec.size.unwrap_or(DEFAULT_EMU_SIZE);
         return Ok((
-            vec![0xFF; size as usize],
-            "blank flash (all 0xFF), discarded at exit; add ,file=PATH to keep it between runs."
+            sonoff_like_flash(size as usize, spec.seed),
+            "a Sonoff-like sample flash (firmware at 0x0, SDK settings at the end), discarded at exit; \
+             add ,file=PATH to keep it between runs."
                 .into(),
         ));
     };
@@ -574,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn new_emulator_file_starts_with_sample_firmware() {
+    fn new_emulator_flash_starts_with_sample_firmware() {
         let dir = tempfile::tempdir().unwrap();
         let spec = EmuSpec {
             size: Some(0x10_0000),
@@ -584,8 +607,8 @@ mod tests {
         let (contents, origin) = emu_contents(&spec).unwrap();
         assert_eq!((contents.len(), contents[0]), (0x10_0000, 0xE9));
         assert!(origin.contains("does not exist yet"));
-        let (blank, origin) = emu_contents(&EmuSpec::default()).unwrap();
-        assert!(blank.len() == 4 << 20 && blank.iter().all(|&b| b == 0xFF));
+        let (fresh, origin) = emu_contents(&EmuSpec::default()).unwrap();
+        assert_eq!(fresh, sonoff_like_flash(4 << 20, 0));
         assert!(origin.contains("discarded at exit"));
     }
 }
