@@ -30,7 +30,8 @@ pub struct BackupRecord {
     pub chip: String,
     /// The chip's MAC, `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
-    /// The flash's JEDEC ID (0xEF4016 style).
+    /// The flash's JEDEC ID, stored as hex text ("ef4016") as esptool prints it.
+    #[serde(with = "hex_id")]
     pub flash_jedec_id: u32,
     /// Bytes in the image: the whole flash.
     pub flash_size: u32,
@@ -40,6 +41,20 @@ pub struct BackupRecord {
     pub date: String,
     /// The tool and version that took it.
     pub tool: String,
+}
+
+/// A JEDEC ID as lower-case hex text in the record.
+mod hex_id {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{id:06x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        u32::from_str_radix(&text, 16).map_err(|_| D::Error::custom(format!("flash ID \"{text}\" is not hex")))
+    }
 }
 
 /// The record file beside `image`: the same name with `.json` appended.
@@ -57,7 +72,11 @@ pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(file_error)?;
+    let mut builder = tempfile::Builder::new();
+    // An ordinary file (0666 less the umask), not the temporary file's private 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut temporary = builder.tempfile_in(directory).map_err(file_error)?;
     temporary.write_all(data).map_err(file_error)?;
     temporary.as_file().sync_all().map_err(file_error)?;
     temporary.persist(path).map_err(|error| file_error(error.error))?;
@@ -160,6 +179,36 @@ mod tests {
         write_file_atomically(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_makes_an_ordinary_file_not_a_private_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("image.bin");
+        write_file_atomically(&path, b"data").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // 0666 less the umask: at least the owner reads and writes, and nothing executes.
+        assert_eq!(mode & 0o600, 0o600);
+        assert_eq!(mode & 0o111, 0);
+        assert_ne!(mode, 0o600, "temporary-file permissions leaked into the result");
+    }
+
+    #[test]
+    fn record_stores_the_flash_id_as_hex_text() {
+        let record = BackupRecord {
+            chip: "ESP8266EX".into(),
+            mac: "18:fe:34:00:00:01".into(),
+            flash_jedec_id: 0xEF4016,
+            flash_size: 0x40_0000,
+            md5: "00".repeat(16),
+            date: "2026-01-01T00:00:00Z".into(),
+            tool: "test".into(),
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains(r#""flash_jedec_id":"ef4016""#), "{json}");
+        assert_eq!(serde_json::from_str::<BackupRecord>(&json).unwrap(), record);
     }
 
     #[test]
