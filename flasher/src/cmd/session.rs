@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use esp_emulator::device::{Chip, Device, DeviceConfig};
 use esp_emulator::faults::FaultPlan;
@@ -114,6 +114,8 @@ pub struct Session {
     out: Rc<Output>,
     /// The file the virtual flash is saved to at the end.
     emu_file: Option<PathBuf>,
+    /// When the session started, in real time.
+    started: Instant,
 }
 
 /// Times an operation on the line's clock: virtual time on the emulator, real time on a port.
@@ -170,6 +172,13 @@ impl Session {
             (Ok(()), Some(after)) => after,
             _ => AfterArg::NoReset,
         };
+        if result.is_ok() && matches!(self.flasher.transport().kind, LineKind::Emulator(_)) {
+            self.out.line(format!(
+                "(Times above are the virtual serial line's: what a board on this link would take. \
+                 The virtual chip answered in {:.1} s of real time.)",
+                self.started.elapsed().as_secs_f64()
+            ));
+        }
         if result.is_ok() {
             self.out.line(match after {
                 AfterArg::HardReset => "Hard resetting via RTS pin...",
@@ -288,6 +297,7 @@ fn connect_line(
         flasher,
         out: out.clone(),
         emu_file,
+        started: Instant::now(),
     })
 }
 
