@@ -293,7 +293,12 @@ impl Server {
         let inbound_due = self.inbound.front().map(|(due, _)| *due);
         let outbound_due = (!self.on_wire.is_empty())
             .then(|| self.tx_line_free + self.byte_time(self.link().device().uart_baud()));
-        [inbound_due, outbound_due, self.link().next_output_at()]
+        // With the backlog full the device's output must wait for the client to read
+        // (POLLOUT wakes us), so its due time must not turn the wait into a busy loop.
+        let device_due = (self.ready.len() + self.on_wire.len() < OUTPUT_BACKLOG)
+            .then(|| self.link().next_output_at())
+            .flatten();
+        [inbound_due, outbound_due, device_due]
             .into_iter()
             .flatten()
             .map(|due| due.saturating_sub(now))
