@@ -132,6 +132,11 @@ impl Emulator {
         }
     }
 
+    /// The emulator's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The slave path as a string, for command lines.
     pub fn port(&self) -> &str {
         self.port.to_str().expect("pty paths are UTF-8")
