@@ -18,6 +18,11 @@ use esp_protocol::image::{self, ImageError, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
 
 /// Baud rate of the ROM's boot messages (26 MHz crystal, ROM assumes 40 MHz).
 pub const BOOT_LOG_BAUD: u32 = 74880;
+/// The SDK's RF init data (esp_init_data_default) starts this far before the end of the
+/// flash size in the image header: the first of the SDK's last 4 sectors.
+pub const SDK_INIT_DATA_FROM_END: u32 = 4 * 0x1000;
+/// The first byte of valid RF init data.
+pub const SDK_INIT_DATA_MAGIC: u8 = 0x05;
 
 /// Why the chip reset, as the ROM prints it after `rst cause:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +107,26 @@ pub enum BootOutcome {
         /// The module's wiring.
         wiring: FlashWiring,
     },
+    /// The ROM started the firmware, but the SDK found no RF init data where the header's
+    /// flash size puts it, and stopped.
+    SdkInitDataMissing {
+        /// Where the SDK looked: 4 sectors before the end of the header's flash size.
+        address: u32,
+        /// The byte found there instead of 0x05.
+        found: u8,
+    },
+}
+
+impl BootReport {
+    /// The log with plain line ends, then `verdict: ...` and a `note: ...` line per note.
+    pub fn text(&self) -> String {
+        let mut text = self.log.replace("\r\n", "\n");
+        text.push_str(&format!("verdict: {}\n", self.outcome));
+        for note in &self.notes {
+            text.push_str(&format!("note: {note}\n"));
+        }
+        text
+    }
 }
 
 impl BootOutcome {
@@ -194,7 +219,35 @@ pub fn boot_from_flash(flash: &[u8], chip_size: usize, cause: ResetCause, wiring
             notes,
         };
     }
-    BootReport { log, outcome: BootOutcome::Started { entry: parsed.image.entry }, notes }
+    let entry = parsed.image.entry;
+    match header.size() {
+        Ok(size) => check_sdk_init_data(flash, size, entry, log, notes),
+        Err(_) => BootReport { log, outcome: BootOutcome::Started { entry }, notes },
+    }
+}
+
+/// The SDK's first step: it reads its RF init data 4 sectors before the end of the header's
+/// flash size and stops, printing `rf_cal[0] !=0x05,is 0xFF`, when the byte there is not 0x05.
+fn check_sdk_init_data(
+    flash: &[u8],
+    header_size: FlashSize,
+    entry: u32,
+    mut log: String,
+    mut notes: Vec<String>,
+) -> BootReport {
+    let address = header_size.bytes() - SDK_INIT_DATA_FROM_END;
+    // Past the end of a smaller chip the address wraps, as the SPI flash does.
+    let found = if flash.is_empty() { 0xFF } else { flash[address as usize % flash.len()] };
+    if found == SDK_INIT_DATA_MAGIC {
+        return BootReport { log, outcome: BootOutcome::Started { entry }, notes };
+    }
+    log.push_str(&format!("rf_cal[0] !=0x05,is 0x{found:02X}\r\n"));
+    notes.push(format!(
+        "the SDK found no RF init data at 0x{address:06x} (4 sectors before the end of the header's {}): \
+         the firmware stops; write it with -fs matching where its settings are, or write esp_init_data_default.bin there",
+        header_size.name()
+    ));
+    BootReport { log, outcome: BootOutcome::SdkInitDataMissing { address, found }, notes }
 }
 
 fn note_header_size(
@@ -233,6 +286,9 @@ impl std::fmt::Display for BootOutcome {
             BootOutcome::FlashModeUnsupported { mode, wiring } => {
                 write!(f, "flash mode {} is not carried by {} wiring", mode.name(), wiring.name())
             }
+            BootOutcome::SdkInitDataMissing { address, found } => {
+                write!(f, "the SDK stopped: RF init data at 0x{address:06x} is 0x{found:02x}, not 0x05")
+            }
         }
     }
 }
@@ -250,9 +306,11 @@ mod tests {
 
     const MB: usize = 0x10_0000;
 
+    /// `image` at 0x0 and the SDK's init data where the image's 1MB header puts it.
     fn flash_with(image: &[u8], size: usize) -> Vec<u8> {
         let mut flash = vec![0xFF; size];
         flash[..image.len()].copy_from_slice(image);
+        flash[MB - SDK_INIT_DATA_FROM_END as usize] = SDK_INIT_DATA_MAGIC;
         flash
     }
 
@@ -303,6 +361,16 @@ mod tests {
         let report = boot_from_flash(&flash, 4 * MB, ResetCause::PowerOn, FlashWiring::Dout);
         assert!(report.outcome.started());
         assert!(report.notes[0].contains("header says 1MB but the chip has 4MB"), "{:?}", report.notes);
+    }
+
+    #[test]
+    fn regression_1mb_backup_restored_with_fs_4mb_stops_at_rf_cal() {
+        let mut flash = flash_with(&firmware_image(0x8000, 1), 4 * MB);
+        flash[3] = (flash[3] & 0x0F) | FlashSize::Size4M.header_bits();
+        let report = boot_from_flash(&flash, 4 * MB, ResetCause::PowerOn, FlashWiring::Dout);
+        assert_eq!(report.outcome, BootOutcome::SdkInitDataMissing { address: 0x3F_C000, found: 0xFF });
+        assert!(report.log.ends_with("rf_cal[0] !=0x05,is 0xFF\r\n"), "{}", report.log);
+        assert!(report.notes.iter().any(|note| note.contains("0x3fc000")), "{:?}", report.notes);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use esp_emulator::boot::FlashWiring;
 use esp_emulator::device::{BootMode, Chip};
 use esp_emulator::faults::{parse_number, parse_size};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
@@ -21,11 +22,16 @@ const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
 /// A virtual ESP8266 on a pseudo-terminal: prints the slave path (e.g. /dev/pts/7) on the
 /// first line of stdout, then serves it until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
-#[command(name = "esp-emulator", version)]
+#[command(name = "esp-emulator", version, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// Flash backing file; created at --size, filled with 0xFF, if missing.
-    #[arg(long, value_name = "PATH")]
-    pub flash: PathBuf,
+    /// Flash backing file; created at --size, filled with 0xFF, if missing. With --scenario:
+    /// a new file that receives the scenario's flash and keeps what clients write.
+    #[arg(long, value_name = "PATH", required_unless_present = "scenario")]
+    pub flash: Option<PathBuf>,
+    /// Reproduce a reported failure: a scenario NAME from the catalogue (fixtures/scenarios)
+    /// or a scenario file PATH; it sets the chip, flash, boot mode, wiring, faults and seed.
+    #[arg(long, value_name = "NAME|PATH", conflicts_with_all = ["size", "chip", "flash_id", "faults", "seed", "boot", "flash_wiring"])]
+    pub scenario: Option<String>,
     /// Flash size, e.g. 1MB or 4MB (default: the file's length, or 4MB for a new file).
     #[arg(long, value_parser = parse_flash_size)]
     pub size: Option<usize>,
@@ -53,12 +59,36 @@ pub struct Args {
     /// Boot strapping: the ROM loader (download) or the firmware in flash.
     #[arg(long, value_enum, default_value_t = BootArg::Download)]
     pub boot: BootArg,
+    /// The flash data lines the module connects (default: qio, dout on an ESP8285); a boot
+    /// from flash fails when the image header asks for a mode they do not carry.
+    #[arg(long, value_name = "qio|dio|dout")]
+    pub flash_wiring: Option<FlashWiring>,
     /// Log client sessions and cable events to stderr.
     #[arg(short, long)]
     pub verbose: bool,
     /// Log every packet to stderr (implies --verbose).
     #[arg(long)]
     pub trace: bool,
+    /// A helper instead of the virtual board.
+    #[command(subcommand)]
+    pub command: Option<Helper>,
+}
+
+/// Helpers that need no pseudo-terminal.
+#[derive(Debug, clap::Subcommand)]
+pub enum Helper {
+    /// Print what the ROM does booting FILE (an image or a flash dump): its boot log, the
+    /// verdict and notes.
+    BootReport {
+        /// The image or flash dump; it starts at flash offset 0x0.
+        file: PathBuf,
+        /// The chip's flash size (default: FILE's length if that is a flash size, else 4MB).
+        #[arg(long, value_parser = parse_flash_size)]
+        size: Option<usize>,
+        /// The module's flash wiring.
+        #[arg(long, value_name = "qio|dio|dout", default_value = "qio")]
+        flash_wiring: FlashWiring,
+    },
 }
 
 /// `--chip` values.

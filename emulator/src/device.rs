@@ -102,6 +102,18 @@ pub struct DeviceConfig {
     pub faults: DeviceFaults,
     /// Delay replies by the flash's datasheet busy times.
     pub realtime: bool,
+    /// The flash data lines the module connects; `None`: qio for an ESP8266EX, dout for an ESP8285.
+    pub wiring: Option<FlashWiring>,
+}
+
+impl DeviceConfig {
+    /// The module's flash wiring: the one given, else the chip's usual one.
+    pub fn flash_wiring(&self) -> FlashWiring {
+        self.wiring.unwrap_or(match self.chip {
+            Chip::Esp8266Ex => FlashWiring::Qio,
+            Chip::Esp8285 | Chip::Esp8285HighTemperature => FlashWiring::Dout,
+        })
+    }
 }
 
 impl Default for DeviceConfig {
@@ -112,6 +124,7 @@ impl Default for DeviceConfig {
             boot: BootMode::Download,
             faults: DeviceFaults::default(),
             realtime: false,
+            wiring: None,
         }
     }
 }
@@ -315,28 +328,27 @@ impl Device {
                 self.program = Program::RomLoader;
                 self.trace_line(|| format!("chip: reset ({cause:?}), ROM serial loader waiting"));
             }
-            BootMode::Flash => {
-                self.program = Program::UserCode;
-                let wiring = match self.config.chip {
-                    Chip::Esp8266Ex => FlashWiring::Qio,
-                    Chip::Esp8285 | Chip::Esp8285HighTemperature => FlashWiring::Dout,
-                };
-                let report =
-                    boot::boot_from_flash(self.flash.as_bytes(), self.flash.size(), cause, wiring);
-                self.uart_baud = BOOT_LOG_BAUD;
-                self.output.push_back(OutputChunk {
-                    ready_at: now,
-                    bytes: report.log.into_bytes(),
-                    baud_after: Some(ROM_BAUD),
-                });
-                self.trace_line(|| {
-                    format!(
-                        "chip: reset ({cause:?}), booting from flash: {:?}",
-                        report.outcome
-                    )
-                });
-            }
+            BootMode::Flash => self.boot_from_flash(now, cause),
         }
+    }
+
+    /// Reads the image at 0x0 as the ROM does and prints the ROM's boot log at 74880 baud,
+    /// after any reply still queued; the serial loader no longer answers.
+    pub(crate) fn boot_from_flash(&mut self, now: Duration, cause: ResetCause) {
+        self.program = Program::UserCode;
+        let wiring = self.config.flash_wiring();
+        let report = boot::boot_from_flash(self.flash.as_bytes(), self.flash.size(), cause, wiring);
+        if self.output.is_empty() {
+            self.uart_baud = BOOT_LOG_BAUD;
+        } else {
+            self.switch_baud_after_output(BOOT_LOG_BAUD);
+        }
+        self.output.push_back(OutputChunk {
+            ready_at: self.busy_until.max(now),
+            bytes: report.log.into_bytes(),
+            baud_after: Some(ROM_BAUD),
+        });
+        self.trace_line(|| format!("chip: reset ({cause:?}), booting from flash: {}", report.outcome));
     }
 
     /// Lets the flash chip see the time that passed.

@@ -13,8 +13,10 @@
 //! | `bitflip:rate=R` | link | Each chip→host byte has one random bit flipped with probability R (e.g. `1e-5`). |
 //! | `drop:rate=R` | link | Each byte, in either direction, is lost with probability R. |
 //! | `disconnect:after=N` | link | After N chip→host bytes the cable is pulled: the pty hangs up (and is replugged once the client lets go). |
+//! | `disconnect:after=N,from=host` | link | The same after N host→chip bytes: a given point in an upload, whichever client sends it. |
 //! | `boot-log` | link | After power-up and every reset the ROM's boot message, sent at 74880 baud, precedes the first reply: garbage to a 115200 client. |
 //! | `noise:bytes=N` | link | N random bytes precede the first reply after power-up and every reset. |
+//! | `noise:bytes=N,before=sync` | link | N random bytes precede every reply to SYNC: a boot log or line noise on every connection attempt. |
 //! | `write-protect` | flash | The status register's block-protect bits cover the whole chip: writes and erases silently do nothing. |
 //! | `stuck-sector:addr=ADDR` | flash | The 4 KiB sector holding ADDR (e.g. `0x10000`) will not erase. May be repeated. |
 //! | `fake-size:real=SIZE` | flash | The ID claims the `--size` but only SIZE (e.g. `1MB`) is present: addresses wrap. |
@@ -33,7 +35,7 @@ use crate::flash::{FlashOptions, SECTOR_SIZE};
 
 /// The accepted spec forms, quoted in every parse error.
 pub const ACCEPTED_FORMS: &str = "short-read:frame=N,drop=K | timeout:op=NAME,nth=N | bad-md5 | \
-bitflip:rate=R | drop:rate=R | disconnect:after=N | boot-log | noise:bytes=N | write-protect | \
+bitflip:rate=R | drop:rate=R | disconnect:after=N[,from=host] | boot-log | noise:bytes=N[,before=sync] | write-protect | \
 stuck-sector:addr=0xADDR | fake-size:real=SIZE";
 
 /// A `--fault` spec that could not be parsed; displays as one line naming the problem.
@@ -74,17 +76,21 @@ pub enum Fault {
         /// Probability that a byte is lost.
         rate: f64,
     },
-    /// `disconnect:after=N`.
+    /// `disconnect:after=N[,from=host]`.
     Disconnect {
-        /// Chip→host bytes delivered before the hang-up.
+        /// Bytes delivered before the hang-up.
         after: u64,
+        /// Count host→chip bytes rather than chip→host ones.
+        from_host: bool,
     },
     /// `boot-log`.
     BootLog,
-    /// `noise:bytes=N`.
+    /// `noise:bytes=N[,before=sync]`.
     Noise {
         /// Random bytes sent before the first reply.
         bytes: usize,
+        /// Before every SYNC reply rather than only the first reply after a reset.
+        every_sync: bool,
     },
     /// `write-protect`.
     WriteProtect,
@@ -139,10 +145,20 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
         },
         "disconnect" => Fault::Disconnect {
             after: params.number("after", 0)?,
+            from_host: match params.take_optional("from").as_deref() {
+                None | Some("chip") => false,
+                Some("host") => true,
+                Some(other) => return Err(format!("'from={other}' must be chip or host")),
+            },
         },
         "boot-log" => Fault::BootLog,
         "noise" => Fault::Noise {
             bytes: params.number("bytes", 1)?,
+            every_sync: match params.take_optional("before").as_deref() {
+                None | Some("reset") => false,
+                Some("sync") => true,
+                Some(other) => return Err(format!("'before={other}' must be reset or sync")),
+            },
         },
         "write-protect" => Fault::WriteProtect,
         "stuck-sector" => Fault::StuckSector {
@@ -175,6 +191,11 @@ impl Params {
             pairs.push((key.to_owned(), value.to_owned()));
         }
         Ok(Self { pairs })
+    }
+
+    /// A parameter that may be left out.
+    fn take_optional(&mut self, key: &str) -> Option<String> {
+        self.take(key).ok()
     }
 
     fn take(&mut self, key: &str) -> Result<String, String> {
@@ -247,12 +268,16 @@ pub struct LinkFaults {
     pub bitflip_rate: f64,
     /// Probability that a byte, in either direction, is lost.
     pub drop_rate: f64,
-    /// Chip→host bytes delivered before the cable is pulled.
+    /// Bytes delivered before the cable is pulled.
     pub disconnect_after: Option<u64>,
+    /// [`LinkFaults::disconnect_after`] counts host→chip bytes instead of chip→host ones.
+    pub disconnect_counts_host: bool,
     /// Send the ROM boot message at 74880 baud after power-up and every reset.
     pub boot_log: bool,
     /// Random bytes sent before the first reply after power-up and every reset.
     pub noise_bytes: usize,
+    /// Send the noise before every SYNC reply instead.
+    pub noise_every_sync: bool,
 }
 
 /// Faults of the flash chip, applied to its [`FlashOptions`].
@@ -314,9 +339,15 @@ impl FaultPlan {
             Fault::BadMd5 => std::mem::replace(&mut self.device.bad_md5, true),
             Fault::BitFlip { rate } => std::mem::replace(&mut self.link.bitflip_rate, rate) != 0.0,
             Fault::Drop { rate } => std::mem::replace(&mut self.link.drop_rate, rate) != 0.0,
-            Fault::Disconnect { after } => self.link.disconnect_after.replace(after).is_some(),
+            Fault::Disconnect { after, from_host } => {
+                self.link.disconnect_counts_host = from_host;
+                self.link.disconnect_after.replace(after).is_some()
+            }
             Fault::BootLog => std::mem::replace(&mut self.link.boot_log, true),
-            Fault::Noise { bytes } => std::mem::replace(&mut self.link.noise_bytes, bytes) != 0,
+            Fault::Noise { bytes, every_sync } => {
+                self.link.noise_every_sync = every_sync;
+                std::mem::replace(&mut self.link.noise_bytes, bytes) != 0
+            }
             Fault::WriteProtect => std::mem::replace(&mut self.flash.write_protect, true),
             Fault::StuckSector { addr } => {
                 !self.flash.stuck_sectors.insert(addr as usize / SECTOR_SIZE)
@@ -370,10 +401,33 @@ mod tests {
         assert_eq!(parse("drop:rate=0.5"), Ok(Fault::Drop { rate: 0.5 }));
         assert_eq!(
             parse("disconnect:after=0x100"),
-            Ok(Fault::Disconnect { after: 256 })
+            Ok(Fault::Disconnect {
+                after: 256,
+                from_host: false
+            })
+        );
+        assert_eq!(
+            parse("disconnect:after=9,from=host"),
+            Ok(Fault::Disconnect {
+                after: 9,
+                from_host: true
+            })
         );
         assert_eq!(parse("boot-log"), Ok(Fault::BootLog));
-        assert_eq!(parse("noise:bytes=7"), Ok(Fault::Noise { bytes: 7 }));
+        assert_eq!(
+            parse("noise:bytes=7"),
+            Ok(Fault::Noise {
+                bytes: 7,
+                every_sync: false
+            })
+        );
+        assert_eq!(
+            parse("noise:bytes=7,before=sync"),
+            Ok(Fault::Noise {
+                bytes: 7,
+                every_sync: true
+            })
+        );
         assert_eq!(parse("write-protect"), Ok(Fault::WriteProtect));
         assert_eq!(
             parse("stuck-sector:addr=0x10000"),
@@ -405,6 +459,10 @@ mod tests {
             ("bad-md5:x=1", "unexpected parameter 'x'"),
             ("noise:bytes", "parameter 'bytes' is not key=value"),
             ("noise:bytes=1,bytes=2", "parameter 'bytes' given twice"),
+            (
+                "noise:bytes=1,before=later",
+                "'before=later' must be reset or sync",
+            ),
             ("fake-size:real=3", "size '3' needs a KB or MB unit"),
         ] {
             let message = parse(spec).unwrap_err();

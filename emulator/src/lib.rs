@@ -12,3 +12,4 @@ pub mod flash;
 pub mod link;
 pub mod pty;
 pub mod sample_firmware;
+pub mod scenario;

@@ -15,12 +15,15 @@
 //! - **Preamble.** After power-up and every reset, the boot log (`boot-log`, sent at 74880
 //!   baud and resampled at the host's rate) and `noise` bytes wait for the chip's first
 //!   reply and go out just before it: on a real board they would arrive while the host
-//!   opens the port and syncs, so this is when the host sees them.
+//!   opens the port and syncs, so this is when the host sees them. With
+//!   `noise:bytes=N,before=sync` the noise comes before every SYNC reply instead, as when
+//!   each connection attempt resets the chip and its boot log arrives first.
 //! - **Loss and corruption.** `drop` loses bytes in both directions; `bitflip` flips one bit
 //!   of chip→host bytes. Both draw from a ChaCha8 generator seeded by the caller, so the
 //!   same seed and the same input give the same run.
-//! - **Disconnect.** After `disconnect:after=N` chip→host bytes the cable is pulled: the
-//!   link delivers nothing more either way until [`Link::replug`]. The fault fires once.
+//! - **Disconnect.** After `disconnect:after=N` chip→host bytes (host→chip bytes with
+//!   `from=host`) the cable is pulled: the link delivers nothing more either way until
+//!   [`Link::replug`]. The fault fires once.
 
 use std::time::Duration;
 
@@ -33,6 +36,8 @@ use crate::faults::LinkFaults;
 
 /// The host's rate until told otherwise, and the ROM loader's.
 pub const DEFAULT_BAUD: u32 = 115_200;
+/// How the chip's output starts when it answers SYNC: frame start, response, opcode 0x08.
+const SYNC_REPLY_START: [u8; 3] = [0xC0, 0x01, 0x08];
 
 /// How a [`Link`] behaves.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +62,8 @@ pub struct Link {
     preamble: Vec<u8>,
     /// Chip→host bytes delivered so far.
     delivered: u64,
+    /// Host→chip bytes delivered so far.
+    received: u64,
     disconnected: bool,
 }
 
@@ -71,6 +78,7 @@ impl Link {
             host_baud: DEFAULT_BAUD,
             preamble: Vec::new(),
             delivered: 0,
+            received: 0,
             disconnected: false,
         };
         link.queue_preamble(ResetCause::PowerOn);
@@ -116,6 +124,17 @@ impl Link {
         if self.model_baud {
             bytes = resample_uart(&bytes, self.host_baud, self.device.uart_baud());
         }
+        if self.faults.disconnect_counts_host {
+            if let Some(after) = self.faults.disconnect_after {
+                let allowed = after.saturating_sub(self.received);
+                if bytes.len() as u64 >= allowed {
+                    bytes.truncate(allowed as usize);
+                    self.disconnected = true;
+                    self.faults.disconnect_after = None;
+                }
+            }
+        }
+        self.received += bytes.len() as u64;
         if !bytes.is_empty() {
             self.device.receive(now, &bytes);
         }
@@ -146,12 +165,17 @@ impl Link {
         if bytes.is_empty() {
             return;
         }
+        if self.faults.noise_every_sync && bytes.starts_with(&SYNC_REPLY_START) {
+            let mut noise = vec![0; self.faults.noise_bytes];
+            self.rng.fill_bytes(&mut noise);
+            bytes.splice(0..0, noise);
+        }
         if !self.preamble.is_empty() {
             bytes.splice(0..0, std::mem::take(&mut self.preamble));
         }
         let mut bytes = self.drop_bytes(bytes);
         self.flip_bits(&mut bytes);
-        if let Some(after) = self.faults.disconnect_after {
+        if let Some(after) = self.faults.disconnect_after.filter(|_| !self.faults.disconnect_counts_host) {
             let allowed = after.saturating_sub(self.delivered);
             if bytes.len() as u64 >= allowed {
                 bytes.truncate(allowed as usize);
@@ -190,9 +214,11 @@ impl Link {
             let garbled = resample_uart(log.as_bytes(), BOOT_LOG_BAUD, self.host_baud);
             self.preamble.extend_from_slice(&garbled);
         }
-        let start = self.preamble.len();
-        self.preamble.resize(start + self.faults.noise_bytes, 0);
-        self.rng.fill_bytes(&mut self.preamble[start..]);
+        if !self.faults.noise_every_sync {
+            let start = self.preamble.len();
+            self.preamble.resize(start + self.faults.noise_bytes, 0);
+            self.rng.fill_bytes(&mut self.preamble[start..]);
+        }
     }
 
     fn chance(&mut self, rate: f64) -> bool {
@@ -325,6 +351,34 @@ mod tests {
             sync(&mut link(faults, 8)),
             "another seed, other noise"
         );
+    }
+
+    #[test]
+    fn noise_before_sync_precedes_every_sync_reply() {
+        let faults = LinkFaults {
+            noise_bytes: 8,
+            noise_every_sync: true,
+            ..LinkFaults::default()
+        };
+        let clean = sync(&mut link(LinkFaults::default(), 0));
+        let mut noisy = link(faults, 1);
+        for _ in 0..3 {
+            let reply = sync(&mut noisy);
+            assert_eq!(reply.len(), clean.len() + 8);
+            assert!(reply.ends_with(&clean));
+        }
+    }
+
+    #[test]
+    fn disconnect_from_host_counts_what_the_chip_received() {
+        let faults = LinkFaults {
+            disconnect_after: Some(10),
+            disconnect_counts_host: true,
+            ..LinkFaults::default()
+        };
+        let mut link = link(faults, 0);
+        assert!(sync(&mut link).is_empty(), "the SYNC frame was cut after 10 bytes");
+        assert!(link.is_disconnected());
     }
 
     #[test]

@@ -3,8 +3,15 @@
 //! ```text
 //! esp-emulator --flash PATH [--size 1MB|4MB|...] [--chip esp8266|esp8285] [--flash-id HEX]
 //!              [--mac AA:BB:CC:DD:EE:FF] [--link PATH] [--fault SPEC]... [--seed N]
-//!              [--realtime] [--boot download|flash] [-v|--verbose] [--trace]
+//!              [--realtime] [--boot download|flash] [--flash-wiring qio|dio|dout]
+//!              [-v|--verbose] [--trace]
+//! esp-emulator --scenario NAME|PATH [--flash NEW_PATH] [--mac ...] [--link PATH] [--realtime] [-v] [--trace]
+//! esp-emulator boot-report FILE [--size SIZE] [--flash-wiring qio|dio|dout]
 //! ```
+//!
+//! `--scenario` reproduces a reported failure from the catalogue in `fixtures/scenarios/`
+//! (see the `scenario` module) and says on stderr which commands show it. `boot-report`
+//! prints what the ROM does booting an image or flash dump: its boot log, verdict and notes.
 //!
 //! The first line on stdout is the slave path to give the client (e.g. `/dev/pts/7`). Logs go
 //! to stderr. Changed flash sectors are written back to the file every second, when a client
@@ -21,10 +28,12 @@ use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 
-use cli::{Args, BackingFile, Failure};
+use cli::{Args, BackingFile, Failure, Helper};
+use esp_emulator::boot::{self, FlashWiring, ResetCause};
 use esp_emulator::device::DeviceConfig;
 use esp_emulator::faults::FaultPlan;
-use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
+use esp_emulator::scenario::{self, Scenario};
 use esp_emulator::link::LinkConfig;
 use esp_emulator::pty::{PtyOptions, PtyServer, ServerEvent};
 
@@ -48,17 +57,14 @@ enum Event {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
-    let plan = FaultPlan::parse(&args.faults).map_err(Failure::usage)?;
-    let loaded = cli::load_flash(&args.flash, args.size)?;
-    let size = loaded.contents.len();
-    let mut options = FlashOptions {
-        jedec_id: args.flash_id,
-        ..FlashOptions::default()
+    if let Some(Helper::BootReport { file, size, flash_wiring }) = &args.command {
+        return boot_report(file, *size, *flash_wiring);
+    }
+    let board = match &args.scenario {
+        Some(name) => scenario_board(name, args.flash.as_deref())?,
+        None => flag_board(&args)?,
     };
-    plan.flash.apply_to(&mut options);
-    let flash = SpiFlash::new(loaded.contents.clone(), options)
-        .map_err(|error| Failure::usage(format!("{error}; check --size and the --fault specs")))?;
-    let mut backing = loaded.into_backing(&args.flash, size)?;
+    let Board { flash, config, link, mut backing, scenario } = board;
 
     // Signals are taken by a thread with sigwait, so every thread must block them first.
     let mut signals = SigSet::empty();
@@ -76,17 +82,14 @@ fn run(args: Args) -> Result<(), Failure> {
     });
 
     let config = DeviceConfig {
-        chip: args.chip.into(),
         mac: args.mac,
-        boot: args.boot.into(),
-        faults: plan.device,
         realtime: args.realtime,
+        ..config
     };
     let pty_options = PtyOptions {
         link: LinkConfig {
-            faults: plan.link,
-            seed: args.seed,
             model_baud: args.realtime,
+            ..link
         },
         realtime: args.realtime,
         trace: args.trace,
@@ -100,25 +103,30 @@ fn run(args: Args) -> Result<(), Failure> {
     if let Some(link) = &args.link {
         point_symlink(link, &slave)?;
     }
+    let verbose = args.verbose || args.trace;
+    // The input files exist before the path is printed, so a client may start at once.
+    if let Some(scenario) = &scenario {
+        describe_scenario(scenario, &slave, args.flash.as_deref())?;
+    }
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{}", slave.display());
     let _ = stdout.flush();
-    let verbose = args.verbose || args.trace;
-    if verbose {
-        eprintln!(
-            "esp-emulator: serving {} on {}",
-            args.flash.display(),
-            slave.display()
-        );
+    if scenario.is_none() && verbose {
+        if let Some(flash) = &args.flash {
+            eprintln!("esp-emulator: serving {} on {}", flash.display(), slave.display());
+        }
     }
 
-    let outcome = serve(&server, &received, &mut backing, &args, verbose);
+    let outcome = serve(&server, &received, backing.as_mut(), &args, verbose);
     let stopped = server
         .stop()
         .map_err(|error| Failure::runtime(format!("the pty server failed: {error}")));
-    let saved = stopped.and_then(|mut device| {
-        backing.save(device.flash_mut())?;
-        backing.sync()
+    let saved = stopped.and_then(|mut device| match backing.as_mut() {
+        Some(backing) => {
+            backing.save(device.flash_mut())?;
+            backing.sync()
+        }
+        None => Ok(()),
     });
     if let Some(link) = &args.link {
         let _ = std::fs::remove_file(link);
@@ -130,7 +138,7 @@ fn run(args: Args) -> Result<(), Failure> {
 fn serve(
     server: &PtyServer,
     events: &mpsc::Receiver<Event>,
-    backing: &mut BackingFile,
+    mut backing: Option<&mut BackingFile>,
     args: &Args,
     verbose: bool,
 ) -> Result<(), Failure> {
@@ -151,7 +159,7 @@ fn serve(
                 if verbose {
                     eprintln!("esp-emulator: client closed the port; chip reset to the ROM loader");
                 }
-                save(server, backing)?;
+                save(server, backing.as_deref_mut())?;
             }
             Ok(Event::Server(ServerEvent::Replugged(path))) => {
                 eprintln!(
@@ -163,7 +171,7 @@ fn serve(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                save(server, backing)?;
+                save(server, backing.as_deref_mut())?;
                 if !server.is_running() {
                     return Ok(());
                 }
@@ -174,9 +182,120 @@ fn serve(
 }
 
 /// Copies the changed sectors with the device paused, then writes them without holding it.
-fn save(server: &PtyServer, backing: &mut BackingFile) -> Result<(), Failure> {
+fn save(server: &PtyServer, backing: Option<&mut BackingFile>) -> Result<(), Failure> {
+    let Some(backing) = backing else {
+        return Ok(());
+    };
     server.with_device(|device| backing.take_dirty(device.flash_mut()));
     backing.write_unsaved()
+}
+
+/// The board to serve: its flash, its configuration, its line and where the flash is kept.
+struct Board {
+    flash: SpiFlash,
+    config: DeviceConfig,
+    link: LinkConfig,
+    backing: Option<BackingFile>,
+    /// The scenario it reproduces, if any.
+    scenario: Option<Scenario>,
+}
+
+/// The board the flags describe, on the --flash backing file.
+fn flag_board(args: &Args) -> Result<Board, Failure> {
+    let path = args.flash.as_deref().expect("clap requires --flash without --scenario");
+    let plan = FaultPlan::parse(&args.faults).map_err(Failure::usage)?;
+    let loaded = cli::load_flash(path, args.size)?;
+    let size = loaded.contents.len();
+    let mut options = FlashOptions {
+        jedec_id: args.flash_id,
+        ..FlashOptions::default()
+    };
+    plan.flash.apply_to(&mut options);
+    let flash = SpiFlash::new(loaded.contents.clone(), options)
+        .map_err(|error| Failure::usage(format!("{error}; check --size and the --fault specs")))?;
+    let backing = loaded.into_backing(path, size)?;
+    let config = DeviceConfig {
+        chip: args.chip.into(),
+        boot: args.boot.into(),
+        faults: plan.device,
+        wiring: args.flash_wiring,
+        ..DeviceConfig::default()
+    };
+    let link = LinkConfig {
+        faults: plan.link,
+        seed: args.seed,
+        model_baud: false,
+    };
+    Ok(Board { flash, config, link, backing: Some(backing), scenario: None })
+}
+
+/// The board a scenario describes; its flash goes to `flash_file` (a new file) if given.
+fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failure> {
+    let scenario = scenario::load(name).map_err(Failure::usage)?;
+    let flash = scenario.flash().map_err(Failure::usage)?;
+    let backing = match flash_file {
+        Some(path) if path.exists() => {
+            return Err(Failure::usage(format!(
+                "--scenario sets the flash contents, so --flash must name a new file, and {} exists; remove it or choose another path",
+                path.display()
+            )))
+        }
+        Some(path) => {
+            let contents = scenario.flash_contents().map_err(Failure::usage)?;
+            std::fs::write(path, &contents)
+                .map_err(|error| Failure::runtime(format!("cannot write flash file {}: {error}", path.display())))?;
+            Some(cli::load_flash(path, Some(contents.len()))?.into_backing(path, contents.len())?)
+        }
+        None => None,
+    };
+    let plan = scenario.fault_plan().map_err(Failure::usage)?;
+    let config = scenario.device_config().map_err(Failure::usage)?;
+    let link = LinkConfig {
+        faults: plan.link,
+        seed: scenario.device.seed,
+        model_baud: false,
+    };
+    Ok(Board { flash, config, link, backing, scenario: Some(scenario) })
+}
+
+/// Tells the user on stderr what the scenario reproduces and how to run it; writes its
+/// inputs beside `flash_file`, else in a new temporary directory.
+fn describe_scenario(scenario: &Scenario, slave: &Path, flash_file: Option<&Path>) -> Result<(), Failure> {
+    eprintln!("esp-emulator: scenario {}: {}", scenario.name, scenario.summary);
+    eprintln!("esp-emulator: it fires once per run of esp-emulator: start it again for each command");
+    let port = slave.display().to_string();
+    let mut directory = String::new();
+    if !scenario.inputs.is_empty() {
+        let inputs = match flash_file.and_then(Path::parent) {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            Some(_) => PathBuf::from("."),
+            None => std::env::temp_dir().join(format!("esp-emulator-{}-{}", scenario.name, std::process::id())),
+        };
+        std::fs::create_dir_all(&inputs)
+            .map_err(|error| Failure::runtime(format!("cannot create {}: {error}", inputs.display())))?;
+        scenario.write_inputs(&inputs).map_err(Failure::runtime)?;
+        eprintln!("esp-emulator: its input files are in {}", inputs.display());
+        directory = format!("cd {} && ", inputs.display());
+    }
+    eprintln!("esp-emulator: try: {directory}{}", scenario.esptool_command(&port));
+    eprintln!("esp-emulator:  or: {directory}{}", scenario.esp_flasher_command(&port));
+    Ok(())
+}
+
+/// `esp-emulator boot-report FILE`: the ROM's boot of FILE, without a device.
+fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<(), Failure> {
+    let contents = std::fs::read(file)
+        .map_err(|error| Failure::usage(format!("cannot read {}: {error}", file.display())))?;
+    let chip_size = size.unwrap_or(if SUPPORTED_SIZES.contains(&contents.len()) {
+        contents.len()
+    } else {
+        4 * 1024 * 1024
+    });
+    let mut flash = contents;
+    flash.resize(chip_size.max(flash.len()), 0xFF);
+    let report = boot::boot_from_flash(&flash, chip_size, ResetCause::PowerOn, wiring);
+    print!("{}", report.text());
+    Ok(())
 }
 
 /// Makes `link` a symlink to `target`, atomically replacing whatever is there.

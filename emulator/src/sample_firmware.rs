@@ -16,6 +16,8 @@ use rand_chacha::ChaCha8Rng;
 /// Where the SDK keeps its settings: the last 4 sectors of the flash.
 const SDK_SETTINGS_SECTORS: usize = 4;
 const SECTOR: usize = 0x1000;
+/// The first byte of the SDK's RF init data (esp_init_data_default.bin).
+const RF_INIT_DATA_MAGIC: u8 = 0x05;
 
 const WORDS: &[&str] = &[
     "wifi", "mqtt", "relay", "button", "power", "status", "config", "topic", "sonoff", "connect", "timeout",
@@ -46,18 +48,23 @@ pub fn firmware_image(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// A whole flash as a Sonoff leaves the factory: firmware at 0x0 filling
-/// about half the flash (at most 1 MiB), erased space, and SDK settings in
-/// the last sectors.
+/// about half the flash (at most 1 MiB) with the flash size in its header,
+/// erased space, and SDK settings in the last sectors, the first of them the
+/// RF init data (which starts with 0x05).
 pub fn sonoff_like_flash(flash_size: usize, seed: u64) -> Vec<u8> {
     let mut flash = vec![0xFF; flash_size];
     let firmware_len = (flash_size / 2).min(0x10_0000) - 0x1_0000;
     flash[..firmware_len].copy_from_slice(&firmware_image(firmware_len, seed));
+    if let Some(size) = FlashSize::from_bytes(flash_size as u32) {
+        flash[3] = (flash[3] & 0x0F) | size.header_bits();
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5E77_1265);
     let settings_start = flash_size - SDK_SETTINGS_SECTORS * SECTOR;
     for sector in flash[settings_start..].chunks_mut(SECTOR) {
         let used = 0x200 + (rng.next_u32() as usize % 0x400);
         sector[..used].copy_from_slice(&code_like(&mut rng, used));
     }
+    flash[settings_start] = RF_INIT_DATA_MAGIC;
     flash
 }
 
@@ -135,5 +142,8 @@ mod tests {
         assert_eq!(flash[0], 0xE9);
         assert!(flash[0x8_0000..0x8_1000].iter().all(|&b| b == 0xFF));
         assert!(flash[0xFC000..].iter().any(|&b| b != 0xFF));
+        assert_eq!(flash[0xFC000], RF_INIT_DATA_MAGIC);
+        let header_size = esp_protocol::image::read_flash_params(&flash).unwrap().size().unwrap();
+        assert_eq!(header_size, FlashSize::Size1M);
     }
 }

@@ -122,8 +122,9 @@ impl Device {
                 self.reply(opcode, 0, &[], SUCCESS);
                 self.rom.flash_write = None;
                 if run_user_code {
-                    self.program = Program::UserCode;
                     self.trace_line(|| "chip: ROM runs the user code".to_string());
+                    let now = self.busy_until;
+                    self.boot_from_flash(now, ResetCause::ExternalPin);
                 } else {
                     let now = self.busy_until;
                     self.restart(now, ResetCause::ExternalPin);

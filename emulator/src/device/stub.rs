@@ -45,7 +45,7 @@ use flate2::{Decompress, FlushDecompress};
 use md5::{Digest, Md5};
 
 use super::rom::SYNC_REPLIES;
-use super::{Device, Program, StubFlavor};
+use super::{Device, StubFlavor};
 use crate::boot::ResetCause;
 use crate::flash::BLOCK_64K_SIZE;
 
@@ -218,10 +218,11 @@ impl Device {
             }
             Command::RunUserCode => {
                 if flavor == StubFlavor::Legacy {
-                    self.program = Program::UserCode;
                     self.trace_line(|| {
                         "chip: stub returned to the ROM, which runs the user code".to_string()
                     });
+                    let now = self.busy_until;
+                    self.boot_from_flash(now, ResetCause::ExternalPin);
                 }
                 return;
             }

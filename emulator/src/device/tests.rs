@@ -1080,6 +1080,23 @@ fn legacy_stub_reboots_into_the_rom_on_flash_end_with_flag_zero() {
 }
 
 #[test]
+fn run_user_code_from_the_rom_boots_the_flash_after_the_reply() {
+    let mut host = Host::blank();
+    host.send(&Command::FlashEnd {
+        stay_in_loader: true,
+    });
+    let output = host.output();
+    let reply_end = output[1..].iter().position(|&byte| byte == 0xC0).unwrap() + 2;
+    let reply = Response::decode(&output[1..reply_end - 1]).unwrap();
+    assert_eq!(reply.status, Status::Success);
+    let log = String::from_utf8(output[reply_end..].to_vec()).unwrap();
+    assert!(log.contains("boot mode:(3,6)") && log.ends_with("ets_main.c \r\n"), "{log:?}");
+    assert_eq!(host.device.program(), Program::UserCode);
+    host.send(&Command::Sync);
+    assert!(host.output().is_empty(), "the loader no longer answers");
+}
+
+#[test]
 fn flash_boot_mode_prints_the_boot_log_and_never_answers() {
     let config = DeviceConfig {
         boot: BootMode::Flash,
