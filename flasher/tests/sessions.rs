@@ -380,7 +380,14 @@ fn a_disconnect_mid_backup_leaves_no_file_under_the_final_name() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     let error = backup::backup(&mut flasher, &path).unwrap_err();
-    assert!(matches!(error, Error::Io(_)), "{error}");
+    // The message names the block being read when the cable was pulled.
+    let Error::ReadInterrupted { address, bytes_read, source } = &error else {
+        panic!("{error}");
+    };
+    assert!(matches!(**source, Error::Io(_)), "{error}");
+    assert_eq!(*bytes_read, *address as usize);
+    assert!((0x30000..0x60000).contains(address), "{error}");
+    assert!(error.to_string().contains(&format!("stopped at {address:#x}")), "{error}");
     assert_eq!(files_in(directory.path()), Vec::<String>::new());
 }
 

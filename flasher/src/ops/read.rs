@@ -6,7 +6,8 @@
 //! blocks of [`READ_BLOCK_SIZE`], each checked by its own MD5 frame: that
 //! block is the unit of retry. A block that fails (timeout, short frame,
 //! digest mismatch) is read again from its start after the line is drained
-//! and re-synchronised; after [`READ_ATTEMPTS`] failures the read stops with
+//! and re-synchronised; after [`READ_ATTEMPTS`] failures, or when the line
+//! itself fails (a pulled cable), the read stops with
 //! the address reached.
 
 use std::path::Path;
@@ -44,7 +45,9 @@ impl<T: Transport> Flasher<T> {
         while data.len() < total {
             let block_address = address + data.len() as u32;
             let block_len = (size - data.len() as u32).min(READ_BLOCK_SIZE);
-            let block = self.read_block_with_retries(block_address, block_len, data.len(), total)?;
+            let block = self
+                .read_block_with_retries(block_address, block_len, data.len(), total)
+                .map_err(|error| error.stopped_reading_at(block_address, data.len()))?;
             data.extend_from_slice(&block);
         }
         self.report(Event::Finished { operation: Operation::Read });
