@@ -3,4 +3,5 @@
 
 mod emulator_pty;
 mod esptool_conformance;
+mod flasher_pty;
 mod util;

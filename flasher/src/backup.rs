@@ -11,10 +11,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use esp_protocol::flash_params::{FlashMode, FlashSize};
-use esp_protocol::image::read_flash_params;
+use esp_protocol::flash_params::FlashSize;
+use esp_protocol::rom_erase::SECTOR_SIZE;
 
-use crate::chip::ChipKind;
 use crate::error::{hex, Error, Result};
 use crate::flasher::Flasher;
 use crate::ops::erase::md5_of;
@@ -86,6 +85,9 @@ pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
 /// Reads the whole flash into `path` and writes the record beside it.
 pub fn backup<T: Transport>(flasher: &mut Flasher<T>, path: &Path) -> Result<BackupRecord> {
     let size = flasher.flash_size()?;
+    if let Some(real) = wrap_size(flasher, size)? {
+        return Err(Error::FlashWraps { claimed: size, real });
+    }
     let data = flasher.read_flash(0, size)?;
     let expected = md5_of(&data);
     let on_device = flasher.flash_md5(0, size)?;
@@ -106,6 +108,32 @@ pub fn backup<T: Transport>(flasher: &mut Flasher<T>, path: &Path) -> Result<Bac
     let json = serde_json::to_string_pretty(&record).expect("a record always serialises");
     write_file_atomically(&record_path(path), json.as_bytes())?;
     Ok(record)
+}
+
+/// The size after which the flash's addresses wrap, if they wrap below `size` (a fake chip
+/// whose ID claims more than it holds). Compares the device's MD5s of the first half of
+/// each window with its second half, so it writes nothing and reads little: a genuine
+/// chip's first sector differs from the one in the middle, which ends the search. Flash
+/// whose first sector is erased cannot tell and counts as not wrapping.
+pub fn wrap_size<T: Transport>(flasher: &mut Flasher<T>, size: u32) -> Result<Option<u32>> {
+    /// The smallest flash there is.
+    const SMALLEST: u32 = 256 * 1024;
+    let first_sector = flasher.flash_md5(0, SECTOR_SIZE)?;
+    if first_sector == md5_of(&[0xFF; SECTOR_SIZE as usize]) {
+        return Ok(None);
+    }
+    let mut wraps_at = None;
+    let mut window = size / 2;
+    while window >= SMALLEST {
+        if flasher.flash_md5(window, SECTOR_SIZE)? != first_sector
+            || flasher.flash_md5(0, window)? != flasher.flash_md5(window, window)?
+        {
+            break;
+        }
+        wraps_at = Some(window);
+        window /= 2;
+    }
+    Ok(wraps_at)
 }
 
 /// Reads a backup and its record, checking one against the other.
@@ -129,7 +157,7 @@ pub fn load_backup(path: &Path) -> Result<(Vec<u8>, BackupRecord)> {
 /// mismatches that may still be intended become warnings.
 pub fn restore<T: Transport>(flasher: &mut Flasher<T>, path: &Path, options: &WriteOptions) -> Result<WriteReport> {
     let (data, record) = load_backup(path)?;
-    for warning in restore_warnings(flasher, &data, &record, options)? {
+    for warning in restore_warnings(flasher, &data, &record)? {
         flasher.report(Event::Warning(warning));
     }
     flasher.write_flash(&[Region { address: 0, data }], options)
@@ -139,7 +167,6 @@ fn restore_warnings<T: Transport>(
     flasher: &Flasher<T>,
     data: &[u8],
     record: &BackupRecord,
-    options: &WriteOptions,
 ) -> Result<Vec<Warning>> {
     let mut warnings = Vec::new();
     let connected_mac = flasher.chip().mac_string();
@@ -152,13 +179,7 @@ fn restore_warnings<T: Transport>(
             .map_or_else(|| format!("{}KB", data.len() / 1024), |size| size.name().to_string());
         warnings.push(Warning::FlashSizeMismatch { image_size: data.len() as u32, flash_size, suggested_size_name });
     }
-    if flasher.chip().kind == ChipKind::Esp8285 {
-        let header_mode = read_flash_params(data).and_then(|params| params.mode().ok());
-        let written_mode = options.header.mode.or(header_mode);
-        if let Some(mode) = written_mode.filter(|&mode| mode != FlashMode::Dout) {
-            warnings.push(Warning::NotDoutOnEsp8285 { mode: mode.name().to_string() });
-        }
-    }
+    // write_flash itself warns about an image whose flash mode the chip cannot boot.
     Ok(warnings)
 }
 

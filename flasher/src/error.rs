@@ -137,6 +137,52 @@ pub enum Error {
         got: String,
     },
 
+    /// Flash that did not take a write because its status register protects it.
+    #[error("the flash is write-protected: status register {status:#06x} has {bits} set, so the chip ignored the write at {address:#x}")]
+    WriteProtected {
+        /// Flash offset of the write.
+        address: u32,
+        /// Status registers 1 and 2 (register 1 in the low byte).
+        status: u32,
+        /// The protection bits that are set, e.g. "BP0 BP1 BP2".
+        bits: String,
+    },
+
+    /// Some sectors of a written region do not hold the data, the others do.
+    #[error("{} of the {size} bytes written at {address:#x} did not take: {}", .sectors.len() * 4096, describe_sectors(.sectors))]
+    SectorsNotWritten {
+        /// Flash offset of the region.
+        address: u32,
+        /// Bytes in the region.
+        size: usize,
+        /// Addresses of the 4 KiB sectors whose contents differ from the data.
+        sectors: Vec<u32>,
+    },
+
+    /// The flash's addresses wrap: less memory is present than its ID claims.
+    #[error("the flash ID claims {} but the chip's addresses wrap every {}: only {} is really there, so a {} backup would hold the same {} {} times", size_name(*.claimed), size_name(*.real), size_name(*.real), size_name(*.claimed), size_name(*.real), .claimed / .real)]
+    FlashWraps {
+        /// Bytes the JEDEC ID claims.
+        claimed: u32,
+        /// Bytes after which the addresses wrap.
+        real: u32,
+    },
+
+    /// The line failed in the middle of a write.
+    #[error("the write to {address:#x} stopped after {written} of {total} bytes, at about {reached:#x}: {source}")]
+    WriteInterrupted {
+        /// Flash offset of the region.
+        address: u32,
+        /// The address the flash is written up to, rounded down to a sector.
+        reached: u32,
+        /// Bytes of the region acknowledged by the chip.
+        written: usize,
+        /// Bytes of the region to write.
+        total: usize,
+        /// What stopped it.
+        source: Box<Error>,
+    },
+
     /// A read that kept failing after retries.
     #[error("reading flash failed at {address:#x} after {attempts} attempts ({reason}); {bytes_read} bytes were read before it")]
     ReadFailed {
@@ -148,17 +194,6 @@ pub enum Error {
         attempts: u32,
         /// The last failure.
         reason: RetryReason,
-    },
-
-    /// The line failed in the middle of a read (a pulled cable): no retry can help.
-    #[error("reading flash stopped at {address:#x}, {bytes_read} bytes into the read: {source}")]
-    ReadInterrupted {
-        /// The block being read when the line failed.
-        address: u32,
-        /// Bytes read successfully before it.
-        bytes_read: usize,
-        /// What stopped it.
-        source: Box<Error>,
     },
 
     /// The flash chip's size could not be told from its JEDEC ID.
@@ -190,14 +225,25 @@ pub enum Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    /// This error, stopping a read at block `address` after `bytes_read` bytes, as one that
-    /// names the address reached ([`Error::ReadFailed`] already does).
-    pub(crate) fn stopped_reading_at(self, address: u32, bytes_read: usize) -> Error {
-        match self {
-            Error::ReadFailed { .. } | Error::ReadInterrupted { .. } => self,
-            source => Error::ReadInterrupted { address, bytes_read, source: Box::new(source) },
-        }
+/// "the sector at 0x3000" or "the sectors at 0x3000, 0x5000, ...".
+fn describe_sectors(sectors: &[u32]) -> String {
+    const LISTED: usize = 8;
+    let mut listed: Vec<String> = sectors.iter().take(LISTED).map(|sector| format!("{sector:#x}")).collect();
+    if sectors.len() > LISTED {
+        listed.push("...".into());
+    }
+    match sectors.len() {
+        1 => format!("the sector at {} kept other contents", listed[0]),
+        _ => format!("the sectors at {} kept other contents", listed.join(", ")),
+    }
+}
+
+/// "1MB", "256KB".
+fn size_name(bytes: u32) -> String {
+    if bytes >= 1 << 20 {
+        format!("{}MB", bytes >> 20)
+    } else {
+        format!("{}KB", bytes >> 10)
     }
 }
 

@@ -32,13 +32,28 @@ impl From<Error> for CmdError {
                  (read_flash_status), then write again."
                     .into(),
             ),
-            Error::ReadFailed { .. } => Some(
-                "The line is unreliable: try a shorter cable, a lower --baud or another USB port, then read again."
+            Error::WriteProtected { .. } => Some(
+                "Check with esp-flasher read_flash_status; clear the protection with \
+                 esp-flasher write_flash_status --non-volatile 0, then write again."
                     .into(),
             ),
-            Error::ReadInterrupted { .. } => Some(
-                "The connection to the chip was lost: check the cable and the power supply, put the board in \
-                 download mode again and read again (nothing was saved)."
+            Error::SectorsNotWritten { sectors, .. } => Some(format!(
+                "A sector that keeps its old contents after an erase is worn out or damaged: replace the flash chip, \
+                 or keep firmware and settings away from {:#010x}.",
+                sectors[0]
+            )),
+            Error::FlashWraps { real, .. } => Some(format!(
+                "The chip is fake or mislabelled: back up the real size with esp-flasher read_flash 0 {real:#x} FILE, \
+                 and write images for a {} flash (-fs {}).",
+                size_name(*real),
+                size_name(*real)
+            )),
+            Error::WriteInterrupted { reached, .. } => Some(format!(
+                "Check the cable, put the board in download mode again and run the same command: \
+                 esp-flasher compares each sector by MD5 and writes only those not yet written, from about {reached:#010x}."
+            )),
+            Error::ReadFailed { .. } => Some(
+                "The line is unreliable: try a shorter cable, a lower --baud or another USB port, then read again."
                     .into(),
             ),
             Error::RegionPastEnd { .. } => Some(
@@ -62,6 +77,15 @@ impl From<Error> for CmdError {
     }
 }
 
+/// "1MB", "256KB".
+fn size_name(bytes: u32) -> String {
+    if bytes >= 1 << 20 {
+        format!("{}MB", bytes >> 20)
+    } else {
+        format!("{}KB", bytes >> 10)
+    }
+}
+
 /// The error's message without the remedy that some library messages carry after a semicolon.
 fn one_line(error: &Error) -> String {
     match error {
@@ -72,6 +96,11 @@ fn one_line(error: &Error) -> String {
         Error::VerifyFailed { address, size, expected, got } => format!(
             "verification failed: the {size} bytes of flash at {address:#010x} do not hold the data written \
              (flash MD5 {got}, data MD5 {expected})"
+        ),
+        Error::WriteInterrupted { address, reached, written, total, source } => format!(
+            "the connection was lost while writing: {written} of {total} bytes at {address:#010x} were sent, \
+             the flash is written up to about {reached:#010x} ({})",
+            one_line(source)
         ),
         other => other.to_string(),
     }

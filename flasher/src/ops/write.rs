@@ -12,19 +12,26 @@ use std::io::Write as _;
 use std::ops::Range;
 
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
-use esp_protocol::image::{patch_flash_params, FlashParamsPatch};
+use esp_protocol::image::{patch_flash_params, read_flash_params, FlashParamsPatch};
 use esp_protocol::packet::{BeginParams, Command, DataBlock};
 use esp_protocol::rom_erase::{rom_erase_plan, SECTOR_SIZE};
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
-use crate::chip::CHIP_DETECT_MAGIC_REG;
+use crate::chip::{ChipKind, CHIP_DETECT_MAGIC_REG};
 use crate::connection::{timeout_per_mb, Loader, DEFAULT_TIMEOUT, ERASE_SECONDS_PER_MB};
 use crate::error::{Error, Result};
 use crate::flasher::{Flasher, ROM_FLASH_BLOCK_SIZE, STUB_FLASH_BLOCK_SIZE};
 use crate::ops::erase::md5_of;
 use crate::progress::{Event, Operation, Warning};
 use crate::transport::Transport;
+
+/// Status register bits (register 1 low byte, register 2 high byte) that choose what a
+/// W25Q-style flash protects from writes: block-protect, top/bottom, sector and complement.
+const PROTECTION_BITS: [(u32, &str); 6] =
+    [(1 << 2, "BP0"), (1 << 3, "BP1"), (1 << 4, "BP2"), (1 << 5, "TB"), (1 << 6, "SEC"), (1 << 14, "CMP")];
+/// Any of these set protects part of the flash (BP0-BP2, or CMP with them clear: all of it).
+const PROTECTING_BITS: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 14);
 
 /// Data to write at a flash offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +163,9 @@ impl<T: Transport> Flasher<T> {
         if header != FlashParamsPatch::NotApplicable {
             self.report(Event::HeaderPatched(header.clone()));
         }
+        if let Some(mode) = self.mode_the_flash_cannot_boot(region.address, &data) {
+            self.report(Event::Warning(Warning::NotDoutOnEsp8285 { mode: mode.name().to_string() }));
+        }
         let runs = if options.skip_unchanged {
             self.changed_runs(region.address, &data)?
         } else {
@@ -172,10 +182,25 @@ impl<T: Transport> Flasher<T> {
         for run in runs {
             let address = region.address + run.start as u32;
             let bytes = &data[run];
-            if options.compress {
-                *compressed.get_or_insert(0) += self.write_compressed(address, bytes, done, written)?;
+            let mut acknowledged = 0;
+            let result = if options.compress {
+                self.write_compressed(address, bytes, done, written, &mut acknowledged)
+                    .map(|size| *compressed.get_or_insert(0) += size)
             } else {
-                self.write_uncompressed(address, bytes, done, written)?;
+                self.write_uncompressed(address, bytes, done, written, &mut acknowledged)
+            };
+            match result {
+                Err(source @ (Error::Timeout { .. } | Error::Io(_))) => {
+                    let reached = (address + acknowledged as u32) & !(SECTOR_SIZE - 1);
+                    return Err(Error::WriteInterrupted {
+                        address: region.address,
+                        reached: reached.max(address),
+                        written: done + acknowledged,
+                        total: written,
+                        source: Box::new(source),
+                    });
+                }
+                other => other?,
             }
             done += bytes.len();
         }
@@ -186,7 +211,9 @@ impl<T: Transport> Flasher<T> {
         }
         self.report(Event::Finished { operation: Operation::Write });
         if options.verify {
-            self.verify(region.address, &data)?;
+            if let Err(error) = self.verify(region.address, &data) {
+                return Err(self.diagnose_verify_failure(region.address, &data, error));
+            }
         }
         Ok(RegionReport {
             address: region.address,
@@ -197,6 +224,43 @@ impl<T: Transport> Flasher<T> {
             header,
             verified: options.verify,
         })
+    }
+
+    /// The flash mode of an image at 0x0 that the chip's flash wiring cannot carry: on an
+    /// ESP8285 every mode but dout (its embedded flash is wired for dout).
+    fn mode_the_flash_cannot_boot(&self, address: u32, data: &[u8]) -> Option<FlashMode> {
+        if address != 0 || self.chip().kind != ChipKind::Esp8285 {
+            return None;
+        }
+        read_flash_params(data).and_then(|params| params.mode().ok()).filter(|&mode| mode != FlashMode::Dout)
+    }
+
+    /// Explains a failed verification: the status register's protection bits, else the
+    /// sectors that did not take the data when only some did; otherwise `error` as it is.
+    fn diagnose_verify_failure(&mut self, address: u32, data: &[u8], error: Error) -> Error {
+        let Ok(status) = self.read_flash_status(2) else {
+            return error;
+        };
+        if status & PROTECTING_BITS != 0 {
+            let bits: Vec<&str> =
+                PROTECTION_BITS.iter().filter(|(mask, _)| status & mask != 0).map(|(_, name)| *name).collect();
+            return Error::WriteProtected { address, status, bits: bits.join(" ") };
+        }
+        let Ok(runs) = self.changed_runs(address, data) else {
+            return error;
+        };
+        let differing: usize = runs.iter().map(|run| run.len()).sum();
+        if runs.is_empty() || differing == data.len() {
+            return error;
+        }
+        let sectors = runs
+            .iter()
+            .flat_map(|run| {
+                let start = (address + run.start as u32) & !(SECTOR_SIZE - 1);
+                (start..address + run.end as u32).step_by(SECTOR_SIZE as usize)
+            })
+            .collect();
+        Error::SectorsNotWritten { address, size: data.len(), sectors }
     }
 
     /// The ranges of `data` (sector runs) that differ from the flash at `address`.
@@ -223,7 +287,15 @@ impl<T: Transport> Flasher<T> {
     }
 
     /// FLASH_DEFL_*: zlib at the best level, 0x4000-byte blocks. Returns the compressed size.
-    fn write_compressed(&mut self, address: u32, bytes: &[u8], done_before: usize, total: usize) -> Result<usize> {
+    /// `acknowledged` counts the bytes of `bytes` whose blocks the chip has taken.
+    fn write_compressed(
+        &mut self,
+        address: u32,
+        bytes: &[u8],
+        done_before: usize,
+        total: usize,
+        acknowledged: &mut usize,
+    ) -> Result<usize> {
         let compressed = zlib_best(&pad_to_word(bytes));
         let blocks = compressed.len().div_ceil(STUB_FLASH_BLOCK_SIZE as usize);
         let begin = BeginParams {
@@ -240,14 +312,23 @@ impl<T: Transport> Flasher<T> {
             let block = DataBlock { sequence: sequence as u32, data: chunk.to_vec() };
             self.connection.command(&Command::FlashDeflData(block), block_timeout)?;
             let share = bytes.len() * (sequence + 1) / blocks;
+            *acknowledged = share;
             self.report(Event::Progress { operation: Operation::Write, done: done_before + share, total });
         }
         Ok(compressed.len())
     }
 
     /// FLASH_*: the stub takes 0x4000-byte blocks; the ROM 0x400-byte blocks
-    /// after a FLASH_BEGIN whose size works around its erase quirk.
-    fn write_uncompressed(&mut self, address: u32, bytes: &[u8], done_before: usize, total: usize) -> Result<()> {
+    /// after a FLASH_BEGIN whose size works around its erase quirk. `acknowledged` counts
+    /// the bytes of `bytes` whose blocks the chip has taken.
+    fn write_uncompressed(
+        &mut self,
+        address: u32,
+        bytes: &[u8],
+        done_before: usize,
+        total: usize,
+        acknowledged: &mut usize,
+    ) -> Result<()> {
         let (block_size, erase_size) = match self.loader() {
             Loader::Stub => (STUB_FLASH_BLOCK_SIZE, bytes.len() as u32),
             Loader::Rom => {
@@ -272,6 +353,7 @@ impl<T: Transport> Flasher<T> {
             let block = DataBlock { sequence: sequence as u32, data };
             self.connection.command(&Command::FlashData(block), timeout_per_mb(ERASE_SECONDS_PER_MB, block_size))?;
             let done = (sequence * block_size as usize + chunk.len()).min(bytes.len());
+            *acknowledged = done;
             self.report(Event::Progress { operation: Operation::Write, done: done_before + done, total });
         }
         Ok(())
