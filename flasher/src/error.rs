@@ -196,6 +196,17 @@ pub enum Error {
         reason: RetryReason,
     },
 
+    /// The line failed in the middle of a read (a pulled cable): no retry can help.
+    #[error("reading flash stopped at {address:#x}, {bytes_read} bytes into the read: {source}")]
+    ReadInterrupted {
+        /// The block being read when the line failed.
+        address: u32,
+        /// Bytes read successfully before it.
+        bytes_read: usize,
+        /// What stopped it.
+        source: Box<Error>,
+    },
+
     /// The flash chip's size could not be told from its JEDEC ID.
     #[error("cannot tell the flash size from JEDEC ID {jedec_id:#08x}; give the size explicitly")]
     UnknownFlashSize {
@@ -224,6 +235,17 @@ pub enum Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// This error, stopping a read at block `address` after `bytes_read` bytes, as one that
+    /// names the address reached ([`Error::ReadFailed`] already does).
+    pub(crate) fn stopped_reading_at(self, address: u32, bytes_read: usize) -> Error {
+        match self {
+            Error::ReadFailed { .. } | Error::ReadInterrupted { .. } => self,
+            source => Error::ReadInterrupted { address, bytes_read, source: Box::new(source) },
+        }
+    }
+}
 
 /// "the sector at 0x3000" or "the sectors at 0x3000, 0x5000, ...".
 fn describe_sectors(sectors: &[u32]) -> String {

@@ -56,6 +56,11 @@ impl From<Error> for CmdError {
                 "The line is unreliable: try a shorter cable, a lower --baud or another USB port, then read again."
                     .into(),
             ),
+            Error::ReadInterrupted { .. } => Some(
+                "The connection to the chip was lost: check the cable and the power supply, put the board in \
+                 download mode again and read again (nothing was saved)."
+                    .into(),
+            ),
             Error::RegionPastEnd { .. } => Some(
                 "Check the address and size against the flash size (flash_id shows it).".into(),
             ),
