@@ -4,4 +4,5 @@
 mod emulator_pty;
 mod esptool_conformance;
 mod flasher_pty;
+mod scenarios;
 mod util;

@@ -1,0 +1,168 @@
+//! Every failure scenario of `fixtures/scenarios/`, reproduced with the real esptool 5.6.0
+//! (installed from PyPI on demand) and with esp-flasher against `esp-emulator --scenario`:
+//! each tool's exit code and key output line must be those the scenario file recorded, so a
+//! change that breaks the emulator's fidelity, or esp-flasher's answer, fails here.
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use esp_emulator::boot::{boot_from_flash, ResetCause};
+use esp_emulator::scenario::{self, Scenario, ToolRun};
+
+use crate::util::{binary, esptool, wait_with_limit, Emulator};
+
+/// How long one tool run may take.
+const RUN_TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// Defines one test per scenario, named after the failure, plus a check that none is missed.
+macro_rules! scenario_tests {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                reproduce($name);
+            }
+        )*
+
+        #[test]
+        fn every_catalogue_scenario_has_a_test() {
+            let tested = [$($name),*];
+            for name in scenario::names() {
+                assert!(tested.contains(&name), "scenario {name} has no test in tests/scenarios.rs");
+            }
+        }
+    };
+}
+
+scenario_tests! {
+    regression_wrong_port => "wrong-port",
+    regression_board_not_in_download_mode => "not-in-download-mode",
+    regression_boot_log_before_every_sync_reply => "boot-log-every-attempt",
+    regression_short_read_during_backup => "short-read",
+    regression_bit_errors_during_backup => "weak-power-bit-errors",
+    regression_write_protected_flash => "write-protected",
+    regression_sector_that_will_not_erase => "stuck-sector",
+    regression_fake_flash_size_wraps => "fake-flash-size",
+    regression_1mb_backup_restored_on_4mb_chip => "1mb-backup-on-4mb-chip",
+    regression_qio_image_on_dout_module => "qio-image-on-dout-module",
+    regression_cable_pulled_during_write => "cable-pulled-during-write",
+}
+
+/// Which tool a run uses.
+#[derive(Debug, Clone, Copy)]
+enum Tool {
+    Esptool,
+    EspFlasher,
+}
+
+/// Runs the scenario with both tools, each on a freshly started board.
+fn reproduce(name: &str) {
+    let scenario = scenario::load(name).unwrap_or_else(|error| panic!("{error}"));
+    run_tool(&scenario, Tool::Esptool, &scenario.esptool);
+    run_tool(&scenario, Tool::EspFlasher, &scenario.esp_flasher);
+}
+
+fn run_tool(scenario: &Scenario, tool: Tool, run: &ToolRun) {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let flash_arg = flash.to_str().expect("temporary paths are UTF-8");
+    let emulator = Emulator::spawn(
+        &["--scenario", &scenario.name, "--flash", flash_arg],
+        &dir.path().join("emulator.log"),
+    );
+    let missing = dir.path().join("ttyUSB5");
+    let missing = missing.to_str().expect("temporary paths are UTF-8");
+    let port = run.port.replace("{port}", emulator.port()).replace("{missing}", missing);
+    let mut command = match tool {
+        Tool::Esptool => Command::new(&esptool("5.6.0").executable),
+        Tool::EspFlasher => {
+            let mut command = Command::new(binary("esp-flasher"));
+            command.env("ESP_FLASHER_STUB", esptool("5.6.0").stub_json(2));
+            command
+        }
+    };
+    command.current_dir(dir.path()).arg("--port").arg(&port).args(&run.args);
+    let (code, output) = run_to_end(command, &dir.path().join("output.log"));
+    let output = output
+        .replace(missing, "{missing}")
+        .replace(emulator.port(), "{port}")
+        .replace(dir.path().to_str().expect("UTF-8"), "{dir}");
+    let context = format!(
+        "scenario {} with {tool:?}, output:\n{output}\nemulator stderr:\n{}",
+        scenario.name,
+        emulator.stderr()
+    );
+    assert_eq!(code, run.exit, "exit code of {context}");
+    assert!(
+        output.lines().any(|line| line_matches(&run.line, line)),
+        "no line matches the recorded key line\n  {}\nin {context}",
+        run.line
+    );
+    let (status, stderr) = emulator.terminate();
+    assert!(status.success(), "emulator exit {status}: {stderr}");
+    if let Some(expected) = &run.boot {
+        let contents = fs::read(&flash).unwrap();
+        let wiring = scenario.device_config().unwrap().flash_wiring();
+        let report = boot_from_flash(&contents, contents.len(), ResetCause::PowerOn, wiring);
+        let text = report.text();
+        assert!(
+            text.lines().any(|line| line == expected),
+            "after {tool:?} in scenario {}, the boot does not print\n  {expected}\nbut:\n{text}",
+            scenario.name
+        );
+    }
+    if let Some(file) = &run.backup_equals_flash {
+        let backup = fs::read(dir.path().join(file)).unwrap();
+        assert!(
+            backup == scenario.flash_contents().unwrap(),
+            "{file} written by {tool:?} in scenario {} differs from the board's flash",
+            scenario.name
+        );
+    }
+}
+
+/// Runs `command` with stdout and stderr into `log`; returns the exit code and the text.
+fn run_to_end(mut command: Command, log: &Path) -> (i32, String) {
+    let output = File::create(log).unwrap();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    let status = wait_with_limit(&mut child, RUN_TIME_LIMIT);
+    let text = String::from_utf8_lossy(&fs::read(log).unwrap()).into_owned();
+    let status = status.unwrap_or_else(|| panic!("{command:?} ran longer than {RUN_TIME_LIMIT:?}:\n{text}"));
+    (status.code().expect("the tool exited, not killed by a signal"), text)
+}
+
+/// True when `line` is `pattern`, where each `{*}` in the pattern stands for any text.
+fn line_matches(pattern: &str, line: &str) -> bool {
+    let mut parts = pattern.split("{*}");
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = line.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (index, part) in parts.iter().enumerate() {
+        if index == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+#[test]
+fn key_line_patterns_match_whole_lines() {
+    assert!(line_matches("Read 4 bytes in {*} seconds.", "Read 4 bytes in 0.1 seconds."));
+    assert!(line_matches("a{*}b{*}c", "a 1 b 2 c"));
+    assert!(line_matches("exact", "exact"));
+    assert!(!line_matches("exact", "exact and more"));
+    assert!(!line_matches("Read {*} seconds.", "Read 4 bytes"));
+}
