@@ -17,6 +17,7 @@
 //! | `boot-log` | link | After power-up and every reset the ROM's boot message, sent at 74880 baud, precedes the first reply: garbage to a 115200 client. |
 //! | `noise:bytes=N` | link | N random bytes precede the first reply after power-up and every reset. |
 //! | `noise:bytes=N,before=sync` | link | N random bytes precede every reply to SYNC: a boot log or line noise on every connection attempt. |
+//! | `baud-limit:max=BAUD[,rate=R]` | link | A USB adapter that cannot keep up above BAUD: while the host's port is set faster than BAUD, each byte in either direction is lost (an overrun) with probability R (default `1e-3`). esptool's `read-flash` then stops with `Corrupt data, expected 0x1000 bytes but received 0xffd bytes.` |
 //! | `write-protect` | flash | The status register's block-protect bits cover the whole chip: writes and erases silently do nothing. |
 //! | `stuck-sector:addr=ADDR` | flash | The 4 KiB sector holding ADDR (e.g. `0x10000`) will not erase. May be repeated. |
 //! | `fake-size:real=SIZE` | flash | The ID claims the `--size` but only SIZE (e.g. `1MB`) is present: addresses wrap. |
@@ -33,9 +34,12 @@ use esp_protocol::packet::Opcode;
 use crate::device::{CommandTimeout, DeviceFaults, ShortRead};
 use crate::flash::{FlashOptions, SECTOR_SIZE};
 
+/// Byte loss rate of `baud-limit` when no `rate` is given.
+pub const DEFAULT_BAUD_LIMIT_RATE: f64 = 1e-3;
+
 /// The accepted spec forms, quoted in every parse error.
 pub const ACCEPTED_FORMS: &str = "short-read:frame=N,drop=K | timeout:op=NAME,nth=N | bad-md5 | \
-bitflip:rate=R | drop:rate=R | disconnect:after=N[,from=host] | boot-log | noise:bytes=N[,before=sync] | write-protect | \
+bitflip:rate=R | drop:rate=R | disconnect:after=N[,from=host] | baud-limit:max=BAUD[,rate=R] | boot-log | noise:bytes=N[,before=sync] | write-protect | \
 stuck-sector:addr=0xADDR | fake-size:real=SIZE";
 
 /// A `--fault` spec that could not be parsed; displays as one line naming the problem.
@@ -82,6 +86,13 @@ pub enum Fault {
         after: u64,
         /// Count host→chip bytes rather than chip→host ones.
         from_host: bool,
+    },
+    /// `baud-limit:max=BAUD[,rate=R]`.
+    BaudLimit {
+        /// The fastest host rate the adapter carries cleanly.
+        max: u32,
+        /// Probability that a byte is lost while the host's rate is above `max`.
+        rate: f64,
     },
     /// `boot-log`.
     BootLog,
@@ -149,6 +160,13 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
                 None | Some("chip") => false,
                 Some("host") => true,
                 Some(other) => return Err(format!("'from={other}' must be chip or host")),
+            },
+        },
+        "baud-limit" => Fault::BaudLimit {
+            max: params.number("max", 1)?,
+            rate: match params.pairs.iter().any(|(key, _)| key == "rate") {
+                true => params.rate("rate")?,
+                false => DEFAULT_BAUD_LIMIT_RATE,
             },
         },
         "boot-log" => Fault::BootLog,
@@ -276,6 +294,10 @@ pub struct LinkFaults {
     pub boot_log: bool,
     /// Random bytes sent before the first reply after power-up and every reset.
     pub noise_bytes: usize,
+    /// `baud-limit`: above this host rate, bytes are lost at [`LinkFaults::baud_limit_rate`].
+    pub baud_limit: Option<u32>,
+    /// Probability that a byte is lost while the host's rate is above [`LinkFaults::baud_limit`].
+    pub baud_limit_rate: f64,
     /// Send the noise before every SYNC reply instead.
     pub noise_every_sync: bool,
 }
@@ -342,6 +364,10 @@ impl FaultPlan {
             Fault::Disconnect { after, from_host } => {
                 self.link.disconnect_counts_host = from_host;
                 self.link.disconnect_after.replace(after).is_some()
+            }
+            Fault::BaudLimit { max, rate } => {
+                self.link.baud_limit_rate = rate;
+                self.link.baud_limit.replace(max).is_some()
             }
             Fault::BootLog => std::mem::replace(&mut self.link.boot_log, true),
             Fault::Noise { bytes, every_sync } => {
@@ -411,6 +437,20 @@ mod tests {
             Ok(Fault::Disconnect {
                 after: 9,
                 from_host: true
+            })
+        );
+        assert_eq!(
+            parse("baud-limit:max=230400"),
+            Ok(Fault::BaudLimit {
+                max: 230_400,
+                rate: 1e-3
+            })
+        );
+        assert_eq!(
+            parse("baud-limit:max=460800,rate=0.01"),
+            Ok(Fault::BaudLimit {
+                max: 460_800,
+                rate: 0.01
             })
         );
         assert_eq!(parse("boot-log"), Ok(Fault::BootLog));

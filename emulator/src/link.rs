@@ -21,6 +21,9 @@
 //! - **Loss and corruption.** `drop` loses bytes in both directions; `bitflip` flips one bit
 //!   of chip→host bytes. Both draw from a ChaCha8 generator seeded by the caller, so the
 //!   same seed and the same input give the same run.
+//! - **Baud limit.** `baud-limit:max=BAUD,rate=R` models an adapter that cannot keep up:
+//!   while the host's rate is above BAUD, each byte in either direction is lost with
+//!   probability R (a FIFO overrun), from the same generator.
 //! - **Disconnect.** After `disconnect:after=N` chip→host bytes (host→chip bytes with
 //!   `from=host`) the cable is pulled: the link delivers nothing more either way until
 //!   [`Link::replug`]. The fault fires once.
@@ -105,6 +108,11 @@ impl Link {
         self.host_baud
     }
 
+    /// The line's faults, to change them mid-session (a test plugging in a worse adapter).
+    pub fn faults_mut(&mut self) -> &mut LinkFaults {
+        &mut self.faults
+    }
+
     /// Tells the line the rate the host's port is set to.
     pub fn set_host_baud(&mut self, baud: u32) {
         self.host_baud = baud;
@@ -121,6 +129,7 @@ impl Link {
             return;
         }
         let mut bytes = self.drop_bytes(bytes.to_vec());
+        bytes = self.overrun(bytes);
         if self.model_baud {
             bytes = resample_uart(&bytes, self.host_baud, self.device.uart_baud());
         }
@@ -174,6 +183,7 @@ impl Link {
             bytes.splice(0..0, std::mem::take(&mut self.preamble));
         }
         let mut bytes = self.drop_bytes(bytes);
+        bytes = self.overrun(bytes);
         self.flip_bits(&mut bytes);
         if let Some(after) = self.faults.disconnect_after.filter(|_| !self.faults.disconnect_counts_host) {
             let allowed = after.saturating_sub(self.delivered);
@@ -229,6 +239,15 @@ impl Link {
     fn drop_bytes(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
         let rate = self.faults.drop_rate;
         if rate > 0.0 {
+            bytes.retain(|_| !self.chance(rate));
+        }
+        bytes
+    }
+
+    /// `baud-limit`: loses bytes while the host's rate is above what the adapter carries.
+    fn overrun(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
+        let rate = self.faults.baud_limit_rate;
+        if self.faults.baud_limit.is_some_and(|max| self.host_baud > max) && rate > 0.0 {
             bytes.retain(|_| !self.chance(rate));
         }
         bytes
@@ -412,6 +431,26 @@ mod tests {
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), clean);
+    }
+
+    #[test]
+    fn baud_limit_loses_bytes_only_above_the_limit() {
+        let faults = LinkFaults {
+            baud_limit: Some(230_400),
+            baud_limit_rate: 0.05,
+            ..LinkFaults::default()
+        };
+        let clean: Vec<u8> = (0..20)
+            .flat_map(|_| sync(&mut link(LinkFaults::default(), 0)))
+            .collect();
+        let run = |baud| {
+            let mut link = link(faults.clone(), 3);
+            link.set_host_baud(baud);
+            (0..20).flat_map(|_| sync(&mut link)).collect::<Vec<u8>>()
+        };
+        assert_eq!(run(230_400), clean);
+        let fast = run(921_600);
+        assert!(fast.len() < clean.len(), "bytes are lost above the limit");
     }
 
     #[test]

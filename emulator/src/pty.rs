@@ -314,7 +314,10 @@ impl Server {
             PollFd::new(self.stop_wait.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.port.master.as_fd(), master_events),
         ];
-        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // Rounded up: a due time less than 1 ms away would otherwise make a 0 ms poll, and the
+        // thread would spin for as long as bytes are on the wire (UART pacing releases every
+        // byte that is due when it wakes, so the rate is unaffected).
+        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         match poll(
             &mut fds,
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
@@ -348,9 +351,10 @@ impl Server {
         let now = self.now();
         let host_baud = self.port.client_baud();
         let mut link = self.link();
-        if let Some(baud) = host_baud {
-            link.set_host_baud(baud);
-        }
+        // A rate set through BOTHER (as the serialport crate does) cannot be read here: it
+        // counts as matching the chip, as the module docs say.
+        let baud = host_baud.unwrap_or_else(|| link.device().uart_baud());
+        link.set_host_baud(baud);
         let bytes = buffer[..count].to_vec();
         if self.realtime {
             let baud = host_baud.unwrap_or_else(|| link.device().uart_baud());
