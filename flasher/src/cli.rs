@@ -46,9 +46,10 @@ pub struct ConnectArgs {
     /// Serial port (/dev/ttyUSB0, COM5) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N]
     #[arg(short = 'p', long, global = true)]
     pub port: Option<String>,
-    /// Baud rate for the transfer after connecting
-    #[arg(short = 'b', long, global = true, default_value_t = 115_200)]
-    pub baud: u32,
+    /// Baud rate after connecting: a number, or auto for the fastest the line carries cleanly
+    /// (auto is the default for backup and restore, 115200 for the rest)
+    #[arg(short = 'b', long, global = true, value_name = "BAUD|auto", value_parser = parse_baud)]
+    pub baud: Option<BaudArg>,
     /// Target chip
     #[arg(short = 'c', long, global = true, value_enum, default_value_t = ChipArg::Auto)]
     pub chip: ChipArg,
@@ -67,6 +68,22 @@ pub struct ConnectArgs {
     /// Print every byte sent and received
     #[arg(short = 't', long, global = true)]
     pub trace: bool,
+}
+
+/// `--baud`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaudArg {
+    /// Switch to this rate once the stub runs.
+    Rate(u32),
+    /// Climb to the fastest rate a probe read passes at; step down on a corrupt block.
+    Auto,
+}
+
+impl ConnectArgs {
+    /// These options with `baud` when `--baud` was not given.
+    pub fn with_default_baud(&self, baud: BaudArg) -> ConnectArgs {
+        ConnectArgs { baud: Some(self.baud.unwrap_or(baud)), ..self.clone() }
+    }
 }
 
 /// `--chip`.
@@ -517,6 +534,17 @@ pub fn parse_size(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("\"{text}\" is larger than 4 GB"))
 }
 
+/// Parses `--baud`: `auto` or a rate in bits per second.
+fn parse_baud(text: &str) -> Result<BaudArg, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(BaudArg::Auto);
+    }
+    match parse_u32(text) {
+        Ok(rate) if rate >= 300 => Ok(BaudArg::Rate(rate)),
+        _ => Err(format!("\"{text}\" is not a baud rate (use e.g. 115200, 921600 or auto)")),
+    }
+}
+
 /// Parses `read_flash`'s SIZE: `ALL` or a byte count.
 fn parse_read_size(text: &str) -> Result<ReadSize, String> {
     if text.eq_ignore_ascii_case("all") {
@@ -787,7 +815,7 @@ mod tests {
         let cli = parse_ok(
             "--port /dev/ttyUSB0 --baud 460800 write_flash --flash_size=detect 0 esp8266-20170823-v1.9.2.bin",
         );
-        assert_eq!(cli.connect.baud, 460_800);
+        assert_eq!(cli.connect.baud, Some(BaudArg::Rate(460_800)));
         let Command::WriteFlash(args) = cli.command else {
             panic!("not write_flash")
         };

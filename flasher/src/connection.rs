@@ -68,6 +68,8 @@ pub enum Loader {
     Stub,
 }
 
+/// Replies the ROM and both stubs send to one SYNC.
+const SYNC_REPLIES: usize = 8;
 /// SYNC rounds per connection attempt (esptool's five).
 const SYNCS_PER_ATTEMPT: u32 = 5;
 /// How long the line must stay quiet for a drain to end.
@@ -220,9 +222,14 @@ impl<T: Transport> Connection<T> {
     /// Returns the loader that answered (a stub replies with value 0).
     pub fn sync(&mut self) -> Result<Loader> {
         let response = self.command(&Command::Sync, SYNC_TIMEOUT)?;
-        // The ROM answers SYNC eight times; let the rest arrive and drop them.
-        while let Some(frame) = self.read_frame(SYNC_TIMEOUT)? {
-            if !matches!(Response::decode(&frame), Ok(r) if r.opcode == Opcode::Sync as u8) {
+        // The loader answers SYNC eight times: take the other seven as they come (as esptool
+        // does) rather than waiting for the line to go quiet.
+        let mut replies = 1;
+        while replies < SYNC_REPLIES {
+            let Some(frame) = self.read_frame(SYNC_TIMEOUT)? else { break };
+            if matches!(Response::decode(&frame), Ok(r) if r.opcode == Opcode::Sync as u8) {
+                replies += 1;
+            } else {
                 self.report(Event::Garbage { bytes: frame });
             }
         }
@@ -238,9 +245,10 @@ impl<T: Transport> Connection<T> {
             self.report(Event::Connecting { attempt });
             if before == BeforeReset::DefaultReset {
                 self.transport.discard_input()?;
-                self.reset_into_loader()?;
-                // Show the boot log, if any, before syncing.
-                self.drain(Duration::from_millis(500))?;
+                if self.reset_into_loader()? {
+                    // Show the boot log, if any, before syncing.
+                    self.drain(Duration::from_millis(500))?;
+                }
             }
             for _ in 0..SYNCS_PER_ATTEMPT {
                 match self.sync() {
@@ -257,15 +265,16 @@ impl<T: Transport> Connection<T> {
     }
 
     /// esptool's classic reset: EN low, then EN high with GPIO0 held low.
-    fn reset_into_loader(&mut self) -> Result<()> {
+    /// False when the port has no modem lines, so nothing was reset.
+    fn reset_into_loader(&mut self) -> Result<bool> {
         if !self.set_lines(Some(false), Some(true))? {
-            return Ok(());
+            return Ok(false);
         }
         self.transport.sleep(Duration::from_millis(100));
         self.set_lines(Some(true), Some(false))?;
         self.transport.sleep(Duration::from_millis(50));
         self.set_lines(Some(false), None)?;
-        Ok(())
+        Ok(true)
     }
 
     /// Pulses RTS (EN) with GPIO0 high, booting the firmware.

@@ -31,11 +31,22 @@ pub struct ConnectOptions {
     pub baud: Option<u32>,
     /// Flash size to assume instead of the one the JEDEC ID says.
     pub flash_size: Option<FlashSize>,
+    /// `--baud auto`: once the stub runs, climb to the fastest of
+    /// [`AUTO_BAUD_RATES`](crate::ops::baud::AUTO_BAUD_RATES) a probe read passes at, and step
+    /// down whenever a read block arrives corrupt (overrides `baud`).
+    pub auto_baud: bool,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { before: BeforeReset::DefaultReset, attempts: 7, stub: None, baud: None, flash_size: None }
+        ConnectOptions {
+            before: BeforeReset::DefaultReset,
+            attempts: 7,
+            stub: None,
+            baud: None,
+            flash_size: None,
+            auto_baud: false,
+        }
     }
 }
 
@@ -53,6 +64,8 @@ pub struct Flasher<T: Transport> {
     pub(crate) connection: Connection<T>,
     chip: ChipInfo,
     flash: FlashInfo,
+    /// `--baud auto` is on: a corrupt read block steps the rate down.
+    pub(crate) auto_baud: bool,
 }
 
 impl<T: Transport> Flasher<T> {
@@ -79,7 +92,8 @@ impl<T: Transport> Flasher<T> {
                 connection.report(Event::StubRunning);
             }
         }
-        let mut flasher = Flasher { connection, chip, flash: FlashInfo { jedec_id: 0, size: None } };
+        let mut flasher =
+            Flasher { connection, chip, flash: FlashInfo { jedec_id: 0, size: None }, auto_baud: false };
         flasher.attach_flash()?;
         let jedec_id = flasher.read_jedec_id()?;
         let detected = flash_size_from_jedec(jedec_id).map(FlashSize::bytes);
@@ -88,7 +102,9 @@ impl<T: Transport> Flasher<T> {
         if let Some(size) = flasher.flash.size {
             flasher.set_flash_params(size)?;
         }
-        if let Some(baud) = options.baud {
+        if options.auto_baud && flasher.loader() == Loader::Stub {
+            flasher.auto_baud()?;
+        } else if let Some(baud) = options.baud {
             flasher.change_baud(baud)?;
         }
         Ok(flasher)

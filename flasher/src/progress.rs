@@ -166,6 +166,13 @@ pub enum Warning {
         /// The mode in the image header.
         mode: String,
     },
+    /// Data arrived corrupt at this baud rate (`--baud auto`): the line goes down to the next rate.
+    BaudTooFast {
+        /// The rate that failed.
+        baud: u32,
+        /// The rate tried next.
+        next: u32,
+    },
     /// The backup was taken from another chip.
     DifferentChip {
         /// MAC recorded in the backup.
@@ -194,6 +201,10 @@ impl std::fmt::Display for Warning {
             Warning::NotDoutOnEsp8285 { mode } => write!(
                 f,
                 "the image header says flash mode {mode}, but an ESP8285's embedded flash needs dout: use -fm dout"
+            ),
+            Warning::BaudTooFast { baud, next } => write!(
+                f,
+                "the serial adapter does not carry {baud} baud cleanly; going down to {next} baud"
             ),
             Warning::DifferentChip { recorded_mac, connected_mac } => write!(
                 f,

@@ -457,6 +457,105 @@ fn restore_warns_about_a_bigger_flash_and_a_non_dout_image_on_an_esp8285() {
     assert_eq!(&flash_contents(&target)[..MB], &contents[..]);
 }
 
+// --- speed: skip-unchanged with a patched header, auto baud ---
+
+#[test]
+fn rewrite_after_a_header_patch_writes_only_the_changed_sector() {
+    let (mut flasher, log) = connect(blank(MB), true);
+    let mut image = firmware_image(0x40000, 4);
+    let header = HeaderParams { mode: Some(FlashMode::Qio), size: HeaderSize::Set(FlashSize::Size4M), freq: None };
+    let options = WriteOptions { skip_unchanged: true, header, ..WriteOptions::default() };
+    flasher.write_flash(&[Region { address: 0, data: image.clone() }], &options).unwrap();
+    // The flash now differs from the file in the patched header bytes; change one more sector.
+    assert_ne!(&flash_contents(&flasher)[2..4], &image[2..4]);
+    image[0x23456] ^= 0x5A;
+    let report = flasher.write_flash(&[Region { address: 0, data: image.clone() }], &options).unwrap();
+    let region = &report.regions[0];
+    assert_eq!((region.written, region.skipped), (SECTOR, 0x40000 - SECTOR));
+    assert!(log.events().contains(&Event::Skipped { address: 0, bytes: 0x40000 - SECTOR, total: 0x40000 }));
+    let params = read_flash_params(flash_contents(&flasher)).unwrap();
+    assert_eq!((params.mode().unwrap(), params.size().unwrap()), (FlashMode::Qio, FlashSize::Size4M));
+    let mut expected = image;
+    expected[..4].copy_from_slice(&flash_contents(&flasher)[..4]);
+    assert_eq!(&flash_contents(&flasher)[..0x40000], &expected[..], "the flash equals the patched file");
+    assert_eq!(expected[2], 0x00, "qio");
+}
+
+fn baud_warnings(log: &EventLog) -> Vec<(u32, u32)> {
+    log.events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Warning(Warning::BaudTooFast { baud, next }) => Some((baud, next)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn connect_auto(flash: SpiFlash, faults: LinkFaults) -> (Flasher<EmulatorTransport>, EventLog) {
+    let link = Link::new(
+        device(flash, Chip::Esp8266Ex, DeviceFaults::default()),
+        LinkConfig { faults, seed: 5, model_baud: true },
+    );
+    let log = EventLog::new();
+    let options = ConnectOptions { stub: Some(placeholder_stub()), auto_baud: true, ..ConnectOptions::default() };
+    let flasher = Flasher::connect(EmulatorTransport::with_link(link), &options, Box::new(log.clone())).expect("connects");
+    (flasher, log)
+}
+
+#[test]
+fn auto_baud_takes_the_fastest_rate_on_a_clean_line() {
+    let (flasher, log) = connect_auto(blank(MB), LinkFaults::default());
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert!(baud_warnings(&log).is_empty());
+    assert!(log.events().contains(&Event::BaudChanged { baud: 921_600 }));
+}
+
+#[test]
+fn auto_baud_climbs_only_as_high_as_the_adapter_carries() {
+    let contents = sample_flash(MB);
+    let faults = LinkFaults { baud_limit: Some(230_400), baud_limit_rate: 1e-3, ..LinkFaults::default() };
+    let (mut flasher, log) = connect_auto(filled(contents.clone()), faults);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 230_400);
+    assert_eq!(baud_warnings(&log), [(921_600, 460_800), (460_800, 230_400)]);
+    assert_eq!(flasher.read_flash(0, 0x40000).unwrap(), &contents[..0x40000]);
+    assert!(retries(&log).is_empty(), "the chosen rate is clean");
+}
+
+#[test]
+fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
+    let contents = sample_flash(MB);
+    let (mut flasher, log) = connect_auto(filled(contents.clone()), LinkFaults::default());
+    assert_eq!(flasher.read_flash(0, 0x20000).unwrap(), &contents[..0x20000]);
+    // The adapter starts dropping bytes above 460800 (it warmed up, the cable was moved).
+    let faults = flasher.transport_mut().link_mut().faults_mut();
+    faults.baud_limit = Some(460_800);
+    faults.baud_limit_rate = 1e-4;
+    let read = flasher.read_flash(0x20000, 0x40000).unwrap();
+    assert_eq!(read, &contents[0x20000..0x60000], "verified data after the step-down");
+    assert_eq!(baud_warnings(&log), [(921_600, 460_800)]);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 460_800);
+    // Resumed from the failed block: the first progress after the retry is inside that block.
+    let events = log.events();
+    let retry = events.iter().position(|e| matches!(e, Event::Retrying { .. })).expect("a block was retried");
+    let Event::Retrying { address, .. } = events[retry].clone() else { unreachable!() };
+    assert!(address >= 0x20000 && address % 0x10000 == 0, "{address:#x}");
+    let next_progress = events[retry..].iter().find_map(|e| match e {
+        Event::Progress { operation: Operation::Read, done, .. } => Some(*done),
+        _ => None,
+    });
+    assert_eq!(next_progress, Some((address - 0x20000) as usize + SECTOR));
+}
+
+#[test]
+fn auto_baud_ends_at_the_rom_rate_when_nothing_faster_is_clean() {
+    let contents = sample_flash(MB);
+    let faults = LinkFaults { baud_limit: Some(115_200), baud_limit_rate: 1e-3, ..LinkFaults::default() };
+    let (mut flasher, log) = connect_auto(filled(contents.clone()), faults);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 115_200);
+    assert_eq!(baud_warnings(&log).len(), 3);
+    assert_eq!(flasher.read_flash(0x10000, 0x10000).unwrap(), &contents[0x10000..0x20000]);
+}
+
 // --- property: in-memory pairing round trip ---
 
 mod round_trip {

@@ -27,7 +27,7 @@ mod write_mem;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{BaudArg, Cli, Command};
 use crate::output::Output;
 
 /// Why a command stopped.
@@ -91,7 +91,7 @@ pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
         Command::MergeBin(args) => merge_bin::run(args, out),
         Command::Run => run::run(connect, out),
         Command::Version => version::run(out),
-        Command::Backup(args) => backup::run(args, connect, out),
-        Command::Restore(args) => restore::run(args, connect, out),
+        Command::Backup(args) => backup::run(args, &connect.with_default_baud(BaudArg::Auto), out),
+        Command::Restore(args) => restore::run(args, &connect.with_default_baud(BaudArg::Auto), out),
     }
 }

@@ -20,7 +20,7 @@ use serialport::{SerialPortInfo, SerialPortType};
 use super::explain::NO_ANSWER_CAUSES;
 use super::files::io_reason;
 use super::CmdError;
-use crate::cli::{AfterArg, BeforeArg, ConnectArgs, EmuSpec, PortArg};
+use crate::cli::{AfterArg, BaudArg, BeforeArg, ConnectArgs, EmuSpec, PortArg};
 use crate::output::{hex_dump, Output, Reporter};
 
 /// The ROM loader's baud rate: every session starts at it.
@@ -214,7 +214,8 @@ fn connect_options(connect: &ConnectArgs, port: &PortArg, out: &Output) -> Resul
         Some(path) => Some(load_stub(&path)?),
         None => default_stub(port, out)?,
     };
-    if stub.is_none() && connect.baud != ROM_BAUD {
+    let baud = connect.baud.unwrap_or(BaudArg::Rate(ROM_BAUD));
+    if stub.is_none() && matches!(connect.baud, Some(BaudArg::Rate(rate)) if rate != ROM_BAUD) {
         out.warn(format!(
             "the ROM loader cannot change the baud rate; staying at {ROM_BAUD} (--baud needs a stub)"
         ));
@@ -225,7 +226,11 @@ fn connect_options(connect: &ConnectArgs, port: &PortArg, out: &Output) -> Resul
             BeforeArg::NoReset => BeforeReset::NoReset,
             BeforeArg::NoResetNoSync => BeforeReset::NoResetNoSync,
         },
-        baud: (stub.is_some() && connect.baud != ROM_BAUD).then_some(connect.baud),
+        baud: match baud {
+            BaudArg::Rate(rate) if stub.is_some() && rate != ROM_BAUD => Some(rate),
+            _ => None,
+        },
+        auto_baud: stub.is_some() && baud == BaudArg::Auto,
         stub,
         ..ConnectOptions::default()
     })

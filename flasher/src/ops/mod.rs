@@ -1,5 +1,6 @@
 //! Flash and memory operations of a [`crate::Flasher`] session, one module per kind.
 
+pub mod baud;
 pub mod erase;
 pub mod mem;
 pub mod read;

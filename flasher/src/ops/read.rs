@@ -12,7 +12,8 @@
 //! flipped bit in 100 KB) a 64 KiB block fails about every other time, a
 //! 4 KiB one once in 25. After [`READ_ATTEMPTS`] failures, or when the line
 //! itself fails (a pulled cable), the read stops with
-//! the address reached.
+//! the address reached. With `--baud auto` a failed block first steps the
+//! line down one rate ([`crate::ops::baud`]); attempts are counted per rate.
 
 use std::path::Path;
 use std::time::Duration;
@@ -74,8 +75,9 @@ impl<T: Transport> Flasher<T> {
     /// Reads `len` bytes at `address`, or fewer (from `address`) if corruption made it shrink the block.
     fn read_block_with_retries(&mut self, address: u32, mut len: u32, done_before: usize, total: usize) -> Result<Vec<u8>> {
         let mut attempt = 1;
+        let mut attempts_in_all = 1;
         loop {
-            let reason = match self.read_block(address, len, done_before, total)? {
+            let reason = match self.read_block(address, len, Some((done_before, total)))? {
                 Ok(block) => return Ok(block),
                 Err(reason) => reason,
             };
@@ -83,21 +85,25 @@ impl<T: Transport> Flasher<T> {
             if matches!(reason, RetryReason::DigestMismatch | RetryReason::ShortFrame { .. }) {
                 len = (len / 2).max(READ_PACKET_SIZE).min(len);
             }
-            if attempt == READ_ATTEMPTS {
-                return Err(Error::ReadFailed { address, bytes_read: done_before, attempts: attempt, reason });
+            if self.step_baud_down()? {
+                // A new rate starts a new count.
+                attempt = 0;
+            } else if attempt >= READ_ATTEMPTS {
+                return Err(Error::ReadFailed { address, bytes_read: done_before, attempts: attempts_in_all, reason });
             }
             attempt += 1;
-            self.report(Event::Retrying { address, attempt, reason });
+            attempts_in_all += 1;
+            self.report(Event::Retrying { address, attempt: attempts_in_all, reason });
         }
     }
 
-    /// One READ_FLASH of a block. The outer error stops the read; the inner one is worth a retry.
-    fn read_block(
+    /// One READ_FLASH of a block, reporting progress as `(bytes done before it, total)` if
+    /// given. The outer error stops the read; the inner one is worth a retry.
+    pub(crate) fn read_block(
         &mut self,
         address: u32,
         len: u32,
-        done_before: usize,
-        total: usize,
+        progress: Option<(usize, usize)>,
     ) -> Result<std::result::Result<Vec<u8>, RetryReason>> {
         let command = Command::ReadFlash { address, size: len, packet_size: READ_PACKET_SIZE, max_in_flight: READ_WINDOW };
         match self.connection.command(&command, DEFAULT_TIMEOUT) {
@@ -116,7 +122,9 @@ impl<T: Transport> Flasher<T> {
             }
             block.extend_from_slice(&frame);
             self.connection.send_frame(&encode_read_ack(block.len() as u32))?;
-            self.report(Event::Progress { operation: Operation::Read, done: done_before + block.len(), total });
+            if let Some((done_before, total)) = progress {
+                self.report(Event::Progress { operation: Operation::Read, done: done_before + block.len(), total });
+            }
         }
         let Some(digest) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
             return Ok(Err(RetryReason::Timeout));
@@ -132,7 +140,7 @@ impl<T: Transport> Flasher<T> {
 
     /// Lets a stub that waits for acknowledgements finish the block, drops what
     /// is still on the line, and syncs again so the next command starts clean.
-    fn recover_from_failed_read(&mut self, block_len: u32) -> Result<()> {
+    pub(crate) fn recover_from_failed_read(&mut self, block_len: u32) -> Result<()> {
         self.connection.send_frame(&encode_read_ack(block_len))?;
         self.connection.drain(Duration::from_secs(3))?;
         for _ in 0..RESYNC_TRIES {

@@ -1,12 +1,21 @@
 //! Writing flash: compressed (FLASH_DEFL_*, stub), uncompressed (FLASH_*,
 //! stub or ROM), header patching, skip-unchanged and MD5 verification.
 //!
-//! Skip-unchanged compares MD5 digests per 4 KiB sector, the unit the flash
-//! erases: a region whose digest already matches is skipped whole; otherwise
-//! each sector's digest is compared and only the runs of differing sectors
-//! are written. The comparison uses the data as it will be written, header
-//! patch included, so flash that differs from the file only in the patched
-//! header bytes counts as unchanged.
+//! Skip-unchanged compares MD5 digests down to the 4 KiB sector, the unit the
+//! flash erases: a region whose digest already matches is skipped whole;
+//! otherwise each 64 KiB block's digest is compared, then each sector's within
+//! the blocks that differ, and only the runs of differing sectors are written.
+//! Every digest is a round trip, so when most blocks differ (a new firmware)
+//! the differing blocks are written whole without asking per sector. The
+//! comparison uses the data as it will be written, header patch included, so
+//! flash that differs from the file only in the patched header bytes counts as
+//! unchanged.
+//!
+//! Compressed writes go at the line's pace: zlib at the best level, blocks of
+//! 0x4000 bytes (the most the stubs take), each sent as soon as the previous
+//! one is acknowledged. The stubs acknowledge a block before writing it and
+//! take the next one in while the flash is busy, so erase and program time
+//! overlap the next block's transfer.
 
 use std::io::Write as _;
 use std::ops::Range;
@@ -167,7 +176,7 @@ impl<T: Transport> Flasher<T> {
             self.report(Event::Warning(Warning::NotDoutOnEsp8285 { mode: mode.name().to_string() }));
         }
         let runs = if options.skip_unchanged {
-            self.changed_runs(region.address, &data)?
+            self.runs_to_write(region.address, &data)?
         } else {
             let whole_region = 0..data.len();
             vec![whole_region]
@@ -265,23 +274,49 @@ impl<T: Transport> Flasher<T> {
 
     /// The ranges of `data` (sector runs) that differ from the flash at `address`.
     fn changed_runs(&mut self, address: u32, data: &[u8]) -> Result<Vec<Range<usize>>> {
+        self.compare_with_flash(address, data, false)
+    }
+
+    /// What to write of `data`: the differing sectors, or the differing 64 KiB blocks
+    /// whole when most blocks differ (sector digests would cost more round trips than
+    /// they save).
+    fn runs_to_write(&mut self, address: u32, data: &[u8]) -> Result<Vec<Range<usize>>> {
+        self.compare_with_flash(address, data, true)
+    }
+
+    fn compare_with_flash(&mut self, address: u32, data: &[u8], blocks_when_mostly_new: bool) -> Result<Vec<Range<usize>>> {
         if data.is_empty() || self.flash_md5(address, data.len() as u32)? == md5_of(data) {
             return Ok(Vec::new());
         }
-        let mut runs: Vec<Range<usize>> = Vec::new();
-        let end = address as usize + data.len();
-        let mut start = address as usize;
-        while start < end {
-            let sector_end = ((start / SECTOR_SIZE as usize) + 1) * SECTOR_SIZE as usize;
-            let piece = (start - address as usize)..(sector_end.min(end) - address as usize);
-            let on_flash = self.flash_md5(start as u32, piece.len() as u32)?;
-            if on_flash != md5_of(&data[piece.clone()]) {
-                match runs.last_mut() {
-                    Some(last) if last.end == piece.start => last.end = piece.end,
-                    _ => runs.push(piece),
-                }
+        let whole = 0..data.len();
+        let block_count = pieces(address, whole.clone(), COMPARE_BLOCK_SIZE).count();
+        if block_count <= 1 {
+            return self.differing(address, data, whole, SECTOR_SIZE as usize);
+        }
+        let blocks = self.differing(address, data, whole, COMPARE_BLOCK_SIZE)?;
+        let differing_blocks: usize =
+            blocks.iter().map(|run| pieces(address, run.clone(), COMPARE_BLOCK_SIZE).count()).sum();
+        if blocks_when_mostly_new && differing_blocks * 2 > block_count {
+            return Ok(blocks);
+        }
+        let mut runs = Vec::new();
+        for block in blocks {
+            for run in self.differing(address, data, block, SECTOR_SIZE as usize)? {
+                push_run(&mut runs, run);
             }
-            start = sector_end;
+        }
+        Ok(runs)
+    }
+
+    /// The runs of `within` (offsets into `data`, at flash `address`) whose `unit`-aligned
+    /// pieces have another MD5 on the flash.
+    fn differing(&mut self, address: u32, data: &[u8], within: Range<usize>, unit: usize) -> Result<Vec<Range<usize>>> {
+        let mut runs = Vec::new();
+        for piece in pieces(address, within, unit) {
+            let on_flash = self.flash_md5(address + piece.start as u32, piece.len() as u32)?;
+            if on_flash != md5_of(&data[piece.clone()]) {
+                push_run(&mut runs, piece);
+            }
         }
         Ok(runs)
     }
@@ -360,6 +395,32 @@ impl<T: Transport> Flasher<T> {
     }
 }
 
+/// Bytes per digest at the first level of the skip-unchanged comparison.
+const COMPARE_BLOCK_SIZE: usize = 0x10000;
+
+/// `within` (offsets of data at flash `address`) cut at flash addresses that are multiples of `unit`.
+fn pieces(address: u32, within: Range<usize>, unit: usize) -> impl Iterator<Item = Range<usize>> {
+    let base = address as usize;
+    let mut start = within.start;
+    std::iter::from_fn(move || {
+        if start >= within.end {
+            return None;
+        }
+        let unit_end = ((base + start) / unit + 1) * unit - base;
+        let piece = start..unit_end.min(within.end);
+        start = piece.end;
+        Some(piece)
+    })
+}
+
+/// Appends `run`, merging it with the last run when they touch.
+fn push_run(runs: &mut Vec<Range<usize>>, run: Range<usize>) {
+    match runs.last_mut() {
+        Some(last) if last.end == run.start => last.end = run.end,
+        _ => runs.push(run),
+    }
+}
+
 /// Refuses regions whose sector spans meet, as esptool does: writing one
 /// would erase the other's bytes in the shared sector.
 fn check_sector_overlap(sorted: &[&Region]) -> Result<()> {
@@ -405,6 +466,18 @@ mod tests {
         ));
         let (a, b) = (region(0, 0x1000), region(0x1000, 4));
         assert!(check_sector_overlap(&[&a, &b]).is_ok());
+    }
+
+    #[test]
+    fn pieces_follow_flash_alignment() {
+        let cut: Vec<_> = pieces(0x3800, 0..0x2000, 0x1000).collect();
+        assert_eq!(cut, [0..0x800, 0x800..0x1800, 0x1800..0x2000]);
+        let blocks: Vec<_> = pieces(0x0, 0x100..0x20000, 0x10000).collect();
+        assert_eq!(blocks, [0x100..0x10000, 0x10000..0x20000]);
+        let mut runs = vec![0..0x1000];
+        push_run(&mut runs, 0x1000..0x2000);
+        push_run(&mut runs, 0x3000..0x4000);
+        assert_eq!(runs, [0..0x2000, 0x3000..0x4000]);
     }
 
     #[test]
