@@ -1,0 +1,414 @@
+//! esp-flasher against esptool 5.6.0 on the same virtual ESP8266 — a program that prints a
+//! table, not a timed test: `cargo bench --bench speed`.
+//!
+//! It builds (or finds) the release `esp-flasher` and `esp-emulator`, installs esptool 5.6.0
+//! into `target/esptool/` as the integration tests do, and runs each tool as a separate
+//! process against a freshly started `esp-emulator` on a pty, for three cases:
+//!
+//! 1. back up the whole flash (esp-flasher `backup`, esptool `read-flash 0 SIZE`);
+//! 2. write a firmware-like image (`esp_emulator::sample_firmware`, which zlib compresses
+//!    about as well as real firmware) over different contents, verified by MD5;
+//! 3. write that image again after changing one 4 KiB sector.
+//!
+//! Each case runs unthrottled (4MB flash, 1MB image), then with `esp-emulator --realtime` at
+//! 921600 baud (1MB flash and image) and at 115200 baud (256KB flash and image: smaller, to
+//! keep the run within a few minutes). Under `--realtime` bytes take their UART time, so the
+//! table also shows the share of the link's capacity used: payload bytes (flash bytes read,
+//! compressed bytes written) and bytes on the wire (in the transfer's direction, counted by
+//! the emulator's read/write syscalls on the pty, less what a bare connect costs), each over
+//! `baud / 10` bytes per second for the transfer time the tool itself prints. Peak resident
+//! memory (VmHWM) of esp-flasher backing up 4MB and of the emulator close the run.
+
+#[allow(dead_code)]
+#[path = "../tests/util.rs"]
+mod util;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use esp_emulator::sample_firmware::{firmware_image, sonoff_like_flash};
+
+const KB: usize = 1024;
+const MB: usize = 1024 * KB;
+/// How long one tool run may take before the benchmark gives up on it.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+/// One line of conditions: the emulator's mode, the baud rate and the sizes.
+struct Scenario {
+    name: &'static str,
+    realtime: bool,
+    baud: u32,
+    flash_size: usize,
+    image_size: usize,
+}
+
+const SCENARIOS: [Scenario; 3] = [
+    Scenario { name: "unthrottled", realtime: false, baud: 921_600, flash_size: 4 * MB, image_size: MB },
+    Scenario { name: "realtime 921600", realtime: true, baud: 921_600, flash_size: MB, image_size: MB },
+    Scenario { name: "realtime 115200", realtime: true, baud: 115_200, flash_size: 256 * KB, image_size: 256 * KB },
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    EspFlasher,
+    Esptool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Connect,
+    Backup,
+    Write,
+    Rewrite,
+}
+
+/// What one tool run measured.
+struct Measured {
+    wall: f64,
+    /// The transfer time the tool printed ("in 6.2 seconds").
+    transfer: Option<f64>,
+    /// Compressed bytes the tool reported sending.
+    compressed: Option<u64>,
+    /// Bytes the emulator read from the pty (host→chip) and wrote to it (chip→host).
+    host_to_chip: u64,
+    chip_to_host: u64,
+    /// Peak resident memory of the tool, kB.
+    tool_hwm_kb: u64,
+    /// Peak resident memory of the emulator, kB.
+    emulator_hwm_kb: u64,
+}
+
+struct Setup {
+    flasher: PathBuf,
+    emulator: PathBuf,
+    esptool: util::Esptool,
+    stub: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn main() {
+    let started = Instant::now();
+    let setup = Setup {
+        flasher: util::binary("esp-flasher"),
+        emulator: util::binary("esp-emulator"),
+        esptool: util::esptool("5.6.0"),
+        stub: PathBuf::new(),
+        dir: tempfile::tempdir().expect("temporary directory"),
+    };
+    let setup = Setup { stub: setup.esptool.stub_json(2), ..setup };
+    println!("esp-flasher vs esptool 5.6.0 on esp-emulator (release builds); wall seconds per run.");
+    println!("Realtime runs use smaller flashes and images to keep the run short (sizes in each heading).");
+    println!();
+    let mut memory = None;
+    for scenario in &SCENARIOS {
+        let results = run_scenario(&setup, scenario);
+        if scenario.flash_size == 4 * MB {
+            memory = Some(results);
+        }
+    }
+    if let Some((flasher_hwm, emulator_hwm)) = memory {
+        println!("Peak resident memory (VmHWM), backing up 4MB:");
+        println!("  esp-flasher  {:6.1} MB   (target < 32 MB)", flasher_hwm as f64 / 1024.0);
+        println!(
+            "  esp-emulator {:6.1} MB   (target < 16 MB + 4 MB flash = 20 MB)",
+            emulator_hwm as f64 / 1024.0
+        );
+    }
+    println!("\nWhole benchmark: {:.0} s.", started.elapsed().as_secs_f64());
+}
+
+/// Runs the three cases with both tools; returns esp-flasher's and the emulator's peak memory
+/// during esp-flasher's backup.
+fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
+    let dir = setup.dir.path();
+    let size_name = |bytes: usize| if bytes >= MB { format!("{}MB", bytes / MB) } else { format!("{}KB", bytes / KB) };
+    println!(
+        "== {} (--baud {}): backup {}, write {} image, rewrite with one sector changed",
+        scenario.name,
+        scenario.baud,
+        size_name(scenario.flash_size),
+        size_name(scenario.image_size)
+    );
+    let factory = sonoff_like_flash(scenario.flash_size, 1);
+    let image = firmware_image(scenario.image_size, 2);
+    let mut changed = image.clone();
+    let sector = scenario.image_size / 2 / 0x1000 * 0x1000;
+    for byte in &mut changed[sector + 100..sector + 200] {
+        *byte ^= 0xA5;
+    }
+    let image_path = dir.join("image.bin");
+    let changed_path = dir.join("changed.bin");
+    fs::write(&image_path, &image).expect("write the image");
+    fs::write(&changed_path, &changed).expect("write the changed image");
+
+    let mut memory = (0, 0);
+    let mut connect_cost = [(0u64, 0u64); 2];
+    println!(
+        "  {:<10} {:>12} {:>9} {:>9} {:>9}   {}",
+        "case", "", "esp-flasher", "esptool", "ratio", "link use (esp-flasher | esptool)"
+    );
+    for case in [Case::Connect, Case::Backup, Case::Write, Case::Rewrite] {
+        let flash_before = match case {
+            Case::Connect | Case::Backup | Case::Write => &factory,
+            Case::Rewrite => &{
+                let mut after_write = factory.clone();
+                after_write[..image.len()].copy_from_slice(&image);
+                after_write
+            },
+        };
+        let mut results = Vec::new();
+        for (index, tool) in [Tool::EspFlasher, Tool::Esptool].into_iter().enumerate() {
+            let flash_path = dir.join("flash.bin");
+            fs::write(&flash_path, flash_before).expect("write the flash file");
+            let file = match case {
+                Case::Rewrite => &changed_path,
+                _ => &image_path,
+            };
+            let measured = run_tool(setup, scenario, tool, case, &flash_path, file);
+            check_result(case, scenario, &flash_path, dir, tool, &image, &changed, &factory);
+            if case == Case::Connect {
+                connect_cost[index] = (measured.host_to_chip, measured.chip_to_host);
+            }
+            if case == Case::Backup && tool == Tool::EspFlasher {
+                memory = (measured.tool_hwm_kb, measured.emulator_hwm_kb);
+            }
+            results.push(measured);
+        }
+        let label = match case {
+            Case::Connect => "connect",
+            Case::Backup => "1 backup",
+            Case::Write => "2 write",
+            Case::Rewrite => "3 rewrite",
+        };
+        let link = if scenario.realtime && case != Case::Connect {
+            let shares: Vec<String> = results
+                .iter()
+                .zip(connect_cost)
+                .map(|(measured, connect)| link_use(scenario, case, measured, connect))
+                .collect();
+            shares.join(" | ")
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<10} {:>12} {:>8.2}s {:>8.2}s {:>8.1}x   {}",
+            label,
+            "",
+            results[0].wall,
+            results[1].wall,
+            results[1].wall / results[0].wall,
+            link
+        );
+    }
+    println!();
+    memory
+}
+
+/// "payload 97% wire 99%" for one run: shares of `baud / 10` bytes per second over the
+/// transfer time the tool printed.
+fn link_use(scenario: &Scenario, case: Case, measured: &Measured, connect: (u64, u64)) -> String {
+    let Some(transfer) = measured.transfer else {
+        return "no transfer time printed".into();
+    };
+    let capacity = scenario.baud as f64 / 10.0 * transfer;
+    let (payload, wire) = match case {
+        Case::Backup => (Some(scenario.flash_size as u64), measured.chip_to_host.saturating_sub(connect.1)),
+        _ => (measured.compressed, measured.host_to_chip.saturating_sub(connect.0)),
+    };
+    let payload = payload.map_or("?".into(), |bytes| format!("{:.0}%", 100.0 * bytes as f64 / capacity));
+    format!("payload {payload:>4} wire {:>4.0}% ({transfer:.1}s)", 100.0 * wire as f64 / capacity)
+}
+
+/// The tool's command line for `case`.
+fn tool_command(setup: &Setup, scenario: &Scenario, tool: Tool, case: Case, port: &str, file: &Path) -> Command {
+    let out = setup.dir.path().join("read.bin");
+    let _ = fs::remove_file(&out);
+    let baud = scenario.baud.to_string();
+    let file = file.to_str().expect("UTF-8 temporary path").to_owned();
+    let out = out.to_str().expect("UTF-8 temporary path").to_owned();
+    let size = format!("{:#x}", scenario.flash_size);
+    let mut command;
+    match tool {
+        Tool::EspFlasher => {
+            command = Command::new(&setup.flasher);
+            command.args(["--port", port, "--baud", &baud, "--stub-file"]).arg(&setup.stub);
+            match case {
+                Case::Connect => command.args(["flash_id"]),
+                Case::Backup => command.args(["backup", &out]),
+                Case::Write | Case::Rewrite => command.args(["write_flash", "0x0", &file]),
+            };
+        }
+        Tool::Esptool => {
+            command = Command::new(&setup.esptool.executable);
+            command.args(["--port", port, "--baud", &baud]);
+            match case {
+                Case::Connect => command.args(["flash-id"]),
+                Case::Backup => command.args(["read-flash", "0", &size, &out]),
+                Case::Write | Case::Rewrite => command.args(["write-flash", "0x0", &file]),
+            };
+        }
+    }
+    command
+}
+
+/// Starts an emulator on `flash_path`, runs the tool once, stops the emulator.
+fn run_tool(setup: &Setup, scenario: &Scenario, tool: Tool, case: Case, flash_path: &Path, file: &Path) -> Measured {
+    let mut emulator = Emulator::start(setup, scenario, flash_path);
+    let log = setup.dir.path().join("tool.log");
+    let mut command = tool_command(setup, scenario, tool, case, &emulator.port, file);
+    let output = fs::File::create(&log).expect("create the tool log");
+    command
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().expect("clone the log handle"))
+        .stderr(output);
+    let start = Instant::now();
+    let mut child = command.spawn().expect("start the tool");
+    let mut tool_hwm_kb = 0;
+    let status = loop {
+        tool_hwm_kb = tool_hwm_kb.max(status_field(child.id(), "VmHWM").unwrap_or(0));
+        if let Some(status) = child.try_wait().expect("wait for the tool") {
+            break status;
+        }
+        if start.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            panic!("{:?} ran longer than {RUN_LIMIT:?}", command);
+        }
+        thread::sleep(Duration::from_millis(2));
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{command:?} failed ({status}):\n{text}");
+    let (host_to_chip, chip_to_host, emulator_hwm_kb) = emulator.finish();
+    Measured {
+        wall,
+        transfer: transfer_seconds(&text),
+        compressed: compressed_bytes(&text),
+        host_to_chip,
+        chip_to_host,
+        tool_hwm_kb,
+        emulator_hwm_kb,
+    }
+}
+
+/// Checks that the run did what it should: the backup equals the flash, the flash the image.
+#[allow(clippy::too_many_arguments)]
+fn check_result(
+    case: Case,
+    scenario: &Scenario,
+    flash_path: &Path,
+    dir: &Path,
+    tool: Tool,
+    image: &[u8],
+    changed: &[u8],
+    factory: &[u8],
+) {
+    let name = match tool {
+        Tool::EspFlasher => "esp-flasher",
+        Tool::Esptool => "esptool",
+    };
+    let flash = fs::read(flash_path).expect("read the flash file back");
+    match case {
+        Case::Connect => {}
+        Case::Backup => {
+            let read = fs::read(dir.join("read.bin")).expect("the backup exists");
+            assert!(read == factory, "{name}'s backup differs from the flash");
+        }
+        Case::Write => assert!(flash[..image.len()] == *image, "{name} left the flash unequal to the image"),
+        Case::Rewrite => assert!(flash[..changed.len()] == *changed, "{name} left the flash unequal to the image"),
+    }
+    assert_eq!(flash.len(), scenario.flash_size);
+}
+
+/// The seconds in the tool's "... in 6.2 seconds" line (the last one).
+fn transfer_seconds(text: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with("Read ") || line.starts_with("Wrote "))
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(" in ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .next_back()
+}
+
+/// N in the tool's "Wrote ... (N compressed)" line.
+fn compressed_bytes(text: &str) -> Option<u64> {
+    text.lines().filter(|line| line.starts_with("Wrote ")).find_map(|line| {
+        let (before, _) = line.split_once(" compressed)")?;
+        before.rsplit('(').next()?.parse().ok()
+    })
+}
+
+/// A field of /proc/PID/status in kB.
+fn status_field(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A counter of /proc/PID/io.
+fn io_field(pid: u32, field: &str) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|line| line.strip_prefix(field)?.trim_start_matches(':').trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// An `esp-emulator` process for one run.
+struct Emulator {
+    child: Child,
+    port: String,
+    /// Bytes read and written before the client came: loading the flash file.
+    baseline: (u64, u64),
+}
+
+impl Emulator {
+    fn start(setup: &Setup, scenario: &Scenario, flash_path: &Path) -> Emulator {
+        let mut command = Command::new(&setup.emulator);
+        command.arg("--flash").arg(flash_path).args(["--size", &format!("{}KB", scenario.flash_size / KB)]);
+        if scenario.realtime {
+            command.arg("--realtime");
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start esp-emulator");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, receiver) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let port = receiver.recv_timeout(Duration::from_secs(20)).unwrap_or_default().trim().to_owned();
+        assert!(!port.is_empty(), "esp-emulator printed no pty path");
+        let pid = child.id();
+        let baseline = (io_field(pid, "rchar"), io_field(pid, "wchar"));
+        Emulator { child, port, baseline }
+    }
+
+    /// Host→chip and chip→host bytes of the session and the peak memory (kB); stops it.
+    fn finish(&mut self) -> (u64, u64, u64) {
+        let pid = self.child.id();
+        // The server notices the hang-up within a few milliseconds and saves the flash.
+        thread::sleep(Duration::from_millis(50));
+        let (read, written) = (io_field(pid, "rchar"), io_field(pid, "wchar"));
+        let hwm = status_field(pid, "VmHWM").unwrap_or(0);
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = util::wait_with_limit(&mut self.child, Duration::from_secs(20));
+        (read - self.baseline.0, written - self.baseline.1, hwm)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
