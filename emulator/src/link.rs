@@ -154,26 +154,47 @@ impl Link {
         if self.disconnected {
             return;
         }
-        let mut bytes = Vec::new();
+        let start = out.len();
         // The device stops at each change of its rate, so each piece has one rate.
         loop {
             let chip_baud = self.device.uart_baud();
-            let mut piece = Vec::new();
-            self.device.poll_output(now, &mut piece);
-            if piece.is_empty() {
+            let piece_start = out.len();
+            self.device.poll_output(now, out);
+            if out.len() == piece_start {
                 break;
             }
-            if self.model_baud || chip_baud == BOOT_LOG_BAUD {
-                piece = resample_uart(&piece, chip_baud, self.host_baud);
+            if (self.model_baud || chip_baud == BOOT_LOG_BAUD) && chip_baud != self.host_baud {
+                let resampled = resample_uart(&out[piece_start..], chip_baud, self.host_baud);
+                out.truncate(piece_start);
+                out.extend_from_slice(&resampled);
             }
-            bytes.append(&mut piece);
             if self.device.uart_baud() == chip_baud {
                 break;
             }
         }
-        if bytes.is_empty() {
+        if out.len() == start {
             return;
         }
+        // A clean line passes the bytes through where they are: no copy on the fast path.
+        if self.alters_output() {
+            let bytes = out.split_off(start);
+            let bytes = self.apply_output_faults(bytes);
+            out.extend_from_slice(&bytes);
+        }
+        self.delivered += (out.len() - start) as u64;
+    }
+
+    /// True when a fault may add, lose, change or cut chip→host bytes.
+    fn alters_output(&self) -> bool {
+        self.faults.noise_every_sync
+            || !self.preamble.is_empty()
+            || self.faults.drop_rate > 0.0
+            || self.faults.baud_limit.is_some()
+            || self.faults.bitflip_rate > 0.0
+            || (self.faults.disconnect_after.is_some() && !self.faults.disconnect_counts_host)
+    }
+
+    fn apply_output_faults(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
         if self.faults.noise_every_sync && bytes.starts_with(&SYNC_REPLY_START) {
             let mut noise = vec![0; self.faults.noise_bytes];
             self.rng.fill_bytes(&mut noise);
@@ -193,8 +214,7 @@ impl Link {
                 self.faults.disconnect_after = None;
             }
         }
-        self.delivered += bytes.len() as u64;
-        out.extend_from_slice(&bytes);
+        bytes
     }
 
     /// When the device next has output without further input, if it is waiting for time.

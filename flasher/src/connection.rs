@@ -145,7 +145,8 @@ impl<T: Transport> Connection<T> {
     /// Garbage and malformed frames met on the way are reported.
     pub fn read_frame(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>> {
         let deadline = self.transport.clock() + timeout;
-        let mut buf = [0u8; 4096];
+        // Large enough for a 4 KiB READ_FLASH frame many times over: one read per burst.
+        let mut buf = vec![0u8; 0x10000];
         loop {
             while let Some(event) = self.pending.pop_front() {
                 match event {

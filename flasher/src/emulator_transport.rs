@@ -12,7 +12,6 @@
 //! asserted and DTR is not, and EN going high again resets the chip (into
 //! the boot mode its configuration straps).
 
-use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -27,7 +26,9 @@ use crate::transport::{LineControl, Transport};
 pub struct EmulatorTransport {
     link: Link,
     now: Duration,
-    received: VecDeque<u8>,
+    /// Chip→host bytes polled from the link; those before `received_pos` are delivered.
+    received: Vec<u8>,
+    received_pos: usize,
     dtr: bool,
     rts: bool,
 }
@@ -46,7 +47,7 @@ impl EmulatorTransport {
     /// A line as `link` models it (faults, seed, baud modelling).
     pub fn with_link(mut link: Link) -> Self {
         link.set_host_baud(DEFAULT_BAUD);
-        EmulatorTransport { link, now: Duration::ZERO, received: VecDeque::new(), dtr: false, rts: false }
+        EmulatorTransport { link, now: Duration::ZERO, received: Vec::new(), received_pos: 0, dtr: false, rts: false }
     }
 
     /// The virtual chip.
@@ -92,13 +93,12 @@ impl EmulatorTransport {
         if was_low && !self.en_is_low() {
             self.link.reset(self.now);
             self.received.clear();
+            self.received_pos = 0;
         }
     }
 
     fn poll(&mut self) {
-        let mut out = Vec::new();
-        self.link.poll_output(self.now, &mut out);
-        self.received.extend(out);
+        self.link.poll_output(self.now, &mut self.received);
     }
 }
 
@@ -113,14 +113,17 @@ impl Transport for EmulatorTransport {
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         let deadline = self.now + timeout;
         loop {
-            if self.received.is_empty() {
+            if self.received_pos == self.received.len() {
+                // Everything delivered: reuse the buffer rather than allocate anew.
+                self.received.clear();
+                self.received_pos = 0;
                 self.poll();
             }
-            if !self.received.is_empty() {
-                let count = buf.len().min(self.received.len());
-                for (slot, byte) in buf.iter_mut().zip(self.received.drain(..count)) {
-                    *slot = byte;
-                }
+            let pending = &self.received[self.received_pos..];
+            if !pending.is_empty() {
+                let count = buf.len().min(pending.len());
+                buf[..count].copy_from_slice(&pending[..count]);
+                self.received_pos += count;
                 self.now += self.wire_time(count);
                 return Ok(count);
             }
@@ -158,6 +161,7 @@ impl Transport for EmulatorTransport {
     fn discard_input(&mut self) -> io::Result<()> {
         self.poll();
         self.received.clear();
+        self.received_pos = 0;
         Ok(())
     }
 
