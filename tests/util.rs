@@ -14,6 +14,9 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "esptool_install.rs"]
+mod esptool_install;
+
 /// How long an esptool run may take before the test kills it and fails.
 const ESPTOOL_TIME_LIMIT: Duration = Duration::from_secs(120);
 /// How long the emulator may take to print its slave path.
@@ -132,7 +135,8 @@ impl Emulator {
         }
     }
 
-    /// The emulator's process ID.
+    /// The emulator's process ID (for the benches' CPU figures).
+    #[allow(dead_code)]
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -268,17 +272,7 @@ pub fn esptool(version: &'static str) -> Esptool {
     if let Some(tool) = installed.get(version) {
         return tool.clone();
     }
-    let root = target_dir().join("esptool");
-    fs::create_dir_all(&root).expect("create target/esptool");
-    let venv = root.join(version);
-    let marker = venv.join(".flashlab-installed");
-    if !marker.exists() {
-        let _lock = InstallLock::acquire(&root.join(format!("{version}.lock")));
-        if !marker.exists() {
-            install_esptool(version, &venv);
-            File::create(&marker).expect("mark the esptool venv as installed");
-        }
-    }
+    let venv = esptool_install::installed_venv(&target_dir().join("esptool"), version);
     let name = if version.starts_with("4.") {
         "esptool.py"
     } else {
@@ -298,81 +292,6 @@ pub fn esptool(version: &'static str) -> Esptool {
     tool
 }
 
-fn install_esptool(version: &str, venv: &Path) {
-    if venv.exists() {
-        fs::remove_dir_all(venv).expect("remove a half-installed esptool venv");
-    }
-    let run = |program: &Path, args: &[&str]| {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot run {} to install esptool {version} (is python3 with venv installed?): {error}",
-                    program.display()
-                )
-            });
-        assert!(
-            output.status.success(),
-            "installing esptool {version}: {} {args:?} failed ({}):\n{}{}",
-            program.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let venv_text = venv.to_str().expect("the target directory path is UTF-8");
-    run(Path::new("python3"), &["-m", "venv", venv_text]);
-    let requirement = format!("esptool=={version}");
-    run(
-        &venv.join("bin/python"),
-        &["-m", "pip", "install", "--quiet", &requirement],
-    );
-}
-
-/// A lock directory held while installing; a stale one (its process gone) is taken over.
-struct InstallLock {
-    path: PathBuf,
-}
-
-impl InstallLock {
-    fn acquire(path: &Path) -> InstallLock {
-        let start = Instant::now();
-        loop {
-            match fs::create_dir(path) {
-                Ok(()) => {
-                    fs::write(path.join("pid"), std::process::id().to_string())
-                        .expect("write the lock's pid");
-                    return InstallLock {
-                        path: path.to_owned(),
-                    };
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let owner_alive =
-                        owner.is_empty() || Path::new("/proc").join(owner.trim()).exists();
-                    if !owner_alive {
-                        let _ = fs::remove_dir_all(path);
-                        continue;
-                    }
-                    assert!(
-                        start.elapsed() < Duration::from_secs(600),
-                        "waited 10 minutes for {}; remove it if no install is running",
-                        path.display()
-                    );
-                    thread::sleep(Duration::from_millis(200));
-                }
-                Err(error) => panic!("cannot create {}: {error}", path.display()),
-            }
-        }
-    }
-}
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
 
 /// Deterministic pseudo-random bytes (xorshift64*), different for each seed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {

@@ -5,11 +5,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use esp_emulator::sample_firmware::firmware_image;
 
 /// The esptool release whose stub the tests upload.
+#[path = "../../tests/esptool_install.rs"]
+mod esptool_install;
+
 const ESPTOOL_VERSION: &str = "5.6.0";
 const MB: usize = 1024 * 1024;
 
@@ -96,18 +98,7 @@ fn flasher_maybe_stub(dir: &Path, stub: bool, args: &[&str]) -> Run {
 fn stub_json() -> PathBuf {
     static STUB: OnceLock<PathBuf> = OnceLock::new();
     STUB.get_or_init(|| {
-        let root = target_dir().join("esptool");
-        let venv = root.join(ESPTOOL_VERSION);
-        let marker = venv.join(".flashlab-installed");
-        if !marker.exists() {
-            fs::create_dir_all(&root).expect("create target/esptool");
-            let lock = InstallLock::acquire(&root.join(format!("{ESPTOOL_VERSION}.lock")));
-            if !marker.exists() {
-                install_esptool(&venv);
-                fs::File::create(&marker).expect("mark the esptool venv as installed");
-            }
-            drop(lock);
-        }
+        let venv = esptool_install::installed_venv(&target_dir().join("esptool"), ESPTOOL_VERSION);
         find_stub(&venv).unwrap_or_else(|| {
             panic!(
                 "esptool {ESPTOOL_VERSION} is installed in {} but has no stub_flasher/2/esp8266.json",
@@ -131,79 +122,6 @@ fn find_stub(venv: &Path) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// Creates the venv and pip-installs esptool; panics with pip's output on failure.
-fn install_esptool(venv: &Path) {
-    if venv.exists() {
-        fs::remove_dir_all(venv).expect("remove a half-installed esptool venv");
-    }
-    let run = |program: &Path, args: &[&str]| {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot run {} to install esptool (python3 with venv is needed): {error}",
-                    program.display()
-                )
-            });
-        assert!(
-            output.status.success(),
-            "installing esptool {ESPTOOL_VERSION}: {} {args:?} failed:\n{}{}",
-            program.display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(
-        Path::new("python3"),
-        &["-m", "venv", venv.to_str().expect("UTF-8 path")],
-    );
-    let requirement = format!("esptool=={ESPTOOL_VERSION}");
-    run(
-        &venv.join("bin/python"),
-        &["-m", "pip", "install", "--quiet", &requirement],
-    );
-}
-
-/// The lock directory the workspace's test utilities also use; a dead owner's lock is taken over.
-struct InstallLock(PathBuf);
-
-impl InstallLock {
-    fn acquire(path: &Path) -> InstallLock {
-        let start = Instant::now();
-        loop {
-            match fs::create_dir(path) {
-                Ok(()) => {
-                    fs::write(path.join("pid"), std::process::id().to_string())
-                        .expect("write the lock's pid");
-                    return InstallLock(path.to_owned());
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let dead =
-                        !owner.trim().is_empty() && !Path::new("/proc").join(owner.trim()).exists();
-                    if dead {
-                        let _ = fs::remove_dir_all(path);
-                        continue;
-                    }
-                    assert!(
-                        start.elapsed() < Duration::from_secs(600),
-                        "waited 10 minutes for {} (another esptool install)",
-                        path.display()
-                    );
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(error) => panic!("cannot create {}: {error}", path.display()),
-            }
-        }
-    }
-}
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The cargo target directory (the test executable is in `target/<profile>/deps`).
 fn target_dir() -> PathBuf {
