@@ -83,6 +83,8 @@ pub struct Connection<T: Transport> {
     progress: Box<dyn ProgressSink>,
     loader: Loader,
     warned_modem_lines: bool,
+    /// Garbled input seen so far: bytes outside frames, malformed frames, undecodable replies.
+    line_errors: u64,
 }
 
 impl<T: Transport> Connection<T> {
@@ -95,6 +97,7 @@ impl<T: Transport> Connection<T> {
             progress,
             loader: Loader::Rom,
             warned_modem_lines: false,
+            line_errors: 0,
         }
     }
 
@@ -125,7 +128,17 @@ impl<T: Transport> Connection<T> {
 
     /// Reports an event.
     pub fn report(&mut self, event: Event) {
+        if matches!(event, Event::Garbage { .. }) {
+            self.line_errors += 1;
+        }
         self.progress.event(&event);
+    }
+
+    /// How many times garbled input has arrived so far (bytes outside any frame, malformed
+    /// frames, replies that do not decode): compare two counts to tell whether a failure
+    /// came with corruption on the line or was plain silence.
+    pub fn line_errors(&self) -> u64 {
+        self.line_errors
     }
 
     /// Sends one command without waiting for an answer.
@@ -152,7 +165,7 @@ impl<T: Transport> Connection<T> {
                 match event {
                     SlipEvent::Frame(frame) => return Ok(Some(frame)),
                     SlipEvent::Garbage(bytes) => self.report(Event::Garbage { bytes }),
-                    SlipEvent::Malformed(_) => {}
+                    SlipEvent::Malformed(_) => self.line_errors += 1,
                 }
             }
             let now = self.transport.clock();

@@ -35,8 +35,19 @@ pub enum RetryReason {
     },
     /// The MD5 of the data received differs from the digest the device sent.
     DigestMismatch,
+    /// The block did not complete, and what did arrive was garbled (malformed frames, bytes
+    /// outside any frame): the line corrupted it rather than the reply being lost.
+    Garbled,
     /// A frame that is neither data nor a digest (the device's own words).
     Other(String),
+}
+
+impl RetryReason {
+    /// True when the line corrupted the data (a short frame, a digest mismatch, garbled
+    /// frames): a sign the baud rate is too high. A plain timeout (a lost reply) is not.
+    pub fn is_line_corruption(&self) -> bool {
+        matches!(self, RetryReason::ShortFrame { .. } | RetryReason::DigestMismatch | RetryReason::Garbled)
+    }
 }
 
 impl std::fmt::Display for RetryReason {
@@ -47,6 +58,7 @@ impl std::fmt::Display for RetryReason {
                 write!(f, "short frame ({got} of {expected} bytes)")
             }
             RetryReason::DigestMismatch => f.write_str("MD5 digest mismatch"),
+            RetryReason::Garbled => f.write_str("garbled frames"),
             RetryReason::Other(text) => f.write_str(text),
         }
     }

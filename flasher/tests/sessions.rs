@@ -492,8 +492,12 @@ fn baud_warnings(log: &EventLog) -> Vec<(u32, u32)> {
 }
 
 fn connect_auto(flash: SpiFlash, faults: LinkFaults) -> (Flasher<EmulatorTransport>, EventLog) {
+    connect_auto_with(flash, DeviceFaults::default(), faults)
+}
+
+fn connect_auto_with(flash: SpiFlash, device_faults: DeviceFaults, faults: LinkFaults) -> (Flasher<EmulatorTransport>, EventLog) {
     let link = Link::new(
-        device(flash, Chip::Esp8266Ex, DeviceFaults::default()),
+        device(flash, Chip::Esp8266Ex, device_faults),
         LinkConfig { faults, seed: 5, model_baud: true },
     );
     let log = EventLog::new();
@@ -544,6 +548,34 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
         _ => None,
     });
     assert_eq!(next_progress, Some((address - 0x20000) as usize + SECTOR));
+}
+
+/// `timeout:op=READ_FLASH,nth=N`: a lost reply is no sign the rate is too high, so auto baud
+/// reads the block again at the same rate instead of blaming the adapter.
+#[test]
+fn regression_lost_read_reply_does_not_step_the_baud_down() {
+    let contents = sample_flash(MB);
+    // READ_FLASH 1 is the probe at 921600; 2 is the backup's first block.
+    let timeout = CommandTimeout { opcode: Opcode::ReadFlash as u8, nth: 2 };
+    let device_faults = DeviceFaults { timeouts: vec![timeout], ..DeviceFaults::default() };
+    let (mut flasher, log) = connect_auto_with(filled(contents.clone()), device_faults, LinkFaults::default());
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    backup::backup(&mut flasher, &path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), contents);
+    assert_eq!(retries(&log), vec![RetryReason::Timeout]);
+    assert_eq!(baud_warnings(&log), [], "no 'does not carry 921600 baud cleanly'");
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+}
+
+#[test]
+fn regression_lost_probe_reply_does_not_step_the_baud_down() {
+    let timeout = CommandTimeout { opcode: Opcode::ReadFlash as u8, nth: 1 };
+    let device_faults = DeviceFaults { timeouts: vec![timeout], ..DeviceFaults::default() };
+    let (flasher, log) = connect_auto_with(filled(sample_flash(MB)), device_faults, LinkFaults::default());
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(baud_warnings(&log), []);
 }
 
 #[test]

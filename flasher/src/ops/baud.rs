@@ -8,6 +8,10 @@
 //! arrives corrupt steps the rate down one level before that block is read again
 //! ([`Flasher::read_flash`]), so a marginal rate costs one block, not the backup.
 //!
+//! Only corruption steps down: a short frame, a digest mismatch, garbled frames. A reply that
+//! is simply lost (a timeout with nothing garbled on the line) says nothing about the rate, so
+//! that read is tried again at the same rate.
+//!
 //! A switch whose reply is lost on the bad line is checked both ways: SYNC at the new rate
 //! (the chip switched), else at the old one (it did not, so ask again).
 
@@ -26,6 +30,8 @@ pub const PROBE_SIZE: u32 = 0x1000;
 const SWITCH_TRIES: u32 = 3;
 /// SYNC tries when checking which rate the chip listens at.
 const RESYNC_TRIES: u32 = 3;
+/// Probe reads at one rate that may go unanswered (no corruption seen) before it counts as failing.
+const PROBE_TRIES: u32 = 3;
 
 /// The next rate below `baud` on the auto-baud ladder, if any.
 pub fn lower_rate(baud: u32) -> Option<u32> {
@@ -54,6 +60,7 @@ impl<T: Transport> Flasher<T> {
     }
 
     /// With auto baud on, goes down one rate after a corrupt block; false when it cannot.
+    /// Callers step down only on corruption ([`crate::progress::RetryReason::is_line_corruption`]).
     pub(crate) fn step_baud_down(&mut self) -> Result<bool> {
         if !self.auto_baud {
             return Ok(false);
@@ -102,15 +109,22 @@ impl<T: Transport> Flasher<T> {
         Ok(false)
     }
 
-    /// One verified read of [`PROBE_SIZE`] bytes at 0; false (line recovered) when it fails.
+    /// A verified read of [`PROBE_SIZE`] bytes at 0; false (line recovered) when the line
+    /// corrupts it, or when every one of [`PROBE_TRIES`] tries goes unanswered. A plain
+    /// timeout (a lost reply, nothing garbled) is tried again at the same rate.
     fn probe_line(&mut self) -> Result<bool> {
-        match self.read_block(0, PROBE_SIZE, None)? {
-            Ok(_) => Ok(true),
-            Err(_) => {
-                self.recover_from_failed_read(PROBE_SIZE)?;
-                Ok(false)
+        for _ in 0..PROBE_TRIES {
+            match self.read_block(0, PROBE_SIZE, None)? {
+                Ok(_) => return Ok(true),
+                Err(reason) => {
+                    self.recover_from_failed_read(PROBE_SIZE)?;
+                    if reason.is_line_corruption() {
+                        return Ok(false);
+                    }
+                }
             }
         }
+        Ok(false)
     }
 }
 

@@ -12,8 +12,11 @@
 //! flipped bit in 100 KB) a 64 KiB block fails about every other time, a
 //! 4 KiB one once in 25. After [`READ_ATTEMPTS`] failures, or when the line
 //! itself fails (a pulled cable), the read stops with
-//! the address reached. With `--baud auto` a failed block first steps the
-//! line down one rate ([`crate::ops::baud`]); attempts are counted per rate.
+//! the address reached. With `--baud auto` a block the line corrupted (short
+//! frame, digest mismatch, garbled frames) first steps the line down one rate
+//! ([`crate::ops::baud`]); attempts are counted per rate. A plain timeout (a
+//! lost reply, nothing garbled) is no sign the rate is too high: that block is
+//! read again at the same rate.
 
 use std::path::Path;
 use std::time::Duration;
@@ -82,10 +85,12 @@ impl<T: Transport> Flasher<T> {
                 Err(reason) => reason,
             };
             self.recover_from_failed_read(len)?;
-            if matches!(reason, RetryReason::DigestMismatch | RetryReason::ShortFrame { .. }) {
+            let corrupt = reason.is_line_corruption();
+            if corrupt {
                 len = (len / 2).max(READ_PACKET_SIZE).min(len);
             }
-            if self.step_baud_down()? {
+            // Only corruption says the rate is too high; a lost reply is retried at the same rate.
+            if corrupt && self.step_baud_down()? {
                 // A new rate starts a new count.
                 attempt = 0;
             } else if attempt >= READ_ATTEMPTS {
@@ -106,15 +111,21 @@ impl<T: Transport> Flasher<T> {
         progress: Option<(usize, usize)>,
     ) -> Result<std::result::Result<Vec<u8>, RetryReason>> {
         let command = Command::ReadFlash { address, size: len, packet_size: READ_PACKET_SIZE, max_in_flight: READ_WINDOW };
+        // A block that times out after garbled input was corrupted, not merely unanswered.
+        let line_errors = self.connection.line_errors();
+        let timed_out = |flasher: &Self| match flasher.connection.line_errors() > line_errors {
+            true => RetryReason::Garbled,
+            false => RetryReason::Timeout,
+        };
         match self.connection.command(&command, DEFAULT_TIMEOUT) {
             Ok(_) => {}
-            Err(Error::Timeout { .. }) => return Ok(Err(RetryReason::Timeout)),
+            Err(Error::Timeout { .. }) => return Ok(Err(timed_out(self))),
             Err(other) => return Err(other),
         }
         let mut block = Vec::with_capacity(len as usize);
         while block.len() < len as usize {
             let Some(frame) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
-                return Ok(Err(RetryReason::Timeout));
+                return Ok(Err(timed_out(self)));
             };
             let expected = (len as usize - block.len()).min(READ_PACKET_SIZE as usize);
             if frame.len() != expected {
@@ -127,7 +138,7 @@ impl<T: Transport> Flasher<T> {
             }
         }
         let Some(digest) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
-            return Ok(Err(RetryReason::Timeout));
+            return Ok(Err(timed_out(self)));
         };
         if digest.len() != 16 {
             return Ok(Err(RetryReason::ShortFrame { expected: 16, got: digest.len() }));
