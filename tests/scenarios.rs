@@ -48,6 +48,7 @@ scenario_tests! {
     regression_1mb_backup_restored_on_4mb_chip => "1mb-backup-on-4mb-chip",
     regression_qio_image_on_dout_module => "qio-image-on-dout-module",
     regression_cable_pulled_during_write => "cable-pulled-during-write",
+    regression_adapter_cannot_keep_up_at_921600_baud => "adapter-too-slow",
 }
 
 /// Which tool a run uses.

@@ -64,6 +64,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("1mb-backup-on-4mb-chip", include_str!("../../fixtures/scenarios/1mb-backup-on-4mb-chip.toml")),
     ("qio-image-on-dout-module", include_str!("../../fixtures/scenarios/qio-image-on-dout-module.toml")),
     ("cable-pulled-during-write", include_str!("../../fixtures/scenarios/cable-pulled-during-write.toml")),
+    ("adapter-too-slow", include_str!("../../fixtures/scenarios/adapter-too-slow.toml")),
 ];
 
 /// The MAC of a scenario's board, as `esp-emulator` uses by default.
