@@ -172,6 +172,10 @@ impl<T: Transport> Connection<T> {
             let remaining = deadline.saturating_sub(now);
             let read = if remaining.is_zero() { 0 } else { self.transport.read(&mut buf, remaining)? };
             if read == 0 {
+                if self.decoder.in_frame() {
+                    // A frame that never ended: its END byte was lost or garbled.
+                    self.line_errors += 1;
+                }
                 self.report_pending_garbage();
                 return Ok(None);
             }
@@ -212,6 +216,8 @@ impl<T: Transport> Connection<T> {
             };
             match Response::decode(&frame) {
                 Ok(response) if response.opcode == opcode as u8 => return Ok(response),
+                // A refusal of a command never sent: a request whose opcode the line corrupted.
+                Ok(stale) if matches!(stale.status, Status::Failure(_)) => self.line_errors += 1,
                 Ok(_stale) => {}
                 Err(_) => self.report(Event::Garbage { bytes: frame }),
             }

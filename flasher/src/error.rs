@@ -183,6 +183,20 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The line corrupted a data block of a write and no lower rate was left to try (or the
+    /// rate was fixed with `--baud`).
+    #[error("the write to {address:#x} failed at about {at:#x}: the serial line corrupted a data block at {baud} baud ({source})")]
+    WriteCorrupted {
+        /// Flash offset of the region.
+        address: u32,
+        /// About where the failed block's data goes on the flash.
+        at: u32,
+        /// The rate the line ran at.
+        baud: u32,
+        /// What the chip (or the line) answered.
+        source: Box<Error>,
+    },
+
     /// A read that kept failing after retries.
     #[error("reading flash failed at {address:#x} after {attempts} attempts ({reason}); {bytes_read} bytes were read before it")]
     ReadFailed {

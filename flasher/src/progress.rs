@@ -185,6 +185,14 @@ pub enum Warning {
         /// The rate tried next.
         next: u32,
     },
+    /// The line corrupted a data block of a write (`--baud auto`): after going down one rate
+    /// the write starts a new stream at `resume` for the rest of the region.
+    WriteBlockCorrupt {
+        /// About where the failed block's data goes on the flash.
+        address: u32,
+        /// Where the write starts again (a sector boundary at or before the failed block).
+        resume: u32,
+    },
     /// The backup was taken from another chip.
     DifferentChip {
         /// MAC recorded in the backup.
@@ -217,6 +225,10 @@ impl std::fmt::Display for Warning {
             Warning::BaudTooFast { baud, next } => write!(
                 f,
                 "the serial adapter does not carry {baud} baud cleanly; going down to {next} baud"
+            ),
+            Warning::WriteBlockCorrupt { address, resume } => write!(
+                f,
+                "the line corrupted the block written at about {address:#010x}; writing again from {resume:#010x}"
             ),
             Warning::DifferentChip { recorded_mac, connected_mac } => write!(
                 f,

@@ -48,9 +48,18 @@ impl From<Error> for CmdError {
                 size_name(*real),
                 size_name(*real)
             )),
-            Error::WriteInterrupted { reached, .. } => Some(format!(
+            Error::WriteInterrupted { reached, source, .. } => Some(format!(
                 "Check the cable, put the board in download mode again and run the same command: \
-                 esp-flasher compares each sector by MD5 and writes only those not yet written, from about {reached:#010x}."
+                 esp-flasher compares each sector by MD5 and writes only those not yet written, from about {reached:#010x}.{}",
+                match **source {
+                    Error::Timeout { .. } => " If it stops again, try a lower --baud (e.g. --baud 115200).",
+                    _ => "",
+                }
+            )),
+            Error::WriteCorrupted { baud, .. } => Some(format!(
+                "The serial line corrupts data at {baud} baud: write again with a lower --baud ({}), a shorter \
+                 cable or another USB adapter. Do not boot the board until a write has been verified.",
+                lower_baud_hint(*baud)
             )),
             Error::ReadFailed { .. } => Some(
                 "The line is unreliable: try a shorter cable, a lower --baud or another USB port, then read again."
@@ -79,6 +88,14 @@ impl From<Error> for CmdError {
             message: one_line(&error),
             remedy,
         }
+    }
+}
+
+/// "--baud 460800" for a line that failed at 921600; the ROM's 115200 at the bottom.
+fn lower_baud_hint(baud: u32) -> String {
+    match esp_flasher::ops::baud::lower_rate(baud) {
+        Some(rate) => format!("e.g. --baud {rate}"),
+        None => "e.g. --baud 115200, or a lower rate such as 57600".into(),
     }
 }
 
@@ -120,6 +137,30 @@ mod tests {
             CmdError::Failed { message, remedy } => (message, remedy),
             CmdError::Usage(message) => panic!("usage error {message}"),
         }
+    }
+
+    #[test]
+    fn a_write_the_line_corrupted_names_the_address_and_a_lower_baud() {
+        let source = Box::new(Error::Device { opcode: esp_protocol::packet::Opcode::FlashDeflData, code: esp_protocol::status::ErrorCode::BadDataChecksum });
+        let (message, remedy) = parts(Error::WriteCorrupted { address: 0x10000, at: 0x5cccc, baud: 921_600, source });
+        assert!(message.contains("at about 0x5cccc") && message.contains("921600 baud"), "{message}");
+        assert!(remedy.unwrap().contains("--baud 460800"));
+        let (_, remedy) = parts(Error::WriteCorrupted {
+            address: 0,
+            at: 0x4000,
+            baud: 115_200,
+            source: Box::new(Error::Timeout { opcode: esp_protocol::packet::Opcode::FlashData, timeout_ms: 3000 }),
+        });
+        assert!(remedy.unwrap().contains("--baud 115200, or a lower rate"));
+    }
+
+    #[test]
+    fn a_write_that_timed_out_names_the_address_and_suggests_a_lower_baud() {
+        let source = Box::new(Error::Timeout { opcode: esp_protocol::packet::Opcode::FlashDeflData, timeout_ms: 3000 });
+        let (message, remedy) =
+            parts(Error::WriteInterrupted { address: 0x10000, reached: 0x23000, written: 78643, total: 393216, source });
+        assert!(message.contains("0x00023000"), "{message}");
+        assert!(remedy.unwrap().contains("try a lower --baud"));
     }
 
     #[test]

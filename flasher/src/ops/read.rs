@@ -153,6 +153,11 @@ impl<T: Transport> Flasher<T> {
     /// is still on the line, and syncs again so the next command starts clean.
     pub(crate) fn recover_from_failed_read(&mut self, block_len: u32) -> Result<()> {
         self.connection.send_frame(&encode_read_ack(block_len))?;
+        self.resync_after_failure()
+    }
+
+    /// Drops what is still on the line and syncs again, so the next command starts clean.
+    pub(crate) fn resync_after_failure(&mut self) -> Result<()> {
         self.connection.drain(Duration::from_secs(3))?;
         for _ in 0..RESYNC_TRIES {
             match self.connection.sync() {

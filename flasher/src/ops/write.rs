@@ -11,6 +11,13 @@
 //! flash that differs from the file only in the patched header bytes counts as
 //! unchanged.
 //!
+//! With `--baud auto`, a DATA block the line corrupts (the stub refuses its checksum or
+//! length, or its reply arrives garbled) steps the rate down one level, as a corrupt read
+//! block does, and the write goes on from that block: a new FLASH_DEFL_BEGIN (or
+//! FLASH_BEGIN) at the last sector boundary the flash surely holds, for the rest of the
+//! region, then the usual MD5 check. With a fixed `--baud`, or at the ROM's 115200, the
+//! write stops with [`Error::WriteCorrupted`], naming the address.
+//!
 //! Compressed writes go at the line's pace: zlib at the best level, blocks of
 //! 0x4000 bytes (the most the stubs take), each sent as soon as the previous
 //! one is acknowledged. The stubs acknowledge a block before writing it and
@@ -22,8 +29,9 @@ use std::ops::Range;
 
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
 use esp_protocol::image::{patch_flash_params, read_flash_params, FlashParamsPatch};
-use esp_protocol::packet::{BeginParams, Command, DataBlock};
+use esp_protocol::packet::{BeginParams, Command, DataBlock, Opcode};
 use esp_protocol::rom_erase::{rom_erase_plan, SECTOR_SIZE};
+use esp_protocol::status::ErrorCode;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
@@ -191,26 +199,7 @@ impl<T: Transport> Flasher<T> {
         for run in runs {
             let address = region.address + run.start as u32;
             let bytes = &data[run];
-            let mut acknowledged = 0;
-            let result = if options.compress {
-                self.write_compressed(address, bytes, done, written, &mut acknowledged)
-                    .map(|size| *compressed.get_or_insert(0) += size)
-            } else {
-                self.write_uncompressed(address, bytes, done, written, &mut acknowledged)
-            };
-            match result {
-                Err(source @ (Error::Timeout { .. } | Error::Io(_))) => {
-                    let reached = (address + acknowledged as u32) & !(SECTOR_SIZE - 1);
-                    return Err(Error::WriteInterrupted {
-                        address: region.address,
-                        reached: reached.max(address),
-                        written: done + acknowledged,
-                        total: written,
-                        source: Box::new(source),
-                    });
-                }
-                other => other?,
-            }
+            self.write_run(region.address, address, bytes, options, (done, written), &mut compressed)?;
             done += bytes.len();
         }
         if self.loader() == Loader::Stub {
@@ -233,6 +222,92 @@ impl<T: Transport> Flasher<T> {
             header,
             verified: options.verify,
         })
+    }
+
+    /// Writes `bytes` at `address` (part of the region at `region_address`), reporting progress
+    /// as `(bytes done before, total)`. With `--baud auto`, a data block the line corrupts
+    /// steps the rate down and the write goes on from that block: a new stream (compressed
+    /// anew) at the last sector boundary the flash surely holds, for the rest of the run.
+    fn write_run(
+        &mut self,
+        region_address: u32,
+        address: u32,
+        bytes: &[u8],
+        options: &WriteOptions,
+        (done_before, total): (usize, usize),
+        compressed_size: &mut Option<usize>,
+    ) -> Result<()> {
+        let mut start = 0;
+        loop {
+            let at = address + start as u32;
+            let part = &bytes[start..];
+            let mut acked = Acked::default();
+            let line_errors = self.connection.line_errors();
+            let progress = (done_before + start, total);
+            let (result, compressed) = if options.compress {
+                let compressed = zlib_best(&pad_to_word(part));
+                let result = self.write_compressed(at, part.len(), &compressed, progress, &mut acked);
+                *compressed_size.get_or_insert(0) += compressed.len();
+                (result, Some(compressed))
+            } else {
+                (self.write_uncompressed(at, part, progress, &mut acked), None)
+            };
+            let Err(error) = result else {
+                return Ok(());
+            };
+            let failed_at = at + acked.bytes as u32;
+            if self.loader() == Loader::Stub && self.line_corrupted(&error, line_errors) {
+                let baud = self.connection.transport().baud();
+                self.resync_after_failure()?;
+                if !self.step_baud_down()? {
+                    return Err(Error::WriteCorrupted { address: region_address, at: failed_at, baud, source: Box::new(error) });
+                }
+                // Bytes of `part` surely on the flash: the stubs write each block they acknowledge,
+                // but may hold back up to their inflate window of a compressed stream.
+                let safe = match &compressed {
+                    Some(compressed) => {
+                        let sent = (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
+                        inflated_len(&compressed[..sent]).saturating_sub(STUB_INFLATE_WINDOW).min(part.len())
+                    }
+                    None => (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(part.len()),
+                };
+                let sector_start = (at + safe as u32) & !(SECTOR_SIZE - 1);
+                let resume = sector_start.max(at);
+                self.report(Event::Warning(Warning::WriteBlockCorrupt { address: failed_at, resume }));
+                start = (resume - address) as usize;
+                continue;
+            }
+            return Err(match error {
+                source @ (Error::Timeout { .. } | Error::Io(_)) => {
+                    let reached = failed_at & !(SECTOR_SIZE - 1);
+                    Error::WriteInterrupted {
+                        address: region_address,
+                        reached: reached.max(at),
+                        written: done_before + start + acked.bytes,
+                        total,
+                        source: Box::new(source),
+                    }
+                }
+                other => other,
+            });
+        }
+    }
+
+    /// True when `error`, ending a write stream begun when the connection had seen
+    /// `line_errors_before` garbled inputs, says the line corrupted a block: the stub refused
+    /// its checksum or length, its reply carried a status no stub sends, or it timed out after
+    /// garbled input.
+    fn line_corrupted(&self, error: &Error, line_errors_before: u64) -> bool {
+        match error {
+            Error::Device {
+                opcode: Opcode::FlashData | Opcode::FlashDeflData | Opcode::FlashBegin | Opcode::FlashDeflBegin,
+                code: ErrorCode::BadDataChecksum | ErrorCode::BadDataLength | ErrorCode::TooMuchData,
+            } => true,
+            // A status no stub sends: the reply itself was garbled.
+            Error::Device { opcode: Opcode::FlashData | Opcode::FlashDeflData, code: ErrorCode::Other(_) } => true,
+            Error::Timeout { .. } => self.connection.line_errors() > line_errors_before,
+            _ => false,
+        }
     }
 
     /// The flash mode of an image at 0x0 that the chip's flash wiring cannot carry: on an
@@ -321,20 +396,19 @@ impl<T: Transport> Flasher<T> {
         Ok(runs)
     }
 
-    /// FLASH_DEFL_*: zlib at the best level, 0x4000-byte blocks. Returns the compressed size.
-    /// `acknowledged` counts the bytes of `bytes` whose blocks the chip has taken.
+    /// FLASH_DEFL_*: `compressed` (`size` bytes zlib-compressed) in 0x4000-byte blocks.
+    /// `acked` counts the blocks the chip has taken and about how many bytes they carried.
     fn write_compressed(
         &mut self,
         address: u32,
-        bytes: &[u8],
-        done_before: usize,
-        total: usize,
-        acknowledged: &mut usize,
-    ) -> Result<usize> {
-        let compressed = zlib_best(&pad_to_word(bytes));
+        size: usize,
+        compressed: &[u8],
+        (done_before, total): (usize, usize),
+        acked: &mut Acked,
+    ) -> Result<()> {
         let blocks = compressed.len().div_ceil(STUB_FLASH_BLOCK_SIZE as usize);
         let begin = BeginParams {
-            size: bytes.len() as u32,
+            size: size as u32,
             blocks: blocks as u32,
             block_size: STUB_FLASH_BLOCK_SIZE,
             offset: address,
@@ -342,27 +416,26 @@ impl<T: Transport> Flasher<T> {
         };
         self.connection.command(&Command::FlashDeflBegin(begin), DEFAULT_TIMEOUT)?;
         // Each block may inflate to much more than its size; allow erase time for its share.
-        let block_timeout = timeout_per_mb(ERASE_SECONDS_PER_MB, (bytes.len() / blocks.max(1)) as u32);
+        let block_timeout = timeout_per_mb(ERASE_SECONDS_PER_MB, (size / blocks.max(1)) as u32);
         for (sequence, chunk) in compressed.chunks(STUB_FLASH_BLOCK_SIZE as usize).enumerate() {
             let block = DataBlock { sequence: sequence as u32, data: chunk.to_vec() };
             self.connection.command(&Command::FlashDeflData(block), block_timeout)?;
-            let share = bytes.len() * (sequence + 1) / blocks;
-            *acknowledged = share;
+            let share = size * (sequence + 1) / blocks;
+            *acked = Acked { bytes: share, blocks: sequence + 1 };
             self.report(Event::Progress { operation: Operation::Write, done: done_before + share, total });
         }
-        Ok(compressed.len())
+        Ok(())
     }
 
     /// FLASH_*: the stub takes 0x4000-byte blocks; the ROM 0x400-byte blocks
-    /// after a FLASH_BEGIN whose size works around its erase quirk. `acknowledged` counts
-    /// the bytes of `bytes` whose blocks the chip has taken.
+    /// after a FLASH_BEGIN whose size works around its erase quirk. `acked` counts the
+    /// blocks of `bytes` the chip has taken and their bytes.
     fn write_uncompressed(
         &mut self,
         address: u32,
         bytes: &[u8],
-        done_before: usize,
-        total: usize,
-        acknowledged: &mut usize,
+        (done_before, total): (usize, usize),
+        acked: &mut Acked,
     ) -> Result<()> {
         let (block_size, erase_size) = match self.loader() {
             Loader::Stub => (STUB_FLASH_BLOCK_SIZE, bytes.len() as u32),
@@ -388,7 +461,7 @@ impl<T: Transport> Flasher<T> {
             let block = DataBlock { sequence: sequence as u32, data };
             self.connection.command(&Command::FlashData(block), timeout_per_mb(ERASE_SECONDS_PER_MB, block_size))?;
             let done = (sequence * block_size as usize + chunk.len()).min(bytes.len());
-            *acknowledged = done;
+            *acked = Acked { bytes: done, blocks: sequence + 1 };
             self.report(Event::Progress { operation: Operation::Write, done: done_before + done, total });
         }
         Ok(())
@@ -397,6 +470,33 @@ impl<T: Transport> Flasher<T> {
 
 /// Bytes per digest at the first level of the skip-unchanged comparison.
 const COMPARE_BLOCK_SIZE: usize = 0x10000;
+/// Inflated bytes a stub may hold back before writing them: its 32 KiB inflate window.
+const STUB_INFLATE_WINDOW: usize = 0x8000;
+
+/// What the chip has taken of a write stream.
+#[derive(Debug, Default, Clone, Copy)]
+struct Acked {
+    /// Data bytes (for a compressed stream, about as many as its blocks inflate to).
+    bytes: usize,
+    /// DATA blocks acknowledged.
+    blocks: usize,
+}
+
+/// How many bytes the start of a zlib stream inflates to.
+fn inflated_len(compressed: &[u8]) -> usize {
+    let mut inflater = flate2::Decompress::new(true);
+    let mut output = vec![0; 0x10000];
+    let mut input = compressed;
+    loop {
+        let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
+        let status = inflater.decompress(input, &mut output, flate2::FlushDecompress::None);
+        input = &input[(inflater.total_in() - in_before) as usize..];
+        let progressed = inflater.total_in() != in_before || inflater.total_out() != out_before;
+        if !matches!(status, Ok(flate2::Status::Ok)) || !progressed {
+            return inflater.total_out() as usize;
+        }
+    }
+}
 
 /// `within` (offsets of data at flash `address`) cut at flash addresses that are multiples of `unit`.
 fn pieces(address: u32, within: Range<usize>, unit: usize) -> impl Iterator<Item = Range<usize>> {
