@@ -11,7 +11,7 @@ use esp_emulator::device::DeviceConfig;
 use esp_emulator::flash::SpiFlash;
 use esp_emulator::pty::{PtyOptions, PtyServer};
 
-use crate::util::{binary, esptool, pseudo_random, run_output, Emulator};
+use crate::util::{binary, esptool, pseudo_random, run_output, Emulator, PtyUse};
 
 const KIB: usize = 1024;
 
@@ -212,6 +212,7 @@ fn pty_server_serves_the_library_device_and_returns_it() {
     let tool = esptool("5.6.0");
     let dir = tempfile::tempdir().unwrap();
     let flash = SpiFlash::blank(1024 * KIB).unwrap();
+    let _ptys = PtyUse::shared();
     let server = PtyServer::start(DeviceConfig::default(), flash, PtyOptions::default()).unwrap();
     let port = server.slave_path();
     let port = port.to_str().unwrap();
@@ -237,6 +238,7 @@ fn pty_server_serves_the_library_device_and_returns_it() {
 #[test]
 fn a_client_hang_up_mid_stream_does_not_stop_the_server() {
     let flash = SpiFlash::blank(256 * KIB).unwrap();
+    let _ptys = PtyUse::shared();
     let server = PtyServer::start(DeviceConfig::default(), flash, PtyOptions::default()).unwrap();
     for _ in 0..3 {
         let mut port = fs::OpenOptions::new()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use esp_emulator::boot::{boot_from_flash, ResetCause};
 use esp_emulator::scenario::{self, Scenario, ToolRun};
 
-use crate::util::{binary, esptool, wait_with_limit, Emulator};
+use crate::util::{binary, esptool, wait_with_limit, Emulator, PtyUse};
 
 /// How long one tool run may take.
 const RUN_TIME_LIMIT: Duration = Duration::from_secs(120);
@@ -61,6 +61,14 @@ enum Tool {
 /// Runs the scenario with both tools, each on a freshly started board.
 fn reproduce(name: &str) {
     let scenario = scenario::load(name).unwrap_or_else(|error| panic!("{error}"));
+    // After a pulled cable esptool keeps reopening its old pty, whose number the kernel may
+    // already have given to another test's emulator: run such a scenario alone.
+    let _ptys = scenario
+        .device
+        .faults
+        .iter()
+        .any(|fault| fault.starts_with("disconnect"))
+        .then(PtyUse::exclusive);
     run_tool(&scenario, Tool::Esptool, &scenario.esptool);
     run_tool(&scenario, Tool::EspFlasher, &scenario.esp_flasher);
 }

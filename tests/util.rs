@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -91,17 +91,79 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The right to use ptys in this test process.
+///
+/// The kernel hands a freed pty number to the next pty opened. A client that keeps reopening
+/// its port after a hang-up — esptool's reconnect loop after a pulled cable — can therefore
+/// open, and lock, another test's pty. A test that provokes such a client holds
+/// [`PtyUse::exclusive`]: it waits until no other test has a pty and keeps new ones out until
+/// it is dropped. Everything else that opens a pty (every [`Emulator`]) holds [`PtyUse::shared`].
+pub struct PtyUse {
+    exclusive: bool,
+}
+
+#[derive(Default)]
+struct PtyUsers {
+    shared: usize,
+    exclusive_holder: Option<thread::ThreadId>,
+}
+
+fn pty_users() -> &'static (Mutex<PtyUsers>, Condvar) {
+    static USERS: OnceLock<(Mutex<PtyUsers>, Condvar)> = OnceLock::new();
+    USERS.get_or_init(Default::default)
+}
+
+impl PtyUse {
+    /// A pty user among others; waits while another test holds the ptys exclusively.
+    pub fn shared() -> PtyUse {
+        let (users, changed) = pty_users();
+        let mut users = users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let me = thread::current().id();
+        while users.exclusive_holder.is_some_and(|holder| holder != me) {
+            users = changed.wait(users).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        users.shared += 1;
+        PtyUse { exclusive: false }
+    }
+
+    /// The only test using ptys, its own [`PtyUse::shared`] users aside.
+    pub fn exclusive() -> PtyUse {
+        let (users, changed) = pty_users();
+        let mut users = users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while users.shared > 0 || users.exclusive_holder.is_some() {
+            users = changed.wait(users).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        users.exclusive_holder = Some(thread::current().id());
+        PtyUse { exclusive: true }
+    }
+}
+
+impl Drop for PtyUse {
+    fn drop(&mut self) {
+        let (users, changed) = pty_users();
+        let mut users = users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.exclusive {
+            users.exclusive_holder = None;
+        } else {
+            users.shared -= 1;
+        }
+        changed.notify_all();
+    }
+}
+
 /// An `esp-emulator` process serving a pty.
 pub struct Emulator {
     child: Child,
     /// The slave path it printed on its first stdout line.
     pub port: PathBuf,
     stderr_path: PathBuf,
+    _pty: PtyUse,
 }
 
 impl Emulator {
     /// Starts `esp-emulator` with `args`; its stderr goes to `log` (a file path).
     pub fn spawn(args: &[&str], log: &Path) -> Emulator {
+        let pty = PtyUse::shared();
         let stderr = File::create(log).expect("create the emulator log");
         let mut child = Command::new(binary("esp-emulator"))
             .args(args)
@@ -132,6 +194,7 @@ impl Emulator {
             child,
             port: PathBuf::from(line.trim_end()),
             stderr_path: log.to_owned(),
+            _pty: pty,
         }
     }
 
