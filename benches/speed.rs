@@ -149,8 +149,8 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
     let mut memory = (0, 0);
     let mut connect_cost = [(0u64, 0u64); 2];
     println!(
-        "  {:<10} {:>12} {:>9} {:>9} {:>9}   {}",
-        "case", "", "esp-flasher", "esptool", "ratio", "link use (esp-flasher | esptool)"
+        "  {:<10}              {:>9} {:>9} {:>9}   link use (esp-flasher | esptool)",
+        "case", "esp-flasher", "esptool", "ratio"
     );
     for case in [Case::Connect, Case::Backup, Case::Write, Case::Rewrite] {
         let flash_before = match case {

@@ -152,7 +152,7 @@ proptest! {
         // count shorter than twice the distance to the next 64 KiB boundary.
         let wanted = end - first;
         let head = SECTORS_PER_BLOCK - first % SECTORS_PER_BLOCK;
-        let exact_possible = wanted % 2 == 0 || wanted >= 2 * head;
+        let exact_possible = wanted.is_multiple_of(2) || wanted >= 2 * head;
         prop_assert_eq!(plan.extra_sectors, if exact_possible { 0 } else { 1 });
     }
 

@@ -574,7 +574,8 @@ mod tests {
         assert_eq!(cut, [0..0x800, 0x800..0x1800, 0x1800..0x2000]);
         let blocks: Vec<_> = pieces(0x0, 0x100..0x20000, 0x10000).collect();
         assert_eq!(blocks, [0x100..0x10000, 0x10000..0x20000]);
-        let mut runs = vec![0..0x1000];
+        let mut runs = Vec::new();
+        push_run(&mut runs, 0x0..0x1000);
         push_run(&mut runs, 0x1000..0x2000);
         push_run(&mut runs, 0x3000..0x4000);
         assert_eq!(runs, [0..0x2000, 0x3000..0x4000]);
