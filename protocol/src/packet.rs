@@ -111,11 +111,6 @@ impl Opcode {
     pub fn is_rom_opcode(self) -> bool {
         (0x02..=0x0A).contains(&(self as u8))
     }
-
-    /// True for commands whose payload is a data block with a checksum.
-    pub fn carries_data_block(self) -> bool {
-        matches!(self, Opcode::FlashData | Opcode::FlashDeflData | Opcode::MemData)
-    }
 }
 
 impl std::fmt::Display for Opcode {

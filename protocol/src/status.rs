@@ -166,14 +166,6 @@ impl Status {
             Status::Failure(code) => [1, code.code()],
         }
     }
-
-    /// `Ok(())` on success, the error code otherwise.
-    pub fn into_result(self) -> Result<(), ErrorCode> {
-        match self {
-            Status::Success => Ok(()),
-            Status::Failure(code) => Err(code),
-        }
-    }
 }
 
 #[cfg(test)]
