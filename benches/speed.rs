@@ -32,6 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use esp_emulator::sample_firmware::{firmware_image, sonoff_like_flash};
+use esp_protocol::flash_params::size_name;
 
 const KB: usize = 1024;
 const MB: usize = 1024 * KB;
@@ -126,13 +127,12 @@ fn main() {
 /// during esp-flasher's backup.
 fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
     let dir = setup.dir.path();
-    let size_name = |bytes: usize| if bytes >= MB { format!("{}MB", bytes / MB) } else { format!("{}KB", bytes / KB) };
     println!(
         "== {} (--baud {}): backup {}, write {} image, rewrite with one sector changed",
         scenario.name,
         scenario.baud,
-        size_name(scenario.flash_size),
-        size_name(scenario.image_size)
+        size_name(scenario.flash_size as u64),
+        size_name(scenario.image_size as u64)
     );
     let factory = sonoff_like_flash(scenario.flash_size, 1);
     let image = firmware_image(scenario.image_size, 2);

@@ -13,7 +13,7 @@
 //! segment length modulo 16). Everything here is a pure function of the flash
 //! contents.
 
-use esp_protocol::flash_params::{FlashMode, FlashSize};
+use esp_protocol::flash_params::{size_name, FlashMode, FlashSize};
 use esp_protocol::image::{self, ImageError, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
 
 /// Baud rate of the ROM's boot messages (26 MHz crystal, ROM assumes 40 MHz).
@@ -261,17 +261,13 @@ fn note_header_size(
              in the header, so the firmware may not find them; write with -fs matching the firmware's build \
              (-fs {} for a backup taken from a {} chip)",
             size.name(),
-            size_name(chip_size),
+            size_name(chip_size as u64),
             size.name(),
             size.name()
         )),
         Ok(_) => {}
         Err(error) => notes.push(format!("the header's flash size is invalid: {error}")),
     }
-}
-
-fn size_name(bytes: usize) -> String {
-    FlashSize::from_bytes(bytes as u32).map_or_else(|| format!("{bytes} bytes"), |size| size.name().to_string())
 }
 
 impl std::fmt::Display for BootOutcome {

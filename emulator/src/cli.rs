@@ -15,6 +15,7 @@ use esp_emulator::boot::FlashWiring;
 use esp_emulator::device::{BootMode, Chip};
 use esp_emulator::faults::{parse_number, parse_size};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
+use esp_protocol::flash_params::size_name;
 
 /// Size of a flash file created without `--size`.
 const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
@@ -277,9 +278,9 @@ pub fn load_flash(path: &Path, size: Option<usize>) -> Result<LoadedFlash, Failu
     if let Some(size) = size.filter(|&size| size != length) {
         return Err(Failure::usage(format!(
             "flash file {shown} is {} but --size says {}; drop --size or pass --size {}",
-            human_size(length),
-            human_size(size),
-            human_size(length)
+            size_name(length as u64),
+            size_name(size as u64),
+            size_name(length as u64)
         )));
     }
     let mut contents = Vec::with_capacity(length);
@@ -289,15 +290,6 @@ pub fn load_flash(path: &Path, size: Option<usize>) -> Result<LoadedFlash, Failu
         contents,
         file: Some(file),
     })
-}
-
-/// `1MB`, `256KB`.
-fn human_size(bytes: usize) -> String {
-    if bytes >= 1 << 20 {
-        format!("{}MB", bytes >> 20)
-    } else {
-        format!("{}KB", bytes >> 10)
-    }
 }
 
 impl LoadedFlash {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use esp_protocol::flash_params::size_name;
 use esp_protocol::packet::Opcode;
 use esp_protocol::status::ErrorCode;
 
@@ -160,7 +161,7 @@ pub enum Error {
     },
 
     /// The flash's addresses wrap: less memory is present than its ID claims.
-    #[error("the flash ID claims {} but the chip's addresses wrap every {}: only {} is really there, so a {} backup would hold the same {} {} times", size_name(*.claimed), size_name(*.real), size_name(*.real), size_name(*.claimed), size_name(*.real), .claimed / .real)]
+    #[error("the flash ID claims {} but the chip's addresses wrap every {}: only {} is really there, so a {} backup would hold the same {} {} times", size_name((*.claimed).into()), size_name((*.real).into()), size_name((*.real).into()), size_name((*.claimed).into()), size_name((*.real).into()), .claimed / .real)]
     FlashWraps {
         /// Bytes the JEDEC ID claims.
         claimed: u32,
@@ -271,15 +272,6 @@ fn describe_sectors(sectors: &[u32]) -> String {
     match sectors.len() {
         1 => format!("the sector at {} kept other contents", listed[0]),
         _ => format!("the sectors at {} kept other contents", listed.join(", ")),
-    }
-}
-
-/// "1MB", "256KB".
-fn size_name(bytes: u32) -> String {
-    if bytes >= 1 << 20 {
-        format!("{}MB", bytes >> 20)
-    } else {
-        format!("{}KB", bytes >> 10)
     }
 }
 

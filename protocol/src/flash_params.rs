@@ -444,6 +444,19 @@ impl FlashParamOverrides {
     }
 }
 
+/// A byte count named as esptool names sizes: "1MB" for whole MiB, else "512KB" for whole KiB,
+/// else "100 bytes".
+pub fn size_name(bytes: u64) -> String {
+    let (kib, mib) = (u64::from(KIB), u64::from(MIB));
+    if bytes.is_multiple_of(mib) {
+        format!("{}MB", bytes / mib)
+    } else if bytes.is_multiple_of(kib) {
+        format!("{}KB", bytes / kib)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// The flash size encoded in a JEDEC ID as returned by RDID (0x9F): the capacity is the low byte.
 pub fn flash_size_from_jedec(id: u32) -> Option<FlashSize> {
     match id & 0xFF {
@@ -648,6 +661,13 @@ mod tests {
         );
         assert!(FlashParamOverrides::default().keeps_all());
         assert!(!all.keeps_all());
+    }
+
+    #[test]
+    fn size_names() {
+        assert_eq!(size_name(0x10_0000), "1MB");
+        assert_eq!(size_name(0x8_0000), "512KB");
+        assert_eq!(size_name(100), "100 bytes");
     }
 
     #[test]

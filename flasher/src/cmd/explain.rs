@@ -2,6 +2,7 @@
 //! where there is one, a line saying what to do.
 
 use esp_flasher::Error;
+use esp_protocol::flash_params::size_name;
 
 use super::CmdError;
 
@@ -45,8 +46,8 @@ impl From<Error> for CmdError {
             Error::FlashWraps { real, .. } => Some(format!(
                 "The chip is fake or mislabelled: back up the real size with esp-flasher read_flash 0 {real:#x} FILE, \
                  and write images for a {} flash (-fs {}).",
-                size_name(*real),
-                size_name(*real)
+                size_name((*real).into()),
+                size_name((*real).into())
             )),
             Error::WriteInterrupted { reached, source, .. } => Some(format!(
                 "Check the cable, put the board in download mode again and run the same command: \
@@ -96,15 +97,6 @@ fn lower_baud_hint(baud: u32) -> String {
     match esp_flasher::ops::baud::lower_rate(baud) {
         Some(rate) => format!("e.g. --baud {rate}"),
         None => "e.g. --baud 115200, or a lower rate such as 57600".into(),
-    }
-}
-
-/// "1MB", "256KB".
-fn size_name(bytes: u32) -> String {
-    if bytes >= 1 << 20 {
-        format!("{}MB", bytes >> 20)
-    } else {
-        format!("{}KB", bytes >> 10)
     }
 }
 

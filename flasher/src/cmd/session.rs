@@ -15,6 +15,7 @@ use esp_flasher::{
     AfterReset, BeforeReset, ConnectOptions, EmulatorTransport, Error, Flasher, LineControl,
     SerialTransport, StubImage, Transport,
 };
+use esp_protocol::flash_params::size_name;
 use serialport::{SerialPortInfo, SerialPortType};
 
 use super::explain::NO_ANSWER_CAUSES;
@@ -333,7 +334,7 @@ fn open_emulator(
     let plan =
         FaultPlan::parse(&spec.faults).map_err(|error| CmdError::Usage(error.to_string()))?;
     let (contents, origin) = emu_contents(spec)?;
-    let label = format!("emu:{}", size_name(contents.len() as u32));
+    let label = format!("emu:{}", size_name(contents.len() as u64));
     let mut flash_options = FlashOptions::default();
     plan.flash.apply_to(&mut flash_options);
     let flash = SpiFlash::new(contents, flash_options).map_err(|error| {
@@ -391,7 +392,7 @@ fn emu_contents(spec: &EmuSpec) -> Result<(Vec<u8>, String), CmdError> {
                     "{} holds {} bytes, more than the {} virtual flash",
                     path.display(),
                     data.len(),
-                    size_name(size as u32)
+                    size_name(size as u64)
                 )));
             }
             data.resize(size, 0xFF);
@@ -423,18 +424,6 @@ fn save_flash(path: &Path, data: &[u8]) -> Result<(), CmdError> {
     esp_flasher::backup::write_file_atomically(path, data).map_err(CmdError::from)
 }
 
-/// "1MB" for whole megabytes, else "512KB" or a byte count.
-fn size_name(bytes: u32) -> String {
-    const MIB: u32 = 1024 * 1024;
-    if bytes.is_multiple_of(MIB) {
-        format!("{}MB", bytes / MIB)
-    } else if bytes.is_multiple_of(1024) {
-        format!("{}KB", bytes / 1024)
-    } else {
-        format!("{bytes} bytes")
-    }
-}
-
 /// No `--port`: try each USB serial port, known adapters first; none at all means the virtual chip.
 fn scan(
     connect: &ConnectArgs,
@@ -446,7 +435,7 @@ fn scan(
         out.line(format!(
             "No serial port found: using the built-in virtual ESP8266 (emu:{}). \
              Connect a board or pass --port to use hardware.",
-            size_name(DEFAULT_EMU_SIZE)
+            size_name(DEFAULT_EMU_SIZE.into())
         ));
         return open_emulator(&EmuSpec::default(), connect, options, out);
     }
@@ -602,13 +591,6 @@ mod tests {
             "/dev/ttyUSB0 (CP210x), /dev/ttyUSB1 (CH340), /dev/ttyACM0 (2e8a:0005), /dev/ttyUSB9"
         );
         assert_eq!(port_list(&[]), "none");
-    }
-
-    #[test]
-    fn size_names() {
-        assert_eq!(size_name(0x10_0000), "1MB");
-        assert_eq!(size_name(0x8_0000), "512KB");
-        assert_eq!(size_name(100), "100 bytes");
     }
 
     #[test]
