@@ -25,7 +25,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use esp_protocol::packet::{Opcode, RequestFrame, Response};
+use esp_protocol::packet::{Opcode, RequestFrame, Response, ROM_BAUD};
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 
 use crate::boot::{self, FlashWiring, ResetCause, BOOT_LOG_BAUD};
@@ -33,8 +33,6 @@ use crate::flash::SpiFlash;
 use registers::AddressSpace;
 use stub::Stub;
 
-/// The UART rate of the ROM loader after a reset (it auto-bauds; esptool starts here).
-pub const ROM_BAUD: u32 = 115_200;
 /// The MAC of [`DeviceConfig::default`] (Espressif OUI 18:fe:34).
 pub const DEFAULT_MAC: [u8; 6] = [0x18, 0xFE, 0x34, 0x12, 0x34, 0x56];
 

@@ -30,6 +30,7 @@
 
 use std::time::Duration;
 
+use esp_protocol::packet::ROM_BAUD;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -37,8 +38,6 @@ use crate::boot::{self, ResetCause, BOOT_LOG_BAUD};
 use crate::device::Device;
 use crate::faults::LinkFaults;
 
-/// The host's rate until told otherwise, and the ROM loader's.
-pub const DEFAULT_BAUD: u32 = 115_200;
 /// How the chip's output starts when it answers SYNC: frame start, response, opcode 0x08.
 const SYNC_REPLY_START: [u8; 3] = [0xC0, 0x01, 0x08];
 
@@ -78,7 +77,7 @@ impl Link {
             faults: config.faults,
             model_baud: config.model_baud,
             rng: ChaCha8Rng::seed_from_u64(config.seed),
-            host_baud: DEFAULT_BAUD,
+            host_baud: ROM_BAUD,
             preamble: Vec::new(),
             delivered: 0,
             received: 0,
@@ -507,7 +506,7 @@ mod tests {
     #[test]
     fn boot_log_is_garbage_at_115200() {
         let log = boot::download_mode_log(ResetCause::PowerOn);
-        let garbled = resample_uart(log.as_bytes(), BOOT_LOG_BAUD, DEFAULT_BAUD);
+        let garbled = resample_uart(log.as_bytes(), BOOT_LOG_BAUD, ROM_BAUD);
         assert!(!garbled.is_empty());
         assert!(!garbled.windows(4).any(|window| window == b"boot"));
     }

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use esp_protocol::packet::{Command, Opcode, Response};
+use esp_protocol::packet::{Command, Opcode, Response, SYNC_REPLIES};
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 use esp_protocol::status::Status;
 
@@ -68,8 +68,6 @@ pub enum Loader {
     Stub,
 }
 
-/// Replies the ROM and both stubs send to one SYNC.
-const SYNC_REPLIES: usize = 8;
 /// SYNC rounds per connection attempt (esptool's five).
 const SYNCS_PER_ATTEMPT: u32 = 5;
 /// How long the line must stay quiet for a drain to end.

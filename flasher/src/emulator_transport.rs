@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use esp_emulator::device::{Device, DeviceConfig};
 use esp_emulator::flash::SpiFlash;
-use esp_emulator::link::{Link, LinkConfig, DEFAULT_BAUD};
+use esp_emulator::link::{Link, LinkConfig};
+use esp_protocol::packet::ROM_BAUD;
 
 use crate::transport::{LineControl, Transport};
 
@@ -46,7 +47,7 @@ impl EmulatorTransport {
 
     /// A line as `link` models it (faults, seed, baud modelling).
     pub fn with_link(mut link: Link) -> Self {
-        link.set_host_baud(DEFAULT_BAUD);
+        link.set_host_baud(ROM_BAUD);
         EmulatorTransport { link, now: Duration::ZERO, received: Vec::new(), received_pos: 0, dtr: false, rts: false }
     }
 

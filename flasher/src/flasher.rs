@@ -15,8 +15,6 @@ use crate::transport::Transport;
 
 /// Bytes per FLASH_DATA block the ESP8266 ROM takes.
 pub const ROM_FLASH_BLOCK_SIZE: u32 = 0x400;
-/// Bytes per FLASH_DATA / FLASH_DEFL_DATA block the stub takes.
-pub const STUB_FLASH_BLOCK_SIZE: u32 = 0x4000;
 
 /// How to open a session.
 #[derive(Debug, Clone)]

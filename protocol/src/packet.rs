@@ -29,6 +29,14 @@ pub const SYNC_PAYLOAD: [u8; 36] = {
 pub const STUB_GREETING: &[u8; 4] = b"OHAI";
 /// Header of a FLASH_DATA, FLASH_DEFL_DATA or MEM_DATA payload before the data.
 pub const DATA_HEADER_LEN: usize = 16;
+/// The ROM loader's UART rate after a reset (it auto-bauds; esptool starts here).
+pub const ROM_BAUD: u32 = 115_200;
+/// How many replies a SYNC gets, from the ROM and from both stubs.
+pub const SYNC_REPLIES: usize = 8;
+/// Largest FLASH_DATA / FLASH_DEFL_DATA block the stubs take (esptool's FLASH_WRITE_SIZE for stubs).
+pub const STUB_FLASH_BLOCK_SIZE: u32 = 0x4000;
+/// Largest READ_FLASH frame the stubs send, and the frame size esptool asks for (the sector size).
+pub const STUB_READ_PACKET_SIZE: u32 = 0x1000;
 
 /// The XOR checksum of data blocks, seeded with 0xEF.
 pub fn checksum(data: &[u8]) -> u8 {

@@ -18,7 +18,7 @@
 //! Failures use the ROM's `[1, code]` status.
 
 use esp_protocol::packet::{
-    checksum, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
+    checksum, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame, SYNC_REPLIES,
 };
 use esp_protocol::rom_erase::{rom_erased_sectors, SECTOR_SIZE};
 use esp_protocol::status::ErrorCode;
@@ -28,8 +28,6 @@ use crate::boot::ResetCause;
 
 /// The value of the ROM's SYNC replies.
 pub(crate) const ROM_SYNC_VALUE: u32 = 0x2012_0707;
-/// How many replies a SYNC gets, from the ROM and from both stubs.
-pub(crate) const SYNC_REPLIES: usize = 8;
 /// Opcode byte of the ROM's reply to an opcode it does not know.
 pub(crate) const UNSUPPORTED_REPLY_OPCODE: u8 = 0x00;
 /// ROM error: the RAM upload's address is not RAM.

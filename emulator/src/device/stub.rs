@@ -38,21 +38,17 @@ use std::collections::VecDeque;
 
 use esp_protocol::packet::{
     checksum, decode_read_ack, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
+    STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE, SYNC_REPLIES,
 };
 use esp_protocol::rom_erase::SECTOR_SIZE;
 use esp_protocol::status::ErrorCode;
 use flate2::{Decompress, FlushDecompress};
 use md5::{Digest, Md5};
 
-use super::rom::SYNC_REPLIES;
 use super::{Device, StubFlavor};
 use crate::boot::ResetCause;
 use crate::flash::BLOCK_64K_SIZE;
 
-/// Largest FLASH_DATA block the stubs take (esptool's FLASH_WRITE_SIZE for stubs).
-const MAX_WRITE_BLOCK: u32 = 0x4000;
-/// Largest READ_FLASH frame the stubs send.
-const MAX_READ_PACKET: u32 = 0x1000;
 /// The stubs inflate into a 32 KiB window.
 const INFLATE_BUFFER_LEN: usize = 32 * 1024;
 /// After the last byte, a compressed stream may still carry its 4-byte Adler-32.
@@ -273,7 +269,7 @@ impl Device {
     }
 
     fn stub_flash_begin(&mut self, params: BeginParams, compressed: bool) -> Result<(), ErrorCode> {
-        if self.stub.flavor == StubFlavor::Legacy && params.block_size > MAX_WRITE_BLOCK {
+        if self.stub.flavor == StubFlavor::Legacy && params.block_size > STUB_FLASH_BLOCK_SIZE {
             return Err(ErrorCode::BadBlockSize);
         }
         let start = u64::from(params.offset);
@@ -469,7 +465,7 @@ impl Device {
         max_in_flight: u32,
     ) {
         let in_flash = u64::from(address) + u64::from(size) <= self.flash.size() as u64;
-        let refusal = if packet_size == 0 || packet_size > MAX_READ_PACKET {
+        let refusal = if packet_size == 0 || packet_size > STUB_READ_PACKET_SIZE {
             Some(ErrorCode::BadDataLength)
         } else if !in_flash {
             Some(ErrorCode::FailedSpiOp)

@@ -16,6 +16,7 @@ use esp_flasher::{
     SerialTransport, StubImage, Transport,
 };
 use esp_protocol::flash_params::size_name;
+use esp_protocol::packet::ROM_BAUD;
 use serialport::{SerialPortInfo, SerialPortType};
 
 use super::explain::NO_ANSWER_CAUSES;
@@ -24,8 +25,6 @@ use super::CmdError;
 use crate::cli::{AfterArg, BaudArg, BeforeArg, ConnectArgs, EmuSpec, PortArg};
 use crate::output::{hex_dump, Output, Reporter};
 
-/// The ROM loader's baud rate: every session starts at it.
-const ROM_BAUD: u32 = 115_200;
 /// The virtual chip's flash when neither a size nor a file says otherwise.
 const DEFAULT_EMU_SIZE: u32 = 4 * 1024 * 1024;
 /// USB vendor:product IDs of the serial adapters ESP8266 boards carry, most common first.

@@ -1,6 +1,6 @@
 //! READ_FLASH with resume.
 //!
-//! The stub streams a range as frames of [`READ_PACKET_SIZE`] bytes, up to
+//! The stub streams a range as frames of [`STUB_READ_PACKET_SIZE`] bytes, up to
 //! [`READ_WINDOW`] ahead of the host's cumulative 4-byte acknowledgements,
 //! and ends with a 16-byte MD5 frame of the range. The range is asked for in
 //! blocks of [`READ_BLOCK_SIZE`], each checked by its own MD5 frame: that
@@ -21,7 +21,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use esp_protocol::packet::{encode_read_ack, Command};
+use esp_protocol::packet::{encode_read_ack, Command, STUB_READ_PACKET_SIZE};
 
 use crate::backup::write_file_atomically;
 use crate::connection::DEFAULT_TIMEOUT;
@@ -31,8 +31,6 @@ use crate::ops::erase::md5_of;
 use crate::progress::{Event, Operation, RetryReason};
 use crate::transport::Transport;
 
-/// Data bytes per frame (esptool: the sector size).
-pub const READ_PACKET_SIZE: u32 = 0x1000;
 /// Frames the stub may send ahead of the acknowledgements (esptool's 64).
 pub const READ_WINDOW: u32 = 64;
 /// Bytes per READ_FLASH command: the unit checked by MD5 and retried.
@@ -87,7 +85,7 @@ impl<T: Transport> Flasher<T> {
             self.recover_from_failed_read(len)?;
             let corrupt = reason.is_line_corruption();
             if corrupt {
-                len = (len / 2).max(READ_PACKET_SIZE).min(len);
+                len = (len / 2).max(STUB_READ_PACKET_SIZE).min(len);
             }
             // Only corruption says the rate is too high; a lost reply is retried at the same rate.
             if corrupt && self.step_baud_down()? {
@@ -110,7 +108,7 @@ impl<T: Transport> Flasher<T> {
         len: u32,
         progress: Option<(usize, usize)>,
     ) -> Result<std::result::Result<Vec<u8>, RetryReason>> {
-        let command = Command::ReadFlash { address, size: len, packet_size: READ_PACKET_SIZE, max_in_flight: READ_WINDOW };
+        let command = Command::ReadFlash { address, size: len, packet_size: STUB_READ_PACKET_SIZE, max_in_flight: READ_WINDOW };
         // A block that times out after garbled input was corrupted, not merely unanswered.
         let line_errors = self.connection.line_errors();
         let timed_out = |flasher: &Self| match flasher.connection.line_errors() > line_errors {
@@ -127,7 +125,7 @@ impl<T: Transport> Flasher<T> {
             let Some(frame) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
                 return Ok(Err(timed_out(self)));
             };
-            let expected = (len as usize - block.len()).min(READ_PACKET_SIZE as usize);
+            let expected = (len as usize - block.len()).min(STUB_READ_PACKET_SIZE as usize);
             if frame.len() != expected {
                 return Ok(Err(RetryReason::ShortFrame { expected, got: frame.len() }));
             }

@@ -29,7 +29,7 @@ use std::ops::Range;
 
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
 use esp_protocol::image::{patch_flash_params, read_flash_params, FlashParamsPatch};
-use esp_protocol::packet::{BeginParams, Command, DataBlock, Opcode};
+use esp_protocol::packet::{BeginParams, Command, DataBlock, Opcode, STUB_FLASH_BLOCK_SIZE};
 use esp_protocol::rom_erase::{rom_erase_plan, SECTOR_SIZE};
 use esp_protocol::status::ErrorCode;
 use flate2::write::ZlibEncoder;
@@ -38,7 +38,7 @@ use flate2::Compression;
 use crate::chip::{ChipKind, CHIP_DETECT_MAGIC_REG};
 use crate::connection::{timeout_per_mb, Loader, DEFAULT_TIMEOUT, ERASE_SECONDS_PER_MB};
 use crate::error::{Error, Result};
-use crate::flasher::{Flasher, ROM_FLASH_BLOCK_SIZE, STUB_FLASH_BLOCK_SIZE};
+use crate::flasher::{Flasher, ROM_FLASH_BLOCK_SIZE};
 use crate::ops::erase::md5_of;
 use crate::progress::{Event, Operation, Warning};
 use crate::transport::Transport;
