@@ -2,7 +2,8 @@
 
 use std::rc::Rc;
 
-use super::files::SECTOR_SIZE;
+use esp_protocol::rom_erase::SECTOR_SIZE;
+
 use super::session::{with_chip, Stopwatch};
 use super::CmdError;
 use crate::cli::{ConnectArgs, EraseRegionArgs};

@@ -2,11 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use esp_flasher::ops::write::share_a_sector;
+
 use super::CmdError;
 use crate::cli::parse_u32;
-
-/// The flash sector, the unit of erasing.
-pub const SECTOR_SIZE: u32 = 0x1000;
 
 /// A file to put at a flash address.
 #[derive(Debug)]
@@ -55,10 +54,7 @@ pub fn read_regions(addr_file: &[String]) -> Result<Vec<Region>, CmdError> {
     }
     regions.sort_by_key(|region| region.address);
     for pair in regions.windows(2) {
-        let end = u64::from(pair[0].address) + pair[0].data.len() as u64;
-        let sector_end = end.div_ceil(u64::from(SECTOR_SIZE)) * u64::from(SECTOR_SIZE);
-        let next_sector = u64::from(pair[1].address & !(SECTOR_SIZE - 1));
-        if next_sector < sector_end {
+        if share_a_sector(pair[0].address, pair[0].data.len(), pair[1].address) {
             return Err(CmdError::Usage(format!(
                 "{} at {:#x} overlaps the sectors of {} at {:#x}",
                 pair[1].path.display(),

@@ -521,15 +521,19 @@ fn push_run(runs: &mut Vec<Range<usize>>, run: Range<usize>) {
     }
 }
 
-/// Refuses regions whose sector spans meet, as esptool does: writing one
-/// would erase the other's bytes in the shared sector.
+/// True when `len` bytes at `first` and a region starting at `second` (not below `first`)
+/// reach a common flash sector: writing one would erase the other's bytes there.
+pub fn share_a_sector(first: u32, len: usize, second: u32) -> bool {
+    let first_end = u64::from(first) + len as u64;
+    let first_sector_end = first_end.div_ceil(u64::from(SECTOR_SIZE)) * u64::from(SECTOR_SIZE);
+    u64::from(second & !(SECTOR_SIZE - 1)) < first_sector_end
+}
+
+/// Refuses regions whose sector spans meet, as esptool does.
 fn check_sector_overlap(sorted: &[&Region]) -> Result<()> {
     for pair in sorted.windows(2) {
         let (first, second) = (pair[0], pair[1]);
-        let first_end = first.address as u64 + first.data.len() as u64;
-        let first_sector_end = first_end.div_ceil(SECTOR_SIZE as u64) * SECTOR_SIZE as u64;
-        let second_sector_start = (second.address & !(SECTOR_SIZE - 1)) as u64;
-        if second_sector_start < first_sector_end {
+        if share_a_sector(first.address, first.data.len(), second.address) {
             return Err(Error::OverlappingRegions { first: first.address, second: second.address });
         }
     }
