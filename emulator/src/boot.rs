@@ -15,12 +15,13 @@
 
 use esp_protocol::flash_params::{size_name, FlashMode, FlashSize};
 use esp_protocol::image::{self, ImageError, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
+use esp_protocol::rom_erase::SECTOR_SIZE;
 
 /// Baud rate of the ROM's boot messages (26 MHz crystal, ROM assumes 40 MHz).
 pub const BOOT_LOG_BAUD: u32 = 74880;
 /// The SDK's RF init data (esp_init_data_default) starts this far before the end of the
 /// flash size in the image header: the first of the SDK's last 4 sectors.
-pub const SDK_INIT_DATA_FROM_END: u32 = 4 * 0x1000;
+pub const SDK_INIT_DATA_FROM_END: u32 = 4 * SECTOR_SIZE;
 /// The first byte of valid RF init data.
 pub const SDK_INIT_DATA_MAGIC: u8 = 0x05;
 

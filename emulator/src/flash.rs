@@ -30,7 +30,7 @@ use thiserror::Error;
 /// Bytes per page-program page.
 pub const PAGE_SIZE: usize = 256;
 /// Bytes per erase sector, the smallest erasable unit.
-pub const SECTOR_SIZE: usize = 4 * 1024;
+pub const SECTOR_SIZE: usize = esp_protocol::rom_erase::SECTOR_SIZE as usize;
 /// Bytes per 32 KiB erase block (0x52).
 pub const BLOCK_32K_SIZE: usize = 32 * 1024;
 /// Bytes per 64 KiB erase block (0xD8).

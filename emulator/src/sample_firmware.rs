@@ -13,11 +13,8 @@ use esp_protocol::image::{Image, Segment};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Where the SDK keeps its settings: the last 4 sectors of the flash.
-const SDK_SETTINGS_SECTORS: usize = 4;
-const SECTOR: usize = 0x1000;
-/// The first byte of the SDK's RF init data (esp_init_data_default.bin).
-const RF_INIT_DATA_MAGIC: u8 = 0x05;
+use crate::boot::{SDK_INIT_DATA_FROM_END, SDK_INIT_DATA_MAGIC};
+use crate::flash::SECTOR_SIZE;
 
 const WORDS: &[&str] = &[
     "wifi", "mqtt", "relay", "button", "power", "status", "config", "topic", "sonoff", "connect", "timeout",
@@ -59,12 +56,12 @@ pub fn sonoff_like_flash(flash_size: usize, seed: u64) -> Vec<u8> {
         flash[3] = (flash[3] & 0x0F) | size.header_bits();
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5E77_1265);
-    let settings_start = flash_size - SDK_SETTINGS_SECTORS * SECTOR;
-    for sector in flash[settings_start..].chunks_mut(SECTOR) {
+    let settings_start = flash_size - SDK_INIT_DATA_FROM_END as usize;
+    for sector in flash[settings_start..].chunks_mut(SECTOR_SIZE) {
         let used = 0x200 + (rng.next_u32() as usize % 0x400);
         sector[..used].copy_from_slice(&code_like(&mut rng, used));
     }
-    flash[settings_start] = RF_INIT_DATA_MAGIC;
+    flash[settings_start] = SDK_INIT_DATA_MAGIC;
     flash
 }
 
@@ -142,7 +139,7 @@ mod tests {
         assert_eq!(flash[0], 0xE9);
         assert!(flash[0x8_0000..0x8_1000].iter().all(|&b| b == 0xFF));
         assert!(flash[0xFC000..].iter().any(|&b| b != 0xFF));
-        assert_eq!(flash[0xFC000], RF_INIT_DATA_MAGIC);
+        assert_eq!(flash[0xFC000], SDK_INIT_DATA_MAGIC);
         let header_size = esp_protocol::image::read_flash_params(&flash).unwrap().size().unwrap();
         assert_eq!(header_size, FlashSize::Size1M);
     }
