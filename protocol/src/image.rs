@@ -20,8 +20,8 @@ pub const IMAGE_V1_MAGIC: u8 = 0xE9;
 pub const IMAGE_V2_MAGIC: u8 = 0xEA;
 /// The segment-count byte of a version-2 header as the SDK writes it.
 pub const V2_HEADER_SEGMENT_COUNT: u8 = 4;
-/// The value the segment checksum starts from.
-pub const CHECKSUM_SEED: u8 = 0xEF;
+/// The segment checksum's seed: the same XOR-0xEF checksum as the loader's data blocks.
+pub use crate::packet::CHECKSUM_SEED;
 /// The most segments an image may have (esptool refuses more).
 pub const MAX_SEGMENTS: usize = 16;
 /// The longest segment esptool will write: just under 16 MiB.
