@@ -33,6 +33,9 @@ use crate::flash::SpiFlash;
 use registers::AddressSpace;
 use stub::Stub;
 
+/// The status bytes of a successful reply.
+const SUCCESS: [u8; 2] = [0, 0];
+
 /// The MAC of [`DeviceConfig::default`] (Espressif OUI 18:fe:34).
 pub const DEFAULT_MAC: [u8; 6] = [0x18, 0xFE, 0x34, 0x12, 0x34, 0x56];
 
@@ -411,6 +414,19 @@ impl Device {
             Program::Stub(_) => self.stub_command(&request),
             Program::UserCode => {}
         }
+    }
+
+    /// Answers SYNC as ROM and stubs both do: the same reply, `SYNC_REPLIES` times.
+    fn answer_sync(&mut self, opcode: u8, value: u32) {
+        for _ in 0..esp_protocol::packet::SYNC_REPLIES {
+            self.reply(opcode, value, &[], SUCCESS);
+        }
+    }
+
+    /// Answers READ_REG from the register and memory model.
+    fn answer_read_reg(&mut self, opcode: u8, address: u32) {
+        let value = self.memory.read(address, self.uart_baud);
+        self.reply(opcode, value, &[], SUCCESS);
     }
 
     /// Queues a response packet with raw status bytes, ready when the queued work is done.

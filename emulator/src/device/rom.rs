@@ -18,12 +18,12 @@
 //! Failures use the ROM's `[1, code]` status.
 
 use esp_protocol::packet::{
-    checksum, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame, SYNC_REPLIES,
+    checksum, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
 };
 use esp_protocol::rom_erase::{rom_erased_sectors, SECTOR_SIZE};
 use esp_protocol::status::ErrorCode;
 
-use super::{Device, MemUpload, Program};
+use super::{Device, MemUpload, Program, SUCCESS};
 use crate::boot::ResetCause;
 
 /// The value of the ROM's SYNC replies.
@@ -52,7 +52,6 @@ fn failure(code: ErrorCode) -> [u8; 2] {
     [1, code.code()]
 }
 
-const SUCCESS: [u8; 2] = [0, 0];
 
 impl Device {
     /// Acts on one request while the ROM loader runs.
@@ -81,14 +80,11 @@ impl Device {
         };
         let outcome = match command {
             Command::Sync => {
-                for _ in 0..SYNC_REPLIES {
-                    self.reply(opcode, ROM_SYNC_VALUE, &[], SUCCESS);
-                }
+                self.answer_sync(opcode, ROM_SYNC_VALUE);
                 return;
             }
             Command::ReadReg { address } => {
-                let value = self.memory.read(address, self.uart_baud);
-                self.reply(opcode, value, &[], SUCCESS);
+                self.answer_read_reg(opcode, address);
                 return;
             }
             Command::WriteReg(writes) => {

@@ -38,14 +38,14 @@ use std::collections::VecDeque;
 
 use esp_protocol::packet::{
     checksum, decode_read_ack, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
-    STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE, SYNC_REPLIES,
+    STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE,
 };
 use esp_protocol::rom_erase::SECTOR_SIZE;
 use esp_protocol::status::ErrorCode;
 use flate2::{Decompress, FlushDecompress};
 use md5::{Digest, Md5};
 
-use super::{Device, StubFlavor};
+use super::{Device, StubFlavor, SUCCESS};
 use crate::boot::ResetCause;
 use crate::flash::BLOCK_64K_SIZE;
 
@@ -113,7 +113,6 @@ fn failure(code: ErrorCode) -> [u8; 2] {
     [code.code(), 0]
 }
 
-const SUCCESS: [u8; 2] = [0, 0];
 
 fn status_of(outcome: Result<(), ErrorCode>) -> [u8; 2] {
     outcome.map_or_else(failure, |()| SUCCESS)
@@ -150,14 +149,11 @@ impl Device {
         };
         let outcome = match command {
             Command::Sync => {
-                for _ in 0..SYNC_REPLIES {
-                    self.reply(opcode, 0, &[], SUCCESS);
-                }
+                self.answer_sync(opcode, 0);
                 return;
             }
             Command::ReadReg { address } => {
-                let value = self.memory.read(address, self.uart_baud);
-                self.reply(opcode, value, &[], SUCCESS);
+                self.answer_read_reg(opcode, address);
                 return;
             }
             Command::WriteReg(writes) => {
