@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use esp_emulator::boot::FlashWiring;
-use esp_emulator::device::{BootMode, Chip};
+use esp_emulator::device::{BootMode, Chip, CodeExecution};
 use esp_emulator::faults::{parse_number, parse_size};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
 use esp_protocol::flash_params::size_name;
@@ -64,6 +64,11 @@ pub struct Args {
     /// from flash fails when the image header asks for a mode they do not carry.
     #[arg(long, value_name = "qio|dio|dout")]
     pub flash_wiring: Option<FlashWiring>,
+    /// What answers once a client uploads a flasher stub: the CPU runs its code (run), or
+    /// the behavioural model of a stub answers and nothing is executed (model). `model` also
+    /// stops a boot from flash after the ROM's boot log.
+    #[arg(long, value_enum, default_value_t = StubArg::Run)]
+    pub stub: StubArg,
     /// Log client sessions and cable events to stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -106,6 +111,24 @@ impl From<ChipArg> for Chip {
         match chip {
             ChipArg::Esp8266 => Chip::Esp8266Ex,
             ChipArg::Esp8285 => Chip::Esp8285,
+        }
+    }
+}
+
+/// `--stub` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StubArg {
+    /// The CPU executes the uploaded code.
+    Run,
+    /// The behavioural model answers as a stub; uploaded code is not executed.
+    Model,
+}
+
+impl From<StubArg> for CodeExecution {
+    fn from(stub: StubArg) -> CodeExecution {
+        match stub {
+            StubArg::Run => CodeExecution::Run,
+            StubArg::Model => CodeExecution::StubModel,
         }
     }
 }

@@ -15,9 +15,10 @@
 //! become ready only after the flash model's datasheet durations, which
 //! [`Device::next_output_at`] reports. UART byte timing is the front end's job.
 
+mod execution;
+mod frame_tap;
 mod registers;
 mod rom;
-mod spi;
 mod stub;
 #[cfg(test)]
 mod tests;
@@ -30,7 +31,9 @@ use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 
 use crate::boot::{self, FlashWiring, ResetCause, BOOT_LOG_BAUD};
 use crate::flash::SpiFlash;
-use registers::AddressSpace;
+use crate::machine::{Machine, MachineConfig};
+use execution::{Execution, PendingRestart};
+use frame_tap::FrameTap;
 use stub::Stub;
 
 /// The status bytes of a successful reply.
@@ -105,6 +108,21 @@ pub struct DeviceConfig {
     pub realtime: bool,
     /// The flash data lines the module connects; `None`: qio for an ESP8266EX, dout for an ESP8285.
     pub wiring: Option<FlashWiring>,
+    /// Whether code the chip is given runs on the CPU or a stub upload is answered by the model.
+    pub execution: CodeExecution,
+}
+
+/// What the chip does with the code it is given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CodeExecution {
+    /// The CPU runs it: uploaded stubs and RAM programs (MEM_END with an entry point), and
+    /// the firmware a boot from flash finds.
+    #[default]
+    Run,
+    /// Nothing runs: an upload started by MEM_END is answered by the behavioural model of
+    /// a flasher stub (`stub.rs`), in the flavour its entry point names, and a boot from
+    /// flash stops after the ROM's boot log.
+    StubModel,
 }
 
 impl DeviceConfig {
@@ -126,6 +144,7 @@ impl Default for DeviceConfig {
             faults: DeviceFaults::default(),
             realtime: false,
             wiring: None,
+            execution: CodeExecution::Run,
         }
     }
 }
@@ -158,8 +177,10 @@ impl StubFlavor {
 pub enum Program {
     /// The ROM's serial loader.
     RomLoader,
-    /// A flasher stub.
+    /// A flasher stub, answered by the behavioural model.
     Stub(StubFlavor),
+    /// Code running on the CPU.
+    Running,
     /// The firmware (or nothing useful): the serial protocol is not answered.
     UserCode,
 }
@@ -185,11 +206,16 @@ struct MemUpload {
 #[derive(Debug)]
 pub struct Device {
     config: DeviceConfig,
-    flash: SpiFlash,
+    /// Memory, peripherals and the flash chip: what READ_REG and the CPU both see.
+    machine: Machine,
     decoder: SlipDecoder,
-    memory: AddressSpace,
-    flash_attached: bool,
     program: Program,
+    /// The CPU and the ROM's state while code runs.
+    execution: Option<Box<Execution>>,
+    /// A restart the running code asked for, done after its run loop.
+    pending_restart: Option<PendingRestart>,
+    /// The device faults, applied to the frames of code the CPU runs.
+    frame_tap: Option<FrameTap>,
     rom: rom::RomLoader,
     stub: Stub,
     mem_upload: Option<MemUpload>,
@@ -207,13 +233,16 @@ impl Device {
     /// A device powered on at time zero with `flash` attached to its SPI bus.
     pub fn new(config: DeviceConfig, flash: SpiFlash) -> Device {
         let efuses = registers::efuse_words(config.chip, config.mac, flash.size());
+        let machine = Machine::new(MachineConfig { efuses, boot: config.boot }, flash);
+        let frame_tap = FrameTap::new(&config.faults);
         let mut device = Device {
             config,
-            flash,
+            machine,
             decoder: SlipDecoder::new(),
-            memory: AddressSpace::new(efuses),
-            flash_attached: false,
             program: Program::RomLoader,
+            execution: None,
+            pending_restart: None,
+            frame_tap,
             rom: rom::RomLoader::default(),
             stub: Stub::new(StubFlavor::EspFlasherStub),
             mem_upload: None,
@@ -232,18 +261,32 @@ impl Device {
     /// Takes bytes from the host, in arbitrary chunks, and acts on every complete frame.
     pub fn receive(&mut self, now: Duration, bytes: &[u8]) {
         self.advance_to(now);
+        let mut rest = bytes;
         let mut events = Vec::new();
-        self.decoder.feed(bytes, &mut events);
-        for event in events {
-            match event {
-                SlipEvent::Frame(frame) => self.handle_frame(&frame),
-                SlipEvent::Garbage(bytes) => {
-                    self.trace_line(|| format!("host: {} bytes outside frames", bytes.len()))
-                }
-                SlipEvent::Malformed(error) => {
-                    self.trace_line(|| format!("host: frame dropped: {error}"))
+        // Frame by frame: a MEM_END that starts code hands the bytes after it to the code.
+        while !rest.is_empty() && self.program != Program::Running {
+            let piece_end = rest
+                .iter()
+                .position(|&byte| byte == slip::END)
+                .map_or(rest.len(), |end| end + 1);
+            let (piece, after) = rest.split_at(piece_end);
+            rest = after;
+            self.decoder.feed(piece, &mut events);
+            for event in events.drain(..) {
+                match event {
+                    SlipEvent::Frame(frame) => self.handle_frame(&frame),
+                    SlipEvent::Garbage(bytes) => {
+                        self.trace_line(|| format!("host: {} bytes outside frames", bytes.len()))
+                    }
+                    SlipEvent::Malformed(error) => {
+                        self.trace_line(|| format!("host: frame dropped: {error}"))
+                    }
                 }
             }
+        }
+        if self.program == Program::Running && !rest.is_empty() {
+            self.execution_receive(rest);
+            self.run_code(now);
         }
     }
 
@@ -254,6 +297,16 @@ impl Device {
     /// poll again for the rest.
     pub fn poll_output(&mut self, now: Duration, out: &mut Vec<u8>) {
         self.advance_to(now);
+        self.run_code(now);
+        let before = out.len();
+        self.take_output(now, out);
+        if out.len() > before && self.execution.is_some() {
+            self.execution_output_taken();
+            self.run_code(now);
+        }
+    }
+
+    fn take_output(&mut self, now: Duration, out: &mut Vec<u8>) {
         while self
             .output
             .front()
@@ -263,6 +316,10 @@ impl Device {
             out.extend_from_slice(&chunk.bytes);
             if let Some(baud) = chunk.baud_after {
                 self.uart_baud = baud;
+                if matches!(self.program, Program::Stub(_)) {
+                    // The model's CHANGE_BAUDRATE: READ_REG of UART_CLKDIV says the new rate.
+                    self.machine.set_uart_baud(baud);
+                }
                 return;
             }
         }
@@ -270,7 +327,11 @@ impl Device {
 
     /// When the next output will be ready (possibly already), or `None` if nothing is pending.
     pub fn next_output_at(&self) -> Option<Duration> {
-        self.output.front().map(|chunk| chunk.ready_at)
+        let queued = self.output.front().map(|chunk| chunk.ready_at);
+        match (queued, self.execution_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The chip's UART rate now: [`ROM_BAUD`] after reset, 74880 while the boot log is
@@ -289,12 +350,31 @@ impl Device {
 
     /// The flash chip.
     pub fn flash(&self) -> &SpiFlash {
-        &self.flash
+        self.machine.flash()
     }
 
     /// The flash chip, to change it (contents, faults) between commands.
     pub fn flash_mut(&mut self) -> &mut SpiFlash {
-        &mut self.flash
+        self.machine.flash_mut()
+    }
+
+    /// The chip's memory and peripherals.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// True when the client closing the port resets the chip: always, but for a program
+    /// the CPU runs that is no flasher stub (`esptool load_ram` leaves it running).
+    pub fn resets_when_port_closes(&self) -> bool {
+        self.execution.as_ref().is_none_or(|execution| execution.greeted)
+    }
+
+    /// Why the CPU stopped for good, if it did (a crash, an unimplemented ROM function).
+    pub fn halted(&self) -> Option<&str> {
+        match &self.execution.as_ref()?.state {
+            execution::RunState::Halted(reason) => Some(reason),
+            _ => None,
+        }
     }
 
     /// What runs on the chip now.
@@ -305,6 +385,7 @@ impl Device {
     /// Starts (or stops, clearing what was collected) collecting one line per packet for `take_trace`.
     pub fn set_trace(&mut self, enabled: bool) {
         self.trace = enabled.then(Vec::new);
+        self.machine.set_trace(enabled);
     }
 
     /// The trace lines collected since the last call (empty unless enabled with `set_trace`).
@@ -315,10 +396,13 @@ impl Device {
     /// Power-on or reboot: what the strapping selects, with volatile state cleared; output
     /// already queued (a reply the software flushed before rebooting) still goes out.
     fn restart(&mut self, now: Duration, cause: ResetCause) {
-        let efuses = registers::efuse_words(self.config.chip, self.config.mac, self.flash.size());
-        self.memory = AddressSpace::new(efuses);
+        self.machine.reset(cause);
+        self.execution = None;
+        self.pending_restart = None;
+        if let Some(tap) = self.frame_tap.as_mut() {
+            tap.reset();
+        }
         self.decoder.reset();
-        self.flash_attached = false;
         self.rom = rom::RomLoader::default();
         self.stub = Stub::new(StubFlavor::EspFlasherStub);
         self.mem_upload = None;
@@ -337,24 +421,66 @@ impl Device {
     /// after any reply still queued; the serial loader no longer answers.
     pub(crate) fn boot_from_flash(&mut self, now: Duration, cause: ResetCause) {
         self.program = Program::UserCode;
+        self.execution = None;
         let wiring = self.config.flash_wiring();
-        let report = boot::boot_from_flash(self.flash.as_bytes(), self.flash.size(), cause, wiring);
+        let flash = self.machine.flash();
+        let report = boot::boot_from_flash(flash.as_bytes(), flash.size(), cause, wiring);
         if self.output.is_empty() {
             self.uart_baud = BOOT_LOG_BAUD;
         } else {
             self.switch_baud_after_output(BOOT_LOG_BAUD);
         }
+        let run = self.config.execution == CodeExecution::Run;
+        // The firmware's own output leaves at the rate the ROM left the UART at.
+        let baud_after = if run { execution::nominal_baud(self.machine.uart_baud()) } else { ROM_BAUD };
         self.output.push_back(OutputChunk {
             ready_at: self.busy_until.max(now),
             bytes: report.log.into_bytes(),
-            baud_after: Some(ROM_BAUD),
+            baud_after: Some(baud_after),
         });
         self.trace_line(|| format!("chip: reset ({cause:?}), booting from flash: {}", report.outcome));
+        if let (true, boot::BootOutcome::Started { entry }) = (run, &report.outcome) {
+            self.load_firmware_segments();
+            self.start_execution(*entry, now);
+        }
+    }
+
+    /// What the ROM does before jumping to the firmware: copies the image's RAM segments.
+    fn load_firmware_segments(&mut self) {
+        let Ok(parsed) = esp_protocol::image::parse(self.machine.flash().as_bytes()) else {
+            return;
+        };
+        for segment in parsed.image.segments {
+            if self.machine.write_ram(segment.load_address, &segment.data).is_err() {
+                self.trace_line(|| {
+                    format!(
+                        "chip: the ROM skips segment at 0x{:08x}: not RAM",
+                        segment.load_address
+                    )
+                });
+            }
+        }
+    }
+
+    /// Runs the code on the CPU, if any, up to `now`; then a restart it asked for.
+    fn run_code(&mut self, now: Duration) {
+        if self.execution.is_none() {
+            return;
+        }
+        self.run_execution(now);
+        if let Some(restart) = self.pending_restart.take() {
+            let now = self.busy_until.max(now);
+            match restart {
+                PendingRestart::Reset(cause) => self.restart(now, cause),
+                PendingRestart::BootFirmware => self.boot_from_flash(now, ResetCause::ExternalPin),
+            }
+        }
     }
 
     /// Lets the flash chip see the time that passed.
     fn advance_to(&mut self, now: Duration) {
-        self.flash.advance_time(now.saturating_sub(self.last_now));
+        let elapsed = now.saturating_sub(self.last_now);
+        self.machine.flash_mut().advance_time(elapsed);
         self.last_now = self.last_now.max(now);
         self.busy_until = self.busy_until.max(now);
     }
@@ -412,7 +538,7 @@ impl Device {
         match self.program {
             Program::RomLoader => self.rom_command(&request),
             Program::Stub(_) => self.stub_command(&request),
-            Program::UserCode => {}
+            Program::Running | Program::UserCode => {}
         }
     }
 
@@ -425,7 +551,7 @@ impl Device {
 
     /// Answers READ_REG from the register and memory model.
     fn answer_read_reg(&mut self, opcode: u8, address: u32) {
-        let value = self.memory.read(address, self.uart_baud);
+        let value = self.machine.read_reg(address);
         self.reply(opcode, value, &[], SUCCESS);
     }
 
@@ -486,7 +612,7 @@ impl Device {
         self.stub = Stub::new(flavor);
         self.mem_upload = None;
         // Both stubs attach the flash as they start.
-        self.flash_attached = true;
+        self.machine.set_flash_attached(true);
         self.trace_line(|| format!("chip: stub started at 0x{entry:08x}, modelled as {flavor:?}"));
         self.send_frame(esp_protocol::packet::STUB_GREETING);
     }

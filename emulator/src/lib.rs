@@ -10,6 +10,8 @@ pub mod device;
 pub mod faults;
 pub mod flash;
 pub mod link;
+pub mod machine;
 pub mod pty;
+pub mod rom_functions;
 pub mod sample_firmware;
 pub mod scenario;

@@ -4,7 +4,7 @@
 //! esp-emulator --flash PATH [--size 1MB|4MB|...] [--chip esp8266|esp8285] [--flash-id HEX]
 //!              [--mac AA:BB:CC:DD:EE:FF] [--link PATH] [--fault SPEC]... [--seed N]
 //!              [--realtime] [--boot download|flash] [--flash-wiring qio|dio|dout]
-//!              [-v|--verbose] [--trace]
+//!              [--stub run|model] [-v|--verbose] [--trace]
 //! esp-emulator --scenario NAME|PATH [--flash NEW_PATH] [--mac ...] [--link PATH] [--realtime] [-v] [--trace]
 //! esp-emulator boot-report FILE [--size SIZE] [--flash-wiring qio|dio|dout]
 //! ```
@@ -84,6 +84,7 @@ fn run(args: Args) -> Result<(), Failure> {
     let config = DeviceConfig {
         mac: args.mac,
         realtime: args.realtime,
+        execution: args.stub.into(),
         ..config
     };
     let pty_options = PtyOptions {

@@ -265,7 +265,11 @@ impl Server {
             let timeout = self.timeout();
             match self.wait(timeout)? {
                 Wake::Stop => return Ok(()),
-                Wake::HangUp => self.end_session()?,
+                Wake::HangUp => {
+                    // No client: the chip's output waits for the next one.
+                    self.end_session()?;
+                    continue;
+                }
                 Wake::Input => self.read_input()?,
                 Wake::Timeout => {}
             }
@@ -373,10 +377,14 @@ impl Server {
         if self.in_session {
             self.in_session = false;
             self.inbound.clear();
-            self.on_wire.clear();
-            self.ready.clear();
-            let now = self.now();
-            self.link().reset(now);
+            // A program that is no flasher stub keeps running, and what it printed waits
+            // for the next client; anything else resets, as a board's auto-reset does.
+            if self.link().device().resets_when_port_closes() {
+                self.on_wire.clear();
+                self.ready.clear();
+                let now = self.now();
+                self.link().reset(now);
+            }
             self.port.make_slave_raw()?;
             self.emit(ServerEvent::SessionEnded);
         }

@@ -292,6 +292,7 @@ impl Scenario {
             faults: self.fault_plan()?.device,
             realtime: false,
             wiring: self.wiring()?,
+            execution: crate::device::CodeExecution::Run,
         })
     }
 

@@ -23,7 +23,7 @@ use esp_protocol::packet::{
 use esp_protocol::rom_erase::{rom_erased_sectors, SECTOR_SIZE};
 use esp_protocol::status::ErrorCode;
 
-use super::{Device, MemUpload, Program, SUCCESS};
+use super::{CodeExecution, Device, MemUpload, Program, SUCCESS};
 use crate::boot::ResetCause;
 
 /// The value of the ROM's SYNC replies.
@@ -102,7 +102,14 @@ impl Device {
                     Err(ErrorCode::FailedToAct)
                 } else if execute {
                     self.reply(opcode, 0, &[], SUCCESS);
-                    self.start_stub(entry);
+                    match self.config.execution {
+                        CodeExecution::Run => {
+                            self.mem_upload = None;
+                            let now = self.busy_until;
+                            self.start_execution(entry, now);
+                        }
+                        CodeExecution::StubModel => self.start_stub(entry),
+                    }
                     return;
                 } else {
                     Ok(())
@@ -139,13 +146,8 @@ impl Device {
     pub(super) fn write_registers(&mut self, writes: &[esp_protocol::packet::RegisterWrite]) {
         for write in writes {
             self.spend(std::time::Duration::from_micros(u64::from(write.delay_us)));
-            self.memory.write(
-                write.address,
-                write.value,
-                write.mask,
-                &mut self.flash,
-                self.flash_attached,
-            );
+            self.machine
+                .write_reg(write.address, write.value, write.mask);
         }
     }
 
@@ -184,14 +186,14 @@ impl Device {
         upload.next_address = address.wrapping_add(block.data.len() as u32);
         upload.remaining -= block.data.len() as u32;
         upload.next_sequence += 1;
-        self.memory
+        self.machine
             .write_ram(address, &block.data)
             .map_err(|_| INVALID_RAM_ADDRESS)
     }
 
     /// MEM_BEGIN for the ROM and both stubs: the whole upload must fit in one RAM region.
     pub(super) fn mem_begin(&mut self, params: BeginParams) -> Result<(), ErrorCode> {
-        if !self.memory.is_ram(params.offset, params.size as usize) {
+        if !self.machine.is_ram(params.offset, params.size as usize) {
             self.mem_upload = None;
             return Err(INVALID_RAM_ADDRESS);
         }
@@ -214,13 +216,14 @@ impl Device {
         if params.encrypted.is_some() {
             return Err(ErrorCode::InvalidMessage);
         }
-        self.flash_attached = true;
-        let chip_sectors = (self.flash.size() / SECTOR_SIZE as usize) as u32;
+        self.machine.set_flash_attached(true);
+        let chip_sectors = (self.machine.flash().size() / SECTOR_SIZE as usize) as u32;
         let sectors = rom_erased_sectors(params.offset, params.size);
         let sectors = sectors.start.min(chip_sectors)..sectors.end.min(chip_sectors);
         if !sectors.is_empty() {
             let report = self
-                .flash
+                .machine
+                .flash_mut()
                 .erase_range(
                     sectors.start * SECTOR_SIZE,
                     (sectors.len() as u32 * SECTOR_SIZE) as usize,
@@ -252,9 +255,7 @@ impl Device {
         let address =
             u64::from(write.offset) + u64::from(block.sequence) * u64::from(write.block_size);
         let address = u32::try_from(address).map_err(|_| ErrorCode::FlashWriteError)?;
-        let report = self
-            .flash
-            .program(address, &block.data)
+        let report = self.machine.flash_mut().program(address, &block.data)
             .map_err(|_| ErrorCode::FlashWriteError)?;
         write.next_sequence += 1;
         self.spend(report.typical_duration);

@@ -162,7 +162,7 @@ impl Device {
             }
             Command::SpiSetParams(_) => Ok(()),
             Command::SpiAttach { .. } => {
-                self.flash_attached = true;
+                self.machine.set_flash_attached(true);
                 Ok(())
             }
             Command::ChangeBaudrate { new_baud, .. } => {
@@ -194,7 +194,7 @@ impl Device {
                 return;
             }
             Command::EraseFlash => {
-                let report = self.flash.erase_chip();
+                let report = self.machine.flash_mut().erase_chip();
                 self.spend(report.typical_duration);
                 Ok(())
             }
@@ -270,7 +270,7 @@ impl Device {
         }
         let start = u64::from(params.offset);
         let end = start + u64::from(params.size);
-        if end > self.flash.size() as u64 {
+        if end > self.machine.flash().size() as u64 {
             return Err(ErrorCode::FailedSpiOp);
         }
         let sector = u64::from(SECTOR_SIZE);
@@ -358,16 +358,12 @@ impl Device {
                 } else {
                     sector
                 };
-            let report = self
-                .flash
-                .erase_range(write.erase_from as u32, unit as usize)
+            let report = self.machine.flash_mut().erase_range(write.erase_from as u32, unit as usize)
                 .map_err(|_| ErrorCode::FailedSpiOp)?;
             busy += report.typical_duration;
             write.erase_from += unit;
         }
-        let report = self
-            .flash
-            .program(write.next_address, data)
+        let report = self.machine.flash_mut().program(write.next_address, data)
             .map_err(|_| ErrorCode::FailedSpiOp)?;
         busy += report.typical_duration;
         write.next_address += data.len() as u32;
@@ -420,15 +416,14 @@ impl Device {
 
     fn flash_md5(&mut self, address: u32, size: u32) -> Result<Vec<u8>, ErrorCode> {
         // Checked before allocating: the size comes straight from the host.
-        if u64::from(address) + u64::from(size) > self.flash.size() as u64 {
+        if u64::from(address) + u64::from(size) > self.machine.flash().size() as u64 {
             return Err(match self.stub.flavor {
                 StubFlavor::Legacy => ErrorCode::Other(0x63),
                 StubFlavor::EspFlasherStub => ErrorCode::FailedSpiOp,
             });
         }
         let mut data = vec![0; size as usize];
-        self.flash
-            .read(address, &mut data)
+        self.machine.flash().read(address, &mut data)
             .expect("range checked above");
         Ok(self.reported_digest(Md5::digest(&data).into()).to_vec())
     }
@@ -444,9 +439,7 @@ impl Device {
         if !size.is_multiple_of(SECTOR_SIZE) {
             return Err(misaligned(0x33));
         }
-        let report = self
-            .flash
-            .erase_range(address, size as usize)
+        let report = self.machine.flash_mut().erase_range(address, size as usize)
             .map_err(|_| ErrorCode::FailedSpiOp)?;
         self.spend(report.typical_duration);
         Ok(())
@@ -460,7 +453,7 @@ impl Device {
         packet_size: u32,
         max_in_flight: u32,
     ) {
-        let in_flash = u64::from(address) + u64::from(size) <= self.flash.size() as u64;
+        let in_flash = u64::from(address) + u64::from(size) <= self.machine.flash().size() as u64;
         let refusal = if packet_size == 0 || packet_size > STUB_READ_PACKET_SIZE {
             Some(ErrorCode::BadDataLength)
         } else if !in_flash {
@@ -500,8 +493,7 @@ impl Device {
             }
             let len = read.packet_size.min(read.end - read.next_address) as usize;
             buffer.resize(len, 0);
-            self.flash
-                .read(read.next_address, &mut buffer)
+            self.machine.flash().read(read.next_address, &mut buffer)
                 .expect("READ_FLASH range checked at its start");
             read.hasher.update(&buffer);
             read.next_address += len as u32;

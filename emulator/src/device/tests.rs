@@ -255,9 +255,9 @@ fn rom_reads_the_chip_detect_magic_and_unknown_addresses_as_zero() {
 #[test]
 fn write_reg_updates_the_register_model_with_its_mask() {
     let mut host = Host::blank();
-    host.write_reg(0x6000_0F00, 0x1234_5678);
+    host.write_reg(0x6000_0A00, 0x1234_5678);
     let write = RegisterWrite {
-        address: 0x6000_0F00,
+        address: 0x6000_0A00,
         value: 0xAB,
         mask: 0xFF,
         delay_us: 0,
@@ -266,7 +266,7 @@ fn write_reg_updates_the_register_model_with_its_mask() {
         host.command(&Command::WriteReg(vec![write])).status,
         Status::Success
     );
-    assert_eq!(host.read_reg(0x6000_0F00), 0x1234_56AB);
+    assert_eq!(host.read_reg(0x6000_0A00), 0x1234_56AB);
     // RAM, as esptool's write_mem/read_mem/dump_mem use it.
     host.write_reg(0x3FFE_8000, 0xDEAD_BEEF);
     host.write_reg(0x4010_0004, 0x0BAD_F00D);
