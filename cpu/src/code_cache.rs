@@ -1,7 +1,8 @@
-//! The predecode cache: straight-line runs of decoded instructions ("blocks", up to
-//! [`BLOCK_MAX`] instructions, ending at the first instruction that may change the PC or the
-//! interrupt state) kept by their start address, so the run loop decodes each instruction once
-//! and looks the cache up once per block instead of once per instruction.
+//! The predecode cache: runs of consecutive decoded instructions ("blocks", up to
+//! [`BLOCK_MAX`] instructions, ending at the first one that always jumps, traps, or changes the
+//! interrupt state; conditional branches stay inside and leave the block when taken) kept by
+//! their start address, so the run loop decodes each instruction once and looks the cache up
+//! once per block instead of once per instruction.
 //!
 //! Direct-mapped: the low bits of the start PC pick the slot, the whole PC is the tag. A bitmap
 //! of 4 KiB pages that hold cached code lets a store find out in one lookup whether it may have

@@ -50,7 +50,7 @@ const DBREAKC_MASK: u32 = 0xC000_003F;
 const CONFIGID0_RESET: u32 = 0xC28C_DAFA;
 const CONFIGID1: u32 = 0x1082_B6F6;
 /// PRID: the processor ID the core reports (no ID is wired on the ESP8266 that this crate knows of).
-pub const PRID_VALUE: u32 = 0;
+pub(crate) const PRID_VALUE: u32 = 0;
 /// Region-protection attribute after reset (bypass) for each of the eight 512 MiB regions.
 const REGION_ATTRIBUTE_RESET: u32 = 2;
 
@@ -284,7 +284,7 @@ impl Cpu {
 
     /// Cycles until CCOUNT next equals CCOMPARE0 (1..=2^32), for a caller that skips idle time.
     pub fn cycles_until_timer(&self) -> u64 {
-        self.timer_due - self.cycles()
+        self.timer_due.saturating_sub(self.cycles())
     }
 
     /// Reads special register `sr` as RSR does; `None` when the LX106 has no such readable
@@ -526,7 +526,8 @@ impl Cpu {
                         match self.exec(bus, insn, pc) {
                             Ok(Flow::Next) => {
                                 pc = pc.wrapping_add(insn.len());
-                                // A change to what decides interrupt delivery ends the block.
+                                // A change to what decides interrupt delivery, or a store
+                                // into cached code, ends the block.
                                 if self.reconsider {
                                     self.pc = pc;
                                     break $block;
@@ -559,6 +560,8 @@ impl Cpu {
             }
             let lines = bus.interrupt_lines();
             if lines != self.lines || self.reconsider || single_step {
+                // The bus may show an edge once: latch it now.
+                self.note_lines(lines);
                 return None;
             }
         }

@@ -130,7 +130,8 @@ pub enum Op {
     Bnez,
     Bltz,
     Bgez,
-    /// Compare as with B4CONST[r] (BLTUI/BGEUI: B4CONSTU[r]); see [`Instruction::branch_constant`].
+    /// Compare as with `B4CONST[r]` (BLTUI/BGEUI: `B4CONSTU[r]`); see
+    /// [`Instruction::branch_constant`].
     Beqi,
     Bnei,
     Blti,
@@ -152,7 +153,7 @@ pub enum Op {
     /// Bit number in `t`.
     Bbci,
     Bbsi,
-    // Density (16-bit) instructions.
+    // Density (16-bit) instructions: they come last, which is how `Instruction::len` knows them.
     L32iN,
     S32iN,
     AddN,
@@ -270,7 +271,7 @@ impl Instruction {
 
 /// The length in bytes of the instruction whose first byte is `first_byte`: 2 for op0 8..=13
 /// (density), 3 for everything else (op0 14 and 15 are not instructions; they count as 3).
-pub fn length_of(first_byte: u8) -> u32 {
+pub(crate) fn length_of(first_byte: u8) -> u32 {
     if (8..=13).contains(&(first_byte & 15)) {
         2
     } else {

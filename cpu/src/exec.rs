@@ -1,6 +1,6 @@
-//! What each instruction does to the core: registers, memory through the [`Bus`], the PC, and
-//! the special registers. Faults come back as [`Fault`] for the run loop to raise, with the
-//! destination register untouched. Alignment is checked here, before the bus is asked:
+//! What each instruction does to the core: registers, memory through the [`Bus`], the special
+//! registers, and where execution goes next ([`Flow`]). Faults come back as [`Fault`] for the
+//! run loop to raise, with the destination register untouched. Alignment is checked here, before the bus is asked:
 //! L16/S16 at odd addresses and L32/S32 at addresses not a multiple of 4 raise
 //! LoadStoreAlignment (the LX106 has no unaligned-access hardware).
 
@@ -125,6 +125,7 @@ impl Cpu {
         pc: u32,
     ) -> Result<Flow, Fault> {
         let Instruction { op, r, s, t, imm } = insn;
+        let shift_amount = self.sar & 63;
         match op {
             Op::And => self.set_a(r, self.a(s) & self.a(t)),
             Op::Or => self.set_a(r, self.a(s) | self.a(t)),
@@ -168,11 +169,11 @@ impl Cpu {
             // The funnel shifter: SAR (0..=32) shifts the 64-bit pair right.
             Op::Src => {
                 let pair = u64::from(self.a(s)) << 32 | u64::from(self.a(t));
-                self.set_a(r, (pair >> (self.sar & 63)) as u32);
+                self.set_a(r, (pair >> shift_amount) as u32);
             }
-            Op::Srl => self.set_a(r, (u64::from(self.a(t)) >> (self.sar & 63)) as u32),
-            Op::Sll => self.set_a(r, ((u64::from(self.a(s)) << 32) >> (self.sar & 63)) as u32),
-            Op::Sra => self.set_a(r, (i64::from(self.a(t) as i32) >> (self.sar & 63)) as u32),
+            Op::Srl => self.set_a(r, (u64::from(self.a(t)) >> shift_amount) as u32),
+            Op::Sll => self.set_a(r, ((u64::from(self.a(s)) << 32) >> shift_amount) as u32),
+            Op::Sra => self.set_a(r, (i64::from(self.a(t) as i32) >> shift_amount) as u32),
             Op::Slli => self.set_a(r, (u64::from(self.a(s)) << (imm & 63)) as u32),
             Op::Srai => self.set_a(r, ((self.a(t) as i32) >> (imm & 31)) as u32),
             Op::Srli => self.set_a(r, self.a(t) >> (imm & 31)),
@@ -192,61 +193,6 @@ impl Cpu {
                 self.set_a(t, magnitude.leading_zeros() - 1);
             }
             Op::Nsau => self.set_a(t, self.a(s).leading_zeros()),
-            Op::Rsr => {
-                let value = self.read_sr(imm as u8).ok_or(Fault::ILLEGAL)?;
-                self.set_a(t, value);
-            }
-            Op::Wsr => {
-                if !self.write_sr(imm as u8, self.a(t)) {
-                    return Err(Fault::ILLEGAL);
-                }
-            }
-            Op::Xsr => {
-                let old = self.read_sr(imm as u8).ok_or(Fault::ILLEGAL)?;
-                if !self.write_sr(imm as u8, self.a(t)) {
-                    return Err(Fault::ILLEGAL);
-                }
-                self.set_a(t, old);
-            }
-            Op::Rsil => {
-                let old = self.ps;
-                self.set_intlevel(s);
-                self.set_a(t, old);
-            }
-            Op::Waiti => {
-                self.set_intlevel(s);
-                self.waiting = true;
-            }
-            Op::Rfe => {
-                self.set_ps(self.ps & !PS_EXCM);
-                return Ok(Flow::Jump(self.epc[1]));
-            }
-            Op::Rfde => return Ok(Flow::Jump(self.depc)),
-            Op::Rfi => match s {
-                2 | 3 => {
-                    self.set_ps(self.eps[s as usize]);
-                    return Ok(Flow::Jump(self.epc[s as usize]));
-                }
-                _ => return Err(Fault::ILLEGAL),
-            },
-            // RFDO/RFDD work only in on-chip-debug mode; SIMCALL only in the simulator.
-            Op::Rfdo | Op::Rfdd | Op::Simcall | Op::Ill | Op::IllN => return Err(Fault::ILLEGAL),
-            // Below the debug level BREAK traps; at or above it, it does nothing.
-            Op::Break | Op::BreakN if self.ps & PS_INTLEVEL < DEBUG_LEVEL => {
-                let cause = if op == Op::Break {
-                    cause::debug::BREAK
-                } else {
-                    cause::debug::BREAK_N
-                };
-                return Err(Fault::Debug { cause });
-            }
-            Op::Break | Op::BreakN => {}
-            Op::Syscall => {
-                return Err(Fault::Exception {
-                    cause: cause::SYSCALL,
-                    vaddr: None,
-                })
-            }
             // Synchronisation is immediate in an interpreter.
             Op::Isync
             | Op::Rsync
@@ -257,26 +203,36 @@ impl Cpu {
             | Op::Extw
             | Op::Nop
             | Op::NopN => {}
-            // No external (ERI) registers are modelled: reads give 0, writes vanish.
-            Op::Rer => self.set_a(t, 0),
-            Op::Wer => {}
-            // Region protection: attributes are kept and read back, but do not police accesses.
-            Op::Witlb => self.itlb[(self.a(s) >> REGION_SHIFT) as usize & 7] = self.a(t) & 15,
-            Op::Wdtlb => self.dtlb[(self.a(s) >> REGION_SHIFT) as usize & 7] = self.a(t) & 15,
-            Op::Ritlb0 | Op::Rdtlb0 | Op::Pitlb | Op::Pdtlb => {
-                self.set_a(t, self.a(s) & REGION_MASK)
-            }
-            Op::Ritlb1 => {
-                let region = self.a(s);
-                let attribute = self.itlb[(region >> REGION_SHIFT) as usize & 7];
-                self.set_a(t, (region & REGION_MASK) | attribute);
-            }
-            Op::Rdtlb1 => {
-                let region = self.a(s);
-                let attribute = self.dtlb[(region >> REGION_SHIFT) as usize & 7];
-                self.set_a(t, (region & REGION_MASK) | attribute);
-            }
-            Op::Iitlb | Op::Idtlb => {}
+            // Special registers, returns from exceptions, traps, TLB and ERI access: rare, and
+            // kept out of the hot loop's code.
+            Op::Rsr
+            | Op::Wsr
+            | Op::Xsr
+            | Op::Rsil
+            | Op::Waiti
+            | Op::Rfe
+            | Op::Rfde
+            | Op::Rfi
+            | Op::Rfdo
+            | Op::Rfdd
+            | Op::Simcall
+            | Op::Ill
+            | Op::IllN
+            | Op::Break
+            | Op::BreakN
+            | Op::Syscall
+            | Op::Rer
+            | Op::Wer
+            | Op::Witlb
+            | Op::Wdtlb
+            | Op::Ritlb0
+            | Op::Rdtlb0
+            | Op::Pitlb
+            | Op::Pdtlb
+            | Op::Ritlb1
+            | Op::Rdtlb1
+            | Op::Iitlb
+            | Op::Idtlb => return self.exec_system(insn),
             Op::Ret | Op::RetN => return Ok(Flow::Jump(self.a(0))),
             Op::Jx => return Ok(Flow::Jump(self.a(s))),
             Op::Callx0 => {
@@ -378,6 +334,94 @@ impl Cpu {
             Op::AddiN => self.set_a(r, self.a(s).wrapping_add(imm as u32)),
             Op::MoviN => self.set_a(s, imm as u32),
             Op::MovN => self.set_a(t, self.a(s)),
+        }
+        Ok(Flow::Next)
+    }
+
+    /// The rare instructions (special registers, exception returns, traps, TLB, ERI), kept in
+    /// a function of their own: out of the hot loop, whose code `exec` is inlined into eight
+    /// times, they leave it smaller and measurably faster.
+    #[inline(never)]
+    fn exec_system(&mut self, insn: Instruction) -> Result<Flow, Fault> {
+        let Instruction { op, s, t, imm, .. } = insn;
+        match op {
+            Op::Rsr => {
+                let value = self.read_sr(imm as u8).ok_or(Fault::ILLEGAL)?;
+                self.set_a(t, value);
+            }
+            Op::Wsr => {
+                if !self.write_sr(imm as u8, self.a(t)) {
+                    return Err(Fault::ILLEGAL);
+                }
+            }
+            Op::Xsr => {
+                let old = self.read_sr(imm as u8).ok_or(Fault::ILLEGAL)?;
+                if !self.write_sr(imm as u8, self.a(t)) {
+                    return Err(Fault::ILLEGAL);
+                }
+                self.set_a(t, old);
+            }
+            Op::Rsil => {
+                let old = self.ps;
+                self.set_intlevel(s);
+                self.set_a(t, old);
+            }
+            Op::Waiti => {
+                self.set_intlevel(s);
+                self.waiting = true;
+            }
+            Op::Rfe => {
+                self.set_ps(self.ps & !PS_EXCM);
+                return Ok(Flow::Jump(self.epc[1]));
+            }
+            Op::Rfde => return Ok(Flow::Jump(self.depc)),
+            Op::Rfi => match s {
+                2 | 3 => {
+                    self.set_ps(self.eps[s as usize]);
+                    return Ok(Flow::Jump(self.epc[s as usize]));
+                }
+                _ => return Err(Fault::ILLEGAL),
+            },
+            // RFDO/RFDD work only in on-chip-debug mode; SIMCALL only in the simulator.
+            Op::Rfdo | Op::Rfdd | Op::Simcall | Op::Ill | Op::IllN => return Err(Fault::ILLEGAL),
+            // Below the debug level BREAK traps; at or above it, it does nothing.
+            Op::Break | Op::BreakN if self.ps & PS_INTLEVEL < DEBUG_LEVEL => {
+                let cause = if op == Op::Break {
+                    cause::debug::BREAK
+                } else {
+                    cause::debug::BREAK_N
+                };
+                return Err(Fault::Debug { cause });
+            }
+            Op::Break | Op::BreakN => {}
+            Op::Syscall => {
+                return Err(Fault::Exception {
+                    cause: cause::SYSCALL,
+                    vaddr: None,
+                })
+            }
+            // No external (ERI) registers are modelled: reads give 0, writes vanish.
+            Op::Rer => self.set_a(t, 0),
+            Op::Wer => {}
+            // Region protection: attributes are kept and read back, but do not police accesses.
+            Op::Witlb => self.itlb[(self.a(s) >> REGION_SHIFT) as usize & 7] = self.a(t) & 15,
+            Op::Wdtlb => self.dtlb[(self.a(s) >> REGION_SHIFT) as usize & 7] = self.a(t) & 15,
+            Op::Ritlb0 | Op::Rdtlb0 | Op::Pitlb | Op::Pdtlb => {
+                self.set_a(t, self.a(s) & REGION_MASK)
+            }
+            Op::Ritlb1 => {
+                let region = self.a(s);
+                let attribute = self.itlb[(region >> REGION_SHIFT) as usize & 7];
+                self.set_a(t, (region & REGION_MASK) | attribute);
+            }
+            Op::Rdtlb1 => {
+                let region = self.a(s);
+                let attribute = self.dtlb[(region >> REGION_SHIFT) as usize & 7];
+                self.set_a(t, (region & REGION_MASK) | attribute);
+            }
+            Op::Iitlb | Op::Idtlb => {}
+            // `exec` sends only the operations above here.
+            _ => return Err(Fault::ILLEGAL),
         }
         Ok(Flow::Next)
     }

@@ -10,8 +10,10 @@
 //! The core configuration is the ESP8266's (Debian's `xtensa-config.h` for the
 //! lx106): the core ISA with the CALL0 ABI, the 16-bit density instructions,
 //! ABS, ADDX/SUBX, L32R, MUL16, MUL32 (MULL only), NSA/NSAU, the debug option,
-//! exceptions, interrupts and one timer (CCOMPARE0). Anything else raises the
-//! illegal-instruction exception, as the chip does.
+//! exceptions, interrupts and one timer (CCOMPARE0); and, from the lx106 core's own
+//! configuration facts, which the lx106 binutils decode too: LITBASE (L32R from absolute
+//! literals when enabled), the region-protection TLB instructions and RER/WER. Anything else
+//! raises the illegal-instruction exception, as the chip does.
 //!
 //! Module map: [`decode`](decode()) turns instruction bytes into an [`Instruction`]
 //! (printed in GNU objdump syntax by `display`); `cpu` holds the architectural state, the run

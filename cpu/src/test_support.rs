@@ -19,11 +19,13 @@ pub(crate) const DONE: u32 = 0x400F_FF00;
 /// Tests trap everything from the ROM's vectors (VECBASE after reset) up to [`DONE`].
 pub(crate) const TRAPS: core::ops::Range<u32> = 0x4000_0000..0x4010_0000;
 
-/// Memory with two RAM regions; anything else is a bus fault. `lines` are the interrupt lines.
+/// Memory with two RAM regions; anything else is a bus fault. `lines` are the interrupt lines;
+/// `pulse` = `(n, lines)` adds `lines` to the n-th poll from now only.
 pub(crate) struct TestBus {
     pub(crate) code: Vec<u8>,
     pub(crate) data: Vec<u8>,
     pub(crate) lines: u32,
+    pub(crate) pulse: Option<(u32, u32)>,
 }
 
 impl TestBus {
@@ -32,6 +34,7 @@ impl TestBus {
             code: vec![0; CODE_SIZE],
             data: vec![0; DATA_SIZE],
             lines: 0,
+            pulse: None,
         }
     }
 
@@ -86,7 +89,17 @@ impl Bus for TestBus {
         Ok(())
     }
     fn interrupt_lines(&mut self) -> u32 {
-        self.lines
+        match self.pulse {
+            Some((0, pulse)) => {
+                self.pulse = None;
+                self.lines | pulse
+            }
+            Some((polls, pulse)) => {
+                self.pulse = Some((polls - 1, pulse));
+                self.lines
+            }
+            None => self.lines,
+        }
     }
 }
 

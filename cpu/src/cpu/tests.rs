@@ -373,6 +373,23 @@ fn edge_triggered_lines_latch_until_intclear() {
 }
 
 #[test]
+fn an_edge_seen_by_a_single_poll_is_latched() {
+    let mut m = Machine::new(
+        "
+        movi a2, 0
+loop:   addi a2, a2, 1
+        j loop
+        ",
+    );
+    assert!(m.cpu.write_sr(sr::INTENABLE, 1 << 9));
+    // The pulse comes while blocks run, not at the start of `run`.
+    m.bus.pulse = Some((5, 1 << 9));
+    assert_eq!(m.run(1000), Stop::Trap { pc: KERNEL });
+    assert_eq!(m.sr(sr::INTERRUPT), 1 << 9);
+    assert!(m.ar(2) > 2, "the loop ran before the pulse");
+}
+
+#[test]
 fn the_nmi_is_taken_on_its_rising_edge_whatever_ps_says() {
     let mut m = with_vectors("loop: j loop", "", "");
     assert!(m.cpu.write_sr(sr::PS, 0x1F));

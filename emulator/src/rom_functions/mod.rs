@@ -98,7 +98,8 @@ pub enum RomOutcome {
 /// Why the ROM's boot code runs again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetKind {
-    /// `software_reset()`: a system reset; boards then print `rst cause:2`.
+    /// `software_reset()`: a system reset requested by software (the machine decides the reset
+    /// cause it then reports).
     Software,
     /// A jump to `_ResetVector`, `_ResetHandler` or `main`: the boot code runs again without a
     /// reset of the peripherals; the reset cause stays what it was.
