@@ -2,12 +2,14 @@
 //!
 //! A [`Device`] is the chip as its serial port sees it. After a reset in
 //! [`BootMode::Download`] the ROM's serial loader answers (opcodes 0x02–0x0A,
-//! see `rom.rs`); after a stub upload ending in MEM_END with an entry point it
-//! sends `OHAI` and behaves as the flasher stub esptool uploaded (see
-//! `stub.rs`). Uploaded code is never executed: the device models what the
-//! stub does, in the flavour (legacy v1 or esp-flasher-stub v2) recognised
-//! from the entry point. Registers, RAM and the SPI flash controller live in
-//! `registers.rs` and `spi.rs`; the flash chip is [`SpiFlash`].
+//! see `rom.rs`). A MEM_END with an entry point starts the CPU there
+//! (`execution.rs`): the uploaded stub or program runs on the [`Machine`], and
+//! from then on the UART's bytes are its. With [`CodeExecution::StubModel`]
+//! nothing runs: after `OHAI` the device behaves as the flasher stub esptool
+//! uploaded (see `stub.rs`), in the flavour (legacy v1 or esp-flasher-stub v2)
+//! recognised from the entry point. The [`Machine`] holds memory, registers,
+//! the SPI flash controller and the flash chip ([`SpiFlash`]); READ_REG and the
+//! CPU see the same state.
 //!
 //! Nothing here sleeps, reads a clock or touches a file descriptor. The
 //! caller passes the current time to every call; with

@@ -1,8 +1,11 @@
 //! `esp-emulator` is flashlab's virtual ESP8266. Its core is a device without
 //! I/O — bytes and time go in, bytes come out — built on `esp-protocol`: the ROM
-//! serial loader, a model of what a flasher stub does (uploaded code is not
-//! executed), a register model and an SPI NOR flash chip. Around the core sit a
-//! seeded fault injector, an in-memory pairing used by `esp-flasher`'s tests and
+//! serial loader, the chip's memory map and peripherals (`machine`), the mask
+//! ROM's functions done in Rust (`rom_functions`), and the `xtensa-lx106` CPU
+//! that runs the code the chip is given (uploaded stubs, RAM programs, firmware
+//! booted from flash), with a behavioural model of a flasher stub kept as a
+//! second implementation; the flash is an SPI NOR chip model. Around the core sit
+//! a seeded fault injector, an in-memory pairing used by `esp-flasher`'s tests and
 //! its `emu:` port, and the pseudo-terminal front end of the `esp-emulator`
 //! binary that real, unmodified clients such as esptool talk to.
 pub mod boot;

@@ -17,10 +17,12 @@ Exit codes:
 
 Ports:
   --port /dev/ttyUSB0 | COM5        a serial port
-  --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N]
-                                    the built-in virtual ESP8266: a blank (0xFF) flash each run,
-                                    or loaded from and saved back to PATH (a new PATH starts
-                                    with a sample firmware)
+  --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
+                                    the built-in virtual ESP8266: a Sonoff-like sample flash each
+                                    run, or loaded from and saved back to PATH (a new PATH starts
+                                    with the sample firmware). Its CPU runs the stub uploaded to
+                                    it (--stub-file, or an installed esptool's with stub=run);
+                                    with no stub file, or stub=model, a model of a stub answers
   no --port                         try each USB serial port found, else the virtual ESP8266
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
@@ -43,7 +45,7 @@ pub struct Cli {
 /// The options every command that talks to a chip shares.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// Serial port (/dev/ttyUSB0, COM5) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N]
+    /// Serial port (/dev/ttyUSB0, COM5) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
     #[arg(short = 'p', long, global = true)]
     pub port: Option<String>,
     /// Baud rate after connecting: a number, or auto for the fastest the line carries cleanly
@@ -426,7 +428,7 @@ impl PortArg {
     }
 }
 
-/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N]` asks for.
+/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,stub=model|run]` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EmuSpec {
     /// Flash size in bytes; `None`: the file's length, else 4 MB.
@@ -439,6 +441,17 @@ pub struct EmuSpec {
     pub esp8285: bool,
     /// Seed of the random faults and of a new file's sample firmware.
     pub seed: u64,
+    /// `stub=model` or `stub=run`: who answers once a stub is uploaded.
+    pub stub: Option<EmuStub>,
+}
+
+/// `stub=` in an `emu:` spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmuStub {
+    /// The behavioural model of a stub answers; nothing uploaded runs.
+    Model,
+    /// The virtual CPU runs the uploaded stub (from --stub-file, else an installed esptool).
+    Run,
 }
 
 impl EmuSpec {
@@ -462,6 +475,11 @@ impl EmuSpec {
                         u64::from(parse_u32(seed).map_err(|error| bad(format!("seed {error}")))?)
                 }
                 Some(("chip", chip)) => emu.esp8285 = parse_emu_chip(chip).map_err(bad)?,
+                Some(("stub", "model")) => emu.stub = Some(EmuStub::Model),
+                Some(("stub", "run")) => emu.stub = Some(EmuStub::Run),
+                Some(("stub", other)) => {
+                    return Err(bad(format!("stub={other}: use stub=model or stub=run")))
+                }
                 Some(("size", size)) => emu.size = Some(parse_size(size).map_err(bad)?),
                 _ if index == 0 && part.is_empty() => {}
                 _ if index == 0 && !part.contains('=') => {
@@ -475,7 +493,7 @@ impl EmuSpec {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285 or seed=N"
+                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N or stub=model|run"
                     )))
                 }
             }

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use esp_emulator::device::{Chip, CommandTimeout, Device, DeviceConfig, DeviceFaults, ShortRead, DEFAULT_MAC};
+use esp_emulator::device::{
+    Chip, CodeExecution, CommandTimeout, Device, DeviceConfig, DeviceFaults, ShortRead, DEFAULT_MAC,
+};
 use esp_emulator::faults::LinkFaults;
 use esp_emulator::flash::{FlashOptions, SpiFlash};
 use esp_emulator::link::{Link, LinkConfig};
@@ -21,14 +23,15 @@ use esp_protocol::packet::Opcode;
 const MB: usize = 1024 * 1024;
 const SECTOR: usize = 0x1000;
 
-/// PLACEHOLDER stub, not a real one: the emulator models what a stub does
-/// and never executes the uploaded bytes, so any code will do here.
+/// PLACEHOLDER stub, not a real one: these sessions run against the emulator's
+/// behavioural stub model (`CodeExecution::StubModel`), which never executes the
+/// uploaded bytes, so any bytes will do here.
 fn placeholder_stub() -> StubImage {
     StubImage { entry: 0x4010_0004, text: (0x4010_0000, vec![0x5A; 0x2000]), data: Some((0x3FFE_8000, vec![0xA5; 64])) }
 }
 
 fn device(flash: SpiFlash, chip: Chip, faults: DeviceFaults) -> Device {
-    Device::new(DeviceConfig { chip, faults, ..DeviceConfig::default() }, flash)
+    Device::new(DeviceConfig { chip, faults, execution: CodeExecution::StubModel, ..DeviceConfig::default() }, flash)
 }
 
 fn blank(size: usize) -> SpiFlash {

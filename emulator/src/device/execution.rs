@@ -402,9 +402,15 @@ impl Device {
     }
 
     fn take_machine_trace(&mut self) {
+        let gpio = self.machine.take_gpio_events();
         if self.trace.is_some() {
             for line in self.machine.take_trace() {
                 self.trace_line(|| line);
+            }
+            let hz = self.machine.cpu_clock_hz().max(1);
+            for (cycle, out) in gpio {
+                let millis = cycle as f64 * 1000.0 / hz as f64;
+                self.trace_line(|| format!("gpio: at {millis:.3} ms the outputs are 0x{out:04x}"));
             }
         }
     }

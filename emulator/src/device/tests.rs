@@ -25,7 +25,10 @@ struct Host {
 }
 
 impl Host {
+    /// These tests cover the ROM loader and the behavioural stub model (uploads here are
+    /// no code); executed code is tested with real programs in `tests/`.
     fn new(config: DeviceConfig, flash: SpiFlash) -> Host {
+        let config = DeviceConfig { execution: CodeExecution::StubModel, ..config };
         Host {
             device: Device::new(config, flash),
             decoder: SlipDecoder::new(),

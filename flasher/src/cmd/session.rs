@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esp_emulator::device::{Chip, Device, DeviceConfig};
+use esp_emulator::device::{Chip, CodeExecution, Device, DeviceConfig};
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash};
 use esp_emulator::link::{Link, LinkConfig};
@@ -22,7 +22,7 @@ use serialport::{SerialPortInfo, SerialPortType};
 use super::explain::NO_ANSWER_CAUSES;
 use super::files::io_reason;
 use super::CmdError;
-use crate::cli::{AfterArg, BaudArg, BeforeArg, ConnectArgs, EmuSpec, PortArg};
+use crate::cli::{AfterArg, BaudArg, BeforeArg, ConnectArgs, EmuSpec, EmuStub, PortArg};
 use crate::output::{hex_dump, Output, Reporter};
 
 /// The virtual chip's flash when neither a size nor a file says otherwise.
@@ -240,7 +240,7 @@ fn connect_options(connect: &ConnectArgs, port: &PortArg, out: &Output) -> Resul
 /// emulated chip, else the stub of an installed esptool, else none (ROM only).
 fn default_stub(port: &PortArg, out: &Output) -> Result<Option<StubImage>, CmdError> {
     let emulated = match port {
-        PortArg::Emulator(_) => true,
+        PortArg::Emulator(spec) => spec.stub != Some(EmuStub::Run),
         PortArg::Scan => available_ports().is_empty(),
         PortArg::Serial(_) => false,
     };
@@ -248,6 +248,13 @@ fn default_stub(port: &PortArg, out: &Output) -> Result<Option<StubImage>, CmdEr
         return Ok(Some(StubImage::virtual_device_model()));
     }
     let Some(path) = StubImage::find_installed_esptool() else {
+        if matches!(port, PortArg::Emulator(_)) {
+            return Err(CmdError::Usage(
+                "--port emu:...,stub=run needs a stub to run: give --stub-file FILE (esptool's JSON stub) \
+                 or install esptool (pip install esptool)"
+                    .to_string(),
+            ));
+        }
         return Ok(None);
     };
     out.line(format!("Stub: esptool's flasher stub from {}", path.display()));
@@ -344,10 +351,19 @@ fn open_emulator(
     })?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
-    if options.stub.as_ref() == Some(&StubImage::virtual_device_model()) {
+    let model = spec.stub == Some(EmuStub::Model)
+        || options.stub.as_ref() == Some(&StubImage::virtual_device_model());
+    if model {
         out.line("Stub: the virtual ESP8266's stub model (no stub file is needed on emu: ports).");
+    } else if options.stub.is_some() {
+        out.line("Stub: executed by the virtual ESP8266's CPU.");
     }
     let config = DeviceConfig {
+        execution: if model {
+            CodeExecution::StubModel
+        } else {
+            CodeExecution::Run
+        },
         chip: if spec.esp8285 {
             Chip::Esp8285
         } else {
