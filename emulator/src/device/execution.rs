@@ -32,7 +32,7 @@ use crate::rom_functions::{self, ResetKind, RomOutcome, RomState};
 /// host time at the interpreter's speed), so the caller stays responsive.
 pub(super) const CYCLES_PER_CALL: u64 = 16_000_000;
 /// A slice with no visible change this long means the program only polls.
-pub(super) const IDLE_SLICE_CYCLES: u64 = 200_000;
+pub(super) const IDLE_SLICE_CYCLES: u64 = 64_000;
 /// Host bytes kept on the wire while the RX FIFO is full; more are lost, as on a line
 /// without flow control.
 pub(super) const MAX_LINE_INPUT: usize = 1 << 20;
@@ -66,6 +66,8 @@ pub(super) struct Execution {
     pub(super) cpu: Cpu,
     pub(super) rom: RomState,
     pub(super) state: RunState,
+    /// Interpreted cycles since the program last changed anything (see [`IDLE_SLICE_CYCLES`]).
+    quiet_cycles: u64,
     /// Realtime: the device time and cycle count the clock is counted from.
     origin: (Duration, u64),
     origin_hz: u64,
@@ -87,6 +89,7 @@ impl Execution {
             cpu,
             rom: RomState::new(reset_cause),
             state: RunState::Runnable,
+            quiet_cycles: 0,
             origin: (now, 0),
             origin_hz: 0,
             greeted: false,
@@ -229,6 +232,8 @@ impl Device {
             }
             let cycles = execution.cpu.cycles();
             if cycles >= limit {
+                let busy_pcs = recent_pcs_text(&execution.cpu);
+                self.trace_line(|| format!("chip: the CPU is busy (last PCs {busy_pcs})"));
                 return;
             }
             let mut budget = (limit - cycles).min(IDLE_SLICE_CYCLES);
@@ -238,16 +243,10 @@ impl Device {
             let activity = self.machine.activity();
             let stop = execution.cpu.run(&mut self.machine, budget);
             self.machine.advance(execution.cpu.cycles());
-            let moved = self.collect_uart_output(execution);
-            let changed = moved || self.machine.activity() != activity;
+            let interpreted = execution.cpu.cycles() - cycles;
+            let mut moved = self.collect_uart_output(execution);
             match stop {
-                Stop::Budget => {
-                    if !changed && execution.cpu.cycles() - cycles >= IDLE_SLICE_CYCLES {
-                        execution.state = RunState::Idle;
-                        let loop_pcs = recent_pcs_text(&execution.cpu);
-                        self.trace_line(|| format!("chip: the CPU only polls (last PCs {loop_pcs}): idle until an event"));
-                    }
-                }
+                Stop::Budget => {}
                 Stop::Waiting => execution.state = RunState::Idle,
                 Stop::Trap { .. } => {
                     match rom_functions::call(
@@ -255,7 +254,7 @@ impl Device {
                         &mut self.machine,
                         &mut execution.rom,
                     ) {
-                        RomOutcome::Returned => {}
+                        RomOutcome::Returned => moved |= self.collect_uart_output(execution),
                         RomOutcome::Blocked => {
                             // Waiting for the UART: try once more after moving bytes.
                             self.feed_uart(execution);
@@ -285,6 +284,22 @@ impl Device {
                         }
                     }
                 }
+            }
+            // Quiet time counts interpreted cycles only: a ROM delay is not polling.
+            if moved || self.machine.activity() != activity {
+                execution.quiet_cycles = 0;
+            } else {
+                execution.quiet_cycles += interpreted;
+                if execution.quiet_cycles >= IDLE_SLICE_CYCLES && execution.state == RunState::Runnable {
+                    execution.state = RunState::Idle;
+                    let loop_pcs = recent_pcs_text(&execution.cpu);
+                    self.trace_line(|| {
+                        format!("chip: the CPU only polls (last PCs {loop_pcs}): idle until an event")
+                    });
+                }
+            }
+            if execution.state != RunState::Runnable {
+                execution.quiet_cycles = 0;
             }
             self.take_machine_trace();
             if execution.state == RunState::Idle && !self.config.realtime {

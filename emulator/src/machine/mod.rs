@@ -99,6 +99,9 @@ pub const CHIP_DETECT_MAGIC: u32 = 0xFFF0_C101;
 /// The APB clock after reset: the ROM sets the PLL up for a 40 MHz crystal, which on the
 /// usual 26 MHz crystal gives 52 MHz (hence the 74880-baud boot log, 115200 × 26 / 40).
 pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
+/// UART0's CONF1 as the ROM loader leaves it: RX timeout enabled after 2 byte times,
+/// TX-empty threshold 0x60, RX-full threshold 1.
+const ROM_LOADER_UART_CONF1: u32 = 1 << 31 | 2 << 24 | 0x60 << 8 | 1;
 /// Distinct undecoded register addresses remembered.
 pub const MAX_UNKNOWN_REGISTERS: usize = 4096;
 /// Trace lines kept until taken.
@@ -337,6 +340,12 @@ impl Machine {
         self.iram.fill(0);
         self.dport = [0; DPORT_WORDS];
         self.uart0 = Uart::new(uart_divider);
+        if download {
+            // The ROM's serial loader sets UART0 up to interrupt on every received byte and
+            // on a short pause; esptool's legacy stub keeps that setup and only enables the
+            // two interrupts. (The exact values are our assumption: any byte must interrupt.)
+            self.uart0.write(uart::reg::CONF1, ROM_LOADER_UART_CONF1);
+        }
         self.uart1 = Uart::new(uart_divider);
         self.uart1_output.clear();
         self.uart1_dropped = 0;
