@@ -1,157 +1,404 @@
-//! How fast the virtual ESP8266 serves a 4MB READ_FLASH — a benchmark to read, not a timed
-//! test: `cargo bench --bench emulator`.
+//! How fast the virtual ESP8266 serves esptool's flash operations — a benchmark to read, not a
+//! timed test: `cargo bench --bench emulator`.
 //!
-//! 1. the device core alone, driven by a minimal host loop in memory;
-//! 2. the in-memory transport: `esp-flasher`'s `EmulatorTransport` and `Flasher::read_flash`;
-//! 3. over the pty: the `esp-emulator` binary, read by `esp-flasher`'s library over the pty;
-//! 4. the emulator's CPU time while the real esptool 5.6.0 reads the same 4MB over the pty.
+//! 1. the device core alone with the stub model (a placeholder upload the model answers),
+//!    driven by a minimal host loop in memory: READ_FLASH of 4MB;
+//! 2. the in-memory transport with the stub model: `esp-flasher`'s `EmulatorTransport` and
+//!    `Flasher::read_flash`;
+//! 3. esptool 5.6.0's real stubs (v2, which 5.6.0 uploads, and the legacy v1) uploaded as
+//!    esptool does and executed on the virtual CPU, in memory on non-realtime time, next to
+//!    the stub model answering the same upload: READ_FLASH of 4MB acked as esptool acks, and a
+//!    1MB compressed write (zlib level 9 by the esptool venv's Python, as esptool compresses)
+//!    checked with SPI_FLASH_MD5;
+//! 4. over the pty with the stub model: the `esp-emulator` binary, read by `esp-flasher`'s
+//!    library;
+//! 5. the emulator's CPU time while the real esptool 5.6.0 reads the same 4MB over the pty,
+//!    with the stub model and with its stub executed.
 
 #[allow(dead_code)]
 #[path = "../tests/util.rs"]
 mod util;
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use esp_emulator::device::{Device, DeviceConfig};
+use esp_emulator::device::{CodeExecution, Device, DeviceConfig};
 use esp_emulator::flash::{FlashOptions, SpiFlash};
-use esp_emulator::sample_firmware::sonoff_like_flash;
-use esp_flasher::{BeforeReset, ConnectOptions, EmulatorTransport, Flasher, SerialTransport, Silent, StubImage};
-use esp_protocol::packet::{encode_read_ack, BeginParams, Command, DataBlock};
+use esp_emulator::sample_firmware::{firmware_image, sonoff_like_flash};
+use esp_flasher::{
+    BeforeReset, ConnectOptions, EmulatorTransport, Flasher, SerialTransport, Silent, StubImage,
+};
+use esp_protocol::packet::{
+    encode_read_ack, BeginParams, Command, DataBlock, ResponseFrame, SpiParams,
+    STUB_FLASH_BLOCK_SIZE, STUB_GREETING, STUB_READ_PACKET_SIZE,
+};
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+use md5::Digest as _;
 
 const FLASH_SIZE: usize = 4 << 20;
+const IMAGE_SIZE: usize = 1 << 20;
 const MB: f64 = (1 << 20) as f64;
+/// esptool's MEM_DATA block size (ESP_RAM_BLOCK).
+const RAM_BLOCK: usize = 0x1800;
+/// The READ_FLASH frames esptool 5.6.0 lets the stub send ahead of its acks.
+const READ_MAX_IN_FLIGHT: u32 = 64;
+/// How long the host waits for one frame before declaring the device stuck.
+const FRAME_LIMIT: Duration = Duration::from_secs(120);
+/// Where the executed cases write the compressed image.
+const WRITE_ADDRESS: u32 = 0;
 
 fn main() {
     let flash = sonoff_like_flash(FLASH_SIZE, 1);
-    let device_only = device_core_read(&flash);
-    println!("1. device core, in memory:        {:7.1} MB/s", FLASH_SIZE as f64 / MB / device_only.as_secs_f64());
+    let model = StubImage::virtual_device_model();
+    let mut host = Host::with_stub(&flash, CodeExecution::StubModel, &model);
+    let device_only = read_whole_flash(&mut host, &flash);
+    println!(
+        "1. device core, stub model, in memory:        {:7.1} MB/s",
+        mb_per_s(FLASH_SIZE, device_only)
+    );
     let in_memory = in_memory_transport_read(&flash);
-    println!("2. in-memory transport (flasher): {:7.1} MB/s", FLASH_SIZE as f64 / MB / in_memory.as_secs_f64());
+    println!(
+        "2. in-memory transport (flasher), stub model: {:7.1} MB/s",
+        mb_per_s(FLASH_SIZE, in_memory)
+    );
 
     let dir = tempfile::tempdir().expect("temporary directory");
+    let esptool = util::esptool("5.6.0");
+    real_stubs_in_memory(&esptool, &flash, dir.path());
+
     let flash_file = dir.path().join("flash.bin");
     std::fs::write(&flash_file, &flash).expect("write the flash file");
-
     let (pty_time, pty_cpu) = pty_read(&flash_file, dir.path());
     println!(
-        "3. over the pty (esp-flasher):    {:7.1} MB/s, emulator CPU {:.2} s",
-        FLASH_SIZE as f64 / MB / pty_time.as_secs_f64(),
+        "4. over the pty (esp-flasher), stub model:    {:7.1} MB/s, emulator CPU {:.2} s",
+        mb_per_s(FLASH_SIZE, pty_time),
         pty_cpu.as_secs_f64()
     );
-    let (esptool_time, esptool_cpu, emulator_cpu) = esptool_read(&flash_file, dir.path());
+    for stub in ["model", "run"] {
+        let (esptool_time, esptool_cpu, emulator_cpu) =
+            esptool_read(&esptool, stub, &flash_file, dir.path());
+        println!(
+            "5. esptool 5.6.0 read_flash 4MB, --stub {stub:5}: {:6.2} s wall; esptool CPU {:.2} s, emulator CPU {:.3} s = {:.1}% of esptool's",
+            esptool_time.as_secs_f64(),
+            esptool_cpu.as_secs_f64(),
+            emulator_cpu.as_secs_f64(),
+            100.0 * emulator_cpu.as_secs_f64() / esptool_cpu.as_secs_f64()
+        );
+    }
+}
+
+fn mb_per_s(bytes: usize, time: Duration) -> f64 {
+    bytes as f64 / MB / time.as_secs_f64()
+}
+
+fn new_device(flash: &[u8], execution: CodeExecution) -> Device {
+    let config = DeviceConfig {
+        execution,
+        ..DeviceConfig::default()
+    };
+    Device::new(
+        config,
+        SpiFlash::new(flash.to_vec(), FlashOptions::default()).expect("valid flash"),
+    )
+}
+
+/// Case 3: esptool's two ESP8266 stubs, executed and modelled, reading and writing.
+fn real_stubs_in_memory(esptool: &util::Esptool, flash: &[u8], dir: &Path) {
+    let image = firmware_image(IMAGE_SIZE, 2);
+    let compressed = zlib_best_by_python(esptool, &image, dir);
     println!(
-        "4. esptool 5.6.0 read_flash 4MB:  {:7.2} s wall; esptool CPU {:.2} s, emulator CPU {:.3} s = {:.1}% of esptool's",
-        esptool_time.as_secs_f64(),
-        esptool_cpu.as_secs_f64(),
-        emulator_cpu.as_secs_f64(),
-        100.0 * emulator_cpu.as_secs_f64() / esptool_cpu.as_secs_f64()
+        "3. esptool 5.6.0's stubs on the device core, in memory (upload with MEM_BEGIN/DATA/END, \
+         SPI_SET_PARAMS 4MB):"
     );
-}
-
-fn new_device(flash: &[u8]) -> Device {
-    Device::new(DeviceConfig::default(), SpiFlash::new(flash.to_vec(), FlashOptions::default()).expect("valid flash"))
-}
-
-/// Uploads the virtual stub model and reads the whole flash, acking every frame.
-fn device_core_read(flash: &[u8]) -> Duration {
-    let mut device = new_device(flash);
-    let mut host = Host::default();
-    let stub = StubImage::virtual_device_model();
-    let (text_start, text) = &stub.text;
-    host.command(&mut device, &Command::MemBegin(BeginParams {
-        size: text.len() as u32,
-        blocks: 1,
-        block_size: 0x1800,
-        offset: *text_start,
-        encrypted: None,
-    }));
-    host.command(&mut device, &Command::MemData(DataBlock { sequence: 0, data: text.clone() }));
-    host.command(&mut device, &Command::MemEnd { execute: true, entry: stub.entry });
-    host.frames(&mut device); // the reply and "OHAI"
-
-    let started = Instant::now();
-    host.send(&mut device, &Command::ReadFlash { address: 0, size: FLASH_SIZE as u32, packet_size: 0x1000, max_in_flight: 64 });
-    let mut received = 0usize;
-    let mut digest_seen = false;
-    while !digest_seen {
-        for frame in host.frames(&mut device) {
-            if frame.first() == Some(&0x01) && frame.len() == 10 {
-                continue; // the command's reply
-            }
-            if received < FLASH_SIZE {
-                received += frame.len();
-                let mut ack = Vec::new();
-                slip::encode(&encode_read_ack(received as u32), &mut ack);
-                device.receive(Duration::ZERO, &ack);
-            } else {
-                assert_eq!(frame.len(), 16, "the MD5 frame ends the read");
-                digest_seen = true;
-            }
+    println!(
+        "   read: READ_FLASH 0..4MB, 0x{STUB_READ_PACKET_SIZE:x}-byte frames, {READ_MAX_IN_FLIGHT} in \
+         flight, each acked; digest checked (target executed <= 1 s)"
+    );
+    println!(
+        "   write: 1MB image zlib -9 to {} bytes, FLASH_DEFL_BEGIN/DATA(0x{STUB_FLASH_BLOCK_SIZE:x})/END, \
+         then SPI_FLASH_MD5 (target executed <= 2 s)",
+        compressed.len()
+    );
+    println!(
+        "   {:<28} {:>8} {:>9}   {:>8} {:>9} {:>11}",
+        "stub", "read s", "MB/s", "write s", "MB/s", "of it MD5 s"
+    );
+    for flavour in [2, 1] {
+        let stub_path = esptool.stub_json(flavour);
+        let stub = StubImage::load(&stub_path)
+            .unwrap_or_else(|error| panic!("load {}: {error}", stub_path.display()));
+        for (execution, label) in [
+            (CodeExecution::Run, "executed"),
+            (CodeExecution::StubModel, "stub model"),
+        ] {
+            let mut host = Host::with_stub(flash, execution, &stub);
+            host.set_flash_parameters();
+            let read = read_whole_flash(&mut host, flash);
+            let write = compressed_write(&mut host, &image, &compressed);
+            println!(
+                "   {:<28} {:8.3} {:9.1}   {:8.3} {:9.1} {:11.3}",
+                format!(
+                    "v{flavour} ({}), {label}",
+                    if flavour == 2 { "5.6.0's" } else { "legacy" }
+                ),
+                read.as_secs_f64(),
+                mb_per_s(FLASH_SIZE, read),
+                write.total.as_secs_f64(),
+                mb_per_s(IMAGE_SIZE, write.total),
+                write.md5.as_secs_f64(),
+            );
         }
     }
-    started.elapsed()
 }
 
-/// A minimal host for the device core: SLIP in, frames out.
-#[derive(Default)]
+/// `bytes` compressed as esptool compresses them (`zlib.compress(image, 9)`), by the
+/// Python of the esptool venv.
+fn zlib_best_by_python(esptool: &util::Esptool, bytes: &[u8], dir: &Path) -> Vec<u8> {
+    let input = dir.join("image.bin");
+    let output = dir.join("image.zlib");
+    std::fs::write(&input, bytes).expect("write the image");
+    let status = std::process::Command::new(esptool.venv.join("bin/python"))
+        .args([
+            "-c",
+            "import sys, zlib; open(sys.argv[2], 'wb').write(zlib.compress(open(sys.argv[1], 'rb').read(), 9))",
+        ])
+        .arg(&input)
+        .arg(&output)
+        .status()
+        .expect("run the esptool venv's python");
+    assert!(status.success(), "python zlib.compress failed: {status}");
+    std::fs::read(&output).expect("read the compressed image")
+}
+
+/// READ_FLASH of the whole flash as esptool 5.6.0 does it: one ack per data frame, then the
+/// digest frame. Checks the data and the digest; returns the time from the command to the
+/// digest.
+fn read_whole_flash(host: &mut Host, flash: &[u8]) -> Duration {
+    let started = Instant::now();
+    host.command(&Command::ReadFlash {
+        address: 0,
+        size: flash.len() as u32,
+        packet_size: STUB_READ_PACKET_SIZE,
+        max_in_flight: READ_MAX_IN_FLIGHT,
+    });
+    let mut data = Vec::with_capacity(flash.len());
+    while data.len() < flash.len() {
+        let frame = host.next_frame();
+        assert!(
+            frame.len() == STUB_READ_PACKET_SIZE as usize
+                || data.len() + frame.len() == flash.len(),
+            "a {}-byte data frame after {} bytes",
+            frame.len(),
+            data.len()
+        );
+        data.extend_from_slice(&frame);
+        host.send_payload(&encode_read_ack(data.len() as u32));
+    }
+    let digest = host.next_frame();
+    let elapsed = started.elapsed();
+    assert!(data == flash, "READ_FLASH data differs from the flash");
+    assert_eq!(
+        digest,
+        md5::Md5::digest(&data).as_slice(),
+        "READ_FLASH digest"
+    );
+    elapsed
+}
+
+/// Times of a compressed write.
+struct WriteTimes {
+    /// From FLASH_DEFL_BEGIN to SPI_FLASH_MD5's reply.
+    total: Duration,
+    /// SPI_FLASH_MD5 alone.
+    md5: Duration,
+}
+
+/// esptool's compressed write of `image` at [`WRITE_ADDRESS`] (one block in flight, as
+/// esptool's `check_command` waits for each reply), then its MD5 check; checks the digest and
+/// the flash.
+fn compressed_write(host: &mut Host, image: &[u8], compressed: &[u8]) -> WriteTimes {
+    let block_size = STUB_FLASH_BLOCK_SIZE as usize;
+    let started = Instant::now();
+    host.command(&Command::FlashDeflBegin(BeginParams {
+        size: image.len() as u32,
+        blocks: compressed.len().div_ceil(block_size) as u32,
+        block_size: STUB_FLASH_BLOCK_SIZE,
+        offset: WRITE_ADDRESS,
+        encrypted: Some(false),
+    }));
+    for (sequence, block) in compressed.chunks(block_size).enumerate() {
+        host.command(&Command::FlashDeflData(DataBlock {
+            sequence: sequence as u32,
+            data: block.to_vec(),
+        }));
+    }
+    host.command(&Command::FlashDeflEnd {
+        stay_in_loader: true,
+    });
+    let md5_started = Instant::now();
+    let digest = host.command(&Command::SpiFlashMd5 {
+        address: WRITE_ADDRESS,
+        size: image.len() as u32,
+    });
+    let times = WriteTimes {
+        total: started.elapsed(),
+        md5: md5_started.elapsed(),
+    };
+    assert_eq!(
+        digest,
+        md5::Md5::digest(image).as_slice(),
+        "SPI_FLASH_MD5 after the write"
+    );
+    let start = WRITE_ADDRESS as usize;
+    assert!(
+        host.device.flash().as_bytes()[start..start + image.len()] == *image,
+        "the flash does not hold the image"
+    );
+    times
+}
+
+/// A minimal host for the device core, on time that stands still (no realtime): SLIP in,
+/// frames out, polling until the device has answered.
 struct Host {
+    device: Device,
     decoder: SlipDecoder,
+    frames: VecDeque<Vec<u8>>,
     output: Vec<u8>,
     events: Vec<SlipEvent>,
 }
 
 impl Host {
-    fn send(&mut self, device: &mut Device, command: &Command) {
-        let mut framed = Vec::new();
-        slip::encode(&command.to_bytes(), &mut framed);
-        device.receive(Duration::ZERO, &framed);
+    /// A device holding `flash`, with `stub` uploaded and started as esptool does it.
+    fn with_stub(flash: &[u8], execution: CodeExecution, stub: &StubImage) -> Host {
+        let mut host = Host {
+            device: new_device(flash, execution),
+            decoder: SlipDecoder::new(),
+            frames: VecDeque::new(),
+            output: Vec::new(),
+            events: Vec::new(),
+        };
+        let segments = std::iter::once(&stub.text).chain(stub.data.as_ref());
+        for (address, bytes) in segments {
+            host.command(&Command::MemBegin(BeginParams {
+                size: bytes.len() as u32,
+                blocks: bytes.len().div_ceil(RAM_BLOCK) as u32,
+                block_size: RAM_BLOCK as u32,
+                offset: *address,
+                encrypted: None,
+            }));
+            for (sequence, block) in bytes.chunks(RAM_BLOCK).enumerate() {
+                host.command(&Command::MemData(DataBlock {
+                    sequence: sequence as u32,
+                    data: block.to_vec(),
+                }));
+            }
+        }
+        host.command(&Command::MemEnd {
+            execute: true,
+            entry: stub.entry,
+        });
+        assert_eq!(host.next_frame(), STUB_GREETING, "the stub's greeting");
+        host
     }
 
-    fn command(&mut self, device: &mut Device, command: &Command) {
-        self.send(device, command);
-        assert!(!self.frames(device).is_empty(), "{command:?} got no reply");
+    /// SPI_SET_PARAMS as esptool sends it once it knows the flash size.
+    fn set_flash_parameters(&mut self) {
+        self.command(&Command::SpiSetParams(SpiParams {
+            id: 0,
+            total_size: FLASH_SIZE as u32,
+            block_size: 64 * 1024,
+            sector_size: 4 * 1024,
+            page_size: 256,
+            status_mask: 0xFFFF,
+        }));
     }
 
-    fn frames(&mut self, device: &mut Device) -> Vec<Vec<u8>> {
-        self.output.clear();
-        device.poll_output(Duration::ZERO, &mut self.output);
-        self.events.clear();
-        self.decoder.feed(&self.output, &mut self.events);
-        self.events
-            .drain(..)
-            .filter_map(|event| match event {
-                SlipEvent::Frame(frame) => Some(frame),
-                _ => None,
-            })
-            .collect()
+    fn send_payload(&mut self, payload: &[u8]) {
+        let mut framed = Vec::with_capacity(payload.len() + 16);
+        slip::encode(payload, &mut framed);
+        self.device.receive(Duration::ZERO, &framed);
+    }
+
+    /// Sends `command` and waits for its reply; returns the reply's data before the status
+    /// bytes, after checking the opcode and a success status.
+    fn command(&mut self, command: &Command) -> Vec<u8> {
+        self.send_payload(&command.to_bytes());
+        let frame = self.next_frame();
+        let reply = ResponseFrame::parse(&frame)
+            .unwrap_or_else(|error| panic!("{command:?}: bad reply {frame:02x?}: {error}"));
+        assert_eq!(
+            reply.opcode,
+            command.opcode() as u8,
+            "{command:?}: reply to another opcode"
+        );
+        let (data, status) = reply.body.split_at(reply.body.len().saturating_sub(2));
+        assert_eq!(status, [0, 0], "{command:?} failed");
+        data.to_vec()
+    }
+
+    /// The next frame from the chip, running the device until it sends one.
+    fn next_frame(&mut self) -> Vec<u8> {
+        let started = Instant::now();
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return frame;
+            }
+            if let Some(reason) = self.device.halted() {
+                panic!("the CPU halted: {reason}");
+            }
+            assert!(
+                started.elapsed() < FRAME_LIMIT,
+                "no frame from the device within {FRAME_LIMIT:?}"
+            );
+            self.output.clear();
+            self.device.poll_output(Duration::ZERO, &mut self.output);
+            self.decoder.feed(&self.output, &mut self.events);
+            for event in self.events.drain(..) {
+                if let SlipEvent::Frame(frame) = event {
+                    self.frames.push_back(frame);
+                }
+            }
+        }
     }
 }
 
 fn connect_options() -> ConnectOptions {
-    ConnectOptions { before: BeforeReset::NoReset, stub: Some(StubImage::virtual_device_model()), ..ConnectOptions::default() }
+    ConnectOptions {
+        before: BeforeReset::NoReset,
+        stub: Some(StubImage::virtual_device_model()),
+        ..ConnectOptions::default()
+    }
 }
 
 fn in_memory_transport_read(flash: &[u8]) -> Duration {
-    let transport = EmulatorTransport::new(new_device(flash));
-    let mut flasher = Flasher::connect(transport, &connect_options(), Box::new(Silent)).expect("connect in memory");
+    let transport = EmulatorTransport::new(new_device(flash, CodeExecution::StubModel));
+    let mut flasher = Flasher::connect(transport, &connect_options(), Box::new(Silent))
+        .expect("connect in memory");
     let started = Instant::now();
-    let data = flasher.read_flash(0, FLASH_SIZE as u32).expect("read in memory");
+    let data = flasher
+        .read_flash(0, FLASH_SIZE as u32)
+        .expect("read in memory");
     let elapsed = started.elapsed();
     assert_eq!(data, flash);
     elapsed
 }
 
-/// Reads the whole flash over the emulator binary's pty; returns the wall time and the
-/// emulator's CPU time during the read.
+/// Reads the whole flash over the emulator binary's pty (stub model); returns the wall time
+/// and the emulator's CPU time during the read.
 fn pty_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
-    let emulator = util::Emulator::spawn(&["--flash", flash_file.to_str().unwrap()], &dir.join("pty.log"));
+    let emulator = util::Emulator::spawn(
+        &["--flash", flash_file.to_str().unwrap(), "--stub", "model"],
+        &dir.join("pty.log"),
+    );
     let transport = SerialTransport::open(emulator.port(), 115_200).expect("open the pty");
-    let mut flasher = Flasher::connect(transport, &connect_options(), Box::new(Silent)).expect("connect over the pty");
+    let mut flasher = Flasher::connect(transport, &connect_options(), Box::new(Silent))
+        .expect("connect over the pty");
     let cpu_before = process_cpu(emulator.pid());
     let started = Instant::now();
-    let data = flasher.read_flash(0, FLASH_SIZE as u32).expect("read over the pty");
+    let data = flasher
+        .read_flash(0, FLASH_SIZE as u32)
+        .expect("read over the pty");
     let elapsed = started.elapsed();
     let cpu = process_cpu(emulator.pid()) - cpu_before;
     assert_eq!(data, std::fs::read(flash_file).unwrap());
@@ -160,25 +407,45 @@ fn pty_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
     (elapsed, cpu)
 }
 
-/// Runs esptool's read_flash of the whole chip; returns its wall time, its CPU time and the
-/// emulator's CPU time over the same run.
-fn esptool_read(flash_file: &Path, dir: &Path) -> (Duration, Duration, Duration) {
-    let esptool = util::esptool("5.6.0");
-    let emulator = util::Emulator::spawn(&["--flash", flash_file.to_str().unwrap()], &dir.join("esptool.log"));
+/// Runs esptool's read_flash of the whole chip against `esp-emulator --stub <stub>`; returns
+/// its wall time, its CPU time and the emulator's CPU time over the same run.
+fn esptool_read(
+    esptool: &util::Esptool,
+    stub: &str,
+    flash_file: &Path,
+    dir: &Path,
+) -> (Duration, Duration, Duration) {
+    let emulator = util::Emulator::spawn(
+        &["--flash", flash_file.to_str().unwrap(), "--stub", stub],
+        &dir.join(format!("esptool-{stub}.log")),
+    );
     let out = dir.join("read.bin");
     let children_before = reaped_children_cpu();
     let emulator_before = process_cpu(emulator.pid());
     let started = Instant::now();
     let (status, output) = util::run_output(
         &esptool.executable,
-        &["--port", emulator.port(), "read-flash", "0", "0x400000", out.to_str().unwrap()],
+        &[
+            "--port",
+            emulator.port(),
+            "read-flash",
+            "0",
+            "0x400000",
+            out.to_str().unwrap(),
+        ],
         &dir.join("esptool.out"),
     );
     let elapsed = started.elapsed();
     let emulator_cpu = process_cpu(emulator.pid()) - emulator_before;
     let esptool_cpu = reaped_children_cpu() - children_before;
-    assert!(status.success(), "esptool read_flash failed: {output}");
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(flash_file).unwrap());
+    assert!(
+        status.success(),
+        "esptool read_flash (--stub {stub}) failed: {output}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(flash_file).unwrap()
+    );
     emulator.terminate();
     (elapsed, esptool_cpu, emulator_cpu)
 }
@@ -187,7 +454,11 @@ fn esptool_read(flash_file: &Path, dir: &Path) -> (Duration, Duration, Duration)
 fn stat_fields(pid: &str) -> Vec<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
     let after_name = &stat[stat.rfind(')').expect("stat has the name in parentheses") + 2..];
-    after_name.split_whitespace().skip(1).map(|field| field.parse().unwrap_or(0)).collect()
+    after_name
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().unwrap_or(0))
+        .collect()
 }
 
 fn clock_ticks(ticks: u64) -> Duration {

@@ -356,6 +356,7 @@ impl Device {
     fn collect_uart_output(&mut self, execution: &mut Execution) -> bool {
         let room = MAX_PENDING_OUTPUT.saturating_sub(self.pending_output());
         if room == 0 || self.machine.uart_tx_queued() == 0 {
+            self.follow_uart_rate();
             return false;
         }
         let mut bytes = Vec::new();
@@ -387,10 +388,6 @@ impl Device {
             }
             None => bytes,
         };
-        let baud = nominal_baud(self.machine.uart_baud());
-        if baud != self.uart_baud && self.output.is_empty() {
-            self.uart_baud = baud;
-        }
         if !bytes.is_empty() {
             let ready_at = self.busy_until.max(self.last_now);
             match self.output.back_mut() {
@@ -404,11 +401,27 @@ impl Device {
                 }),
             }
         }
-        if baud != self.uart_baud {
-            // The program changed the rate: what is queued goes out at the old one.
+        self.follow_uart_rate();
+        true
+    }
+
+    /// The program changed UART0's divider: what is queued goes out at the old rate.
+    fn follow_uart_rate(&mut self) {
+        let baud = nominal_baud(self.machine.uart_baud());
+        let queued_rate = self
+            .output
+            .iter()
+            .rev()
+            .find_map(|chunk| chunk.baud_after)
+            .unwrap_or(self.uart_baud);
+        if baud == queued_rate {
+            return;
+        }
+        if self.output.is_empty() {
+            self.uart_baud = baud;
+        } else {
             self.switch_baud_after_output(baud);
         }
-        true
     }
 
     /// Output bytes queued and not yet polled.
