@@ -64,10 +64,10 @@ pub struct Args {
     /// from flash fails when the image header asks for a mode they do not carry.
     #[arg(long, value_name = "qio|dio|dout")]
     pub flash_wiring: Option<FlashWiring>,
-    /// What answers once a client uploads a flasher stub: the CPU runs its code (run), or
-    /// the behavioural model of a stub answers and nothing is executed (model). `model` also
-    /// stops a boot from flash after the ROM's boot log.
-    #[arg(long, value_enum, default_value_t = StubArg::Run)]
+    /// What answers once a client uploads code: the behavioural model of a flasher stub,
+    /// nothing executed (model, the default for now), or the CPU runs the code (run; also
+    /// runs the firmware a boot from flash finds).
+    #[arg(long, value_enum, default_value_t = StubArg::Model)]
     pub stub: StubArg,
     /// Log client sessions and cable events to stderr.
     #[arg(short, long)]

@@ -115,15 +115,19 @@ pub struct DeviceConfig {
 }
 
 /// What the chip does with the code it is given.
+///
+/// The default is still the model: with executed stubs, esptool 5's stub loses the reply
+/// to some compressed writes (see the README's "Three levels"), so the esptool
+/// conformance suite runs on the model until that is fixed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum CodeExecution {
     /// The CPU runs it: uploaded stubs and RAM programs (MEM_END with an entry point), and
     /// the firmware a boot from flash finds.
-    #[default]
     Run,
     /// Nothing runs: an upload started by MEM_END is answered by the behavioural model of
     /// a flasher stub (`stub.rs`), in the flavour its entry point names, and a boot from
     /// flash stops after the ROM's boot log.
+    #[default]
     StubModel,
 }
 
@@ -146,7 +150,7 @@ impl Default for DeviceConfig {
             faults: DeviceFaults::default(),
             realtime: false,
             wiring: None,
-            execution: CodeExecution::Run,
+            execution: CodeExecution::StubModel,
         }
     }
 }
@@ -366,9 +370,9 @@ impl Device {
     }
 
     /// True when the client closing the port resets the chip: always, but for a program
-    /// the CPU runs that is no flasher stub (`esptool load_ram` leaves it running).
+    /// uploaded to RAM that is no flasher stub (`esptool load_ram` leaves it running).
     pub fn resets_when_port_closes(&self) -> bool {
-        self.execution.as_ref().is_none_or(|execution| execution.greeted)
+        self.execution.as_ref().is_none_or(|execution| !execution.survives_close)
     }
 
     /// Why the CPU stopped for good, if it did (a crash, an unimplemented ROM function).
@@ -443,7 +447,7 @@ impl Device {
         self.trace_line(|| format!("chip: reset ({cause:?}), booting from flash: {}", report.outcome));
         if let (true, boot::BootOutcome::Started { entry }) = (run, &report.outcome) {
             self.load_firmware_segments();
-            self.start_execution(*entry, now);
+            self.start_execution(*entry, now, false);
         }
     }
 

@@ -292,7 +292,7 @@ impl Scenario {
             faults: self.fault_plan()?.device,
             realtime: false,
             wiring: self.wiring()?,
-            execution: crate::device::CodeExecution::Run,
+            execution: crate::device::CodeExecution::default(),
         })
     }
 

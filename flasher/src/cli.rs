@@ -20,9 +20,9 @@ Ports:
   --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
                                     the built-in virtual ESP8266: a Sonoff-like sample flash each
                                     run, or loaded from and saved back to PATH (a new PATH starts
-                                    with the sample firmware). Its CPU runs the stub uploaded to
-                                    it (--stub-file, or an installed esptool's with stub=run);
-                                    with no stub file, or stub=model, a model of a stub answers
+                                    with the sample firmware). A model of a stub answers; with
+                                    stub=run its CPU runs the stub uploaded to it (--stub-file,
+                                    else an installed esptool's)
   no --port                         try each USB serial port found, else the virtual ESP8266
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.

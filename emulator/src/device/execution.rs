@@ -71,15 +71,17 @@ pub(super) struct Execution {
     /// Realtime: the device time and cycle count the clock is counted from.
     origin: (Duration, u64),
     origin_hz: u64,
-    /// The program sent OHAI: it is a flasher stub, and the port closing resets the chip
-    /// as for the ROM loader. Any other program keeps running when the client goes.
-    pub(super) greeted: bool,
+    /// The program was uploaded to RAM and has not greeted with OHAI: it is no flasher
+    /// stub, and keeps running when the client closes the port (`esptool load_ram`). A
+    /// stub, or firmware booted from flash, is reset then, as a board's auto-reset does.
+    pub(super) survives_close: bool,
+    greeted: bool,
     /// Bytes seen on the TX line since the program started, to recognise OHAI.
     greeting_window: Vec<u8>,
 }
 
 impl Execution {
-    fn new(entry: u32, reset_cause: ResetCause, now: Duration) -> Self {
+    fn new(entry: u32, reset_cause: ResetCause, now: Duration, uploaded: bool) -> Self {
         let mut cpu = Cpu::new();
         cpu.set_trap_range(ROM);
         cpu.set_pc(entry);
@@ -92,6 +94,7 @@ impl Execution {
             quiet_cycles: 0,
             origin: (now, 0),
             origin_hz: 0,
+            survives_close: uploaded,
             greeted: false,
             greeting_window: Vec::new(),
         }
@@ -99,11 +102,11 @@ impl Execution {
 }
 
 impl Device {
-    /// Starts the core at `entry` on what RAM holds now (the ROM jumping to uploaded code
-    /// or to firmware it loaded).
-    pub(super) fn start_execution(&mut self, entry: u32, now: Duration) {
+    /// Starts the core at `entry` on what RAM holds now: the ROM jumping to code uploaded
+    /// through the loader (`uploaded`) or to firmware it loaded from flash.
+    pub(super) fn start_execution(&mut self, entry: u32, now: Duration, uploaded: bool) {
         let cause = self.machine.reset_cause();
-        let mut execution = Execution::new(entry, cause, now);
+        let mut execution = Execution::new(entry, cause, now, uploaded);
         // The ROM's boot code has described the flash chip to its SPI functions.
         let params = rom_functions::FlashChipParams::for_flash(self.machine.flash());
         if params.store(&mut self.machine).is_err() {
@@ -371,6 +374,7 @@ impl Device {
                 .any(|w| w == esp_protocol::packet::STUB_GREETING)
             {
                 execution.greeted = true;
+                execution.survives_close = false;
                 execution.greeting_window = Vec::new();
             } else if window.len() > 64 {
                 let keep = window.len() - 8;

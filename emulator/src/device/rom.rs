@@ -106,7 +106,7 @@ impl Device {
                         CodeExecution::Run => {
                             self.mem_upload = None;
                             let now = self.busy_until;
-                            self.start_execution(entry, now);
+                            self.start_execution(entry, now, true);
                         }
                         CodeExecution::StubModel => self.start_stub(entry),
                     }

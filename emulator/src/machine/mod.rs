@@ -102,6 +102,9 @@ pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
 /// UART0's CONF1 as the ROM loader leaves it: RX timeout enabled after 2 byte times,
 /// TX-empty threshold 0x60, RX-full threshold 1.
 const ROM_LOADER_UART_CONF1: u32 = 1 << 31 | 2 << 24 | 0x60 << 8 | 1;
+/// The top of DRAM, where the ROM's stack lives and the stubs keep theirs: a polling loop
+/// that spills registers there without changing them does nothing.
+const STACK_AREA: u32 = 0x3FFF_E000;
 /// Distinct undecoded register addresses remembered.
 pub const MAX_UNKNOWN_REGISTERS: usize = 4096;
 /// Trace lines kept until taken.
@@ -593,6 +596,10 @@ impl Machine {
         if delta == 0 {
             return;
         }
+        // The flash chip's own busy time (erase, program) runs on the CPU's clock too.
+        let nanos = u128::from(delta) * 1_000_000_000 / u128::from(self.cpu_clock_hz().max(1));
+        self.flash
+            .advance_time(std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)));
         let per_tick = self.cycles_per_apb_tick();
         let pending = self.clock.cycle_carry.saturating_add(delta);
         let ticks = pending / per_tick;
@@ -661,9 +668,12 @@ impl Machine {
         self.reset_cause
     }
 
-    /// A count that grows whenever the CPU changes something: a store that changes RAM,
-    /// any register write, a byte taken from or given to UART0. A program whose slice
-    /// leaves it unchanged is only polling (the device then lets the core rest).
+    /// A count that grows whenever the CPU does something beyond reading: a store to a
+    /// register or IRAM, a store to DRAM below the stack area (even one that leaves the
+    /// value as it was: an inflate loop may rewrite equal bytes for long), a store that
+    /// changes the stack area, a byte taken from or given to UART0. A program that does
+    /// none of these for a while is polling, spills to its stack included (the device
+    /// then lets the core rest).
     pub fn activity(&self) -> u64 {
         self.changes + self.uart0.bytes_moved()
     }
@@ -1029,7 +1039,7 @@ impl Bus for Machine {
         match self.dram.get_mut(word_index(address, DRAM.start)) {
             Some(word) => {
                 let merged = merge_lane(*word, address, u32::from(value), 1);
-                self.changes += u64::from(merged != *word);
+                self.changes += u64::from(merged != *word || address < STACK_AREA);
                 *word = merged;
                 Ok(())
             }
@@ -1045,7 +1055,7 @@ impl Bus for Machine {
         match self.dram.get_mut(word_index(address, DRAM.start)) {
             Some(word) => {
                 let merged = merge_lane(*word, address, u32::from(value), 2);
-                self.changes += u64::from(merged != *word);
+                self.changes += u64::from(merged != *word || address < STACK_AREA);
                 *word = merged;
                 Ok(())
             }
@@ -1059,12 +1069,12 @@ impl Bus for Machine {
     #[inline]
     fn write32(&mut self, address: u32, value: u32) -> Result<(), BusFault> {
         if let Some(word) = self.dram.get_mut(word_index(address, DRAM.start)) {
-            self.changes += u64::from(*word != value);
+            self.changes += u64::from(*word != value || address < STACK_AREA);
             *word = value;
             return Ok(());
         }
         if let Some(word) = self.iram.get_mut(word_index(address, IRAM.start)) {
-            self.changes += u64::from(*word != value);
+            self.changes += 1;
             *word = value;
             return Ok(());
         }

@@ -351,7 +351,8 @@ fn open_emulator(
     })?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
-    let model = spec.stub == Some(EmuStub::Model)
+    // The CPU runs the uploaded stub only on request for now (see CodeExecution).
+    let model = spec.stub != Some(EmuStub::Run)
         || options.stub.as_ref() == Some(&StubImage::virtual_device_model());
     if model {
         out.line("Stub: the virtual ESP8266's stub model (no stub file is needed on emu: ports).");
