@@ -31,8 +31,9 @@ use crate::rom_functions::{self, ResetKind, RomOutcome, RomState};
 /// Most cycles run per call into the device when not in realtime mode (about 0.1 s of
 /// host time at the interpreter's speed), so the caller stays responsive.
 pub(super) const CYCLES_PER_CALL: u64 = 16_000_000;
-/// A slice with no visible change this long means the program only polls.
-pub(super) const IDLE_SLICE_CYCLES: u64 = 64_000;
+/// This many interpreted cycles with no visible change means the program only polls.
+/// Long enough for a checksum or digest loop over a 16 KiB block, which only reads.
+pub(super) const IDLE_SLICE_CYCLES: u64 = 1_000_000;
 /// Host bytes kept on the wire while the RX FIFO is full; more are lost, as on a line
 /// without flow control.
 pub(super) const MAX_LINE_INPUT: usize = 1 << 20;
@@ -178,14 +179,20 @@ impl Device {
         }
     }
 
-    /// Cycles until a timer or the watchdog wants the core (or CCOMPARE0 fires).
+    /// Cycles until a timer or the watchdog wants the core, CCOMPARE0 fires, or the flash
+    /// chip finishes an erase or program the program may be polling for.
     fn cycles_to_next_timer(&self, execution: &Execution) -> Option<u64> {
-        let machine = self.machine.cycles_until_next_event();
-        let ccompare = cycles_to_ccompare(&execution.cpu);
-        match (machine, ccompare) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let flash_busy = self.machine.flash().remaining_busy_time();
+        let flash_done = (!flash_busy.is_zero())
+            .then(|| duration_to_cycles(flash_busy, self.machine.cpu_clock_hz()).max(1));
+        [
+            self.machine.cycles_until_next_event(),
+            cycles_to_ccompare(&execution.cpu),
+            flash_done,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the core up to `now` (realtime) or for a bounded burst, moving UART bytes.
@@ -251,13 +258,24 @@ impl Device {
             match stop {
                 Stop::Budget => {}
                 Stop::Waiting => execution.state = RunState::Idle,
-                Stop::Trap { .. } => {
+                Stop::Trap { pc: trapped_at } => {
                     match rom_functions::call(
                         &mut execution.cpu,
                         &mut self.machine,
                         &mut execution.rom,
                     ) {
-                        RomOutcome::Returned => moved |= self.collect_uart_output(execution),
+                        RomOutcome::Returned => {
+                            moved |= self.collect_uart_output(execution);
+                            // uart_rx_one_char finding nothing, with nothing on the wire: the
+                            // program polls for input (esptool 4's stub waiting for an ACK).
+                            if Some(trapped_at) == rom_functions::address_of("uart_rx_one_char")
+                                && execution.cpu.ar(2) != 0
+                                && self.machine.uart_rx_queued() == 0
+                                && self.machine.uart_rx_wire_len() == 0
+                            {
+                                execution.state = RunState::Idle;
+                            }
+                        }
                         RomOutcome::Blocked => {
                             // Waiting for the UART: try once more after moving bytes.
                             self.feed_uart(execution);
