@@ -3,6 +3,7 @@
 
 mod emulator_pty;
 mod esptool_conformance;
+mod executed_code;
 mod flasher_pty;
 mod scenarios;
 mod util;

@@ -368,3 +368,42 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// esptool `version` of the 3.x line (e.g. "3.0"), installed on first use like [`esptool`];
+/// 3.x installs only the `esptool.py` script and spells commands and choices with underscores.
+pub fn esptool_3(version: &'static str) -> Esptool {
+    let venv = esptool_install::installed_venv(&target_dir().join("esptool"), version);
+    let tool = Esptool {
+        version,
+        executable: venv.join("bin").join("esptool.py"),
+        venv,
+    };
+    assert!(
+        tool.executable.is_file(),
+        "esptool {version} is installed but {} is missing",
+        tool.executable.display()
+    );
+    tool
+}
+
+/// Linux's unit for the times in `/proc/<pid>/stat` (USER_HZ: 100 on x86 and ARM).
+const USER_HZ: u64 = 100;
+
+/// The CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|error| panic!("cannot read /proc/{pid}/stat (is it running?): {error}"));
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields
+        .get(11..13)
+        .unwrap_or_else(|| panic!("/proc/{pid}/stat has too few fields: {stat}"))
+        .iter()
+        .map(|field| field.parse::<u64>().expect("utime and stime are numbers"))
+        .sum();
+    Duration::from_millis(ticks * 1000 / USER_HZ)
+}

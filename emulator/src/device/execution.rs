@@ -31,6 +31,8 @@ use crate::rom_functions::{self, ResetKind, RomOutcome, RomState};
 /// Most cycles run per call into the device when not in realtime mode (about 0.1 s of
 /// host time at the interpreter's speed), so the caller stays responsive.
 pub(super) const CYCLES_PER_CALL: u64 = 16_000_000;
+/// Cycles run between looks at the UART: output is handed to the host after each slice.
+const SLICE_CYCLES: u64 = 16_000;
 /// This many interpreted cycles with no visible change means the program only polls.
 /// Long enough for a checksum or digest loop over a 16 KiB block, which only reads.
 pub(super) const IDLE_SLICE_CYCLES: u64 = 1_000_000;
@@ -77,6 +79,8 @@ pub(super) struct Execution {
     /// stub, or firmware booted from flash, is reset then, as a board's auto-reset does.
     pub(super) survives_close: bool,
     greeted: bool,
+    /// The last host bytes, to find a MEM_END request split across two reads.
+    recent_input: Vec<u8>,
     /// Bytes seen on the TX line since the program started, to recognise OHAI.
     greeting_window: Vec<u8>,
 }
@@ -97,6 +101,7 @@ impl Execution {
             origin_hz: 0,
             survives_close: uploaded,
             greeted: false,
+            recent_input: Vec::new(),
             greeting_window: Vec::new(),
         }
     }
@@ -136,6 +141,15 @@ impl Device {
             }
             None => bytes,
         };
+        // A MEM_END sent to a running stub makes it jump to another uploaded program
+        // (`esptool load_ram` through a stub): that one, like any RAM program, keeps
+        // running when the client goes.
+        let execution = self.execution.as_mut().expect("checked above");
+        if execution.greeted && starts_mem_end_request(&execution.recent_input, bytes) {
+            execution.survives_close = true;
+        }
+        let keep = bytes.len().min(MEM_END_REQUEST_START.len() - 1);
+        execution.recent_input = bytes[bytes.len() - keep..].to_vec();
         let room = MAX_LINE_INPUT.saturating_sub(self.machine.uart_rx_wire_len());
         let taken = bytes.len().min(room);
         self.machine.uart_receive_on_wire(&bytes[..taken]);
@@ -246,7 +260,7 @@ impl Device {
                 self.trace_line(|| format!("chip: the CPU is busy (last PCs {busy_pcs})"));
                 return;
             }
-            let mut budget = (limit - cycles).min(IDLE_SLICE_CYCLES);
+            let mut budget = (limit - cycles).min(SLICE_CYCLES);
             if let Some(event) = self.machine.cycles_until_next_event() {
                 budget = budget.min(event.max(1));
             }
@@ -323,6 +337,10 @@ impl Device {
                 execution.quiet_cycles = 0;
             }
             self.take_machine_trace();
+            if moved && execution.state == RunState::Runnable {
+                // A reply is out: let the host have it now; the caller runs the core again.
+                return;
+            }
             if execution.state == RunState::Idle && !self.config.realtime {
                 // Idle without realtime: nothing more happens until an event.
                 if !self.wake_on_timer(execution, limit) {
@@ -539,4 +557,19 @@ pub(crate) fn nominal_baud(actual: u32) -> u32 {
         .into_iter()
         .find(|&rate| u64::from(actual.abs_diff(rate)) * 100 <= u64::from(rate) * 2)
         .unwrap_or(actual)
+}
+
+/// How a MEM_END request frame starts on the wire: 0xC0, direction 0, opcode 0x06.
+const MEM_END_REQUEST_START: [u8; 3] = [
+    esp_protocol::slip::END,
+    esp_protocol::packet::DIRECTION_REQUEST,
+    esp_protocol::packet::Opcode::MemEnd as u8,
+];
+
+/// True when `bytes`, after the tail `before` of what came earlier, holds a MEM_END request.
+fn starts_mem_end_request(before: &[u8], bytes: &[u8]) -> bool {
+    let mut joined = before.to_vec();
+    joined.extend_from_slice(&bytes[..bytes.len().min(MEM_END_REQUEST_START.len())]);
+    joined.windows(3).any(|w| w == MEM_END_REQUEST_START)
+        || bytes.windows(3).any(|w| w == MEM_END_REQUEST_START)
 }

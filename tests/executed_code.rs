@@ -1,0 +1,486 @@
+//! Code the virtual ESP8266 executes, seen as a user sees it: real esptool uploads
+//! flashlab's C programs (`lx106-programs`), esptool 3.0 runs its own stub, the ROM boots a
+//! bare-metal firmware from flash, and a hand-assembled program crashes. Each check reads the
+//! pty as the next client does (raw, 8N1, at the chip's rate) and the emulator's `--trace`
+//! lines on stderr. Every emulator here runs with `--stub run`: the default, `model`,
+//! executes nothing.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use esp_flasher::transport::{SerialTransport, Transport};
+use esp_protocol::flash_params::FlashParams;
+use esp_protocol::image::{Image, Segment};
+use lx106_programs::Builder;
+
+use crate::util::{cpu_time, esptool, esptool_3, pseudo_random, run_output, Emulator};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+/// The rate of the ROM's serial loader, and so of what a RAM program it started prints.
+const LOADER_BAUD: u32 = 115_200;
+/// The rate of the ROM's boot log; firmware that leaves the UART divider alone prints at it too.
+const BOOT_LOG_BAUD: u32 = 74_880;
+/// Most bytes a check reads from the pty: the programs print without end.
+const MAX_READ: usize = MIB;
+/// How long a condition on the pty or the trace may take to come true.
+const DEADLINE: Duration = Duration::from_secs(30);
+/// How often the trace file is looked at while waiting for a line.
+const TRACE_POLL: Duration = Duration::from_millis(50);
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Asserts that `output` has a line containing `expected`.
+#[track_caller]
+fn assert_line(output: &str, expected: &str) {
+    assert!(
+        output.lines().any(|line| line.contains(expected)),
+        "no line contains {expected:?} in:\n{output}"
+    );
+}
+
+/// The pty as the next client opens it: raw, 8N1, at `baud`.
+fn open_port(emulator: &Emulator, baud: u32) -> SerialTransport {
+    SerialTransport::open(emulator.port(), baud)
+        .unwrap_or_else(|error| panic!("cannot open {} at {baud} baud: {error}", emulator.port()))
+}
+
+/// Reads from `port` until `done` holds for everything read so far, [`DEADLINE`] passes or
+/// [`MAX_READ`] bytes have come; returns what came.
+fn read_until(port: &mut SerialTransport, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * KIB];
+    while !done(&received) && received.len() < MAX_READ {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let count = port.read(&mut buffer, left).expect("read the pty");
+        received.extend_from_slice(&buffer[..count]);
+    }
+    received
+}
+
+/// The start of what the pty delivered, for a failure message.
+fn shown(received: &[u8]) -> String {
+    let end = received.len().min(300);
+    format!(
+        "{} bytes, starting {:?}",
+        received.len(),
+        String::from_utf8_lossy(&received[..end])
+    )
+}
+
+/// The end of the emulator's trace, without the lines it repeats while a program runs.
+fn trace_summary(stderr: &str) -> String {
+    let repeated = ["only polls", "is busy", "gpio:"];
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !repeated.iter().any(|text| line.contains(text)))
+        .collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Waits until the emulator's stderr satisfies `done` (returning its value), or panics
+/// after [`DEADLINE`] naming `what`.
+fn wait_for_trace<T>(emulator: &Emulator, what: &str, done: impl Fn(&str) -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let stderr = emulator.stderr();
+        if let Some(value) = done(&stderr) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} on the emulator's stderr within {DEADLINE:?}; trace:\n{}",
+            trace_summary(&stderr)
+        );
+        std::thread::sleep(TRACE_POLL);
+    }
+}
+
+/// The first N for which complete lines `tick N` and `tick N+1` follow each other.
+fn consecutive_ticks(received: &[u8]) -> Option<u32> {
+    let text = String::from_utf8_lossy(received);
+    let complete = &text[..text.rfind('\n')?];
+    let ticks: Vec<Option<u32>> = complete
+        .split('\n')
+        .map(|line| {
+            line.trim_end_matches('\r')
+                .strip_prefix("tick ")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ticks.windows(2).find_map(|pair| match pair {
+        [Some(first), Some(second)] if *second == first + 1 => Some(*first),
+        _ => None,
+    })
+}
+
+/// esptool 5.6.0 uploads `hello` with `load-ram` and `options`; the program must keep running
+/// after esptool closes the port, and the next client must read its output.
+///
+/// `hello` greets three times at once, then prints `tick N` once a virtual second
+/// (`ets_delay_us(1000000)`, 80 cycles a microsecond, on a core at 52 MHz: about 1.5 s).
+/// The greeting leaves while esptool still holds the port, right behind the MEM_END reply:
+/// esptool reads or leaves it and it goes with esptool's session, as on a board, so the
+/// check is on the ticks. `--realtime` paces them: without it they come as fast as the
+/// interpreter runs, and a reset chip's leftovers in the pty could pass for a running program.
+/// Two consecutive ticks come at least 1.5 s after MEM_END, when esptool (which exits right
+/// after the reply) is gone.
+fn hello_reaches_the_next_client(options: &[&str]) {
+    let hello = Builder::new()
+        .hello()
+        .unwrap_or_else(|error| panic!("building hello: {error}"));
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let emulator = Emulator::spawn(
+        &[
+            "--flash",
+            path_str(&flash),
+            "--size",
+            "1MB",
+            "--stub",
+            "run",
+            "--realtime",
+            "--trace",
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    let mut args = vec![
+        "--port",
+        emulator.port(),
+        "--before",
+        "no-reset",
+        "--after",
+        "no-reset",
+    ];
+    args.extend_from_slice(options);
+    args.extend(["load-ram", path_str(&hello.image_path)]);
+    let (status, output) = run_output(&tool.executable, &args, &dir.path().join("load-ram.log"));
+    assert!(
+        status.success(),
+        "esptool {args:?} failed ({status}):\n{output}\ntrace:\n{}",
+        trace_summary(&emulator.stderr())
+    );
+    assert_line(&output, &format!("executing at {:#010x}", hello.elf.entry));
+    assert_line(&output, "Exiting immediately.");
+
+    let mut port = open_port(&emulator, LOADER_BAUD);
+    let received = read_until(&mut port, |received| consecutive_ticks(received).is_some());
+    assert!(
+        consecutive_ticks(&received).is_some(),
+        "the next client read no two consecutive `tick N` lines within {DEADLINE:?}: {}\ntrace:\n{}",
+        shown(&received),
+        trace_summary(&emulator.stderr())
+    );
+    drop(port);
+    let (status, stderr) = emulator.terminate();
+    assert!(status.success(), "emulator exit {status}: {stderr}");
+}
+
+/// As the user types it: esptool's default uploads its stub first, and the stub loads and
+/// starts the program.
+#[test]
+fn load_ram_hello_prints_on_the_pty() {
+    hello_reaches_the_next_client(&[]);
+}
+
+/// With `--no-stub` the ROM loader's MEM_END starts the program.
+#[test]
+fn load_ram_hello_without_stub_prints_on_the_pty() {
+    hello_reaches_the_next_client(&["--no-stub"]);
+}
+
+/// Offset of the SDK's RF init data for a 1MB header (4 sectors before the end). The
+/// emulator's boot applies the SDK's `rf_cal[0] != 0x05` check to every image (README:
+/// "the SDK's part is still the model's"), blink's too, so the flash carries its first byte.
+const RF_INIT_DATA_1MB: usize = MIB - 4 * 4 * KIB;
+const RF_INIT_DATA_MAGIC: u8 = 0x05;
+
+/// GPIO output values from the trace's `gpio: at T ms the outputs are 0xVVVV` lines, in order.
+fn gpio_outputs(stderr: &str) -> Vec<(f64, u32)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split_once("gpio: at ")?.1;
+            let (millis, value) = rest.split_once(" ms the outputs are 0x")?;
+            Some((
+                millis.parse().ok()?,
+                u32::from_str_radix(value.trim(), 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The ROM boots blink from flash: its boot log and blink's lines reach a client at 74880
+/// baud (blink leaves the divider the ROM set: 115200 for an 80 MHz APB clock that runs at
+/// 52 MHz), and `--trace` shows GPIO2 toggling.
+#[test]
+fn boot_flash_runs_the_blink_firmware() {
+    let blink = Builder::new()
+        .blink()
+        .unwrap_or_else(|error| panic!("building blink: {error}"));
+    let mut contents = fs::read(&blink.flash_image_path).expect("blink's flash image");
+    assert!(
+        contents.len() < RF_INIT_DATA_1MB,
+        "blink's flash image runs into the RF init data"
+    );
+    contents.resize(MIB, 0xFF);
+    contents[RF_INIT_DATA_1MB] = RF_INIT_DATA_MAGIC;
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    fs::write(&flash, &contents).unwrap();
+    let emulator = Emulator::spawn(
+        &[
+            "--flash",
+            path_str(&flash),
+            "--boot",
+            "flash",
+            "--stub",
+            "run",
+            "--trace",
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    let mut port = open_port(&emulator, BOOT_LOG_BAUD);
+
+    let outputs = wait_for_trace(&emulator, "3 gpio lines", |stderr| {
+        let outputs = gpio_outputs(stderr);
+        (outputs.len() >= 3).then_some(outputs)
+    });
+    const GPIO2: u32 = 1 << 2;
+    assert_eq!(
+        outputs[0].1 & GPIO2,
+        GPIO2,
+        "blink sets GPIO2 high first: {outputs:?}"
+    );
+    for pair in outputs.windows(2).take(8) {
+        assert_ne!(
+            pair[0].1 & GPIO2,
+            pair[1].1 & GPIO2,
+            "GPIO2 alternates: {outputs:?}"
+        );
+        assert!(pair[0].0 < pair[1].0, "times increase: {outputs:?}");
+    }
+
+    // The firmware's lines at the ROM's 74880 baud. A client that has only read so far
+    // gets the power-up output resampled at the pty's default rate (a known emulator
+    // limitation: the boot log printed before a client opens the port is garbled), so the
+    // client first writes one byte: a rate the pty cannot read then counts as the chip's.
+    port.write_all(b"\n").expect("write to the pty");
+    let both_levels = |received: &[u8]| {
+        let text = String::from_utf8_lossy(received);
+        text.contains("GPIO2 low\n") && text.contains("GPIO2 high\n")
+    };
+    let received = read_until(&mut port, both_levels);
+    assert!(
+        both_levels(&received),
+        "a client at {BOOT_LOG_BAUD} baud did not read blink's `GPIO2 high` and `GPIO2 low`: {}",
+        shown(&received)
+    );
+    drop(port);
+    let (status, stderr) = emulator.terminate();
+    assert!(
+        status.success(),
+        "emulator exit {status}: {}",
+        trace_summary(&stderr)
+    );
+}
+
+/// esptool 3.0 uploads its own stub (the legacy one, entry 0x4010e004 in its STUB_CODE),
+/// which the virtual CPU executes; flash_id and read_flash go through it.
+#[test]
+fn esptool_3_0_runs_its_own_stub() {
+    const STUB_ENTRY: u32 = 0x4010_E004;
+    let tool = esptool_3("3.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let contents = pseudo_random(MIB, 30);
+    fs::write(&flash, &contents).unwrap();
+    let emulator = Emulator::spawn(
+        &["--flash", path_str(&flash), "--stub", "run", "--trace"],
+        &dir.path().join("emulator.log"),
+    );
+    let esptool_py = |args: &[&str], log: &str| {
+        let mut full = vec![
+            "--before",
+            "no_reset",
+            "--after",
+            "no_reset",
+            "--port",
+            emulator.port(),
+        ];
+        full.extend_from_slice(args);
+        let (status, output) = run_output(&tool.executable, &full, &dir.path().join(log));
+        assert!(
+            status.success(),
+            "esptool.py 3.0 {args:?} failed ({status}):\n{output}\ntrace:\n{}",
+            trace_summary(&emulator.stderr())
+        );
+        assert_line(&output, "Stub running...");
+        assert_line(&output, "Staying in bootloader.");
+        output
+    };
+
+    let output = esptool_py(&["flash_id"], "flash_id.log");
+    assert_line(&output, "Chip is ESP8266EX");
+    assert_line(&output, "Manufacturer: ef");
+    assert_line(&output, "Device: 4014");
+    assert_line(&output, "Detected flash size: 1MB");
+    assert_line(
+        &emulator.stderr(),
+        &format!("chip: the CPU starts at 0x{STUB_ENTRY:08x}"),
+    );
+
+    let readback = dir.path().join("out.bin");
+    let output = esptool_py(
+        &["read_flash", "0", "0x40000", path_str(&readback)],
+        "read_flash.log",
+    );
+    assert_line(&output, "Read 262144 bytes at 0x0");
+    let read = fs::read(&readback).unwrap();
+    assert_eq!(read.len(), 256 * KIB);
+    assert!(
+        read == contents[..256 * KIB],
+        "out.bin differs from the flash file's first 256 KiB"
+    );
+    let (status, stderr) = emulator.terminate();
+    assert!(
+        status.success(),
+        "emulator exit {status}: {}",
+        trace_summary(&stderr)
+    );
+}
+
+/// Where the crash program is loaded, and its entry (after its one literal).
+const CRASH_LOAD_ADDRESS: u32 = 0x4010_0000;
+const CRASH_ENTRY: u32 = CRASH_LOAD_ADDRESS + 4;
+/// Nothing is mapped here: an instruction fetch faults (EXCCAUSE 2).
+const UNMAPPED: u32 = 0x2000_0000;
+
+/// A RAM program that jumps to [`UNMAPPED`]:
+/// ```text
+/// 40100000: .word 0x20000000
+/// 40100004: 21 ff ff   l32r a2, 0x40100000
+/// 40100007: a0 02 00   jx   a2
+/// ```
+/// (encodings checked with xtensa-lx106-elf-objdump).
+fn crash_image() -> Vec<u8> {
+    let mut code = UNMAPPED.to_le_bytes().to_vec();
+    code.extend_from_slice(&[0x21, 0xFF, 0xFF, 0xA0, 0x02, 0x00]);
+    code.resize(code.len().next_multiple_of(4), 0);
+    Image {
+        flash_params: FlashParams::default(),
+        entry: CRASH_ENTRY,
+        segments: vec![Segment {
+            load_address: CRASH_LOAD_ADDRESS,
+            data: code,
+        }],
+        v2_prefix: None,
+    }
+    .build()
+    .expect("the crash image builds")
+}
+
+/// A program that crashes halts the chip until a reset, which a pty cannot give: the trace
+/// names the exception, every later esptool gets no answer (its DTR/RTS reset does nothing
+/// on a pty), and the emulator stays alive, idle and answering SIGTERM.
+///
+/// The upload is `--no-stub`, so that the ROM loader starts the program: the crash is then
+/// the only thing that happens to the chip.
+#[test]
+fn a_crashing_program_leaves_the_emulator_serving() {
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let image = dir.path().join("crash.bin");
+    fs::write(&image, crash_image()).unwrap();
+    let emulator = Emulator::spawn(
+        &[
+            "--flash",
+            path_str(&flash),
+            "--size",
+            "1MB",
+            "--stub",
+            "run",
+            "--trace",
+        ],
+        &dir.path().join("emulator.log"),
+    );
+    let port = emulator.port().to_owned();
+    let (status, output) = run_output(
+        &tool.executable,
+        &[
+            "--port",
+            &port,
+            "--before",
+            "no-reset",
+            "--after",
+            "no-reset",
+            "--no-stub",
+            "load-ram",
+            path_str(&image),
+        ],
+        &dir.path().join("load-ram.log"),
+    );
+    assert!(status.success(), "load-ram failed ({status}):\n{output}");
+    assert_line(&output, &format!("executing at {CRASH_ENTRY:#010x}"));
+
+    let halt = wait_for_trace(&emulator, "halt line", |stderr| {
+        stderr
+            .lines()
+            .find(|line| line.contains("chip: halted:"))
+            .map(str::to_owned)
+    });
+    for expected in [
+        "Fatal exception (2)",
+        "InstructionFetchError",
+        "epc1=0x20000000",
+        "excvaddr=0x20000000",
+    ] {
+        assert!(halt.contains(expected), "{expected:?} not in {halt:?}");
+    }
+
+    // The next user: esptool with its default reset, which a pty cannot carry out.
+    let cpu_before = cpu_time(emulator.pid());
+    let started = Instant::now();
+    let (status, output) = run_output(
+        &tool.executable,
+        &["--port", &port, "chip-id"],
+        &dir.path().join("chip-id.log"),
+    );
+    let wall = started.elapsed();
+    let cpu = cpu_time(emulator.pid()).saturating_sub(cpu_before);
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "chip-id on a halted chip:\n{output}"
+    );
+    assert_line(&output, "Chip was NOT reset");
+    assert_line(&output, "No serial data received");
+    assert!(
+        cpu < wall / 4,
+        "the halted chip used {cpu:?} of CPU during esptool's {wall:?} of connection attempts"
+    );
+
+    let stderr = emulator.stderr();
+    let after_halt = &stderr[stderr.find("chip: halted:").expect("seen above")..];
+    assert!(
+        !after_halt.contains("chip: reset"),
+        "nothing resets the halted chip:\n{}",
+        trace_summary(&stderr)
+    );
+    let (status, stderr) = emulator.terminate();
+    assert!(
+        status.success(),
+        "emulator exit {status}: {}",
+        trace_summary(&stderr)
+    );
+}
