@@ -325,11 +325,15 @@ impl Device {
                 execution.quiet_cycles = 0;
             } else {
                 execution.quiet_cycles += interpreted;
-                if execution.quiet_cycles >= IDLE_SLICE_CYCLES && execution.state == RunState::Runnable {
+                if execution.quiet_cycles >= IDLE_SLICE_CYCLES
+                    && execution.state == RunState::Runnable
+                {
                     execution.state = RunState::Idle;
                     let loop_pcs = recent_pcs_text(&execution.cpu);
                     self.trace_line(|| {
-                        format!("chip: the CPU only polls (last PCs {loop_pcs}): idle until an event")
+                        format!(
+                            "chip: the CPU only polls (last PCs {loop_pcs}): idle until an event"
+                        )
                     });
                 }
             }

@@ -598,8 +598,9 @@ impl Machine {
         }
         // The flash chip's own busy time (erase, program) runs on the CPU's clock too.
         let nanos = u128::from(delta) * 1_000_000_000 / u128::from(self.cpu_clock_hz().max(1));
-        self.flash
-            .advance_time(std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)));
+        self.flash.advance_time(std::time::Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        ));
         let per_tick = self.cycles_per_apb_tick();
         let pending = self.clock.cycle_carry.saturating_add(delta);
         let ticks = pending / per_tick;
