@@ -6,10 +6,12 @@
 //! 2. the in-memory transport with the stub model: `esp-flasher`'s `EmulatorTransport` and
 //!    `Flasher::read_flash`;
 //! 3. esptool 5.6.0's real stubs (v2, which 5.6.0 uploads, and the legacy v1) uploaded as
-//!    esptool does and executed on the virtual CPU, in memory on non-realtime time, next to
-//!    the stub model answering the same upload: READ_FLASH of 4MB acked as esptool acks, and a
-//!    1MB compressed write (zlib level 9 by the esptool venv's Python, as esptool compresses)
-//!    checked with SPI_FLASH_MD5;
+//!    esptool does and executed on the virtual CPU, in memory on time that stands still (no
+//!    realtime), next to the stub model answering the same upload: READ_FLASH of 4MB acked
+//!    as esptool acks, and a 1MB compressed write (zlib level 9 by the esptool venv's
+//!    Python, as esptool compresses) checked with SPI_FLASH_MD5. Wall and CPU seconds: the
+//!    machine may be shared, CPU time is what the device cost. A case whose device stops
+//!    answering is reported as stalled and the others go on;
 //! 4. over the pty with the stub model: the `esp-emulator` binary, read by `esp-flasher`'s
 //!    library;
 //! 5. the emulator's CPU time while the real esptool 5.6.0 reads the same 4MB over the pty,
@@ -43,19 +45,21 @@ const MB: f64 = (1 << 20) as f64;
 const RAM_BLOCK: usize = 0x1800;
 /// The READ_FLASH frames esptool 5.6.0 lets the stub send ahead of its acks.
 const READ_MAX_IN_FLIGHT: u32 = 64;
-/// How long the host waits for one frame before declaring the device stuck.
-const FRAME_LIMIT: Duration = Duration::from_secs(120);
+/// How long the host waits for one frame before declaring the device stuck (it is declared
+/// stuck at once when it waits for input with nothing to send).
+const FRAME_LIMIT: Duration = Duration::from_secs(60);
 /// Where the executed cases write the compressed image.
 const WRITE_ADDRESS: u32 = 0;
 
 fn main() {
     let flash = sonoff_like_flash(FLASH_SIZE, 1);
     let model = StubImage::virtual_device_model();
-    let mut host = Host::with_stub(&flash, CodeExecution::StubModel, &model);
-    let device_only = read_whole_flash(&mut host, &flash);
+    let device_only = Host::with_stub(&flash, CodeExecution::StubModel, &model)
+        .and_then(|mut host| read_whole_flash(&mut host, &flash))
+        .unwrap_or_else(|stall| panic!("the stub model: {stall}"));
     println!(
         "1. device core, stub model, in memory:        {:7.1} MB/s",
-        mb_per_s(FLASH_SIZE, device_only)
+        mb_per_s(FLASH_SIZE, device_only.wall)
     );
     let in_memory = in_memory_transport_read(&flash);
     println!(
@@ -76,15 +80,16 @@ fn main() {
         pty_cpu.as_secs_f64()
     );
     for stub in ["model", "run"] {
-        let (esptool_time, esptool_cpu, emulator_cpu) =
-            esptool_read(&esptool, stub, &flash_file, dir.path());
-        println!(
-            "5. esptool 5.6.0 read_flash 4MB, --stub {stub:5}: {:6.2} s wall; esptool CPU {:.2} s, emulator CPU {:.3} s = {:.1}% of esptool's",
-            esptool_time.as_secs_f64(),
-            esptool_cpu.as_secs_f64(),
-            emulator_cpu.as_secs_f64(),
-            100.0 * emulator_cpu.as_secs_f64() / esptool_cpu.as_secs_f64()
-        );
+        match esptool_read(&esptool, stub, &flash_file, dir.path()) {
+            Ok((esptool_time, esptool_cpu, emulator_cpu)) => println!(
+                "5. esptool 5.6.0 read_flash 4MB, --stub {stub:5}: {:6.2} s wall; esptool CPU {:.2} s, emulator CPU {:.3} s = {:.1}% of esptool's",
+                esptool_time.as_secs_f64(),
+                esptool_cpu.as_secs_f64(),
+                emulator_cpu.as_secs_f64(),
+                100.0 * emulator_cpu.as_secs_f64() / esptool_cpu.as_secs_f64()
+            ),
+            Err(failure) => println!("5. esptool 5.6.0 read_flash 4MB, --stub {stub:5}: FAILED: {failure}"),
+        }
     }
 }
 
@@ -113,41 +118,59 @@ fn real_stubs_in_memory(esptool: &util::Esptool, flash: &[u8], dir: &Path) {
     );
     println!(
         "   read: READ_FLASH 0..4MB, 0x{STUB_READ_PACKET_SIZE:x}-byte frames, {READ_MAX_IN_FLIGHT} in \
-         flight, each acked; digest checked (target executed <= 1 s)"
+         flight, each acked; data and digest checked (target executed: <= 1 s)"
     );
     println!(
         "   write: 1MB image zlib -9 to {} bytes, FLASH_DEFL_BEGIN/DATA(0x{STUB_FLASH_BLOCK_SIZE:x})/END, \
-         then SPI_FLASH_MD5 (target executed <= 2 s)",
+         SPI_FLASH_MD5; digest and flash checked (target executed: <= 2 s)",
         compressed.len()
     );
     println!(
-        "   {:<28} {:>8} {:>9}   {:>8} {:>9} {:>11}",
-        "stub", "read s", "MB/s", "write s", "MB/s", "of it MD5 s"
+        "   {:<26} {:>7} {:>7} {:>7}   {:>7} {:>7} {:>7} {:>7}",
+        "stub", "read s", "CPU s", "MB/s", "write s", "CPU s", "MB/s", "MD5 s"
     );
     for flavour in [2, 1] {
         let stub_path = esptool.stub_json(flavour);
         let stub = StubImage::load(&stub_path)
             .unwrap_or_else(|error| panic!("load {}: {error}", stub_path.display()));
-        for (execution, label) in [
+        for (execution, mode) in [
             (CodeExecution::Run, "executed"),
             (CodeExecution::StubModel, "stub model"),
         ] {
-            let mut host = Host::with_stub(flash, execution, &stub);
-            host.set_flash_parameters();
-            let read = read_whole_flash(&mut host, flash);
-            let write = compressed_write(&mut host, &image, &compressed);
-            println!(
-                "   {:<28} {:8.3} {:9.1}   {:8.3} {:9.1} {:11.3}",
-                format!(
-                    "v{flavour} ({}), {label}",
-                    if flavour == 2 { "5.6.0's" } else { "legacy" }
+            let name = if flavour == 2 { "5.6.0's" } else { "legacy" };
+            let label = format!("v{flavour} ({name}), {mode}");
+            let mut host = match Host::with_stub(flash, execution, &stub) {
+                Ok(host) => host,
+                Err(stall) => {
+                    println!("   {label:<26} upload {stall}");
+                    continue;
+                }
+            };
+            match host
+                .set_flash_parameters()
+                .and_then(|()| read_whole_flash(&mut host, flash))
+            {
+                Ok(read) => print!(
+                    "   {label:<26} {:7.3} {:7.2} {:7.1}",
+                    read.wall.as_secs_f64(),
+                    read.cpu.as_secs_f64(),
+                    mb_per_s(FLASH_SIZE, read.wall)
                 ),
-                read.as_secs_f64(),
-                mb_per_s(FLASH_SIZE, read),
-                write.total.as_secs_f64(),
-                mb_per_s(IMAGE_SIZE, write.total),
-                write.md5.as_secs_f64(),
-            );
+                Err(stall) => {
+                    println!("   {label:<26} read {stall}");
+                    continue;
+                }
+            }
+            match compressed_write(&mut host, &image, &compressed) {
+                Ok(write) => println!(
+                    "   {:7.3} {:7.2} {:7.1} {:7.3}",
+                    write.total.wall.as_secs_f64(),
+                    write.total.cpu.as_secs_f64(),
+                    mb_per_s(IMAGE_SIZE, write.total.wall),
+                    write.md5.as_secs_f64(),
+                ),
+                Err(stall) => println!("   write {stall}"),
+            }
         }
     }
 }
@@ -172,19 +195,18 @@ fn zlib_best_by_python(esptool: &util::Esptool, bytes: &[u8], dir: &Path) -> Vec
 }
 
 /// READ_FLASH of the whole flash as esptool 5.6.0 does it: one ack per data frame, then the
-/// digest frame. Checks the data and the digest; returns the time from the command to the
-/// digest.
-fn read_whole_flash(host: &mut Host, flash: &[u8]) -> Duration {
-    let started = Instant::now();
+/// digest frame. Checks the data and the digest; times the command up to the digest.
+fn read_whole_flash(host: &mut Host, flash: &[u8]) -> Result<Timed, Stall> {
+    let timer = Timer::start();
     host.command(&Command::ReadFlash {
         address: 0,
         size: flash.len() as u32,
         packet_size: STUB_READ_PACKET_SIZE,
         max_in_flight: READ_MAX_IN_FLIGHT,
-    });
+    })?;
     let mut data = Vec::with_capacity(flash.len());
     while data.len() < flash.len() {
-        let frame = host.next_frame();
+        let frame = host.next_frame("a READ_FLASH data frame")?;
         assert!(
             frame.len() == STUB_READ_PACKET_SIZE as usize
                 || data.len() + frame.len() == flash.len(),
@@ -195,55 +217,55 @@ fn read_whole_flash(host: &mut Host, flash: &[u8]) -> Duration {
         data.extend_from_slice(&frame);
         host.send_payload(&encode_read_ack(data.len() as u32));
     }
-    let digest = host.next_frame();
-    let elapsed = started.elapsed();
+    let digest = host.next_frame("the READ_FLASH digest")?;
+    let elapsed = timer.stop();
     assert!(data == flash, "READ_FLASH data differs from the flash");
     assert_eq!(
         digest,
         md5::Md5::digest(&data).as_slice(),
         "READ_FLASH digest"
     );
-    elapsed
+    Ok(elapsed)
 }
 
 /// Times of a compressed write.
 struct WriteTimes {
     /// From FLASH_DEFL_BEGIN to SPI_FLASH_MD5's reply.
-    total: Duration,
-    /// SPI_FLASH_MD5 alone.
+    total: Timed,
+    /// SPI_FLASH_MD5 alone, wall time.
     md5: Duration,
 }
 
 /// esptool's compressed write of `image` at [`WRITE_ADDRESS`] (one block in flight, as
 /// esptool's `check_command` waits for each reply), then its MD5 check; checks the digest and
 /// the flash.
-fn compressed_write(host: &mut Host, image: &[u8], compressed: &[u8]) -> WriteTimes {
+fn compressed_write(host: &mut Host, image: &[u8], compressed: &[u8]) -> Result<WriteTimes, Stall> {
     let block_size = STUB_FLASH_BLOCK_SIZE as usize;
-    let started = Instant::now();
+    let timer = Timer::start();
     host.command(&Command::FlashDeflBegin(BeginParams {
         size: image.len() as u32,
         blocks: compressed.len().div_ceil(block_size) as u32,
         block_size: STUB_FLASH_BLOCK_SIZE,
         offset: WRITE_ADDRESS,
         encrypted: Some(false),
-    }));
+    }))?;
     for (sequence, block) in compressed.chunks(block_size).enumerate() {
         host.command(&Command::FlashDeflData(DataBlock {
             sequence: sequence as u32,
             data: block.to_vec(),
-        }));
+        }))?;
     }
     host.command(&Command::FlashDeflEnd {
         stay_in_loader: true,
-    });
+    })?;
     let md5_started = Instant::now();
     let digest = host.command(&Command::SpiFlashMd5 {
         address: WRITE_ADDRESS,
         size: image.len() as u32,
-    });
+    })?;
     let times = WriteTimes {
-        total: started.elapsed(),
         md5: md5_started.elapsed(),
+        total: timer.stop(),
     };
     assert_eq!(
         digest,
@@ -255,7 +277,43 @@ fn compressed_write(host: &mut Host, image: &[u8], compressed: &[u8]) -> WriteTi
         host.device.flash().as_bytes()[start..start + image.len()] == *image,
         "the flash does not hold the image"
     );
-    times
+    Ok(times)
+}
+
+/// Wall and CPU time of one operation.
+struct Timed {
+    wall: Duration,
+    cpu: Duration,
+}
+
+struct Timer {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Timer {
+    fn start() -> Timer {
+        Timer {
+            wall: Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    fn stop(self) -> Timed {
+        Timed {
+            wall: self.wall.elapsed(),
+            cpu: thread_cpu() - self.cpu,
+        }
+    }
+}
+
+/// The device stopped answering: what the host waited for, and why it gave up.
+struct Stall(String);
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "STALLED: {}", self.0)
+    }
 }
 
 /// A minimal host for the device core, on time that stands still (no realtime): SLIP in,
@@ -270,7 +328,7 @@ struct Host {
 
 impl Host {
     /// A device holding `flash`, with `stub` uploaded and started as esptool does it.
-    fn with_stub(flash: &[u8], execution: CodeExecution, stub: &StubImage) -> Host {
+    fn with_stub(flash: &[u8], execution: CodeExecution, stub: &StubImage) -> Result<Host, Stall> {
         let mut host = Host {
             device: new_device(flash, execution),
             decoder: SlipDecoder::new(),
@@ -286,24 +344,28 @@ impl Host {
                 block_size: RAM_BLOCK as u32,
                 offset: *address,
                 encrypted: None,
-            }));
+            }))?;
             for (sequence, block) in bytes.chunks(RAM_BLOCK).enumerate() {
                 host.command(&Command::MemData(DataBlock {
                     sequence: sequence as u32,
                     data: block.to_vec(),
-                }));
+                }))?;
             }
         }
         host.command(&Command::MemEnd {
             execute: true,
             entry: stub.entry,
-        });
-        assert_eq!(host.next_frame(), STUB_GREETING, "the stub's greeting");
-        host
+        })?;
+        assert_eq!(
+            host.next_frame("the stub's greeting")?,
+            STUB_GREETING,
+            "the stub's greeting"
+        );
+        Ok(host)
     }
 
     /// SPI_SET_PARAMS as esptool sends it once it knows the flash size.
-    fn set_flash_parameters(&mut self) {
+    fn set_flash_parameters(&mut self) -> Result<(), Stall> {
         self.command(&Command::SpiSetParams(SpiParams {
             id: 0,
             total_size: FLASH_SIZE as u32,
@@ -311,7 +373,8 @@ impl Host {
             sector_size: 4 * 1024,
             page_size: 256,
             status_mask: 0xFFFF,
-        }));
+        }))
+        .map(drop)
     }
 
     fn send_payload(&mut self, payload: &[u8]) {
@@ -322,35 +385,36 @@ impl Host {
 
     /// Sends `command` and waits for its reply; returns the reply's data before the status
     /// bytes, after checking the opcode and a success status.
-    fn command(&mut self, command: &Command) -> Vec<u8> {
+    fn command(&mut self, command: &Command) -> Result<Vec<u8>, Stall> {
         self.send_payload(&command.to_bytes());
-        let frame = self.next_frame();
+        let opcode = command.opcode();
+        let frame = self.next_frame(&format!("the reply to {}", opcode.name()))?;
         let reply = ResponseFrame::parse(&frame)
             .unwrap_or_else(|error| panic!("{command:?}: bad reply {frame:02x?}: {error}"));
         assert_eq!(
-            reply.opcode,
-            command.opcode() as u8,
+            reply.opcode, opcode as u8,
             "{command:?}: reply to another opcode"
         );
         let (data, status) = reply.body.split_at(reply.body.len().saturating_sub(2));
         assert_eq!(status, [0, 0], "{command:?} failed");
-        data.to_vec()
+        Ok(data.to_vec())
     }
 
     /// The next frame from the chip, running the device until it sends one.
-    fn next_frame(&mut self) -> Vec<u8> {
+    fn next_frame(&mut self, waiting_for: &str) -> Result<Vec<u8>, Stall> {
         let started = Instant::now();
         loop {
             if let Some(frame) = self.frames.pop_front() {
-                return frame;
+                return Ok(frame);
             }
             if let Some(reason) = self.device.halted() {
-                panic!("the CPU halted: {reason}");
+                return Err(Stall(format!(
+                    "waiting for {waiting_for}: the CPU halted: {reason}"
+                )));
             }
-            assert!(
-                started.elapsed() < FRAME_LIMIT,
-                "no frame from the device within {FRAME_LIMIT:?}"
-            );
+            if started.elapsed() > FRAME_LIMIT {
+                return Err(Stall(format!("no {waiting_for} within {FRAME_LIMIT:?}")));
+            }
             self.output.clear();
             self.device.poll_output(Duration::ZERO, &mut self.output);
             self.decoder.feed(&self.output, &mut self.events);
@@ -358,6 +422,11 @@ impl Host {
                 if let SlipEvent::Frame(frame) = event {
                     self.frames.push_back(frame);
                 }
+            }
+            if self.output.is_empty() && self.device.next_output_at().is_none() {
+                return Err(Stall(format!(
+                    "no {waiting_for}: the device waits for input with nothing to send"
+                )));
             }
         }
     }
@@ -408,16 +477,18 @@ fn pty_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
 }
 
 /// Runs esptool's read_flash of the whole chip against `esp-emulator --stub <stub>`; returns
-/// its wall time, its CPU time and the emulator's CPU time over the same run.
+/// its wall time, its CPU time and the emulator's CPU time over the same run, or esptool's
+/// last error line and the emulator's log file when it fails.
 fn esptool_read(
     esptool: &util::Esptool,
     stub: &str,
     flash_file: &Path,
     dir: &Path,
-) -> (Duration, Duration, Duration) {
+) -> Result<(Duration, Duration, Duration), String> {
+    let log = dir.join(format!("esptool-{stub}.log"));
     let emulator = util::Emulator::spawn(
         &["--flash", flash_file.to_str().unwrap(), "--stub", stub],
-        &dir.join(format!("esptool-{stub}.log")),
+        &log,
     );
     let out = dir.join("read.bin");
     let children_before = reaped_children_cpu();
@@ -438,16 +509,25 @@ fn esptool_read(
     let elapsed = started.elapsed();
     let emulator_cpu = process_cpu(emulator.pid()) - emulator_before;
     let esptool_cpu = reaped_children_cpu() - children_before;
-    assert!(
-        status.success(),
-        "esptool read_flash (--stub {stub}) failed: {output}"
-    );
+    if !status.success() {
+        let error = output
+            .lines()
+            .rfind(|line| line.contains("ERROR"))
+            .unwrap_or("no ERROR line");
+        let kept = std::env::temp_dir().join(format!("flashlab-bench-esptool-{stub}.log"));
+        let _ = std::fs::copy(&log, &kept);
+        return Err(format!(
+            "{} (emulator log: {})",
+            error.trim(),
+            kept.display()
+        ));
+    }
     assert_eq!(
         std::fs::read(&out).unwrap(),
         std::fs::read(flash_file).unwrap()
     );
     emulator.terminate();
-    (elapsed, esptool_cpu, emulator_cpu)
+    Ok((elapsed, esptool_cpu, emulator_cpu))
 }
 
 /// Fields of /proc/<pid>/stat after the command name (field 3 is index 0).
@@ -469,6 +549,12 @@ fn clock_ticks(ticks: u64) -> Duration {
 /// User plus system CPU time of a running process.
 fn process_cpu(pid: u32) -> Duration {
     let fields = stat_fields(&pid.to_string());
+    clock_ticks(fields[10] + fields[11])
+}
+
+/// User plus system CPU time of the calling thread (the in-memory cases run on it).
+fn thread_cpu() -> Duration {
+    let fields = stat_fields("thread-self");
     clock_ticks(fields[10] + fields[11])
 }
 

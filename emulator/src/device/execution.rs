@@ -12,9 +12,12 @@
 //! the core, so the program sees it. Without it the core runs as fast as it
 //! can, up to [`CYCLES_PER_CALL`] per call into the device.
 //!
-//! Idle: a slice of [`IDLE_SLICE_CYCLES`] in which the program changes
-//! nothing (no memory or register written, no UART byte moved, no flash
-//! touched) means it is only polling: it waits for input. The core then stops
+//! Idle: a slice in which the program changes nothing (no memory or register
+//! written, no UART byte moved, no flash touched) and after which its whole
+//! register state comes round again at the same PC means it is only polling:
+//! it waits for input. A loop that only reads but makes progress (a checksum)
+//! never repeats its state; it counts as polling only after
+//! [`IDLE_SLICE_CYCLES`] quiet cycles. The core then stops
 //! until bytes arrive, a timer is due or the host reads output, so a chip that
 //! only waits never burns a host core. In realtime mode its cycle count jumps
 //! with the clock, as the real core's would have counted.
@@ -32,7 +35,10 @@ use crate::rom_functions::{self, ResetKind, RomOutcome, RomState};
 /// host time at the interpreter's speed), so the caller stays responsive.
 pub(super) const CYCLES_PER_CALL: u64 = 16_000_000;
 /// Cycles run between looks at the UART: output is handed to the host after each slice.
-const SLICE_CYCLES: u64 = 16_000;
+/// Short, as a quiet slice is where polling is recognised (the wait it costs is this long).
+const SLICE_CYCLES: u64 = 4_096;
+/// Most instructions single-stepped to see a quiet loop's register state come round again.
+const POLL_LOOP_STEPS: u32 = 2_048;
 /// This many interpreted cycles with no visible change means the program only polls.
 /// Long enough for a checksum or digest loop over a 16 KiB block, which only reads.
 pub(super) const IDLE_SLICE_CYCLES: u64 = 1_000_000;
@@ -83,6 +89,8 @@ pub(super) struct Execution {
     recent_input: Vec<u8>,
     /// Bytes seen on the TX line since the program started, to recognise OHAI.
     greeting_window: Vec<u8>,
+    /// Where `uart_rx_one_char` is (looked up once: the table search is by name).
+    rx_one_char: Option<u32>,
 }
 
 impl Execution {
@@ -103,6 +111,7 @@ impl Execution {
             greeted: false,
             recent_input: Vec::new(),
             greeting_window: Vec::new(),
+            rx_one_char: rom_functions::address_of("uart_rx_one_char"),
         }
     }
 }
@@ -166,10 +175,12 @@ impl Device {
         self.trace_line(|| format!("uart: {lost} host bytes lost: the chip is not reading"));
     }
 
-    /// Output was taken: a program waiting on a full TX FIFO may go on.
+    /// Output was taken: a program waiting on a full TX FIFO may go on. With the FIFO
+    /// empty the program sees no change, so an idle one stays idle.
     pub(super) fn execution_output_taken(&mut self) {
+        let tx_waiting = self.machine.uart_tx_queued() > 0;
         if let Some(execution) = self.execution.as_mut() {
-            if execution.state == RunState::Idle {
+            if execution.state == RunState::Idle && tx_waiting {
                 execution.state = RunState::Runnable;
             }
         }
@@ -265,24 +276,18 @@ impl Device {
                 budget = budget.min(event.max(1));
             }
             let activity = self.machine.activity();
-            let stop = execution.cpu.run(&mut self.machine, budget);
-            self.machine.advance(execution.cpu.cycles());
-            let interpreted = execution.cpu.cycles() - cycles;
+            let (stop, outcome, interpreted) = self.run_slice(execution, cycles + budget);
             let mut moved = self.collect_uart_output(execution);
             match stop {
                 Stop::Budget => {}
                 Stop::Waiting => execution.state = RunState::Idle,
                 Stop::Trap { pc: trapped_at } => {
-                    match rom_functions::call(
-                        &mut execution.cpu,
-                        &mut self.machine,
-                        &mut execution.rom,
-                    ) {
+                    match outcome.expect("run_slice calls the ROM at a trap") {
                         RomOutcome::Returned => {
                             moved |= self.collect_uart_output(execution);
                             // uart_rx_one_char finding nothing, with nothing on the wire: the
                             // program polls for input (esptool 4's stub waiting for an ACK).
-                            if Some(trapped_at) == rom_functions::address_of("uart_rx_one_char")
+                            if Some(trapped_at) == execution.rx_one_char
                                 && execution.cpu.ar(2) != 0
                                 && self.machine.uart_rx_queued() == 0
                                 && self.machine.uart_rx_wire_len() == 0
@@ -325,8 +330,9 @@ impl Device {
                 execution.quiet_cycles = 0;
             } else {
                 execution.quiet_cycles += interpreted;
-                if execution.quiet_cycles >= IDLE_SLICE_CYCLES
-                    && execution.state == RunState::Runnable
+                if execution.state == RunState::Runnable
+                    && (execution.quiet_cycles >= IDLE_SLICE_CYCLES
+                        || self.state_comes_round(execution))
                 {
                     execution.state = RunState::Idle;
                     let loop_pcs = recent_pcs_text(&execution.cpu);
@@ -352,6 +358,72 @@ impl Device {
                 }
             }
         }
+    }
+
+    /// Runs the core to `slice_end`, calling the ROM's functions it traps into and going
+    /// on after those that return at once, as long as the UART rate stays (a reply sent
+    /// before a rate change must be collected at the old rate) and the call is not
+    /// `uart_rx_one_char` (the caller watches that one for polling). Returns the last stop,
+    /// the ROM's outcome if that was a trap, and the cycles interpreted (ROM time excluded).
+    fn run_slice(
+        &mut self,
+        execution: &mut Execution,
+        slice_end: u64,
+    ) -> (Stop, Option<RomOutcome>, u64) {
+        let mut interpreted = 0;
+        loop {
+            let before = execution.cpu.cycles();
+            let stop = execution
+                .cpu
+                .run(&mut self.machine, slice_end.saturating_sub(before).max(1));
+            interpreted += execution.cpu.cycles() - before;
+            self.machine.advance(execution.cpu.cycles());
+            let Stop::Trap { pc } = stop else {
+                return (stop, None, interpreted);
+            };
+            let baud = self.machine.uart_baud();
+            let outcome =
+                rom_functions::call(&mut execution.cpu, &mut self.machine, &mut execution.rom);
+            let go_on = matches!(outcome, RomOutcome::Returned)
+                && execution.cpu.cycles() < slice_end
+                && Some(pc) != execution.rx_one_char
+                && self.machine.uart_baud() == baud;
+            if !go_on {
+                return (stop, Some(outcome), interpreted);
+            }
+        }
+    }
+
+    /// After a quiet slice: single-steps the core until it is back at the PC it is at now,
+    /// and tells whether it got there with every register as it was and nothing changed.
+    /// Then only an outside event (input, a timer, an interrupt) can make the loop end: the
+    /// program polls. A loop that makes progress (a counter, a pointer) never repeats its
+    /// state; a ROM call ends the look (the run loop handles the call as usual).
+    fn state_comes_round(&mut self, execution: &mut Execution) -> bool {
+        let registers = |cpu: &Cpu| {
+            let mut state = [0u32; 18];
+            for (n, register) in state.iter_mut().take(16).enumerate() {
+                *register = cpu.ar(n);
+            }
+            state[16] = cpu.read_sr(xtensa_lx106::sr::SAR).unwrap_or(0);
+            state[17] = cpu.read_sr(xtensa_lx106::sr::PS).unwrap_or(0);
+            state
+        };
+        let start_pc = execution.cpu.pc();
+        let start = registers(&execution.cpu);
+        let activity = self.machine.activity();
+        for _ in 0..POLL_LOOP_STEPS {
+            if execution.cpu.step(&mut self.machine) != Stop::Budget {
+                return false;
+            }
+            if self.machine.activity() != activity || self.machine.uart_tx_queued() > 0 {
+                return false;
+            }
+            if execution.cpu.pc() == start_pc {
+                return registers(&execution.cpu) == start;
+            }
+        }
+        false
     }
 
     /// An idle core whose timer is due before `limit` wakes (its cycles skip to it).

@@ -597,17 +597,19 @@ impl Machine {
             return;
         }
         // The flash chip's own busy time (erase, program) runs on the CPU's clock too.
-        let nanos = u128::from(delta) * 1_000_000_000 / u128::from(self.cpu_clock_hz().max(1));
-        self.flash.advance_time(std::time::Duration::from_nanos(
-            u64::try_from(nanos).unwrap_or(u64::MAX),
-        ));
+        if !self.flash.remaining_busy_time().is_zero() {
+            let nanos = u128::from(delta) * 1_000_000_000 / u128::from(self.cpu_clock_hz().max(1));
+            self.flash.advance_time(std::time::Duration::from_nanos(
+                u64::try_from(nanos).unwrap_or(u64::MAX),
+            ));
+        }
         let per_tick = self.cycles_per_apb_tick();
         let pending = self.clock.cycle_carry.saturating_add(delta);
         let ticks = pending / per_tick;
         self.clock.cycle_carry = pending % per_tick;
         self.clock.apb_ticks += ticks;
         self.update_timers();
-        if self.watchdog.check(self.clock.time_ps()) {
+        if self.watchdog.deadline_ps().is_some() && self.watchdog.check(self.clock.time_ps()) {
             self.watchdog_bite = true;
             self.trace
                 .push(|| "machine: the watchdog was not fed in time: wdt reset".to_string());

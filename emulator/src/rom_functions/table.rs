@@ -432,10 +432,18 @@ pub const ROM_FUNCTIONS: &[RomFunction] = {
 
 /// The table entry at `address`, if the address is a known one.
 pub(super) fn lookup(address: u32) -> Option<&'static RomFunction> {
-    ROM_FUNCTIONS
-        .binary_search_by_key(&address, |function| function.address)
-        .ok()
-        .map(|index| &ROM_FUNCTIONS[index])
+    static INDEX: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = vec![u16::MAX; 0x1_0000];
+        for (n, function) in ROM_FUNCTIONS.iter().enumerate() {
+            if let Some(slot) = index.get_mut(function.address.wrapping_sub(0x4000_0000) as usize) {
+                *slot = n as u16;
+            }
+        }
+        index
+    });
+    let slot = *index.get(address.wrapping_sub(0x4000_0000) as usize)?;
+    ROM_FUNCTIONS.get(usize::from(slot))
 }
 
 /// The address of the ROM function called `name` (tests and tools use this).
