@@ -116,9 +116,8 @@ pub struct DeviceConfig {
 
 /// What the chip does with the code it is given.
 ///
-/// The default is still the model: with executed stubs, esptool 5's stub loses the reply
-/// to some compressed writes (see the README's "Three levels"), so the esptool
-/// conformance suite runs on the model until that is fixed.
+/// The default is still the model: the esptool conformance suite has not been re-run on
+/// executed stubs since the last fixes (see the README's "Three levels").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum CodeExecution {
     /// The CPU runs it: uploaded stubs and RAM programs (MEM_END with an entry point), and
