@@ -49,9 +49,27 @@ struct Scenario {
 }
 
 const SCENARIOS: [Scenario; 3] = [
-    Scenario { name: "unthrottled", realtime: false, baud: 921_600, flash_size: 4 * MB, image_size: MB },
-    Scenario { name: "realtime 921600", realtime: true, baud: 921_600, flash_size: MB, image_size: MB },
-    Scenario { name: "realtime 115200", realtime: true, baud: 115_200, flash_size: 256 * KB, image_size: 256 * KB },
+    Scenario {
+        name: "unthrottled",
+        realtime: false,
+        baud: 921_600,
+        flash_size: 4 * MB,
+        image_size: MB,
+    },
+    Scenario {
+        name: "realtime 921600",
+        realtime: true,
+        baud: 921_600,
+        flash_size: MB,
+        image_size: MB,
+    },
+    Scenario {
+        name: "realtime 115200",
+        realtime: true,
+        baud: 115_200,
+        flash_size: 256 * KB,
+        image_size: 256 * KB,
+    },
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,8 +119,13 @@ fn main() {
         stub: PathBuf::new(),
         dir: tempfile::tempdir().expect("temporary directory"),
     };
-    let setup = Setup { stub: setup.esptool.stub_json(2), ..setup };
-    println!("esp-flasher vs esptool 5.6.0 on esp-emulator (release builds); wall seconds per run.");
+    let setup = Setup {
+        stub: setup.esptool.stub_json(2),
+        ..setup
+    };
+    println!(
+        "esp-flasher vs esptool 5.6.0 on esp-emulator (release builds); wall seconds per run."
+    );
     println!("Realtime runs use smaller flashes and images to keep the run short (sizes in each heading).");
     println!();
     let mut memory = None;
@@ -114,13 +137,19 @@ fn main() {
     }
     if let Some((flasher_hwm, emulator_hwm)) = memory {
         println!("Peak resident memory (VmHWM), backing up 4MB:");
-        println!("  esp-flasher  {:6.1} MB   (target < 32 MB)", flasher_hwm as f64 / 1024.0);
+        println!(
+            "  esp-flasher  {:6.1} MB   (target < 32 MB)",
+            flasher_hwm as f64 / 1024.0
+        );
         println!(
             "  esp-emulator {:6.1} MB   (target < 16 MB + 4 MB flash = 20 MB)",
             emulator_hwm as f64 / 1024.0
         );
     }
-    println!("\nWhole benchmark: {:.0} s.", started.elapsed().as_secs_f64());
+    println!(
+        "\nWhole benchmark: {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Runs the three cases with both tools; returns esp-flasher's and the emulator's peak memory
@@ -170,7 +199,16 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
                 _ => &image_path,
             };
             let measured = run_tool(setup, scenario, tool, case, &flash_path, file);
-            check_result(case, scenario, &flash_path, dir, tool, &image, &changed, &factory);
+            check_result(
+                case,
+                scenario,
+                &flash_path,
+                dir,
+                tool,
+                &image,
+                &changed,
+                &factory,
+            );
             if case == Case::Connect {
                 connect_cost[index] = (measured.host_to_chip, measured.chip_to_host);
             }
@@ -217,15 +255,33 @@ fn link_use(scenario: &Scenario, case: Case, measured: &Measured, connect: (u64,
     };
     let capacity = scenario.baud as f64 / 10.0 * transfer;
     let (payload, wire) = match case {
-        Case::Backup => (Some(scenario.flash_size as u64), measured.chip_to_host.saturating_sub(connect.1)),
-        _ => (measured.compressed, measured.host_to_chip.saturating_sub(connect.0)),
+        Case::Backup => (
+            Some(scenario.flash_size as u64),
+            measured.chip_to_host.saturating_sub(connect.1),
+        ),
+        _ => (
+            measured.compressed,
+            measured.host_to_chip.saturating_sub(connect.0),
+        ),
     };
-    let payload = payload.map_or("?".into(), |bytes| format!("{:.0}%", 100.0 * bytes as f64 / capacity));
-    format!("payload {payload:>4} wire {:>4.0}% ({transfer:.1}s)", 100.0 * wire as f64 / capacity)
+    let payload = payload.map_or("?".into(), |bytes| {
+        format!("{:.0}%", 100.0 * bytes as f64 / capacity)
+    });
+    format!(
+        "payload {payload:>4} wire {:>4.0}% ({transfer:.1}s)",
+        100.0 * wire as f64 / capacity
+    )
 }
 
 /// The tool's command line for `case`.
-fn tool_command(setup: &Setup, scenario: &Scenario, tool: Tool, case: Case, port: &str, file: &Path) -> Command {
+fn tool_command(
+    setup: &Setup,
+    scenario: &Scenario,
+    tool: Tool,
+    case: Case,
+    port: &str,
+    file: &Path,
+) -> Command {
     let out = setup.dir.path().join("read.bin");
     let _ = fs::remove_file(&out);
     let baud = scenario.baud.to_string();
@@ -236,7 +292,9 @@ fn tool_command(setup: &Setup, scenario: &Scenario, tool: Tool, case: Case, port
     match tool {
         Tool::EspFlasher => {
             command = Command::new(&setup.flasher);
-            command.args(["--port", port, "--baud", &baud, "--stub-file"]).arg(&setup.stub);
+            command
+                .args(["--port", port, "--baud", &baud, "--stub-file"])
+                .arg(&setup.stub);
             match case {
                 Case::Connect => command.args(["flash_id"]),
                 Case::Backup => command.args(["backup", &out]),
@@ -257,7 +315,14 @@ fn tool_command(setup: &Setup, scenario: &Scenario, tool: Tool, case: Case, port
 }
 
 /// Starts an emulator on `flash_path`, runs the tool once, stops the emulator.
-fn run_tool(setup: &Setup, scenario: &Scenario, tool: Tool, case: Case, flash_path: &Path, file: &Path) -> Measured {
+fn run_tool(
+    setup: &Setup,
+    scenario: &Scenario,
+    tool: Tool,
+    case: Case,
+    flash_path: &Path,
+    file: &Path,
+) -> Measured {
     let mut emulator = Emulator::start(setup, scenario, flash_path);
     let log = setup.dir.path().join("tool.log");
     let mut command = tool_command(setup, scenario, tool, case, &emulator.port, file);
@@ -318,8 +383,14 @@ fn check_result(
             let read = fs::read(dir.join("read.bin")).expect("the backup exists");
             assert!(read == factory, "{name}'s backup differs from the flash");
         }
-        Case::Write => assert!(flash[..image.len()] == *image, "{name} left the flash unequal to the image"),
-        Case::Rewrite => assert!(flash[..changed.len()] == *changed, "{name} left the flash unequal to the image"),
+        Case::Write => assert!(
+            flash[..image.len()] == *image,
+            "{name} left the flash unequal to the image"
+        ),
+        Case::Rewrite => assert!(
+            flash[..changed.len()] == *changed,
+            "{name} left the flash unequal to the image"
+        ),
     }
     assert_eq!(flash.len(), scenario.flash_size);
 }
@@ -337,10 +408,12 @@ fn transfer_seconds(text: &str) -> Option<f64> {
 
 /// N in the tool's "Wrote ... (N compressed)" line.
 fn compressed_bytes(text: &str) -> Option<u64> {
-    text.lines().filter(|line| line.starts_with("Wrote ")).find_map(|line| {
-        let (before, _) = line.split_once(" compressed)")?;
-        before.rsplit('(').next()?.parse().ok()
-    })
+    text.lines()
+        .filter(|line| line.starts_with("Wrote "))
+        .find_map(|line| {
+            let (before, _) = line.split_once(" compressed)")?;
+            before.rsplit('(').next()?.parse().ok()
+        })
 }
 
 /// A field of /proc/PID/status in kB.
@@ -354,7 +427,13 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
 fn io_field(pid: u32, field: &str) -> u64 {
     let io = fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
     io.lines()
-        .find_map(|line| line.strip_prefix(field)?.trim_start_matches(':').trim().parse().ok())
+        .find_map(|line| {
+            line.strip_prefix(field)?
+                .trim_start_matches(':')
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -369,7 +448,10 @@ struct Emulator {
 impl Emulator {
     fn start(setup: &Setup, scenario: &Scenario, flash_path: &Path) -> Emulator {
         let mut command = Command::new(&setup.emulator);
-        command.arg("--flash").arg(flash_path).args(["--size", &format!("{}KB", scenario.flash_size / KB)]);
+        command
+            .arg("--flash")
+            .arg(flash_path)
+            .args(["--size", &format!("{}KB", scenario.flash_size / KB)]);
         if scenario.realtime {
             command.arg("--realtime");
         }
@@ -386,11 +468,19 @@ impl Emulator {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = sender.send(line);
         });
-        let port = receiver.recv_timeout(Duration::from_secs(20)).unwrap_or_default().trim().to_owned();
+        let port = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         assert!(!port.is_empty(), "esp-emulator printed no pty path");
         let pid = child.id();
         let baseline = (io_field(pid, "rchar"), io_field(pid, "wchar"));
-        Emulator { child, port, baseline }
+        Emulator {
+            child,
+            port,
+            baseline,
+        }
     }
 
     /// Host→chip and chip→host bytes of the session and the peak memory (kB); stops it.
@@ -400,7 +490,9 @@ impl Emulator {
         thread::sleep(Duration::from_millis(50));
         let (read, written) = (io_field(pid, "rchar"), io_field(pid, "wchar"));
         let hwm = status_field(pid, "VmHWM").unwrap_or(0);
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let _ = util::wait_with_limit(&mut self.child, Duration::from_secs(20));
         (read - self.baseline.0, written - self.baseline.1, hwm)
     }

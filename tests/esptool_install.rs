@@ -48,7 +48,10 @@ fn install(version: &str, venv: &Path) {
     let venv_text = venv.to_str().expect("the target directory path is UTF-8");
     run(Path::new("python3"), &["-m", "venv", venv_text]);
     let requirement = format!("esptool=={version}");
-    run(&venv.join("bin/python"), &["-m", "pip", "install", "--quiet", &requirement]);
+    run(
+        &venv.join("bin/python"),
+        &["-m", "pip", "install", "--quiet", &requirement],
+    );
 }
 
 /// A lock directory holding its owner's pid; a dead owner's lock is taken over.
@@ -62,12 +65,16 @@ impl InstallLock {
         loop {
             match fs::create_dir(path) {
                 Ok(()) => {
-                    fs::write(path.join("pid"), std::process::id().to_string()).expect("write the lock's pid");
-                    return InstallLock { path: path.to_owned() };
+                    fs::write(path.join("pid"), std::process::id().to_string())
+                        .expect("write the lock's pid");
+                    return InstallLock {
+                        path: path.to_owned(),
+                    };
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
-                    let owner_alive = owner.is_empty() || Path::new("/proc").join(owner.trim()).exists();
+                    let owner_alive =
+                        owner.is_empty() || Path::new("/proc").join(owner.trim()).exists();
                     if !owner_alive {
                         let _ = fs::remove_dir_all(path);
                         continue;

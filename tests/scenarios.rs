@@ -83,7 +83,10 @@ fn run_tool(scenario: &Scenario, tool: Tool, run: &ToolRun) {
     );
     let missing = dir.path().join("ttyUSB5");
     let missing = missing.to_str().expect("temporary paths are UTF-8");
-    let port = run.port.replace("{port}", emulator.port()).replace("{missing}", missing);
+    let port = run
+        .port
+        .replace("{port}", emulator.port())
+        .replace("{missing}", missing);
     let mut command = match tool {
         Tool::Esptool => Command::new(&esptool("5.6.0").executable),
         Tool::EspFlasher => {
@@ -92,7 +95,11 @@ fn run_tool(scenario: &Scenario, tool: Tool, run: &ToolRun) {
             command
         }
     };
-    command.current_dir(dir.path()).arg("--port").arg(&port).args(&run.args);
+    command
+        .current_dir(dir.path())
+        .arg("--port")
+        .arg(&port)
+        .args(&run.args);
     let (code, output) = run_to_end(command, &dir.path().join("output.log"));
     let output = output
         .replace(missing, "{missing}")
@@ -143,8 +150,14 @@ fn run_to_end(mut command: Command, log: &Path) -> (i32, String) {
         .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
     let status = wait_with_limit(&mut child, RUN_TIME_LIMIT);
     let text = String::from_utf8_lossy(&fs::read(log).unwrap()).into_owned();
-    let status = status.unwrap_or_else(|| panic!("{command:?} ran longer than {RUN_TIME_LIMIT:?}:\n{text}"));
-    (status.code().expect("the tool exited, not killed by a signal"), text)
+    let status =
+        status.unwrap_or_else(|| panic!("{command:?} ran longer than {RUN_TIME_LIMIT:?}:\n{text}"));
+    (
+        status
+            .code()
+            .expect("the tool exited, not killed by a signal"),
+        text,
+    )
 }
 
 /// True when `line` is `pattern`, where each `{*}` in the pattern stands for any text.
@@ -169,7 +182,10 @@ fn line_matches(pattern: &str, line: &str) -> bool {
 
 #[test]
 fn key_line_patterns_match_whole_lines() {
-    assert!(line_matches("Read 4 bytes in {*} seconds.", "Read 4 bytes in 0.1 seconds."));
+    assert!(line_matches(
+        "Read 4 bytes in {*} seconds.",
+        "Read 4 bytes in 0.1 seconds."
+    ));
     assert!(line_matches("a{*}b{*}c", "a 1 b 2 c"));
     assert!(line_matches("exact", "exact"));
     assert!(!line_matches("exact", "exact and more"));

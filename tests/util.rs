@@ -117,10 +117,14 @@ impl PtyUse {
     /// A pty user among others; waits while another test holds the ptys exclusively.
     pub fn shared() -> PtyUse {
         let (users, changed) = pty_users();
-        let mut users = users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut users = users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let me = thread::current().id();
         while users.exclusive_holder.is_some_and(|holder| holder != me) {
-            users = changed.wait(users).unwrap_or_else(|poisoned| poisoned.into_inner());
+            users = changed
+                .wait(users)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         users.shared += 1;
         PtyUse { exclusive: false }
@@ -129,9 +133,13 @@ impl PtyUse {
     /// The only test using ptys, its own [`PtyUse::shared`] users aside.
     pub fn exclusive() -> PtyUse {
         let (users, changed) = pty_users();
-        let mut users = users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut users = users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         while users.shared > 0 || users.exclusive_holder.is_some() {
-            users = changed.wait(users).unwrap_or_else(|poisoned| poisoned.into_inner());
+            users = changed
+                .wait(users)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
         users.exclusive_holder = Some(thread::current().id());
         PtyUse { exclusive: true }
@@ -141,7 +149,9 @@ impl PtyUse {
 impl Drop for PtyUse {
     fn drop(&mut self) {
         let (users, changed) = pty_users();
-        let mut users = users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut users = users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.exclusive {
             users.exclusive_holder = None;
         } else {
@@ -354,7 +364,6 @@ pub fn esptool(version: &'static str) -> Esptool {
     installed.insert(version, tool.clone());
     tool
 }
-
 
 /// Deterministic pseudo-random bytes (xorshift64*), different for each seed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {

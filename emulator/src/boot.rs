@@ -74,7 +74,9 @@ impl std::str::FromStr for FlashWiring {
             "qio" => Ok(FlashWiring::Qio),
             "dio" => Ok(FlashWiring::Dio),
             "dout" => Ok(FlashWiring::Dout),
-            _ => Err(format!("unknown flash wiring \"{text}\": expected qio, dio or dout")),
+            _ => Err(format!(
+                "unknown flash wiring \"{text}\": expected qio, dio or dout"
+            )),
         }
     }
 }
@@ -151,7 +153,10 @@ pub struct BootReport {
 /// The ROM's first line after a reset; `boot mode:(1,7)` is download mode, `(3,6)` flash.
 pub fn banner(cause: ResetCause, download_mode: bool) -> String {
     let strapping = if download_mode { "(1,7)" } else { "(3,6)" };
-    format!("\r\n ets Jan  8 2013,rst cause:{}, boot mode:{strapping}\r\n\r\n", cause as u8)
+    format!(
+        "\r\n ets Jan  8 2013,rst cause:{}, boot mode:{strapping}\r\n\r\n",
+        cause as u8
+    )
 }
 
 /// What the ROM prints when strapped for the serial download mode.
@@ -160,7 +165,12 @@ pub fn download_mode_log(cause: ResetCause) -> String {
 }
 
 /// Boots `flash` (the whole chip, or at least its start) as the ROM does.
-pub fn boot_from_flash(flash: &[u8], chip_size: usize, cause: ResetCause, wiring: FlashWiring) -> BootReport {
+pub fn boot_from_flash(
+    flash: &[u8],
+    chip_size: usize,
+    cause: ResetCause,
+    wiring: FlashWiring,
+) -> BootReport {
     let mut log = banner(cause, false);
     let mut notes = Vec::new();
     let first_byte = flash.first().copied().unwrap_or(0xFF);
@@ -170,14 +180,22 @@ pub fn boot_from_flash(flash: &[u8], chip_size: usize, cause: ResetCause, wiring
             0xFF => "the flash at 0x0 is erased: there is no firmware to boot".to_string(),
             other => format!("byte 0x{other:02x} at 0x0 is no image magic (0xe9 or 0xea)"),
         });
-        return BootReport { log, outcome: BootOutcome::NoImage { first_byte }, notes };
+        return BootReport {
+            log,
+            outcome: BootOutcome::NoImage { first_byte },
+            notes,
+        };
     }
     let parsed = match image::parse(flash) {
         Ok(parsed) => parsed,
         Err(error) => {
             log.push_str("ets_main.c \r\n");
             notes.push(format!("the image at 0x0 is malformed: {error}"));
-            return BootReport { log, outcome: BootOutcome::BadImage(error.to_string()), notes };
+            return BootReport {
+                log,
+                outcome: BootOutcome::BadImage(error.to_string()),
+                notes,
+            };
         }
     };
     let header = parsed.image.flash_params;
@@ -191,9 +209,17 @@ pub fn boot_from_flash(flash: &[u8], chip_size: usize, cause: ResetCause, wiring
             "the header says flash mode {} but this module is wired for {}: write it with -fm {}",
             mode.name(),
             wiring.name(),
-            if wiring == FlashWiring::Dio { "dio" } else { "dout" }
+            if wiring == FlashWiring::Dio {
+                "dio"
+            } else {
+                "dout"
+            }
         ));
-        return BootReport { log, outcome: BootOutcome::FlashModeUnsupported { mode, wiring }, notes };
+        return BootReport {
+            log,
+            outcome: BootOutcome::FlashModeUnsupported { mode, wiring },
+            notes,
+        };
     }
     // The ROM boots the 0xE9 part; a v2 image's second-stage loader does the rest.
     let mut running = image::CHECKSUM_SEED;
@@ -216,14 +242,21 @@ pub fn boot_from_flash(flash: &[u8], chip_size: usize, cause: ResetCause, wiring
         ));
         return BootReport {
             log,
-            outcome: BootOutcome::ChecksumMismatch { stored, computed: parsed.checksum.computed },
+            outcome: BootOutcome::ChecksumMismatch {
+                stored,
+                computed: parsed.checksum.computed,
+            },
             notes,
         };
     }
     let entry = parsed.image.entry;
     match header.size() {
         Ok(size) => check_sdk_init_data(flash, size, entry, log, notes),
-        Err(_) => BootReport { log, outcome: BootOutcome::Started { entry }, notes },
+        Err(_) => BootReport {
+            log,
+            outcome: BootOutcome::Started { entry },
+            notes,
+        },
     }
 }
 
@@ -238,9 +271,17 @@ fn check_sdk_init_data(
 ) -> BootReport {
     let address = header_size.bytes() - SDK_INIT_DATA_FROM_END;
     // Past the end of a smaller chip the address wraps, as the SPI flash does.
-    let found = if flash.is_empty() { 0xFF } else { flash[address as usize % flash.len()] };
+    let found = if flash.is_empty() {
+        0xFF
+    } else {
+        flash[address as usize % flash.len()]
+    };
     if found == SDK_INIT_DATA_MAGIC {
-        return BootReport { log, outcome: BootOutcome::Started { entry }, notes };
+        return BootReport {
+            log,
+            outcome: BootOutcome::Started { entry },
+            notes,
+        };
     }
     log.push_str(&format!("rf_cal[0] !=0x05,is 0x{found:02X}\r\n"));
     notes.push(format!(
@@ -248,7 +289,11 @@ fn check_sdk_init_data(
          the firmware stops; write it with -fs matching where its settings are, or write esp_init_data_default.bin there",
         header_size.name()
     ));
-    BootReport { log, outcome: BootOutcome::SdkInitDataMissing { address, found }, notes }
+    BootReport {
+        log,
+        outcome: BootOutcome::SdkInitDataMissing { address, found },
+        notes,
+    }
 }
 
 fn note_header_size(
@@ -275,16 +320,29 @@ impl std::fmt::Display for BootOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BootOutcome::Started { entry } => write!(f, "firmware started at entry 0x{entry:08x}"),
-            BootOutcome::NoImage { first_byte } => write!(f, "no image at 0x0 (first byte 0x{first_byte:02x})"),
+            BootOutcome::NoImage { first_byte } => {
+                write!(f, "no image at 0x0 (first byte 0x{first_byte:02x})")
+            }
             BootOutcome::BadImage(reason) => write!(f, "malformed image: {reason}"),
             BootOutcome::ChecksumMismatch { stored, computed } => {
-                write!(f, "checksum error: stored 0x{stored:02x}, computed 0x{computed:02x}")
+                write!(
+                    f,
+                    "checksum error: stored 0x{stored:02x}, computed 0x{computed:02x}"
+                )
             }
             BootOutcome::FlashModeUnsupported { mode, wiring } => {
-                write!(f, "flash mode {} is not carried by {} wiring", mode.name(), wiring.name())
+                write!(
+                    f,
+                    "flash mode {} is not carried by {} wiring",
+                    mode.name(),
+                    wiring.name()
+                )
             }
             BootOutcome::SdkInitDataMissing { address, found } => {
-                write!(f, "the SDK stopped: RF init data at 0x{address:06x} is 0x{found:02x}, not 0x05")
+                write!(
+                    f,
+                    "the SDK stopped: RF init data at 0x{address:06x} is 0x{found:02x}, not 0x05"
+                )
             }
         }
     }
@@ -316,15 +374,24 @@ mod tests {
         let flash = flash_with(&firmware_image(0x8000, 1), MB);
         let report = boot_from_flash(&flash, MB, ResetCause::PowerOn, FlashWiring::Dout);
         assert_eq!(report.outcome, BootOutcome::Started { entry: 0x4010_0004 });
-        assert!(report.log.starts_with("\r\n ets Jan  8 2013,rst cause:1, boot mode:(3,6)\r\n"));
+        assert!(report
+            .log
+            .starts_with("\r\n ets Jan  8 2013,rst cause:1, boot mode:(3,6)\r\n"));
         assert_eq!(report.log.matches("load 0x").count(), 2);
-        assert!(report.log.contains("load 0x40100000, len 8192, room 16 \r\ntail 0\r\n"));
+        assert!(report
+            .log
+            .contains("load 0x40100000, len 8192, room 16 \r\ntail 0\r\n"));
         assert!(report.notes.is_empty(), "{:?}", report.notes);
     }
 
     #[test]
     fn erased_flash_stops_in_ets_main() {
-        let report = boot_from_flash(&vec![0xFF; MB], MB, ResetCause::ExternalPin, FlashWiring::Qio);
+        let report = boot_from_flash(
+            &vec![0xFF; MB],
+            MB,
+            ResetCause::ExternalPin,
+            FlashWiring::Qio,
+        );
         assert_eq!(report.outcome, BootOutcome::NoImage { first_byte: 0xFF });
         assert!(report.log.ends_with("ets_main.c \r\n"));
     }
@@ -334,7 +401,10 @@ mod tests {
         let mut flash = flash_with(&firmware_image(0x8000, 1), MB);
         flash[0x100] ^= 0x01;
         let report = boot_from_flash(&flash, MB, ResetCause::PowerOn, FlashWiring::Dout);
-        assert!(matches!(report.outcome, BootOutcome::ChecksumMismatch { .. }));
+        assert!(matches!(
+            report.outcome,
+            BootOutcome::ChecksumMismatch { .. }
+        ));
         assert!(report.log.contains("csum err"));
     }
 
@@ -345,11 +415,18 @@ mod tests {
         let report = boot_from_flash(&flash, MB, ResetCause::PowerOn, FlashWiring::Dout);
         assert_eq!(
             report.outcome,
-            BootOutcome::FlashModeUnsupported { mode: FlashMode::Qio, wiring: FlashWiring::Dout }
+            BootOutcome::FlashModeUnsupported {
+                mode: FlashMode::Qio,
+                wiring: FlashWiring::Dout
+            }
         );
         assert!(report.notes[0].contains("-fm dout"));
         // The same image boots on a module wired for qio.
-        assert!(boot_from_flash(&flash, MB, ResetCause::PowerOn, FlashWiring::Qio).outcome.started());
+        assert!(
+            boot_from_flash(&flash, MB, ResetCause::PowerOn, FlashWiring::Qio)
+                .outcome
+                .started()
+        );
     }
 
     #[test]
@@ -357,7 +434,11 @@ mod tests {
         let flash = flash_with(&firmware_image(0x8000, 1), 4 * MB);
         let report = boot_from_flash(&flash, 4 * MB, ResetCause::PowerOn, FlashWiring::Dout);
         assert!(report.outcome.started());
-        assert!(report.notes[0].contains("header says 1MB but the chip has 4MB"), "{:?}", report.notes);
+        assert!(
+            report.notes[0].contains("header says 1MB but the chip has 4MB"),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]
@@ -365,9 +446,23 @@ mod tests {
         let mut flash = flash_with(&firmware_image(0x8000, 1), 4 * MB);
         flash[3] = (flash[3] & 0x0F) | FlashSize::Size4M.header_bits();
         let report = boot_from_flash(&flash, 4 * MB, ResetCause::PowerOn, FlashWiring::Dout);
-        assert_eq!(report.outcome, BootOutcome::SdkInitDataMissing { address: 0x3F_C000, found: 0xFF });
-        assert!(report.log.ends_with("rf_cal[0] !=0x05,is 0xFF\r\n"), "{}", report.log);
-        assert!(report.notes.iter().any(|note| note.contains("0x3fc000")), "{:?}", report.notes);
+        assert_eq!(
+            report.outcome,
+            BootOutcome::SdkInitDataMissing {
+                address: 0x3F_C000,
+                found: 0xFF
+            }
+        );
+        assert!(
+            report.log.ends_with("rf_cal[0] !=0x05,is 0xFF\r\n"),
+            "{}",
+            report.log
+        );
+        assert!(
+            report.notes.iter().any(|note| note.contains("0x3fc000")),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]

@@ -23,7 +23,12 @@ const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
 /// A virtual ESP8266 on a pseudo-terminal: prints the slave path (e.g. /dev/pts/7) on the
 /// first line of stdout, then serves it until SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
-#[command(name = "esp-emulator", version, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "esp-emulator",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
     /// Flash backing file; created at --size, filled with 0xFF, if missing. With --scenario:
     /// a new file that receives the scenario's flash and keeps what clients write.

@@ -238,7 +238,13 @@ impl Device {
     /// A device powered on at time zero with `flash` attached to its SPI bus.
     pub fn new(config: DeviceConfig, flash: SpiFlash) -> Device {
         let efuses = registers::efuse_words(config.chip, config.mac, flash.size());
-        let machine = Machine::new(MachineConfig { efuses, boot: config.boot }, flash);
+        let machine = Machine::new(
+            MachineConfig {
+                efuses,
+                boot: config.boot,
+            },
+            flash,
+        );
         let frame_tap = FrameTap::new(&config.faults);
         let mut device = Device {
             config,
@@ -371,7 +377,9 @@ impl Device {
     /// True when the client closing the port resets the chip: always, but for a program
     /// uploaded to RAM that is no flasher stub (`esptool load_ram` leaves it running).
     pub fn resets_when_port_closes(&self) -> bool {
-        self.execution.as_ref().is_none_or(|execution| !execution.survives_close)
+        self.execution
+            .as_ref()
+            .is_none_or(|execution| !execution.survives_close)
     }
 
     /// Why the CPU stopped for good, if it did (a crash, an unimplemented ROM function).
@@ -437,13 +445,22 @@ impl Device {
         }
         let run = self.config.execution == CodeExecution::Run;
         // The firmware's own output leaves at the rate the ROM left the UART at.
-        let baud_after = if run { execution::nominal_baud(self.machine.uart_baud()) } else { ROM_BAUD };
+        let baud_after = if run {
+            execution::nominal_baud(self.machine.uart_baud())
+        } else {
+            ROM_BAUD
+        };
         self.output.push_back(OutputChunk {
             ready_at: self.busy_until.max(now),
             bytes: report.log.into_bytes(),
             baud_after: Some(baud_after),
         });
-        self.trace_line(|| format!("chip: reset ({cause:?}), booting from flash: {}", report.outcome));
+        self.trace_line(|| {
+            format!(
+                "chip: reset ({cause:?}), booting from flash: {}",
+                report.outcome
+            )
+        });
         if let (true, boot::BootOutcome::Started { entry }) = (run, &report.outcome) {
             self.load_firmware_segments();
             self.start_execution(*entry, now, false);
@@ -456,7 +473,11 @@ impl Device {
             return;
         };
         for segment in parsed.image.segments {
-            if self.machine.write_ram(segment.load_address, &segment.data).is_err() {
+            if self
+                .machine
+                .write_ram(segment.load_address, &segment.data)
+                .is_err()
+            {
                 self.trace_line(|| {
                     format!(
                         "chip: the ROM skips segment at 0x{:08x}: not RAM",

@@ -205,7 +205,11 @@ impl Link {
         let mut bytes = self.drop_bytes(bytes);
         bytes = self.overrun(bytes);
         self.flip_bits(&mut bytes);
-        if let Some(after) = self.faults.disconnect_after.filter(|_| !self.faults.disconnect_counts_host) {
+        if let Some(after) = self
+            .faults
+            .disconnect_after
+            .filter(|_| !self.faults.disconnect_counts_host)
+        {
             let allowed = after.saturating_sub(self.delivered);
             if bytes.len() as u64 >= allowed {
                 bytes.truncate(allowed as usize);
@@ -266,7 +270,12 @@ impl Link {
     /// `baud-limit`: loses bytes while the host's rate is above what the adapter carries.
     fn overrun(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
         let rate = self.faults.baud_limit_rate;
-        if self.faults.baud_limit.is_some_and(|max| self.host_baud > max) && rate > 0.0 {
+        if self
+            .faults
+            .baud_limit
+            .is_some_and(|max| self.host_baud > max)
+            && rate > 0.0
+        {
             bytes.retain(|_| !self.chance(rate));
         }
         bytes
@@ -415,7 +424,10 @@ mod tests {
             ..LinkFaults::default()
         };
         let mut link = link(faults, 0);
-        assert!(sync(&mut link).is_empty(), "the SYNC frame was cut after 10 bytes");
+        assert!(
+            sync(&mut link).is_empty(),
+            "the SYNC frame was cut after 10 bytes"
+        );
         assert!(link.is_disconnected());
     }
 

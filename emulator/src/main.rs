@@ -33,9 +33,9 @@ use esp_emulator::boot::{self, FlashWiring, ResetCause};
 use esp_emulator::device::DeviceConfig;
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
-use esp_emulator::scenario::{self, Scenario};
 use esp_emulator::link::LinkConfig;
 use esp_emulator::pty::{PtyOptions, PtyServer, ServerEvent};
+use esp_emulator::scenario::{self, Scenario};
 
 /// How often changed sectors are written back to the file.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -57,14 +57,25 @@ enum Event {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
-    if let Some(Helper::BootReport { file, size, flash_wiring }) = &args.command {
+    if let Some(Helper::BootReport {
+        file,
+        size,
+        flash_wiring,
+    }) = &args.command
+    {
         return boot_report(file, *size, *flash_wiring);
     }
     let board = match &args.scenario {
         Some(name) => scenario_board(name, args.flash.as_deref())?,
         None => flag_board(&args)?,
     };
-    let Board { flash, config, link, mut backing, scenario } = board;
+    let Board {
+        flash,
+        config,
+        link,
+        mut backing,
+        scenario,
+    } = board;
 
     // Signals are taken by a thread with sigwait, so every thread must block them first.
     let mut signals = SigSet::empty();
@@ -114,7 +125,11 @@ fn run(args: Args) -> Result<(), Failure> {
     let _ = stdout.flush();
     if scenario.is_none() && verbose {
         if let Some(flash) = &args.flash {
-            eprintln!("esp-emulator: serving {} on {}", flash.display(), slave.display());
+            eprintln!(
+                "esp-emulator: serving {} on {}",
+                flash.display(),
+                slave.display()
+            );
         }
     }
 
@@ -203,7 +218,10 @@ struct Board {
 
 /// The board the flags describe, on the --flash backing file.
 fn flag_board(args: &Args) -> Result<Board, Failure> {
-    let path = args.flash.as_deref().expect("clap requires --flash without --scenario");
+    let path = args
+        .flash
+        .as_deref()
+        .expect("clap requires --flash without --scenario");
     let plan = FaultPlan::parse(&args.faults).map_err(Failure::usage)?;
     let loaded = cli::load_flash(path, args.size)?;
     let size = loaded.contents.len();
@@ -227,7 +245,13 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
         seed: args.seed,
         model_baud: false,
     };
-    Ok(Board { flash, config, link, backing: Some(backing), scenario: None })
+    Ok(Board {
+        flash,
+        config,
+        link,
+        backing: Some(backing),
+        scenario: None,
+    })
 }
 
 /// The board a scenario describes; its flash goes to `flash_file` (a new file) if given.
@@ -256,30 +280,56 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
         seed: scenario.device.seed,
         model_baud: false,
     };
-    Ok(Board { flash, config, link, backing, scenario: Some(scenario) })
+    Ok(Board {
+        flash,
+        config,
+        link,
+        backing,
+        scenario: Some(scenario),
+    })
 }
 
 /// Tells the user on stderr what the scenario reproduces and how to run it; writes its
 /// inputs beside `flash_file`, else in a new temporary directory.
-fn describe_scenario(scenario: &Scenario, slave: &Path, flash_file: Option<&Path>) -> Result<(), Failure> {
-    eprintln!("esp-emulator: scenario {}: {}", scenario.name, scenario.summary);
-    eprintln!("esp-emulator: it fires once per run of esp-emulator: start it again for each command");
+fn describe_scenario(
+    scenario: &Scenario,
+    slave: &Path,
+    flash_file: Option<&Path>,
+) -> Result<(), Failure> {
+    eprintln!(
+        "esp-emulator: scenario {}: {}",
+        scenario.name, scenario.summary
+    );
+    eprintln!(
+        "esp-emulator: it fires once per run of esp-emulator: start it again for each command"
+    );
     let port = slave.display().to_string();
     let mut directory = String::new();
     if !scenario.inputs.is_empty() {
         let inputs = match flash_file.and_then(Path::parent) {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
             Some(_) => PathBuf::from("."),
-            None => std::env::temp_dir().join(format!("esp-emulator-{}-{}", scenario.name, std::process::id())),
+            None => std::env::temp_dir().join(format!(
+                "esp-emulator-{}-{}",
+                scenario.name,
+                std::process::id()
+            )),
         };
-        std::fs::create_dir_all(&inputs)
-            .map_err(|error| Failure::runtime(format!("cannot create {}: {error}", inputs.display())))?;
+        std::fs::create_dir_all(&inputs).map_err(|error| {
+            Failure::runtime(format!("cannot create {}: {error}", inputs.display()))
+        })?;
         scenario.write_inputs(&inputs).map_err(Failure::runtime)?;
         eprintln!("esp-emulator: its input files are in {}", inputs.display());
         directory = format!("cd {} && ", inputs.display());
     }
-    eprintln!("esp-emulator: try: {directory}{}", scenario.esptool_command(&port));
-    eprintln!("esp-emulator:  or: {directory}{}", scenario.esp_flasher_command(&port));
+    eprintln!(
+        "esp-emulator: try: {directory}{}",
+        scenario.esptool_command(&port)
+    );
+    eprintln!(
+        "esp-emulator:  or: {directory}{}",
+        scenario.esp_flasher_command(&port)
+    );
     Ok(())
 }
 

@@ -17,8 +17,9 @@ use crate::boot::{SDK_INIT_DATA_FROM_END, SDK_INIT_DATA_MAGIC};
 use crate::flash::SECTOR_SIZE;
 
 const WORDS: &[&str] = &[
-    "wifi", "mqtt", "relay", "button", "power", "status", "config", "topic", "sonoff", "connect", "timeout",
-    "update", "http", "server", "client", "error", "state", "toggle", "switch", "sensor", "%s/%s", "=%d\n",
+    "wifi", "mqtt", "relay", "button", "power", "status", "config", "topic", "sonoff", "connect",
+    "timeout", "update", "http", "server", "client", "error", "state", "toggle", "switch",
+    "sensor", "%s/%s", "=%d\n",
 ];
 
 /// A firmware image of exactly `len` bytes: a valid ESP8266 v1 image (IRAM
@@ -30,8 +31,14 @@ pub fn firmware_image(len: usize, seed: u64) -> Vec<u8> {
         flash_params: FlashParams::new(FlashMode::Dout, FlashSize::Size1M, FlashFreq::Freq40M),
         entry: 0x4010_0004,
         segments: vec![
-            Segment { load_address: 0x4010_0000, data: code_like(&mut rng, 0x6000.min(len / 4)) },
-            Segment { load_address: 0x3FFE_8000, data: code_like(&mut rng, 0x800.min(len / 16)) },
+            Segment {
+                load_address: 0x4010_0000,
+                data: code_like(&mut rng, 0x6000.min(len / 4)),
+            },
+            Segment {
+                load_address: 0x3FFE_8000,
+                data: code_like(&mut rng, 0x800.min(len / 16)),
+            },
         ],
         v2_prefix: None,
     };
@@ -123,7 +130,10 @@ mod tests {
     fn compresses_like_real_firmware() {
         let image = firmware_image(0x4_0000, 7);
         let ratio = deflated_len(&image) as f64 / image.len() as f64;
-        assert!((0.40..0.70).contains(&ratio), "compression ratio {ratio:.2} is not firmware-like");
+        assert!(
+            (0.40..0.70).contains(&ratio),
+            "compression ratio {ratio:.2} is not firmware-like"
+        );
     }
 
     #[test]
@@ -140,7 +150,10 @@ mod tests {
         assert!(flash[0x8_0000..0x8_1000].iter().all(|&b| b == 0xFF));
         assert!(flash[0xFC000..].iter().any(|&b| b != 0xFF));
         assert_eq!(flash[0xFC000], SDK_INIT_DATA_MAGIC);
-        let header_size = esp_protocol::image::read_flash_params(&flash).unwrap().size().unwrap();
+        let header_size = esp_protocol::image::read_flash_params(&flash)
+            .unwrap()
+            .size()
+            .unwrap();
         assert_eq!(header_size, FlashSize::Size1M);
     }
 }

@@ -53,18 +53,54 @@ use esp_protocol::flash_params::{FlashMode, FlashSize};
 
 /// The scenario files compiled into the binary, by name.
 pub const CATALOGUE: &[(&str, &str)] = &[
-    ("wrong-port", include_str!("../../fixtures/scenarios/wrong-port.toml")),
-    ("not-in-download-mode", include_str!("../../fixtures/scenarios/not-in-download-mode.toml")),
-    ("boot-log-every-attempt", include_str!("../../fixtures/scenarios/boot-log-every-attempt.toml")),
-    ("short-read", include_str!("../../fixtures/scenarios/short-read.toml")),
-    ("weak-power-bit-errors", include_str!("../../fixtures/scenarios/weak-power-bit-errors.toml")),
-    ("write-protected", include_str!("../../fixtures/scenarios/write-protected.toml")),
-    ("stuck-sector", include_str!("../../fixtures/scenarios/stuck-sector.toml")),
-    ("fake-flash-size", include_str!("../../fixtures/scenarios/fake-flash-size.toml")),
-    ("1mb-backup-on-4mb-chip", include_str!("../../fixtures/scenarios/1mb-backup-on-4mb-chip.toml")),
-    ("qio-image-on-dout-module", include_str!("../../fixtures/scenarios/qio-image-on-dout-module.toml")),
-    ("cable-pulled-during-write", include_str!("../../fixtures/scenarios/cable-pulled-during-write.toml")),
-    ("adapter-too-slow", include_str!("../../fixtures/scenarios/adapter-too-slow.toml")),
+    (
+        "wrong-port",
+        include_str!("../../fixtures/scenarios/wrong-port.toml"),
+    ),
+    (
+        "not-in-download-mode",
+        include_str!("../../fixtures/scenarios/not-in-download-mode.toml"),
+    ),
+    (
+        "boot-log-every-attempt",
+        include_str!("../../fixtures/scenarios/boot-log-every-attempt.toml"),
+    ),
+    (
+        "short-read",
+        include_str!("../../fixtures/scenarios/short-read.toml"),
+    ),
+    (
+        "weak-power-bit-errors",
+        include_str!("../../fixtures/scenarios/weak-power-bit-errors.toml"),
+    ),
+    (
+        "write-protected",
+        include_str!("../../fixtures/scenarios/write-protected.toml"),
+    ),
+    (
+        "stuck-sector",
+        include_str!("../../fixtures/scenarios/stuck-sector.toml"),
+    ),
+    (
+        "fake-flash-size",
+        include_str!("../../fixtures/scenarios/fake-flash-size.toml"),
+    ),
+    (
+        "1mb-backup-on-4mb-chip",
+        include_str!("../../fixtures/scenarios/1mb-backup-on-4mb-chip.toml"),
+    ),
+    (
+        "qio-image-on-dout-module",
+        include_str!("../../fixtures/scenarios/qio-image-on-dout-module.toml"),
+    ),
+    (
+        "cable-pulled-during-write",
+        include_str!("../../fixtures/scenarios/cable-pulled-during-write.toml"),
+    ),
+    (
+        "adapter-too-slow",
+        include_str!("../../fixtures/scenarios/adapter-too-slow.toml"),
+    ),
 ];
 
 /// The MAC of a scenario's board, as `esp-emulator` uses by default.
@@ -228,16 +264,21 @@ pub fn load(name_or_path: &str) -> Result<Scenario, String> {
             names().collect::<Vec<_>>().join(", ")
         )
     })?;
-    let name = path.file_stem().map_or_else(|| name_or_path.to_owned(), |stem| stem.to_string_lossy().into_owned());
+    let name = path.file_stem().map_or_else(
+        || name_or_path.to_owned(),
+        |stem| stem.to_string_lossy().into_owned(),
+    );
     parse(&name, &text)
 }
 
 /// Parses and checks a scenario file's text.
 pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
-    let mut scenario: Scenario =
-        toml::from_str(text).map_err(|error| format!("scenario {name}: {}", error.to_string().trim_end()))?;
+    let mut scenario: Scenario = toml::from_str(text)
+        .map_err(|error| format!("scenario {name}: {}", error.to_string().trim_end()))?;
     scenario.name = name.to_owned();
-    scenario.check().map_err(|problem| format!("scenario {name}: {problem}"))?;
+    scenario
+        .check()
+        .map_err(|problem| format!("scenario {name}: {problem}"))?;
     Ok(scenario)
 }
 
@@ -275,7 +316,11 @@ impl Scenario {
 
     /// The flash wiring, if the scenario sets one.
     pub fn wiring(&self) -> Result<Option<FlashWiring>, String> {
-        self.device.flash_wiring.as_deref().map(str::parse).transpose()
+        self.device
+            .flash_wiring
+            .as_deref()
+            .map(str::parse)
+            .transpose()
     }
 
     /// The faults.
@@ -309,7 +354,9 @@ impl Scenario {
                     let start = piece.address as usize;
                     let end = start + bytes.len();
                     if end > size {
-                        return Err(format!("layout piece at {start:#x} ends past the {size}-byte flash"));
+                        return Err(format!(
+                            "layout piece at {start:#x} ends past the {size}-byte flash"
+                        ));
                     }
                     flash[start..end].copy_from_slice(&bytes);
                 }
@@ -331,7 +378,8 @@ impl Scenario {
         for input in &self.inputs {
             let bytes = input.bytes()?;
             let path = dir.join(&input.name);
-            std::fs::write(&path, &bytes).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+            std::fs::write(&path, &bytes)
+                .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
             written.push(path.clone());
             if input.backup_record {
                 let record_path = dir.join(format!("{}.json", input.name));
@@ -346,7 +394,10 @@ impl Scenario {
     /// The record esp-flasher's `backup` writes beside an image taken from this board.
     fn backup_record(&self, image: &[u8]) -> String {
         let mac = SCENARIO_MAC.map(|octet| format!("{octet:02x}")).join(":");
-        let md5: String = Md5::digest(image).iter().map(|byte| format!("{byte:02x}")).collect();
+        let md5: String = Md5::digest(image)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
         let jedec_id = 0xEF4000 | image.len().trailing_zeros();
         let chip = match self.chip() {
             Ok(Chip::Esp8266Ex) => "ESP8266EX",
@@ -375,7 +426,10 @@ impl Scenario {
 pub const MISSING_PORT: &str = "/dev/ttyUSB5";
 
 fn command_line(program: &str, run: &ToolRun, port: &str) -> String {
-    let port = run.port.replace("{port}", port).replace("{missing}", MISSING_PORT);
+    let port = run
+        .port
+        .replace("{port}", port)
+        .replace("{missing}", MISSING_PORT);
     format!("{program} --port {port} {}", run.args.join(" "))
 }
 
@@ -387,7 +441,12 @@ impl InputFile {
             let mode = FlashMode::ALL
                 .into_iter()
                 .find(|candidate| candidate.name() == mode)
-                .ok_or_else(|| format!("input {}: flash_mode '{mode}' must be qio, qout, dio or dout", self.name))?;
+                .ok_or_else(|| {
+                    format!(
+                        "input {}: flash_mode '{mode}' must be qio, qout, dio or dout",
+                        self.name
+                    )
+                })?;
             bytes[2] = mode.header_byte();
         }
         Ok(bytes)
@@ -400,7 +459,9 @@ fn generate(kind: ImageKind, size: &str, seed: u64) -> Result<Vec<u8>, String> {
     Ok(match kind {
         ImageKind::SampleFirmware => {
             if FlashSize::from_bytes(size as u32).is_none() {
-                return Err(format!("a sample-firmware flash must have a flash size, not {size} bytes"));
+                return Err(format!(
+                    "a sample-firmware flash must have a flash size, not {size} bytes"
+                ));
             }
             sonoff_like_flash(size, seed)
         }
@@ -431,7 +492,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let text = CATALOGUE[0].1.replace("chip = \"esp8266\"", "chip = \"esp32\"");
+        let text = CATALOGUE[0]
+            .1
+            .replace("chip = \"esp8266\"", "chip = \"esp32\"");
         let error = parse("x", &text).unwrap_err();
         assert!(error.contains("chip 'esp32'"), "{error}");
     }

@@ -52,7 +52,8 @@ mod hex_id {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
         let text = String::deserialize(deserializer)?;
-        u32::from_str_radix(&text, 16).map_err(|_| D::Error::custom(format!("flash ID \"{text}\" is not hex")))
+        u32::from_str_radix(&text, 16)
+            .map_err(|_| D::Error::custom(format!("flash ID \"{text}\" is not hex")))
     }
 }
 
@@ -66,7 +67,10 @@ pub fn record_path(image: &Path) -> PathBuf {
 /// Writes `data` to `path` so that `path` either keeps its old state or holds
 /// all of `data`: a temporary file in the same directory, synced, then renamed.
 pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let file_error = |source| Error::File { path: path.to_path_buf(), source };
+    let file_error = |source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    };
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -78,7 +82,9 @@ pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let mut temporary = builder.tempfile_in(directory).map_err(file_error)?;
     temporary.write_all(data).map_err(file_error)?;
     temporary.as_file().sync_all().map_err(file_error)?;
-    temporary.persist(path).map_err(|error| file_error(error.error))?;
+    temporary
+        .persist(path)
+        .map_err(|error| file_error(error.error))?;
     Ok(())
 }
 
@@ -86,15 +92,26 @@ pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
 pub fn backup<T: Transport>(flasher: &mut Flasher<T>, path: &Path) -> Result<BackupRecord> {
     let size = flasher.flash_size()?;
     if let Some(real) = wrap_size(flasher, size)? {
-        return Err(Error::FlashWraps { claimed: size, real });
+        return Err(Error::FlashWraps {
+            claimed: size,
+            real,
+        });
     }
     let data = flasher.read_flash(0, size)?;
     let expected = md5_of(&data);
     let on_device = flasher.flash_md5(0, size)?;
     if on_device != expected {
-        return Err(Error::VerifyFailed { address: 0, size: data.len(), expected: hex(&expected), got: hex(&on_device) });
+        return Err(Error::VerifyFailed {
+            address: 0,
+            size: data.len(),
+            expected: hex(&expected),
+            got: hex(&on_device),
+        });
     }
-    flasher.report(Event::Verified { address: 0, size: data.len() });
+    flasher.report(Event::Verified {
+        address: 0,
+        size: data.len(),
+    });
     let record = BackupRecord {
         chip: flasher.chip().description.clone(),
         mac: flasher.chip().mac_string(),
@@ -139,23 +156,43 @@ pub fn wrap_size<T: Transport>(flasher: &mut Flasher<T>, size: u32) -> Result<Op
 /// Reads a backup and its record, checking one against the other.
 pub fn load_backup(path: &Path) -> Result<(Vec<u8>, BackupRecord)> {
     let record_file = record_path(path);
-    let bad = |reason: String| Error::BadRecord { path: record_file.clone(), reason };
-    let json = std::fs::read_to_string(&record_file).map_err(|source| Error::File { path: record_file.clone(), source })?;
+    let bad = |reason: String| Error::BadRecord {
+        path: record_file.clone(),
+        reason,
+    };
+    let json = std::fs::read_to_string(&record_file).map_err(|source| Error::File {
+        path: record_file.clone(),
+        source,
+    })?;
     let record: BackupRecord = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
-    let data = std::fs::read(path).map_err(|source| Error::File { path: path.to_path_buf(), source })?;
+    let data = std::fs::read(path).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if data.len() != record.flash_size as usize {
-        return Err(bad(format!("the image is {} bytes, the record says {}", data.len(), record.flash_size)));
+        return Err(bad(format!(
+            "the image is {} bytes, the record says {}",
+            data.len(),
+            record.flash_size
+        )));
     }
     let md5 = hex(&md5_of(&data));
     if md5 != record.md5 {
-        return Err(bad(format!("the image's MD5 is {md5}, the record says {}", record.md5)));
+        return Err(bad(format!(
+            "the image's MD5 is {md5}, the record says {}",
+            record.md5
+        )));
     }
     Ok((data, record))
 }
 
 /// Writes a backup back, after checking it against its record and the chip;
 /// mismatches that may still be intended become warnings.
-pub fn restore<T: Transport>(flasher: &mut Flasher<T>, path: &Path, options: &WriteOptions) -> Result<WriteReport> {
+pub fn restore<T: Transport>(
+    flasher: &mut Flasher<T>,
+    path: &Path,
+    options: &WriteOptions,
+) -> Result<WriteReport> {
     let (data, record) = load_backup(path)?;
     for warning in restore_warnings(flasher, &data, &record)? {
         flasher.report(Event::Warning(warning));
@@ -171,13 +208,22 @@ fn restore_warnings<T: Transport>(
     let mut warnings = Vec::new();
     let connected_mac = flasher.chip().mac_string();
     if record.mac != connected_mac {
-        warnings.push(Warning::DifferentChip { recorded_mac: record.mac.clone(), connected_mac });
+        warnings.push(Warning::DifferentChip {
+            recorded_mac: record.mac.clone(),
+            connected_mac,
+        });
     }
     let flash_size = flasher.flash_size()?;
     if data.len() as u32 != flash_size {
-        let suggested_size_name = FlashSize::from_bytes(data.len() as u32)
-            .map_or_else(|| format!("{}KB", data.len() / 1024), |size| size.name().to_string());
-        warnings.push(Warning::FlashSizeMismatch { image_size: data.len() as u32, flash_size, suggested_size_name });
+        let suggested_size_name = FlashSize::from_bytes(data.len() as u32).map_or_else(
+            || format!("{}KB", data.len() / 1024),
+            |size| size.name().to_string(),
+        );
+        warnings.push(Warning::FlashSizeMismatch {
+            image_size: data.len() as u32,
+            flash_size,
+            suggested_size_name,
+        });
     }
     // write_flash itself warns about an image whose flash mode the chip cannot boot.
     Ok(warnings)
@@ -189,7 +235,10 @@ mod tests {
 
     #[test]
     fn record_path_appends_json() {
-        assert_eq!(record_path(Path::new("dir/board.bin")), PathBuf::from("dir/board.bin.json"));
+        assert_eq!(
+            record_path(Path::new("dir/board.bin")),
+            PathBuf::from("dir/board.bin.json")
+        );
     }
 
     #[test]
@@ -213,7 +262,10 @@ mod tests {
         // 0666 less the umask: at least the owner reads and writes, and nothing executes.
         assert_eq!(mode & 0o600, 0o600);
         assert_eq!(mode & 0o111, 0);
-        assert_ne!(mode, 0o600, "temporary-file permissions leaked into the result");
+        assert_ne!(
+            mode, 0o600,
+            "temporary-file permissions leaked into the result"
+        );
     }
 
     #[test]

@@ -59,7 +59,13 @@ impl ChipInfo {
         } else {
             (ChipKind::Esp8266Ex, "ESP8266EX".to_string())
         };
-        Ok(ChipInfo { kind, description, mac: mac_from_efuses(efuses)?, chip_id: chip_id(efuses), efuses })
+        Ok(ChipInfo {
+            kind,
+            description,
+            mac: mac_from_efuses(efuses)?,
+            chip_id: chip_id(efuses),
+            efuses,
+        })
     }
 
     /// The MAC as `aa:bb:cc:dd:ee:ff`.
@@ -76,11 +82,17 @@ impl fmt::Display for ChipInfo {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn efuse_bits(efuses: [u32; 4]) -> u128 {
-    efuses.iter().rev().fold(0u128, |acc, &word| (acc << 32) | word as u128)
+    efuses
+        .iter()
+        .rev()
+        .fold(0u128, |acc, &word| (acc << 32) | word as u128)
 }
 
 /// The ESP8285's embedded flash in MiB, from eFuse bits 4, 121, 122 and 123.
@@ -107,7 +119,14 @@ fn mac_from_efuses(efuses: [u32; 4]) -> Result<[u8; 6]> {
             marker => return Err(Error::UnknownOui { marker }),
         }
     };
-    Ok([oui[0], oui[1], oui[2], (mac1 >> 8) as u8, mac1 as u8, (mac0 >> 24) as u8])
+    Ok([
+        oui[0],
+        oui[1],
+        oui[2],
+        (mac1 >> 8) as u8,
+        mac1 as u8,
+        (mac0 >> 24) as u8,
+    ])
 }
 
 fn chip_id(efuses: [u32; 4]) -> u32 {
@@ -136,16 +155,30 @@ mod tests {
     #[test]
     fn esp8285_descriptions_from_flash_size_and_temperature_bits() {
         // Bit 4 alone: 1 MiB embedded, N (normal temperature).
-        assert_eq!(ChipInfo::from_efuses([0x10, 0, 0, 0]).unwrap().description, "ESP8285N08");
+        assert_eq!(
+            ChipInfo::from_efuses([0x10, 0, 0, 0]).unwrap().description,
+            "ESP8285N08"
+        );
         // Bits 4 and 122 (word 3 bit 26): 2 MiB; bit 5: high temperature.
-        assert_eq!(ChipInfo::from_efuses([0x30, 0, 0, 1 << 26]).unwrap().description, "ESP8285H16");
+        assert_eq!(
+            ChipInfo::from_efuses([0x30, 0, 0, 1 << 26])
+                .unwrap()
+                .description,
+            "ESP8285H16"
+        );
         // Bit 80 (word 2 bit 16) marks an ESP8285 whose size bits say nothing.
         let info = ChipInfo::from_efuses([0, 0, 1 << 16, 0]).unwrap();
-        assert_eq!((info.kind, info.description.as_str()), (ChipKind::Esp8285, "ESP8285"));
+        assert_eq!(
+            (info.kind, info.description.as_str()),
+            (ChipKind::Esp8285, "ESP8285")
+        );
     }
 
     #[test]
     fn unknown_oui_marker_is_an_error() {
-        assert!(matches!(ChipInfo::from_efuses([0, 0x0002_0000, 0, 0]), Err(Error::UnknownOui { marker: 2 })));
+        assert!(matches!(
+            ChipInfo::from_efuses([0, 0x0002_0000, 0, 0]),
+            Err(Error::UnknownOui { marker: 2 })
+        ));
     }
 }

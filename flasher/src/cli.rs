@@ -84,7 +84,10 @@ pub enum BaudArg {
 impl ConnectArgs {
     /// These options with `baud` when `--baud` was not given.
     pub fn with_default_baud(&self, baud: BaudArg) -> ConnectArgs {
-        ConnectArgs { baud: Some(self.baud.unwrap_or(baud)), ..self.clone() }
+        ConnectArgs {
+            baud: Some(self.baud.unwrap_or(baud)),
+            ..self.clone()
+        }
     }
 }
 
@@ -559,7 +562,9 @@ fn parse_baud(text: &str) -> Result<BaudArg, String> {
     }
     match parse_u32(text) {
         Ok(rate) if rate >= 300 => Ok(BaudArg::Rate(rate)),
-        _ => Err(format!("\"{text}\" is not a baud rate (use e.g. 115200, 921600 or auto)")),
+        _ => Err(format!(
+            "\"{text}\" is not a baud rate (use e.g. 115200, 921600 or auto)"
+        )),
     }
 }
 

@@ -168,7 +168,11 @@ impl<T: Transport> Connection<T> {
             }
             let now = self.transport.clock();
             let remaining = deadline.saturating_sub(now);
-            let read = if remaining.is_zero() { 0 } else { self.transport.read(&mut buf, remaining)? };
+            let read = if remaining.is_zero() {
+                0
+            } else {
+                self.transport.read(&mut buf, remaining)?
+            };
             if read == 0 {
                 if self.decoder.in_frame() {
                     // A frame that never ended: its END byte was lost or garbled.
@@ -210,7 +214,10 @@ impl<T: Transport> Connection<T> {
         loop {
             let remaining = deadline.saturating_sub(self.transport.clock());
             let Some(frame) = self.read_frame(remaining)? else {
-                return Err(Error::Timeout { opcode, timeout_ms: timeout.as_millis() });
+                return Err(Error::Timeout {
+                    opcode,
+                    timeout_ms: timeout.as_millis(),
+                });
             };
             match Response::decode(&frame) {
                 Ok(response) if response.opcode == opcode as u8 => return Ok(response),
@@ -244,14 +251,20 @@ impl<T: Transport> Connection<T> {
         // does) rather than waiting for the line to go quiet.
         let mut replies = 1;
         while replies < SYNC_REPLIES {
-            let Some(frame) = self.read_frame(SYNC_TIMEOUT)? else { break };
+            let Some(frame) = self.read_frame(SYNC_TIMEOUT)? else {
+                break;
+            };
             if matches!(Response::decode(&frame), Ok(r) if r.opcode == Opcode::Sync as u8) {
                 replies += 1;
             } else {
                 self.report(Event::Garbage { bytes: frame });
             }
         }
-        Ok(if response.value == 0 { Loader::Stub } else { Loader::Rom })
+        Ok(if response.value == 0 {
+            Loader::Stub
+        } else {
+            Loader::Rom
+        })
     }
 
     /// Resets the chip as `before` says and synchronises, up to `attempts` times.
@@ -279,7 +292,9 @@ impl<T: Transport> Connection<T> {
                 }
             }
         }
-        Err(Error::NoSync { attempts: attempts.max(1) })
+        Err(Error::NoSync {
+            attempts: attempts.max(1),
+        })
     }
 
     /// esptool's classic reset: EN low, then EN high with GPIO0 held low.
@@ -349,7 +364,8 @@ pub(crate) mod tests {
 
     impl ScriptedTransport {
         pub fn reply(&mut self, response: Response) {
-            self.replies.push_back(slip::encode_to_vec(&response.to_bytes()));
+            self.replies
+                .push_back(slip::encode_to_vec(&response.to_bytes()));
         }
     }
 
@@ -380,11 +396,19 @@ pub(crate) mod tests {
         }
         fn set_dtr(&mut self, asserted: bool) -> io::Result<LineControl> {
             self.line_changes.push(("dtr", asserted));
-            Ok(if self.modem_lines { LineControl::Set } else { LineControl::Unsupported })
+            Ok(if self.modem_lines {
+                LineControl::Set
+            } else {
+                LineControl::Unsupported
+            })
         }
         fn set_rts(&mut self, asserted: bool) -> io::Result<LineControl> {
             self.line_changes.push(("rts", asserted));
-            Ok(if self.modem_lines { LineControl::Set } else { LineControl::Unsupported })
+            Ok(if self.modem_lines {
+                LineControl::Set
+            } else {
+                LineControl::Unsupported
+            })
         }
         fn discard_input(&mut self) -> io::Result<()> {
             self.incoming.clear();
@@ -419,9 +443,21 @@ pub(crate) mod tests {
         slip::encode(&Response::ok(0x0A, 0xFFF0_C101).to_bytes(), &mut reply);
         transport.replies.push_back(reply);
         let (mut connection, log) = connection(transport);
-        let response = connection.command(&Command::ReadReg { address: 0x4000_1000 }, DEFAULT_TIMEOUT).unwrap();
+        let response = connection
+            .command(
+                &Command::ReadReg {
+                    address: 0x4000_1000,
+                },
+                DEFAULT_TIMEOUT,
+            )
+            .unwrap();
         assert_eq!(response.value, 0xFFF0_C101);
-        assert_eq!(log.events(), vec![Event::Garbage { bytes: b"noise".to_vec() }]);
+        assert_eq!(
+            log.events(),
+            vec![Event::Garbage {
+                bytes: b"noise".to_vec()
+            }]
+        );
     }
 
     #[test]
@@ -429,15 +465,37 @@ pub(crate) mod tests {
         let mut transport = ScriptedTransport::default();
         transport.reply(Response::failure(0x13, ErrorCode::FailedSpiOp));
         let (mut connection, _) = connection(transport);
-        let error = connection.command(&Command::SpiFlashMd5 { address: 0, size: 16 }, DEFAULT_TIMEOUT).unwrap_err();
-        assert!(matches!(error, Error::Device { opcode: Opcode::SpiFlashMd5, code: ErrorCode::FailedSpiOp }));
+        let error = connection
+            .command(
+                &Command::SpiFlashMd5 {
+                    address: 0,
+                    size: 16,
+                },
+                DEFAULT_TIMEOUT,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            Error::Device {
+                opcode: Opcode::SpiFlashMd5,
+                code: ErrorCode::FailedSpiOp
+            }
+        ));
     }
 
     #[test]
     fn silence_times_out_on_the_transport_clock() {
         let (mut connection, _) = connection(ScriptedTransport::default());
-        let error = connection.command(&Command::ReadReg { address: 0 }, DEFAULT_TIMEOUT).unwrap_err();
-        assert!(matches!(error, Error::Timeout { opcode: Opcode::ReadReg, timeout_ms: 3000 }));
+        let error = connection
+            .command(&Command::ReadReg { address: 0 }, DEFAULT_TIMEOUT)
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            Error::Timeout {
+                opcode: Opcode::ReadReg,
+                timeout_ms: 3000
+            }
+        ));
         assert_eq!(connection.transport().now, DEFAULT_TIMEOUT);
     }
 
@@ -448,7 +506,10 @@ pub(crate) mod tests {
         transport.reply(Response::ok(0x0A, 7));
         let (mut connection, log) = connection(transport);
         assert_eq!(connection.sync().unwrap(), Loader::Rom);
-        let value = connection.command(&Command::ReadReg { address: 0 }, DEFAULT_TIMEOUT).unwrap().value;
+        let value = connection
+            .command(&Command::ReadReg { address: 0 }, DEFAULT_TIMEOUT)
+            .unwrap()
+            .value;
         assert_eq!(value, 7);
         assert!(log.events().is_empty());
     }
@@ -463,27 +524,44 @@ pub(crate) mod tests {
 
     #[test]
     fn connect_retries_sync_and_reports_the_boot_log() {
-        let mut transport = ScriptedTransport { modem_lines: true, ..Default::default() };
+        let mut transport = ScriptedTransport {
+            modem_lines: true,
+            ..Default::default()
+        };
         // Two unanswered SYNCs, then the ROM answers.
-        transport.replies.push_back(b"ets Jan  8 2013,rst cause:2, boot mode:(1,6)\r\n".to_vec());
+        transport
+            .replies
+            .push_back(b"ets Jan  8 2013,rst cause:2, boot mode:(1,6)\r\n".to_vec());
         transport.replies.push_back(Vec::new());
         transport.replies.push_back(rom_sync_replies());
         let (mut connection, log) = connection(transport);
         connection.connect(BeforeReset::NoReset, 1).unwrap();
         assert_eq!(connection.loader(), Loader::Rom);
         assert_eq!(connection.transport().written.len(), 3);
-        assert!(log.events().iter().any(|e| matches!(e, Event::Garbage { bytes } if bytes.starts_with(b"ets Jan"))));
+        assert!(log
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Garbage { bytes } if bytes.starts_with(b"ets Jan"))));
     }
 
     #[test]
     fn reset_drives_en_and_gpio0_like_esptool() {
-        let mut transport = ScriptedTransport { modem_lines: true, ..Default::default() };
+        let mut transport = ScriptedTransport {
+            modem_lines: true,
+            ..Default::default()
+        };
         transport.replies.push_back(rom_sync_replies());
         let (mut connection, _) = connection(transport);
         connection.connect(BeforeReset::DefaultReset, 1).unwrap();
         assert_eq!(
             connection.transport().line_changes,
-            vec![("dtr", false), ("rts", true), ("dtr", true), ("rts", false), ("dtr", false)]
+            vec![
+                ("dtr", false),
+                ("rts", true),
+                ("dtr", true),
+                ("rts", false),
+                ("dtr", false)
+            ]
         );
     }
 
@@ -495,20 +573,30 @@ pub(crate) mod tests {
         let (mut connection, log) = connection(transport);
         connection.connect(BeforeReset::DefaultReset, 3).unwrap();
         connection.hard_reset().unwrap();
-        let warnings = log.events().into_iter().filter(|e| matches!(e, Event::Warning(_))).count();
+        let warnings = log
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::Warning(_)))
+            .count();
         assert_eq!(warnings, 1);
     }
 
     #[test]
     fn no_answer_at_all_is_a_typed_error() {
         let (mut connection, _) = connection(ScriptedTransport::default());
-        assert!(matches!(connection.connect(BeforeReset::NoReset, 2), Err(Error::NoSync { attempts: 2 })));
+        assert!(matches!(
+            connection.connect(BeforeReset::NoReset, 2),
+            Err(Error::NoSync { attempts: 2 })
+        ));
         assert_eq!(connection.transport().written.len(), 10);
     }
 
     #[test]
     fn timeouts_scale_with_size_like_esptool() {
         assert_eq!(timeout_per_mb(MD5_SECONDS_PER_MB, 0x1000), DEFAULT_TIMEOUT);
-        assert_eq!(timeout_per_mb(ERASE_SECONDS_PER_MB, 4_000_000), Duration::from_secs(160));
+        assert_eq!(
+            timeout_per_mb(ERASE_SECONDS_PER_MB, 4_000_000),
+            Duration::from_secs(160)
+        );
     }
 }

@@ -37,7 +37,13 @@ pub struct EmulatorTransport {
 impl EmulatorTransport {
     /// A line to `device` with no link faults, garbling bytes when baud rates differ.
     pub fn new(device: Device) -> Self {
-        Self::with_link(Link::new(device, LinkConfig { model_baud: true, ..LinkConfig::default() }))
+        Self::with_link(Link::new(
+            device,
+            LinkConfig {
+                model_baud: true,
+                ..LinkConfig::default()
+            },
+        ))
     }
 
     /// A default ESP8266EX in download mode with `flash`.
@@ -48,7 +54,14 @@ impl EmulatorTransport {
     /// A line as `link` models it (faults, seed, baud modelling).
     pub fn with_link(mut link: Link) -> Self {
         link.set_host_baud(ROM_BAUD);
-        EmulatorTransport { link, now: Duration::ZERO, received: Vec::new(), received_pos: 0, dtr: false, rts: false }
+        EmulatorTransport {
+            link,
+            now: Duration::ZERO,
+            received: Vec::new(),
+            received_pos: 0,
+            dtr: false,
+            rts: false,
+        }
     }
 
     /// The virtual chip.
@@ -78,7 +91,10 @@ impl EmulatorTransport {
 
     fn check_connected(&self) -> io::Result<()> {
         if self.link.is_disconnected() {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the virtual cable was pulled"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the virtual cable was pulled",
+            ));
         }
         Ok(())
     }
@@ -130,7 +146,9 @@ impl Transport for EmulatorTransport {
             }
             self.check_connected()?;
             match self.link.next_output_at() {
-                Some(ready_at) if ready_at > self.now && ready_at <= deadline => self.now = ready_at,
+                Some(ready_at) if ready_at > self.now && ready_at <= deadline => {
+                    self.now = ready_at
+                }
                 // Output that is due but yields nothing was lost on the line; wait it out.
                 _ => {
                     self.now = self.now.max(deadline);

@@ -59,7 +59,9 @@ pub enum Error {
     },
 
     /// The chip-detect register holds another chip's magic value.
-    #[error("not an ESP8266: magic register 0x40001000 holds {got:#010x}, expected {expected:#010x}")]
+    #[error(
+        "not an ESP8266: magic register 0x40001000 holds {got:#010x}, expected {expected:#010x}"
+    )]
     UnsupportedChip {
         /// The ESP8266's value.
         expected: u32,
@@ -115,7 +117,9 @@ pub enum Error {
     },
 
     /// An erase range not on 4 KiB sector boundaries.
-    #[error("erase region {address:#x}+{size:#x} is not aligned to the {sector_size:#x}-byte sector")]
+    #[error(
+        "erase region {address:#x}+{size:#x} is not aligned to the {sector_size:#x}-byte sector"
+    )]
     Unaligned {
         /// Flash offset.
         address: u32,
@@ -126,7 +130,9 @@ pub enum Error {
     },
 
     /// Flash contents after a write differ from the data.
-    #[error("verification failed at {address:#x} ({size} bytes): flash MD5 {got}, data MD5 {expected}")]
+    #[error(
+        "verification failed at {address:#x} ({size} bytes): flash MD5 {got}, data MD5 {expected}"
+    )]
     VerifyFailed {
         /// Flash offset.
         address: u32,
@@ -257,7 +263,11 @@ impl Error {
     pub(crate) fn stopped_reading_at(self, address: u32, bytes_read: usize) -> Error {
         match self {
             Error::ReadFailed { .. } | Error::ReadInterrupted { .. } => self,
-            source => Error::ReadInterrupted { address, bytes_read, source: Box::new(source) },
+            source => Error::ReadInterrupted {
+                address,
+                bytes_read,
+                source: Box::new(source),
+            },
         }
     }
 }
@@ -265,7 +275,11 @@ impl Error {
 /// "the sector at 0x3000" or "the sectors at 0x3000, 0x5000, ...".
 fn describe_sectors(sectors: &[u32]) -> String {
     const LISTED: usize = 8;
-    let mut listed: Vec<String> = sectors.iter().take(LISTED).map(|sector| format!("{sector:#x}")).collect();
+    let mut listed: Vec<String> = sectors
+        .iter()
+        .take(LISTED)
+        .map(|sector| format!("{sector:#x}"))
+        .collect();
     if sectors.len() > LISTED {
         listed.push("...".into());
     }

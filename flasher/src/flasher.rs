@@ -69,12 +69,19 @@ pub struct Flasher<T: Transport> {
 impl<T: Transport> Flasher<T> {
     /// Resets and syncs as `options.before` says, identifies the chip, starts
     /// the stub if one is given, attaches the flash and reads its ID.
-    pub fn connect(transport: T, options: &ConnectOptions, progress: Box<dyn ProgressSink>) -> Result<Flasher<T>> {
+    pub fn connect(
+        transport: T,
+        options: &ConnectOptions,
+        progress: Box<dyn ProgressSink>,
+    ) -> Result<Flasher<T>> {
         let mut connection = Connection::new(transport, progress);
         connection.connect(options.before, options.attempts)?;
         let magic = read_reg(&mut connection, CHIP_DETECT_MAGIC_REG)?;
         if magic != ESP8266_MAGIC {
-            return Err(Error::UnsupportedChip { expected: ESP8266_MAGIC, got: magic });
+            return Err(Error::UnsupportedChip {
+                expected: ESP8266_MAGIC,
+                got: magic,
+            });
         }
         let mut efuses = [0u32; 4];
         for (word, address) in efuses.iter_mut().zip(EFUSE_REGS) {
@@ -90,13 +97,26 @@ impl<T: Transport> Flasher<T> {
                 connection.report(Event::StubRunning);
             }
         }
-        let mut flasher =
-            Flasher { connection, chip, flash: FlashInfo { jedec_id: 0, size: None }, auto_baud: false };
+        let mut flasher = Flasher {
+            connection,
+            chip,
+            flash: FlashInfo {
+                jedec_id: 0,
+                size: None,
+            },
+            auto_baud: false,
+        };
         flasher.attach_flash()?;
         let jedec_id = flasher.read_jedec_id()?;
         let detected = flash_size_from_jedec(jedec_id).map(FlashSize::bytes);
-        flasher.connection.report(Event::FlashDetected { jedec_id, size: detected });
-        flasher.flash = FlashInfo { jedec_id, size: options.flash_size.map(FlashSize::bytes).or(detected) };
+        flasher.connection.report(Event::FlashDetected {
+            jedec_id,
+            size: detected,
+        });
+        flasher.flash = FlashInfo {
+            jedec_id,
+            size: options.flash_size.map(FlashSize::bytes).or(detected),
+        };
         if let Some(size) = flasher.flash.size {
             flasher.set_flash_params(size)?;
         }
@@ -120,7 +140,9 @@ impl<T: Transport> Flasher<T> {
 
     /// The flash size, or an error when it is unknown.
     pub fn flash_size(&self) -> Result<u32> {
-        self.flash.size.ok_or(Error::UnknownFlashSize { jedec_id: self.flash.jedec_id })
+        self.flash.size.ok_or(Error::UnknownFlashSize {
+            jedec_id: self.flash.jedec_id,
+        })
     }
 
     /// Which loader answers.
@@ -145,11 +167,24 @@ impl<T: Transport> Flasher<T> {
     fn attach_flash(&mut self) -> Result<()> {
         match self.connection.loader() {
             Loader::Rom => {
-                let begin = BeginParams { size: 0, blocks: 0, block_size: ROM_FLASH_BLOCK_SIZE, offset: 0, encrypted: None };
-                self.connection.command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+                let begin = BeginParams {
+                    size: 0,
+                    blocks: 0,
+                    block_size: ROM_FLASH_BLOCK_SIZE,
+                    offset: 0,
+                    encrypted: None,
+                };
+                self.connection
+                    .command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
             }
             Loader::Stub => {
-                self.connection.command(&Command::SpiAttach { config: 0, rom_form: false }, DEFAULT_TIMEOUT)?;
+                self.connection.command(
+                    &Command::SpiAttach {
+                        config: 0,
+                        rom_form: false,
+                    },
+                    DEFAULT_TIMEOUT,
+                )?;
             }
         }
         Ok(())
@@ -166,7 +201,8 @@ impl<T: Transport> Flasher<T> {
                 page_size: 256,
                 status_mask: 0xFFFF,
             };
-            self.connection.command(&Command::SpiSetParams(params), DEFAULT_TIMEOUT)?;
+            self.connection
+                .command(&Command::SpiSetParams(params), DEFAULT_TIMEOUT)?;
         }
         Ok(())
     }
@@ -175,7 +211,13 @@ impl<T: Transport> Flasher<T> {
     pub fn change_baud(&mut self, baud: u32) -> Result<()> {
         self.require_stub("changing the baud rate")?;
         let old_baud = self.connection.transport().baud();
-        self.connection.command(&Command::ChangeBaudrate { new_baud: baud, old_baud }, DEFAULT_TIMEOUT)?;
+        self.connection.command(
+            &Command::ChangeBaudrate {
+                new_baud: baud,
+                old_baud,
+            },
+            DEFAULT_TIMEOUT,
+        )?;
         let transport = self.connection.transport_mut();
         transport.set_baud(baud)?;
         // Let the UART settle, then drop whatever arrived during the switch.
@@ -192,8 +234,14 @@ impl<T: Transport> Flasher<T> {
 
     /// Writes the bits of `value` selected by `mask` to a register or memory word.
     pub fn write_reg(&mut self, address: u32, value: u32, mask: u32) -> Result<()> {
-        let write = RegisterWrite { address, value, mask, delay_us: 0 };
-        self.connection.command(&Command::WriteReg(vec![write]), DEFAULT_TIMEOUT)?;
+        let write = RegisterWrite {
+            address,
+            value,
+            mask,
+            delay_us: 0,
+        };
+        self.connection
+            .command(&Command::WriteReg(vec![write]), DEFAULT_TIMEOUT)?;
         Ok(())
     }
 
@@ -215,11 +263,23 @@ impl<T: Transport> Flasher<T> {
         match self.connection.loader() {
             Loader::Stub => self.connection.send(&Command::RunUserCode)?,
             Loader::Rom => {
-                let begin = BeginParams { size: 0, blocks: 0, block_size: ROM_FLASH_BLOCK_SIZE, offset: 0, encrypted: None };
-                self.connection.command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+                let begin = BeginParams {
+                    size: 0,
+                    blocks: 0,
+                    block_size: ROM_FLASH_BLOCK_SIZE,
+                    offset: 0,
+                    encrypted: None,
+                };
+                self.connection
+                    .command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
                 // The protocol crate names flag 1 `stay_in_loader`: the ROM leaves the
                 // download loop for the user code rather than rebooting.
-                self.connection.command(&Command::FlashEnd { stay_in_loader: true }, DEFAULT_TIMEOUT)?;
+                self.connection.command(
+                    &Command::FlashEnd {
+                        stay_in_loader: true,
+                    },
+                    DEFAULT_TIMEOUT,
+                )?;
             }
         }
         self.connection.set_loader(Loader::Rom);
@@ -238,5 +298,7 @@ impl<T: Transport> Flasher<T> {
 }
 
 pub(crate) fn read_reg<T: Transport>(connection: &mut Connection<T>, address: u32) -> Result<u32> {
-    Ok(connection.command(&Command::ReadReg { address }, DEFAULT_TIMEOUT)?.value)
+    Ok(connection
+        .command(&Command::ReadReg { address }, DEFAULT_TIMEOUT)?
+        .value)
 }

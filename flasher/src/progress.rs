@@ -46,7 +46,10 @@ impl RetryReason {
     /// True when the line corrupted the data (a short frame, a digest mismatch, garbled
     /// frames): a sign the baud rate is too high. A plain timeout (a lost reply) is not.
     pub fn is_line_corruption(&self) -> bool {
-        matches!(self, RetryReason::ShortFrame { .. } | RetryReason::DigestMismatch | RetryReason::Garbled)
+        matches!(
+            self,
+            RetryReason::ShortFrame { .. } | RetryReason::DigestMismatch | RetryReason::Garbled
+        )
     }
 }
 
@@ -278,6 +281,9 @@ impl EventLog {
 
 impl ProgressSink for EventLog {
     fn event(&mut self, event: &Event) {
-        self.events.lock().expect("event log poisoned").push(event.clone());
+        self.events
+            .lock()
+            .expect("event log poisoned")
+            .push(event.clone());
     }
 }

@@ -49,8 +49,12 @@ struct StubJson {
 impl StubImage {
     /// Parses esptool's stub JSON; `path` only names the source in errors.
     pub fn from_json(json: &str, path: &Path) -> Result<StubImage> {
-        let bad = |reason: String| Error::BadStub { path: path.to_path_buf(), reason };
-        let parsed: StubJson = serde_json::from_str(json).map_err(|e| bad(format!("not esptool stub JSON: {e}")))?;
+        let bad = |reason: String| Error::BadStub {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let parsed: StubJson =
+            serde_json::from_str(json).map_err(|e| bad(format!("not esptool stub JSON: {e}")))?;
         let decode = |field: &str, text: &str| {
             base64::engine::general_purpose::STANDARD
                 .decode(text)
@@ -62,33 +66,49 @@ impl StubImage {
             (None, _) => None,
             (Some(_), None) => return Err(bad("\"data\" without \"data_start\"".into())),
         };
-        Ok(StubImage { entry: parsed.entry, text: (parsed.text_start, text), data })
+        Ok(StubImage {
+            entry: parsed.entry,
+            text: (parsed.text_start, text),
+            data,
+        })
     }
 
     /// Reads a stub JSON file.
     pub fn load(path: &Path) -> Result<StubImage> {
-        let json = std::fs::read_to_string(path)
-            .map_err(|source| Error::File { path: path.to_path_buf(), source })?;
+        let json = std::fs::read_to_string(path).map_err(|source| Error::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
         StubImage::from_json(&json, path)
     }
 
     /// The stub file named by `explicit`, else by [`STUB_ENV_VAR`], else none.
     pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
-        explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(STUB_ENV_VAR).map(PathBuf::from))
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(STUB_ENV_VAR).map(PathBuf::from))
     }
 
     /// The ESP8266 stub JSON of the esptool package that `python3` imports, if any
     /// (esptool 5's stub first, then the legacy one).
     pub fn find_installed_esptool() -> Option<PathBuf> {
         let output = std::process::Command::new("python3")
-            .args(["-c", "import esptool, os; print(os.path.dirname(esptool.__file__))"])
+            .args([
+                "-c",
+                "import esptool, os; print(os.path.dirname(esptool.__file__))",
+            ])
             .stderr(std::process::Stdio::null())
             .output()
             .ok()?;
         let package = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
         ["2", "1"]
             .iter()
-            .map(|version| package.join("targets/stub_flasher").join(version).join("esp8266.json"))
+            .map(|version| {
+                package
+                    .join("targets/stub_flasher")
+                    .join(version)
+                    .join("esp8266.json")
+            })
             .find(|path| path.is_file())
     }
 
@@ -97,20 +117,32 @@ impl StubImage {
     /// image is a note saying so, not code. Never for a real chip.
     pub fn virtual_device_model() -> StubImage {
         const TEXT_START: u32 = 0x4010_C500;
-        let note = b"flashlab: the virtual ESP8266 models the flasher stub; this is not code".to_vec();
-        StubImage { entry: TEXT_START + 4, text: (TEXT_START, note), data: None }
+        let note =
+            b"flashlab: the virtual ESP8266 models the flasher stub; this is not code".to_vec();
+        StubImage {
+            entry: TEXT_START + 4,
+            text: (TEXT_START, note),
+            data: None,
+        }
     }
 
     fn segments(&self) -> impl Iterator<Item = (u32, &[u8])> {
-        std::iter::once((self.text.0, self.text.1.as_slice()))
-            .chain(self.data.iter().map(|(address, bytes)| (*address, bytes.as_slice())))
+        std::iter::once((self.text.0, self.text.1.as_slice())).chain(
+            self.data
+                .iter()
+                .map(|(address, bytes)| (*address, bytes.as_slice())),
+        )
     }
 }
 
 /// Uploads `stub` through the ROM loader, starts it and waits for "OHAI".
 pub fn run_stub<T: Transport>(connection: &mut Connection<T>, stub: &StubImage) -> Result<()> {
     for (address, bytes) in stub.segments() {
-        connection.report(Event::Started { operation: Operation::StubUpload, address, total: bytes.len() });
+        connection.report(Event::Started {
+            operation: Operation::StubUpload,
+            address,
+            total: bytes.len(),
+        });
         let blocks = bytes.len().div_ceil(RAM_BLOCK_SIZE) as u32;
         let begin = BeginParams {
             size: bytes.len() as u32,
@@ -121,14 +153,29 @@ pub fn run_stub<T: Transport>(connection: &mut Connection<T>, stub: &StubImage) 
         };
         connection.command(&Command::MemBegin(begin), DEFAULT_TIMEOUT)?;
         for (sequence, chunk) in bytes.chunks(RAM_BLOCK_SIZE).enumerate() {
-            let block = DataBlock { sequence: sequence as u32, data: chunk.to_vec() };
+            let block = DataBlock {
+                sequence: sequence as u32,
+                data: chunk.to_vec(),
+            };
             connection.command(&Command::MemData(block), DEFAULT_TIMEOUT)?;
             let done = (sequence * RAM_BLOCK_SIZE + chunk.len()).min(bytes.len());
-            connection.report(Event::Progress { operation: Operation::StubUpload, done, total: bytes.len() });
+            connection.report(Event::Progress {
+                operation: Operation::StubUpload,
+                done,
+                total: bytes.len(),
+            });
         }
-        connection.report(Event::Finished { operation: Operation::StubUpload });
+        connection.report(Event::Finished {
+            operation: Operation::StubUpload,
+        });
     }
-    connection.command(&Command::MemEnd { execute: true, entry: stub.entry }, MEM_END_ROM_TIMEOUT)?;
+    connection.command(
+        &Command::MemEnd {
+            execute: true,
+            entry: stub.entry,
+        },
+        MEM_END_ROM_TIMEOUT,
+    )?;
     wait_for_greeting(connection)?;
     connection.set_loader(Loader::Stub);
     connection.report(Event::StubRunning);
@@ -168,14 +215,26 @@ mod tests {
 
     #[test]
     fn bad_json_names_the_file() {
-        let error = StubImage::from_json(r#"{"entry": 1, "text": "!!", "text_start": 0}"#, Path::new("s.json"));
-        assert!(matches!(error, Err(Error::BadStub { ref path, .. }) if path == Path::new("s.json")));
-        assert!(error.unwrap_err().to_string().contains("\"text\" is not base64"));
+        let error = StubImage::from_json(
+            r#"{"entry": 1, "text": "!!", "text_start": 0}"#,
+            Path::new("s.json"),
+        );
+        assert!(
+            matches!(error, Err(Error::BadStub { ref path, .. }) if path == Path::new("s.json"))
+        );
+        assert!(error
+            .unwrap_err()
+            .to_string()
+            .contains("\"text\" is not base64"));
     }
 
     #[test]
     fn upload_sends_mem_commands_then_waits_for_ohai() {
-        let stub = StubImage { entry: 0x4010_0004, text: (0x4010_0000, vec![0xAB; RAM_BLOCK_SIZE + 1]), data: None };
+        let stub = StubImage {
+            entry: 0x4010_0004,
+            text: (0x4010_0000, vec![0xAB; RAM_BLOCK_SIZE + 1]),
+            data: None,
+        };
         let mut transport = ScriptedTransport::default();
         transport.reply(Response::ok(0x05, 0));
         transport.reply(Response::ok(0x07, 0));
@@ -186,18 +245,30 @@ mod tests {
         let mut connection = Connection::new(transport, Box::new(Silent));
         run_stub(&mut connection, &stub).unwrap();
         assert_eq!(connection.loader(), Loader::Stub);
-        let opcodes: Vec<u8> = connection.transport().written.iter().map(|w| w[2]).collect();
+        let opcodes: Vec<u8> = connection
+            .transport()
+            .written
+            .iter()
+            .map(|w| w[2])
+            .collect();
         assert_eq!(opcodes, vec![0x05, 0x07, 0x07, 0x06]);
     }
 
     #[test]
     fn no_greeting_is_a_typed_error() {
-        let stub = StubImage { entry: 0, text: (0x4010_0000, vec![1]), data: None };
+        let stub = StubImage {
+            entry: 0,
+            text: (0x4010_0000, vec![1]),
+            data: None,
+        };
         let mut transport = ScriptedTransport::default();
         for opcode in [0x05, 0x07, 0x06] {
             transport.reply(Response::ok(opcode, 0));
         }
         let mut connection = Connection::new(transport, Box::new(Silent));
-        assert!(matches!(run_stub(&mut connection, &stub), Err(Error::StubDidNotStart)));
+        assert!(matches!(
+            run_stub(&mut connection, &stub),
+            Err(Error::StubDidNotStart)
+        ));
     }
 }

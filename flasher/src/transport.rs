@@ -86,7 +86,9 @@ pub struct SerialTransport {
 
 impl std::fmt::Debug for SerialTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SerialTransport").field("port", &self.port.name()).finish()
+        f.debug_struct("SerialTransport")
+            .field("port", &self.port.name())
+            .finish()
     }
 }
 
@@ -97,7 +99,10 @@ impl SerialTransport {
             .timeout(Duration::from_millis(100))
             .open()
             .map_err(io::Error::from)?;
-        Ok(SerialTransport { port, opened_at: Instant::now() })
+        Ok(SerialTransport {
+            port,
+            opened_at: Instant::now(),
+        })
     }
 
     fn set_line(&mut self, result: serialport::Result<()>) -> io::Result<LineControl> {
@@ -105,7 +110,9 @@ impl SerialTransport {
             Ok(()) => Ok(LineControl::Set),
             // serialport reports errno values it has no kind for (ENOTTY on a pty,
             // "not supported" on some virtual COM ports) as Unknown.
-            Err(error) if error.kind() == serialport::ErrorKind::Unknown => Ok(LineControl::Unsupported),
+            Err(error) if error.kind() == serialport::ErrorKind::Unknown => {
+                Ok(LineControl::Unsupported)
+            }
             Err(error) => Err(io::Error::from(error)),
         }
     }
@@ -118,7 +125,9 @@ impl Transport for SerialTransport {
     }
 
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.port.set_timeout(timeout.max(Duration::from_millis(1))).map_err(io::Error::from)?;
+        self.port
+            .set_timeout(timeout.max(Duration::from_millis(1)))
+            .map_err(io::Error::from)?;
         match io::Read::read(&mut self.port, buf) {
             Ok(n) => Ok(n),
             Err(error) if error.kind() == io::ErrorKind::TimedOut => Ok(0),
@@ -145,7 +154,9 @@ impl Transport for SerialTransport {
     }
 
     fn discard_input(&mut self) -> io::Result<()> {
-        self.port.clear(serialport::ClearBuffer::Input).map_err(io::Error::from)
+        self.port
+            .clear(serialport::ClearBuffer::Input)
+            .map_err(io::Error::from)
     }
 
     fn sleep(&mut self, duration: Duration) {
@@ -175,6 +186,9 @@ mod tests {
         let read = transport.read(&mut buf, Duration::from_secs(2)).unwrap();
         assert!(read > 0 && b"\xC0ping\xC0".starts_with(&buf[..read]));
         transport.discard_input().unwrap();
-        assert_eq!(transport.read(&mut buf, Duration::from_millis(20)).unwrap(), 0);
+        assert_eq!(
+            transport.read(&mut buf, Duration::from_millis(20)).unwrap(),
+            0
+        );
     }
 }

@@ -122,7 +122,6 @@ fn find_stub(venv: &Path) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-
 /// The cargo target directory (the test executable is in `target/<profile>/deps`).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
@@ -394,7 +393,10 @@ fn emu_port_runs_the_virtual_stub_model_without_a_stub_file() {
         .expect(0)
         .says("Stub: the virtual ESP8266's stub model");
     let backup = fs::read(dir.path().join("whole.bin")).unwrap();
-    assert_eq!(backup, esp_emulator::sample_firmware::sonoff_like_flash(MB, 0));
+    assert_eq!(
+        backup,
+        esp_emulator::sample_firmware::sonoff_like_flash(MB, 0)
+    );
 }
 
 #[test]

@@ -13,8 +13,8 @@ use esp_emulator::sample_firmware::firmware_image;
 use esp_flasher::backup::{self, record_path, BackupRecord};
 use esp_flasher::progress::{Operation, RetryReason};
 use esp_flasher::{
-    BeforeReset, ChipKind, ConnectOptions, EmulatorTransport, Error, Event, EventLog, Flasher, HeaderParams,
-    HeaderSize, Loader, Region, StubImage, Warning, WriteOptions,
+    BeforeReset, ChipKind, ConnectOptions, EmulatorTransport, Error, Event, EventLog, Flasher,
+    HeaderParams, HeaderSize, Loader, Region, StubImage, Warning, WriteOptions,
 };
 use esp_protocol::flash_params::{FlashMode, FlashSize};
 use esp_protocol::image::{read_flash_params, FlashParamsPatch};
@@ -27,11 +27,23 @@ const SECTOR: usize = 0x1000;
 /// behavioural stub model (`CodeExecution::StubModel`), which never executes the
 /// uploaded bytes, so any bytes will do here.
 fn placeholder_stub() -> StubImage {
-    StubImage { entry: 0x4010_0004, text: (0x4010_0000, vec![0x5A; 0x2000]), data: Some((0x3FFE_8000, vec![0xA5; 64])) }
+    StubImage {
+        entry: 0x4010_0004,
+        text: (0x4010_0000, vec![0x5A; 0x2000]),
+        data: Some((0x3FFE_8000, vec![0xA5; 64])),
+    }
 }
 
 fn device(flash: SpiFlash, chip: Chip, faults: DeviceFaults) -> Device {
-    Device::new(DeviceConfig { chip, faults, execution: CodeExecution::StubModel, ..DeviceConfig::default() }, flash)
+    Device::new(
+        DeviceConfig {
+            chip,
+            faults,
+            execution: CodeExecution::StubModel,
+            ..DeviceConfig::default()
+        },
+        flash,
+    )
 }
 
 fn blank(size: usize) -> SpiFlash {
@@ -43,18 +55,26 @@ fn filled(contents: Vec<u8>) -> SpiFlash {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
 }
 
 fn connect_to(transport: EmulatorTransport, stub: bool) -> (Flasher<EmulatorTransport>, EventLog) {
     let log = EventLog::new();
-    let options = ConnectOptions { stub: stub.then(placeholder_stub), ..ConnectOptions::default() };
+    let options = ConnectOptions {
+        stub: stub.then(placeholder_stub),
+        ..ConnectOptions::default()
+    };
     let flasher = Flasher::connect(transport, &options, Box::new(log.clone())).expect("connects");
     (flasher, log)
 }
 
 fn connect(flash: SpiFlash, stub: bool) -> (Flasher<EmulatorTransport>, EventLog) {
-    connect_to(EmulatorTransport::new(device(flash, Chip::Esp8266Ex, DeviceFaults::default())), stub)
+    connect_to(
+        EmulatorTransport::new(device(flash, Chip::Esp8266Ex, DeviceFaults::default())),
+        stub,
+    )
 }
 
 fn flash_contents(flasher: &Flasher<EmulatorTransport>) -> &[u8] {
@@ -82,7 +102,10 @@ fn connects_to_the_rom_and_detects_a_1mb_flash() {
     assert_eq!(flasher.chip().mac, DEFAULT_MAC);
     assert_eq!(flasher.flash_size().unwrap(), MB as u32);
     assert_eq!(flasher.flash_info().jedec_id & 0xFF, 0x14);
-    assert!(log.events().iter().any(|e| matches!(e, Event::Connected(_))));
+    assert!(log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Connected(_))));
     assert!(!log.events().contains(&Event::StubRunning));
 }
 
@@ -96,42 +119,74 @@ fn connects_with_a_stub_and_detects_a_4mb_flash() {
 
 #[test]
 fn rom_only_on_4mb_and_stub_on_1mb() {
-    assert_eq!(connect(blank(4 * MB), false).0.flash_size().unwrap(), 4 * MB as u32);
+    assert_eq!(
+        connect(blank(4 * MB), false).0.flash_size().unwrap(),
+        4 * MB as u32
+    );
     assert_eq!(connect(blank(MB), true).0.flash_size().unwrap(), MB as u32);
 }
 
 #[test]
 fn tells_an_esp8285_from_its_efuses() {
-    let transport = EmulatorTransport::new(device(blank(MB), Chip::Esp8285, DeviceFaults::default()));
+    let transport =
+        EmulatorTransport::new(device(blank(MB), Chip::Esp8285, DeviceFaults::default()));
     let (flasher, _) = connect_to(transport, false);
     assert_eq!(flasher.chip().kind, ChipKind::Esp8285);
-    assert!(flasher.chip().description.starts_with("ESP8285"), "{}", flasher.chip().description);
+    assert!(
+        flasher.chip().description.starts_with("ESP8285"),
+        "{}",
+        flasher.chip().description
+    );
 }
 
 #[test]
 fn a_boot_log_before_the_loader_is_reported_and_skipped() {
-    let faults = LinkFaults { boot_log: true, ..LinkFaults::default() };
-    let link = Link::new(device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()), LinkConfig { faults, ..LinkConfig::default() });
+    let faults = LinkFaults {
+        boot_log: true,
+        ..LinkFaults::default()
+    };
+    let link = Link::new(
+        device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()),
+        LinkConfig {
+            faults,
+            ..LinkConfig::default()
+        },
+    );
     let (flasher, log) = connect_to(EmulatorTransport::with_link(link), false);
     assert_eq!(flasher.flash_size().unwrap(), MB as u32);
-    assert!(log.events().iter().any(|e| matches!(e, Event::Garbage { .. })));
+    assert!(log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Garbage { .. })));
 }
 
 #[test]
 fn a_chip_that_boots_its_firmware_never_syncs_and_that_costs_no_real_time() {
-    let config = DeviceConfig { boot: esp_emulator::device::BootMode::Flash, ..DeviceConfig::default() };
+    let config = DeviceConfig {
+        boot: esp_emulator::device::BootMode::Flash,
+        ..DeviceConfig::default()
+    };
     let transport = EmulatorTransport::new(Device::new(config, blank(MB)));
     let started = std::time::Instant::now();
-    let options = ConnectOptions { attempts: 2, ..ConnectOptions::default() };
-    let error = Flasher::connect(transport, &options, Box::new(EventLog::new())).err().expect("no sync");
+    let options = ConnectOptions {
+        attempts: 2,
+        ..ConnectOptions::default()
+    };
+    let error = Flasher::connect(transport, &options, Box::new(EventLog::new()))
+        .err()
+        .expect("no sync");
     assert!(matches!(error, Error::NoSync { attempts: 2 }), "{error}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
 #[test]
 fn no_reset_syncs_with_a_chip_already_in_the_loader() {
-    let transport = EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()));
-    let options = ConnectOptions { before: BeforeReset::NoReset, ..ConnectOptions::default() };
+    let transport =
+        EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()));
+    let options = ConnectOptions {
+        before: BeforeReset::NoReset,
+        ..ConnectOptions::default()
+    };
     let flasher = Flasher::connect(transport, &options, Box::new(EventLog::new())).unwrap();
     assert_eq!(flasher.loader(), Loader::Rom);
 }
@@ -142,30 +197,73 @@ fn no_reset_syncs_with_a_chip_already_in_the_loader() {
 fn compressed_write_reads_back_equal() {
     let (mut flasher, log) = connect(blank(MB), true);
     let data = firmware_image(0x30000, 7);
-    let report = flasher.write_flash(&[Region { address: 0x10000, data: data.clone() }], &WriteOptions::default()).unwrap();
+    let report = flasher
+        .write_flash(
+            &[Region {
+                address: 0x10000,
+                data: data.clone(),
+            }],
+            &WriteOptions::default(),
+        )
+        .unwrap();
     let region = &report.regions[0];
     assert!(region.verified);
-    assert!(region.compressed.unwrap() < data.len(), "firmware compresses");
-    assert_eq!(flasher.read_flash(0x10000, data.len() as u32).unwrap(), data);
+    assert!(
+        region.compressed.unwrap() < data.len(),
+        "firmware compresses"
+    );
+    assert_eq!(
+        flasher.read_flash(0x10000, data.len() as u32).unwrap(),
+        data
+    );
     assert_eq!(&flash_contents(&flasher)[0x10000..0x40000], &data[..]);
-    assert!(log.events().contains(&Event::Verified { address: 0x10000, size: data.len() }));
+    assert!(log.events().contains(&Event::Verified {
+        address: 0x10000,
+        size: data.len()
+    }));
 }
 
 #[test]
 fn uncompressed_stub_write_reads_back_equal() {
     let (mut flasher, _) = connect(blank(MB), true);
     let data = pattern(0x5123, 3);
-    let options = WriteOptions { compress: false, ..WriteOptions::default() };
-    flasher.write_flash(&[Region { address: 0x20000, data: data.clone() }], &options).unwrap();
-    assert_eq!(flasher.read_flash(0x20000, data.len() as u32).unwrap(), data);
+    let options = WriteOptions {
+        compress: false,
+        ..WriteOptions::default()
+    };
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0x20000,
+                data: data.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
+    assert_eq!(
+        flasher.read_flash(0x20000, data.len() as u32).unwrap(),
+        data
+    );
 }
 
 #[test]
 fn progress_reaches_the_total() {
     let (mut flasher, log) = connect(blank(MB), true);
-    flasher.write_flash(&[Region { address: 0, data: pattern(0x9000, 1) }], &WriteOptions::default()).unwrap();
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: pattern(0x9000, 1),
+            }],
+            &WriteOptions::default(),
+        )
+        .unwrap();
     let last_write = log.events().into_iter().rev().find_map(|e| match e {
-        Event::Progress { operation: Operation::Write, done, total } => Some((done, total)),
+        Event::Progress {
+            operation: Operation::Write,
+            done,
+            total,
+        } => Some((done, total)),
         _ => None,
     });
     assert_eq!(last_write, Some((0x9000, 0x9000)));
@@ -175,14 +273,48 @@ fn progress_reaches_the_total() {
 fn skip_unchanged_writes_only_the_changed_sector() {
     let (mut flasher, log) = connect(blank(MB), true);
     let mut data = pattern(16 * SECTOR, 9);
-    let options = WriteOptions { skip_unchanged: true, ..WriteOptions::default() };
-    flasher.write_flash(&[Region { address: 0x40000, data: data.clone() }], &options).unwrap();
+    let options = WriteOptions {
+        skip_unchanged: true,
+        ..WriteOptions::default()
+    };
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0x40000,
+                data: data.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
     data[5 * SECTOR + 17] ^= 0xFF;
-    let report = flasher.write_flash(&[Region { address: 0x40000, data: data.clone() }], &options).unwrap();
-    assert_eq!((report.regions[0].written, report.regions[0].skipped), (SECTOR, 15 * SECTOR));
-    assert!(log.events().contains(&Event::Skipped { address: 0x40000, bytes: 15 * SECTOR, total: 16 * SECTOR }));
+    let report = flasher
+        .write_flash(
+            &[Region {
+                address: 0x40000,
+                data: data.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
+    assert_eq!(
+        (report.regions[0].written, report.regions[0].skipped),
+        (SECTOR, 15 * SECTOR)
+    );
+    assert!(log.events().contains(&Event::Skipped {
+        address: 0x40000,
+        bytes: 15 * SECTOR,
+        total: 16 * SECTOR
+    }));
     assert_eq!(&flash_contents(&flasher)[0x40000..0x50000], &data[..]);
-    let again = flasher.write_flash(&[Region { address: 0x40000, data }], &options).unwrap();
+    let again = flasher
+        .write_flash(
+            &[Region {
+                address: 0x40000,
+                data,
+            }],
+            &options,
+        )
+        .unwrap();
     assert_eq!(again.regions[0].written, 0);
 }
 
@@ -190,15 +322,45 @@ fn skip_unchanged_writes_only_the_changed_sector() {
 fn header_patch_sets_size_and_mode_and_counts_as_unchanged_afterwards() {
     let (mut flasher, log) = connect(blank(4 * MB), true);
     let image = firmware_image(0x8000, 2);
-    let header = HeaderParams { mode: Some(FlashMode::Dio), size: HeaderSize::Detect, freq: None };
-    let options = WriteOptions { skip_unchanged: true, header, ..WriteOptions::default() };
-    flasher.write_flash(&[Region { address: 0, data: image.clone() }], &options).unwrap();
+    let header = HeaderParams {
+        mode: Some(FlashMode::Dio),
+        size: HeaderSize::Detect,
+        freq: None,
+    };
+    let options = WriteOptions {
+        skip_unchanged: true,
+        header,
+        ..WriteOptions::default()
+    };
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: image.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
     let params = read_flash_params(flash_contents(&flasher)).unwrap();
-    assert_eq!((params.mode().unwrap(), params.size().unwrap()), (FlashMode::Dio, FlashSize::Size4M));
+    assert_eq!(
+        (params.mode().unwrap(), params.size().unwrap()),
+        (FlashMode::Dio, FlashSize::Size4M)
+    );
     assert_eq!(&flash_contents(&flasher)[4..0x8000], &image[4..]);
-    assert!(log.events().iter().any(|e| matches!(e, Event::HeaderPatched(FlashParamsPatch::Changed { .. }))));
+    assert!(log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::HeaderPatched(FlashParamsPatch::Changed { .. }))));
     // The file differs from the flash only in the patched bytes: nothing to write.
-    let report = flasher.write_flash(&[Region { address: 0, data: image }], &options).unwrap();
+    let report = flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: image,
+            }],
+            &options,
+        )
+        .unwrap();
     assert_eq!(report.regions[0].written, 0);
 }
 
@@ -206,17 +368,50 @@ fn header_patch_sets_size_and_mode_and_counts_as_unchanged_afterwards() {
 fn keep_leaves_the_header_alone() {
     let (mut flasher, _) = connect(blank(MB), true);
     let image = firmware_image(0x4000, 5);
-    flasher.write_flash(&[Region { address: 0, data: image.clone() }], &WriteOptions::default()).unwrap();
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: image.clone(),
+            }],
+            &WriteOptions::default(),
+        )
+        .unwrap();
     assert_eq!(&flash_contents(&flasher)[..0x4000], &image[..]);
 }
 
 #[test]
 fn regions_past_the_end_or_sharing_a_sector_are_refused_before_writing() {
     let (mut flasher, _) = connect(blank(MB), true);
-    let error = flasher.write_flash(&[Region { address: 0xFF000, data: vec![0; 0x2000] }], &WriteOptions::default());
-    assert!(matches!(error, Err(Error::RegionPastEnd { address: 0xFF000, size: 0x2000, flash_size: 0x100000 })));
-    let shared = [Region { address: 0, data: vec![1; 10] }, Region { address: 0x800, data: vec![2; 10] }];
-    assert!(matches!(flasher.write_flash(&shared, &WriteOptions::default()), Err(Error::OverlappingRegions { .. })));
+    let error = flasher.write_flash(
+        &[Region {
+            address: 0xFF000,
+            data: vec![0; 0x2000],
+        }],
+        &WriteOptions::default(),
+    );
+    assert!(matches!(
+        error,
+        Err(Error::RegionPastEnd {
+            address: 0xFF000,
+            size: 0x2000,
+            flash_size: 0x100000
+        })
+    ));
+    let shared = [
+        Region {
+            address: 0,
+            data: vec![1; 10],
+        },
+        Region {
+            address: 0x800,
+            data: vec![2; 10],
+        },
+    ];
+    assert!(matches!(
+        flasher.write_flash(&shared, &WriteOptions::default()),
+        Err(Error::OverlappingRegions { .. })
+    ));
     assert!(flash_contents(&flasher).iter().all(|&b| b == 0xFF));
 }
 
@@ -226,24 +421,51 @@ fn regions_past_the_end_or_sharing_a_sector_are_refused_before_writing() {
 fn rom_only_write_leaves_neighbours_intact_where_the_erase_plan_is_exact() {
     let (mut flasher, log) = connect(filled(vec![0xAA; MB]), false);
     let data = pattern(0x2000, 4); // two sectors at a block start: the ROM erases exactly these
-    flasher.write_flash(&[Region { address: 0x10000, data: data.clone() }], &WriteOptions::rom_only()).unwrap();
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0x10000,
+                data: data.clone(),
+            }],
+            &WriteOptions::rom_only(),
+        )
+        .unwrap();
     let flash = flash_contents(&flasher);
     assert_eq!(&flash[0x10000..0x12000], &data[..]);
-    assert!(flash[..0x10000].iter().chain(&flash[0x12000..]).all(|&b| b == 0xAA));
-    assert!(!log.events().iter().any(|e| matches!(e, Event::Warning(Warning::RomEraseOvershoot { .. }))));
+    assert!(flash[..0x10000]
+        .iter()
+        .chain(&flash[0x12000..])
+        .all(|&b| b == 0xAA));
+    assert!(!log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Warning(Warning::RomEraseOvershoot { .. }))));
 }
 
 #[test]
 fn rom_only_write_warns_when_the_rom_must_erase_one_sector_more() {
     let (mut flasher, log) = connect(filled(vec![0xAA; MB]), false);
     let data = pattern(0x3000, 4);
-    flasher.write_flash(&[Region { address: 0x10000, data: data.clone() }], &WriteOptions::rom_only()).unwrap();
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0x10000,
+                data: data.clone(),
+            }],
+            &WriteOptions::rom_only(),
+        )
+        .unwrap();
     let flash = flash_contents(&flasher);
     assert_eq!(&flash[0x10000..0x13000], &data[..]);
     // Three sectors cannot be asked of the ROM exactly: the fourth goes too, and no more.
     assert!(flash[0x13000..0x14000].iter().all(|&b| b == 0xFF));
-    assert!(flash[..0x10000].iter().chain(&flash[0x14000..]).all(|&b| b == 0xAA));
-    let warning = Warning::RomEraseOvershoot { extra_sector_address: 0x13000 };
+    assert!(flash[..0x10000]
+        .iter()
+        .chain(&flash[0x14000..])
+        .all(|&b| b == 0xAA));
+    let warning = Warning::RomEraseOvershoot {
+        extra_sector_address: 0x13000,
+    };
     assert!(log.events().contains(&Event::Warning(warning)));
 }
 
@@ -255,15 +477,31 @@ fn stub_only_operations_say_so_without_a_stub() {
     assert!(needs_stub(flasher.flash_md5(0, 16).map(drop)));
     assert!(needs_stub(flasher.erase_flash()));
     assert!(needs_stub(flasher.erase_region(0, 0x1000)));
-    assert!(needs_stub(flasher.write_flash(&[Region { address: 0, data: vec![1] }], &WriteOptions::default()).map(drop)));
+    assert!(needs_stub(
+        flasher
+            .write_flash(
+                &[Region {
+                    address: 0,
+                    data: vec![1]
+                }],
+                &WriteOptions::default()
+            )
+            .map(drop)
+    ));
     let message = flasher.read_flash(0, 16).unwrap_err().to_string();
-    assert!(message.contains("--stub-file") && message.contains("ESP_FLASHER_STUB"), "{message}");
+    assert!(
+        message.contains("--stub-file") && message.contains("ESP_FLASHER_STUB"),
+        "{message}"
+    );
 }
 
 #[test]
 fn spi_registers_give_the_flash_id_and_status_on_the_rom() {
     let (mut flasher, _) = connect(blank(4 * MB), false);
-    assert_eq!(flasher.read_jedec_id().unwrap(), flasher.transport().device().flash().jedec_id());
+    assert_eq!(
+        flasher.read_jedec_id().unwrap(),
+        flasher.transport().device().flash().jedec_id()
+    );
     let status = flasher.read_flash_status(2).unwrap();
     assert_eq!(status & 0x03, 0, "not busy, write latch clear");
 }
@@ -271,9 +509,14 @@ fn spi_registers_give_the_flash_id_and_status_on_the_rom() {
 #[test]
 fn memory_reads_and_writes() {
     let (mut flasher, _) = connect(blank(MB), false);
-    flasher.write_mem(0x3FFE_8000, 0x1234_5678, u32::MAX).unwrap();
+    flasher
+        .write_mem(0x3FFE_8000, 0x1234_5678, u32::MAX)
+        .unwrap();
     assert_eq!(flasher.read_mem(0x3FFE_8000).unwrap(), 0x1234_5678);
-    assert_eq!(flasher.dump_mem(0x3FFE_8000, 6).unwrap(), vec![0x78, 0x56, 0x34, 0x12, 0, 0]);
+    assert_eq!(
+        flasher.dump_mem(0x3FFE_8000, 6).unwrap(),
+        vec![0x78, 0x56, 0x34, 0x12, 0, 0]
+    );
 }
 
 // --- erase ---
@@ -281,11 +524,17 @@ fn memory_reads_and_writes() {
 #[test]
 fn erase_region_and_erase_flash_with_a_stub() {
     let (mut flasher, _) = connect(filled(vec![0x00; MB]), true);
-    assert!(matches!(flasher.erase_region(0x1000, 0x800), Err(Error::Unaligned { .. })));
+    assert!(matches!(
+        flasher.erase_region(0x1000, 0x800),
+        Err(Error::Unaligned { .. })
+    ));
     flasher.erase_region(0x2000, 0x2000).unwrap();
     let flash = flash_contents(&flasher);
     assert!(flash[0x2000..0x4000].iter().all(|&b| b == 0xFF));
-    assert!(flash[0x1000..0x2000].iter().chain(&flash[0x4000..0x5000]).all(|&b| b == 0x00));
+    assert!(flash[0x1000..0x2000]
+        .iter()
+        .chain(&flash[0x4000..0x5000])
+        .all(|&b| b == 0x00));
     flasher.erase_flash().unwrap();
     assert!(flash_contents(&flasher).iter().all(|&b| b == 0xFF));
 }
@@ -294,11 +543,36 @@ fn erase_region_and_erase_flash_with_a_stub() {
 
 #[test]
 fn bad_md5_makes_a_write_fail_and_never_report_success() {
-    let faults = DeviceFaults { bad_md5: true, ..DeviceFaults::default() };
-    let (mut flasher, log) = connect_to(EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, faults)), true);
-    let result = flasher.write_flash(&[Region { address: 0, data: pattern(0x2000, 1) }], &WriteOptions::default());
-    assert!(matches!(result, Err(Error::VerifyFailed { address: 0, size: 0x2000, .. })), "{result:?}");
-    assert!(!log.events().iter().any(|e| matches!(e, Event::Verified { .. })));
+    let faults = DeviceFaults {
+        bad_md5: true,
+        ..DeviceFaults::default()
+    };
+    let (mut flasher, log) = connect_to(
+        EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, faults)),
+        true,
+    );
+    let result = flasher.write_flash(
+        &[Region {
+            address: 0,
+            data: pattern(0x2000, 1),
+        }],
+        &WriteOptions::default(),
+    );
+    assert!(
+        matches!(
+            result,
+            Err(Error::VerifyFailed {
+                address: 0,
+                size: 0x2000,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(!log
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Verified { .. })));
 }
 
 #[test]
@@ -307,7 +581,15 @@ fn change_baud_then_keep_working() {
     flasher.change_baud(921_600).unwrap();
     assert!(log.events().contains(&Event::BaudChanged { baud: 921_600 }));
     let data = pattern(0x1000, 8);
-    flasher.write_flash(&[Region { address: 0, data: data.clone() }], &WriteOptions::default()).unwrap();
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: data.clone(),
+            }],
+            &WriteOptions::default(),
+        )
+        .unwrap();
     assert_eq!(flasher.read_flash(0, 0x1000).unwrap(), data);
 }
 
@@ -316,7 +598,16 @@ fn a_host_at_the_wrong_baud_rate_gets_no_sense_out_of_the_chip() {
     let (mut flasher, _) = connect(blank(MB), false);
     esp_flasher::Transport::set_baud(flasher.transport_mut(), 230_400).unwrap();
     let error = flasher.read_reg(0x4000_1000).unwrap_err();
-    assert!(matches!(error, Error::Timeout { opcode: Opcode::ReadReg, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::Timeout {
+                opcode: Opcode::ReadReg,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 // --- backup and restore ---
@@ -326,8 +617,10 @@ fn sample_flash(size: usize) -> Vec<u8> {
 }
 
 fn files_in(directory: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(directory).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(directory)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -340,9 +633,13 @@ fn backup_writes_the_image_and_its_record() {
     let path = directory.path().join("board.bin");
     let record = backup::backup(&mut flasher, &path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
-    let saved: BackupRecord = serde_json::from_str(&std::fs::read_to_string(record_path(&path)).unwrap()).unwrap();
+    let saved: BackupRecord =
+        serde_json::from_str(&std::fs::read_to_string(record_path(&path)).unwrap()).unwrap();
     assert_eq!(saved, record);
-    assert_eq!((record.chip.as_str(), record.flash_size), ("ESP8266EX", MB as u32));
+    assert_eq!(
+        (record.chip.as_str(), record.flash_size),
+        ("ESP8266EX", MB as u32)
+    );
     assert_eq!(record.mac, "18:fe:34:12:34:56");
     assert_eq!(record.date.len(), "2026-01-01T00:00:00Z".len());
 }
@@ -350,22 +647,40 @@ fn backup_writes_the_image_and_its_record() {
 #[test]
 fn backup_resumes_after_a_short_read() {
     let contents = sample_flash(MB);
-    let faults = DeviceFaults { short_read: Some(ShortRead { frame: 20, drop: 100 }), ..DeviceFaults::default() };
-    let transport = EmulatorTransport::new(device(filled(contents.clone()), Chip::Esp8266Ex, faults));
+    let faults = DeviceFaults {
+        short_read: Some(ShortRead {
+            frame: 20,
+            drop: 100,
+        }),
+        ..DeviceFaults::default()
+    };
+    let transport =
+        EmulatorTransport::new(device(filled(contents.clone()), Chip::Esp8266Ex, faults));
     let (mut flasher, log) = connect_to(transport, true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     backup::backup(&mut flasher, &path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
-    assert!(matches!(retries(&log)[..], [RetryReason::ShortFrame { .. }]), "{:?}", retries(&log));
+    assert!(
+        matches!(retries(&log)[..], [RetryReason::ShortFrame { .. }]),
+        "{:?}",
+        retries(&log)
+    );
 }
 
 #[test]
 fn backup_resumes_after_a_timeout() {
     let contents = sample_flash(MB);
-    let timeout = CommandTimeout { opcode: Opcode::ReadFlash as u8, nth: 3 };
-    let faults = DeviceFaults { timeouts: vec![timeout], ..DeviceFaults::default() };
-    let transport = EmulatorTransport::new(device(filled(contents.clone()), Chip::Esp8266Ex, faults));
+    let timeout = CommandTimeout {
+        opcode: Opcode::ReadFlash as u8,
+        nth: 3,
+    };
+    let faults = DeviceFaults {
+        timeouts: vec![timeout],
+        ..DeviceFaults::default()
+    };
+    let transport =
+        EmulatorTransport::new(device(filled(contents.clone()), Chip::Esp8266Ex, faults));
     let (mut flasher, log) = connect_to(transport, true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
@@ -380,9 +695,23 @@ fn bit_flips_at_1e_5_a_backup_still_completes_with_any_seed() {
     // attempts at that size lost a 1MB backup for 7 of 16 seeds.
     let contents = sample_flash(MB);
     for seed in 1..=16 {
-        let faults = LinkFaults { bitflip_rate: 1e-5, ..LinkFaults::default() };
-        let device = device(filled(contents.clone()), Chip::Esp8266Ex, DeviceFaults::default());
-        let link = Link::new(device, LinkConfig { faults, seed, ..LinkConfig::default() });
+        let faults = LinkFaults {
+            bitflip_rate: 1e-5,
+            ..LinkFaults::default()
+        };
+        let device = device(
+            filled(contents.clone()),
+            Chip::Esp8266Ex,
+            DeviceFaults::default(),
+        );
+        let link = Link::new(
+            device,
+            LinkConfig {
+                faults,
+                seed,
+                ..LinkConfig::default()
+            },
+        );
         let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("board.bin");
@@ -394,33 +723,70 @@ fn bit_flips_at_1e_5_a_backup_still_completes_with_any_seed() {
 
 #[test]
 fn a_disconnect_mid_backup_leaves_no_file_under_the_final_name() {
-    let faults = LinkFaults { disconnect_after: Some(300_000), ..LinkFaults::default() };
-    let device = device(filled(sample_flash(MB)), Chip::Esp8266Ex, DeviceFaults::default());
-    let link = Link::new(device, LinkConfig { faults, ..LinkConfig::default() });
+    let faults = LinkFaults {
+        disconnect_after: Some(300_000),
+        ..LinkFaults::default()
+    };
+    let device = device(
+        filled(sample_flash(MB)),
+        Chip::Esp8266Ex,
+        DeviceFaults::default(),
+    );
+    let link = Link::new(
+        device,
+        LinkConfig {
+            faults,
+            ..LinkConfig::default()
+        },
+    );
     let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     let error = backup::backup(&mut flasher, &path).unwrap_err();
     // The message names the block being read when the cable was pulled.
-    let Error::ReadInterrupted { address, bytes_read, source } = &error else {
+    let Error::ReadInterrupted {
+        address,
+        bytes_read,
+        source,
+    } = &error
+    else {
         panic!("{error}");
     };
     assert!(matches!(**source, Error::Io(_)), "{error}");
     assert_eq!(*bytes_read, *address as usize);
     assert!((0x30000..0x60000).contains(address), "{error}");
-    assert!(error.to_string().contains(&format!("stopped at {address:#x}")), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("stopped at {address:#x}")),
+        "{error}"
+    );
     assert_eq!(files_in(directory.path()), Vec::<String>::new());
 }
 
 #[test]
 fn a_read_whose_digests_keep_failing_stops_with_the_address_reached() {
-    let faults = DeviceFaults { bad_md5: true, ..DeviceFaults::default() };
-    let (mut flasher, _) = connect_to(EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, faults)), true);
+    let faults = DeviceFaults {
+        bad_md5: true,
+        ..DeviceFaults::default()
+    };
+    let (mut flasher, _) = connect_to(
+        EmulatorTransport::new(device(blank(MB), Chip::Esp8266Ex, faults)),
+        true,
+    );
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("part.bin");
     let error = flasher.read_flash_to_file(0, 0x2000, &path).unwrap_err();
     assert!(
-        matches!(error, Error::ReadFailed { address: 0, bytes_read: 0, attempts: 5, reason: RetryReason::DigestMismatch }),
+        matches!(
+            error,
+            Error::ReadFailed {
+                address: 0,
+                bytes_read: 0,
+                attempts: 5,
+                reason: RetryReason::DigestMismatch
+            }
+        ),
         "{error}"
     );
     assert!(!path.exists());
@@ -447,13 +813,21 @@ fn restore_warns_about_a_bigger_flash_and_a_non_dout_image_on_an_esp8285() {
     let path = directory.path().join("board.bin");
     backup::backup(&mut source, &path).unwrap();
 
-    let transport = EmulatorTransport::new(device(blank(2 * MB), Chip::Esp8285, DeviceFaults::default()));
+    let transport = EmulatorTransport::new(device(
+        blank(2 * MB),
+        Chip::Esp8285,
+        DeviceFaults::default(),
+    ));
     let (mut target, log) = connect_to(transport, true);
     backup::restore(&mut target, &path, &WriteOptions::default()).unwrap();
-    let warnings: Vec<Warning> = log.events().into_iter().filter_map(|e| match e {
-        Event::Warning(w) => Some(w),
-        _ => None,
-    }).collect();
+    let warnings: Vec<Warning> = log
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect();
     assert!(warnings.iter().any(|w| matches!(w, Warning::FlashSizeMismatch { suggested_size_name, .. } if suggested_size_name == "1MB")));
     assert!(warnings.contains(&Warning::NotDoutOnEsp8285 { mode: "qio".into() }));
     assert!(warnings.iter().any(|w| w.to_string().contains("-fm dout")));
@@ -466,21 +840,56 @@ fn restore_warns_about_a_bigger_flash_and_a_non_dout_image_on_an_esp8285() {
 fn rewrite_after_a_header_patch_writes_only_the_changed_sector() {
     let (mut flasher, log) = connect(blank(MB), true);
     let mut image = firmware_image(0x40000, 4);
-    let header = HeaderParams { mode: Some(FlashMode::Qio), size: HeaderSize::Set(FlashSize::Size4M), freq: None };
-    let options = WriteOptions { skip_unchanged: true, header, ..WriteOptions::default() };
-    flasher.write_flash(&[Region { address: 0, data: image.clone() }], &options).unwrap();
+    let header = HeaderParams {
+        mode: Some(FlashMode::Qio),
+        size: HeaderSize::Set(FlashSize::Size4M),
+        freq: None,
+    };
+    let options = WriteOptions {
+        skip_unchanged: true,
+        header,
+        ..WriteOptions::default()
+    };
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: image.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
     // The flash now differs from the file in the patched header bytes; change one more sector.
     assert_ne!(&flash_contents(&flasher)[2..4], &image[2..4]);
     image[0x23456] ^= 0x5A;
-    let report = flasher.write_flash(&[Region { address: 0, data: image.clone() }], &options).unwrap();
+    let report = flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: image.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
     let region = &report.regions[0];
     assert_eq!((region.written, region.skipped), (SECTOR, 0x40000 - SECTOR));
-    assert!(log.events().contains(&Event::Skipped { address: 0, bytes: 0x40000 - SECTOR, total: 0x40000 }));
+    assert!(log.events().contains(&Event::Skipped {
+        address: 0,
+        bytes: 0x40000 - SECTOR,
+        total: 0x40000
+    }));
     let params = read_flash_params(flash_contents(&flasher)).unwrap();
-    assert_eq!((params.mode().unwrap(), params.size().unwrap()), (FlashMode::Qio, FlashSize::Size4M));
+    assert_eq!(
+        (params.mode().unwrap(), params.size().unwrap()),
+        (FlashMode::Qio, FlashSize::Size4M)
+    );
     let mut expected = image;
     expected[..4].copy_from_slice(&flash_contents(&flasher)[..4]);
-    assert_eq!(&flash_contents(&flasher)[..0x40000], &expected[..], "the flash equals the patched file");
+    assert_eq!(
+        &flash_contents(&flasher)[..0x40000],
+        &expected[..],
+        "the flash equals the patched file"
+    );
     assert_eq!(expected[2], 0x00, "qio");
 }
 
@@ -498,14 +907,31 @@ fn connect_auto(flash: SpiFlash, faults: LinkFaults) -> (Flasher<EmulatorTranspo
     connect_auto_with(flash, DeviceFaults::default(), faults)
 }
 
-fn connect_auto_with(flash: SpiFlash, device_faults: DeviceFaults, faults: LinkFaults) -> (Flasher<EmulatorTransport>, EventLog) {
+fn connect_auto_with(
+    flash: SpiFlash,
+    device_faults: DeviceFaults,
+    faults: LinkFaults,
+) -> (Flasher<EmulatorTransport>, EventLog) {
     let link = Link::new(
         device(flash, Chip::Esp8266Ex, device_faults),
-        LinkConfig { faults, seed: 5, model_baud: true },
+        LinkConfig {
+            faults,
+            seed: 5,
+            model_baud: true,
+        },
     );
     let log = EventLog::new();
-    let options = ConnectOptions { stub: Some(placeholder_stub()), auto_baud: true, ..ConnectOptions::default() };
-    let flasher = Flasher::connect(EmulatorTransport::with_link(link), &options, Box::new(log.clone())).expect("connects");
+    let options = ConnectOptions {
+        stub: Some(placeholder_stub()),
+        auto_baud: true,
+        ..ConnectOptions::default()
+    };
+    let flasher = Flasher::connect(
+        EmulatorTransport::with_link(link),
+        &options,
+        Box::new(log.clone()),
+    )
+    .expect("connects");
     (flasher, log)
 }
 
@@ -520,11 +946,21 @@ fn auto_baud_takes_the_fastest_rate_on_a_clean_line() {
 #[test]
 fn auto_baud_climbs_only_as_high_as_the_adapter_carries() {
     let contents = sample_flash(MB);
-    let faults = LinkFaults { baud_limit: Some(230_400), baud_limit_rate: 1e-3, ..LinkFaults::default() };
+    let faults = LinkFaults {
+        baud_limit: Some(230_400),
+        baud_limit_rate: 1e-3,
+        ..LinkFaults::default()
+    };
     let (mut flasher, log) = connect_auto(filled(contents.clone()), faults);
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 230_400);
-    assert_eq!(baud_warnings(&log), [(921_600, 460_800), (460_800, 230_400)]);
-    assert_eq!(flasher.read_flash(0, 0x40000).unwrap(), &contents[..0x40000]);
+    assert_eq!(
+        baud_warnings(&log),
+        [(921_600, 460_800), (460_800, 230_400)]
+    );
+    assert_eq!(
+        flasher.read_flash(0, 0x40000).unwrap(),
+        &contents[..0x40000]
+    );
     assert!(retries(&log).is_empty(), "the chosen rate is clean");
 }
 
@@ -532,22 +968,38 @@ fn auto_baud_climbs_only_as_high_as_the_adapter_carries() {
 fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
     let contents = sample_flash(MB);
     let (mut flasher, log) = connect_auto(filled(contents.clone()), LinkFaults::default());
-    assert_eq!(flasher.read_flash(0, 0x20000).unwrap(), &contents[..0x20000]);
+    assert_eq!(
+        flasher.read_flash(0, 0x20000).unwrap(),
+        &contents[..0x20000]
+    );
     // The adapter starts dropping bytes above 460800 (it warmed up, the cable was moved).
     let faults = flasher.transport_mut().link_mut().faults_mut();
     faults.baud_limit = Some(460_800);
     faults.baud_limit_rate = 1e-4;
     let read = flasher.read_flash(0x20000, 0x40000).unwrap();
-    assert_eq!(read, &contents[0x20000..0x60000], "verified data after the step-down");
+    assert_eq!(
+        read,
+        &contents[0x20000..0x60000],
+        "verified data after the step-down"
+    );
     assert_eq!(baud_warnings(&log), [(921_600, 460_800)]);
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 460_800);
     // Resumed from the failed block: the first progress after the retry is inside that block.
     let events = log.events();
-    let retry = events.iter().position(|e| matches!(e, Event::Retrying { .. })).expect("a block was retried");
-    let Event::Retrying { address, .. } = events[retry].clone() else { unreachable!() };
+    let retry = events
+        .iter()
+        .position(|e| matches!(e, Event::Retrying { .. }))
+        .expect("a block was retried");
+    let Event::Retrying { address, .. } = events[retry].clone() else {
+        unreachable!()
+    };
     assert!(address >= 0x20000 && address % 0x10000 == 0, "{address:#x}");
     let next_progress = events[retry..].iter().find_map(|e| match e {
-        Event::Progress { operation: Operation::Read, done, .. } => Some(*done),
+        Event::Progress {
+            operation: Operation::Read,
+            done,
+            ..
+        } => Some(*done),
         _ => None,
     });
     assert_eq!(next_progress, Some((address - 0x20000) as usize + SECTOR));
@@ -559,24 +1011,48 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
 fn regression_lost_read_reply_does_not_step_the_baud_down() {
     let contents = sample_flash(MB);
     // READ_FLASH 1 is the probe at 921600; 2 is the backup's first block.
-    let timeout = CommandTimeout { opcode: Opcode::ReadFlash as u8, nth: 2 };
-    let device_faults = DeviceFaults { timeouts: vec![timeout], ..DeviceFaults::default() };
-    let (mut flasher, log) = connect_auto_with(filled(contents.clone()), device_faults, LinkFaults::default());
+    let timeout = CommandTimeout {
+        opcode: Opcode::ReadFlash as u8,
+        nth: 2,
+    };
+    let device_faults = DeviceFaults {
+        timeouts: vec![timeout],
+        ..DeviceFaults::default()
+    };
+    let (mut flasher, log) = connect_auto_with(
+        filled(contents.clone()),
+        device_faults,
+        LinkFaults::default(),
+    );
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     backup::backup(&mut flasher, &path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
     assert_eq!(retries(&log), vec![RetryReason::Timeout]);
-    assert_eq!(baud_warnings(&log), [], "no 'does not carry 921600 baud cleanly'");
+    assert_eq!(
+        baud_warnings(&log),
+        [],
+        "no 'does not carry 921600 baud cleanly'"
+    );
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
 }
 
 #[test]
 fn regression_lost_probe_reply_does_not_step_the_baud_down() {
-    let timeout = CommandTimeout { opcode: Opcode::ReadFlash as u8, nth: 1 };
-    let device_faults = DeviceFaults { timeouts: vec![timeout], ..DeviceFaults::default() };
-    let (flasher, log) = connect_auto_with(filled(sample_flash(MB)), device_faults, LinkFaults::default());
+    let timeout = CommandTimeout {
+        opcode: Opcode::ReadFlash as u8,
+        nth: 1,
+    };
+    let device_faults = DeviceFaults {
+        timeouts: vec![timeout],
+        ..DeviceFaults::default()
+    };
+    let (flasher, log) = connect_auto_with(
+        filled(sample_flash(MB)),
+        device_faults,
+        LinkFaults::default(),
+    );
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
     assert_eq!(baud_warnings(&log), []);
 }
@@ -584,11 +1060,18 @@ fn regression_lost_probe_reply_does_not_step_the_baud_down() {
 #[test]
 fn auto_baud_ends_at_the_rom_rate_when_nothing_faster_is_clean() {
     let contents = sample_flash(MB);
-    let faults = LinkFaults { baud_limit: Some(115_200), baud_limit_rate: 1e-3, ..LinkFaults::default() };
+    let faults = LinkFaults {
+        baud_limit: Some(115_200),
+        baud_limit_rate: 1e-3,
+        ..LinkFaults::default()
+    };
     let (mut flasher, log) = connect_auto(filled(contents.clone()), faults);
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 115_200);
     assert_eq!(baud_warnings(&log).len(), 3);
-    assert_eq!(flasher.read_flash(0x10000, 0x10000).unwrap(), &contents[0x10000..0x20000]);
+    assert_eq!(
+        flasher.read_flash(0x10000, 0x10000).unwrap(),
+        &contents[0x10000..0x20000]
+    );
 }
 
 fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
@@ -607,7 +1090,9 @@ fn write_resumes(log: &EventLog) -> Vec<(u32, u32)> {
     log.events()
         .into_iter()
         .filter_map(|event| match event {
-            Event::Warning(Warning::WriteBlockCorrupt { address, resume }) => Some((address, resume)),
+            Event::Warning(Warning::WriteBlockCorrupt { address, resume }) => {
+                Some((address, resume))
+            }
             _ => None,
         })
         .collect()
@@ -619,37 +1104,80 @@ fn write_resumes(log: &EventLog) -> Vec<(u32, u32)> {
 fn write_with_garbled_replies_at_auto_baud(compress: bool, seed: u64) -> EventLog {
     let link = Link::new(
         device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()),
-        LinkConfig { faults: LinkFaults::default(), seed, model_baud: true },
+        LinkConfig {
+            faults: LinkFaults::default(),
+            seed,
+            model_baud: true,
+        },
     );
     let log = EventLog::new();
-    let options = ConnectOptions { stub: Some(placeholder_stub()), auto_baud: true, ..ConnectOptions::default() };
-    let mut flasher =
-        Flasher::connect(EmulatorTransport::with_link(link), &options, Box::new(log.clone())).expect("connects");
+    let options = ConnectOptions {
+        stub: Some(placeholder_stub()),
+        auto_baud: true,
+        ..ConnectOptions::default()
+    };
+    let mut flasher = Flasher::connect(
+        EmulatorTransport::with_link(link),
+        &options,
+        Box::new(log.clone()),
+    )
+    .expect("connects");
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
     flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 1e-2;
     let data = pseudo_random(0x60000, 7);
     let address = 0x10000;
-    let options = WriteOptions { compress, verify: false, ..WriteOptions::default() };
-    flasher.write_flash(&[Region { address, data: data.clone() }], &options).unwrap();
+    let options = WriteOptions {
+        compress,
+        verify: false,
+        ..WriteOptions::default()
+    };
+    flasher
+        .write_flash(
+            &[Region {
+                address,
+                data: data.clone(),
+            }],
+            &options,
+        )
+        .unwrap();
     flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 0.0;
     flasher.verify(address, &data).unwrap();
-    assert_eq!(&flash_contents(&flasher)[address as usize..address as usize + data.len()], &data[..]);
+    assert_eq!(
+        &flash_contents(&flasher)[address as usize..address as usize + data.len()],
+        &data[..]
+    );
     log
 }
 
 fn check_resumed_from_the_failed_block(log: &EventLog, address: u32) {
     let resumes = write_resumes(log);
-    assert!(!resumes.is_empty(), "a block was garbled and the write resumed");
+    assert!(
+        !resumes.is_empty(),
+        "a block was garbled and the write resumed"
+    );
     let (failed, resume) = resumes[0];
-    assert!(resume % SECTOR as u32 == 0 && resume >= address && resume <= failed, "{failed:#x} {resume:#x}");
+    assert!(
+        resume % SECTOR as u32 == 0 && resume >= address && resume <= failed,
+        "{failed:#x} {resume:#x}"
+    );
     assert_eq!(baud_warnings(log)[0], (921_600, 460_800));
     let events = log.events();
-    let warned = events.iter().position(|e| matches!(e, Event::Warning(Warning::WriteBlockCorrupt { .. }))).unwrap();
+    let warned = events
+        .iter()
+        .position(|e| matches!(e, Event::Warning(Warning::WriteBlockCorrupt { .. })))
+        .unwrap();
     let next_progress = events[warned..].iter().find_map(|e| match e {
-        Event::Progress { operation: Operation::Write, done, .. } => Some(*done),
+        Event::Progress {
+            operation: Operation::Write,
+            done,
+            ..
+        } => Some(*done),
         _ => None,
     });
-    assert!(next_progress.unwrap() > (resume - address) as usize, "{next_progress:?}");
+    assert!(
+        next_progress.unwrap() > (resume - address) as usize,
+        "{next_progress:?}"
+    );
 }
 
 /// What a write at a fixed --baud over an adapter that loses bytes above 460800 does: the
@@ -659,7 +1187,11 @@ fn check_resumed_from_the_failed_block(log: &EventLog, address: u32) {
 fn regression_write_over_an_adapter_losing_bytes_stops_naming_the_address() {
     let link = Link::new(
         device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()),
-        LinkConfig { faults: LinkFaults::default(), seed: 5, model_baud: true },
+        LinkConfig {
+            faults: LinkFaults::default(),
+            seed: 5,
+            model_baud: true,
+        },
     );
     let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
     flasher.change_baud(921_600).unwrap();
@@ -667,9 +1199,34 @@ fn regression_write_over_an_adapter_losing_bytes_stops_naming_the_address() {
     faults.baud_limit = Some(460_800);
     faults.baud_limit_rate = 1e-4;
     let data = pseudo_random(0x60000, 7);
-    let error = flasher.write_flash(&[Region { address: 0x10000, data }], &WriteOptions::default()).unwrap_err();
-    let Error::WriteInterrupted { address: 0x10000, reached, ref source, .. } = error else { panic!("{error}") };
-    assert!(matches!(**source, Error::Timeout { opcode: Opcode::FlashDeflData, .. }), "{source}");
+    let error = flasher
+        .write_flash(
+            &[Region {
+                address: 0x10000,
+                data,
+            }],
+            &WriteOptions::default(),
+        )
+        .unwrap_err();
+    let Error::WriteInterrupted {
+        address: 0x10000,
+        reached,
+        ref source,
+        ..
+    } = error
+    else {
+        panic!("{error}")
+    };
+    assert!(
+        matches!(
+            **source,
+            Error::Timeout {
+                opcode: Opcode::FlashDeflData,
+                ..
+            }
+        ),
+        "{source}"
+    );
     assert!((0x10000..0x70000).contains(&reached), "{reached:#x}");
     assert!(baud_warnings(&log).is_empty() && write_resumes(&log).is_empty());
 }
@@ -694,12 +1251,16 @@ mod round_trip {
 
     /// Up to four regions, each in its own 64 KiB slot of a 1 MiB flash so they never share a sector.
     fn regions() -> impl Strategy<Value = Vec<Region>> {
-        proptest::collection::btree_map(0u32..16, (0u32..0x8000, 1usize..0x3000, any::<u8>()), 1..4).prop_map(|slots| {
-            slots
-                .into_iter()
-                .map(|(slot, (offset, len, seed))| Region { address: slot * 0x10000 + offset, data: pattern(len, seed) })
-                .collect()
-        })
+        proptest::collection::btree_map(0u32..16, (0u32..0x8000, 1usize..0x3000, any::<u8>()), 1..4)
+            .prop_map(|slots| {
+                slots
+                    .into_iter()
+                    .map(|(slot, (offset, len, seed))| Region {
+                        address: slot * 0x10000 + offset,
+                        data: pattern(len, seed),
+                    })
+                    .collect()
+            })
     }
 
     proptest! {
@@ -725,34 +1286,73 @@ fn flash_with(options: FlashOptions, contents: Vec<u8>) -> SpiFlash {
 
 #[test]
 fn regression_write_protected_flash_names_the_protection_bits() {
-    let flash = flash_with(FlashOptions { write_protected: true, ..FlashOptions::default() }, sample_flash(MB));
+    let flash = flash_with(
+        FlashOptions {
+            write_protected: true,
+            ..FlashOptions::default()
+        },
+        sample_flash(MB),
+    );
     let (mut flasher, _) = connect(flash, true);
     let error = flasher
-        .write_flash(&[Region { address: 0, data: firmware_image(0x4000, 3) }], &WriteOptions::default())
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: firmware_image(0x4000, 3),
+            }],
+            &WriteOptions::default(),
+        )
         .unwrap_err();
-    assert!(matches!(&error, Error::WriteProtected { address: 0, status: 0x1C, bits } if bits == "BP0 BP1 BP2"), "{error}");
+    assert!(
+        matches!(&error, Error::WriteProtected { address: 0, status: 0x1C, bits } if bits == "BP0 BP1 BP2"),
+        "{error}"
+    );
 }
 
 #[test]
 fn regression_sector_that_will_not_erase_is_named_by_address() {
-    let options = FlashOptions { stuck_sectors: [3].into(), ..FlashOptions::default() };
+    let options = FlashOptions {
+        stuck_sectors: [3].into(),
+        ..FlashOptions::default()
+    };
     let (mut flasher, _) = connect(flash_with(options, sample_flash(MB)), true);
     let error = flasher
-        .write_flash(&[Region { address: 0, data: firmware_image(0x8000, 3) }], &WriteOptions::default())
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: firmware_image(0x8000, 3),
+            }],
+            &WriteOptions::default(),
+        )
         .unwrap_err();
-    assert!(matches!(&error, Error::SectorsNotWritten { address: 0, size: 0x8000, sectors } if sectors == &[0x3000]), "{error}");
+    assert!(
+        matches!(&error, Error::SectorsNotWritten { address: 0, size: 0x8000, sectors } if sectors == &[0x3000]),
+        "{error}"
+    );
 }
 
 #[test]
 fn regression_fake_flash_size_is_detected_by_backup_without_writing() {
     let mut contents = vec![0xFF; 4 * MB];
     contents[..MB].copy_from_slice(&sample_flash(MB));
-    let options = FlashOptions { physical_size: Some(MB), ..FlashOptions::default() };
+    let options = FlashOptions {
+        physical_size: Some(MB),
+        ..FlashOptions::default()
+    };
     let (mut flasher, _) = connect(flash_with(options, contents), true);
     let before = flash_contents(&flasher).to_vec();
     let directory = tempfile::tempdir().unwrap();
     let error = backup::backup(&mut flasher, &directory.path().join("b.bin")).unwrap_err();
-    assert!(matches!(error, Error::FlashWraps { claimed: 0x40_0000, real: 0x10_0000 }), "{error}");
+    assert!(
+        matches!(
+            error,
+            Error::FlashWraps {
+                claimed: 0x40_0000,
+                real: 0x10_0000
+            }
+        ),
+        "{error}"
+    );
     assert_eq!(flash_contents(&flasher), &before[..], "nothing was written");
     assert!(files_in(directory.path()).is_empty());
 }
@@ -760,34 +1360,79 @@ fn regression_fake_flash_size_is_detected_by_backup_without_writing() {
 #[test]
 fn genuine_and_erased_flash_do_not_count_as_wrapping() {
     let (mut flasher, _) = connect(filled(sample_flash(4 * MB)), true);
-    assert_eq!(backup::wrap_size(&mut flasher, 4 * MB as u32).unwrap(), None);
+    assert_eq!(
+        backup::wrap_size(&mut flasher, 4 * MB as u32).unwrap(),
+        None
+    );
     let (mut flasher, _) = connect(blank(4 * MB), true);
-    assert_eq!(backup::wrap_size(&mut flasher, 4 * MB as u32).unwrap(), None);
+    assert_eq!(
+        backup::wrap_size(&mut flasher, 4 * MB as u32).unwrap(),
+        None
+    );
 }
 
 #[test]
 fn regression_qio_image_written_to_an_esp8285_warns_before_writing() {
-    let transport = EmulatorTransport::new(device(blank(MB), Chip::Esp8285, DeviceFaults::default()));
+    let transport =
+        EmulatorTransport::new(device(blank(MB), Chip::Esp8285, DeviceFaults::default()));
     let (mut flasher, log) = connect_to(transport, true);
     let mut image = firmware_image(0x4000, 5);
     image[2] = FlashMode::Qio.header_byte();
-    flasher.write_flash(&[Region { address: 0, data: image }], &WriteOptions::default()).unwrap();
+    flasher
+        .write_flash(
+            &[Region {
+                address: 0,
+                data: image,
+            }],
+            &WriteOptions::default(),
+        )
+        .unwrap();
     let warning = Event::Warning(Warning::NotDoutOnEsp8285 { mode: "qio".into() });
-    assert_eq!(log.events().iter().filter(|event| **event == warning).count(), 1);
+    assert_eq!(
+        log.events()
+            .iter()
+            .filter(|event| **event == warning)
+            .count(),
+        1
+    );
 }
 
 #[test]
 fn regression_cable_pulled_during_write_names_the_address_reached() {
-    let faults = LinkFaults { disconnect_after: Some(40_000), disconnect_counts_host: true, ..LinkFaults::default() };
+    let faults = LinkFaults {
+        disconnect_after: Some(40_000),
+        disconnect_counts_host: true,
+        ..LinkFaults::default()
+    };
     let device = device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default());
-    let link = Link::new(device, LinkConfig { faults, ..LinkConfig::default() });
+    let link = Link::new(
+        device,
+        LinkConfig {
+            faults,
+            ..LinkConfig::default()
+        },
+    );
     let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
     let data = pattern(0x20000, 4);
-    let options = WriteOptions { compress: false, ..WriteOptions::default() };
-    let error = flasher.write_flash(&[Region { address: 0, data }], &options).unwrap_err();
-    let Error::WriteInterrupted { address: 0, reached, written, total: 0x20000, .. } = error else {
+    let options = WriteOptions {
+        compress: false,
+        ..WriteOptions::default()
+    };
+    let error = flasher
+        .write_flash(&[Region { address: 0, data }], &options)
+        .unwrap_err();
+    let Error::WriteInterrupted {
+        address: 0,
+        reached,
+        written,
+        total: 0x20000,
+        ..
+    } = error
+    else {
         panic!("{error}");
     };
-    assert!(reached > 0 && reached < 0x20000 && reached as usize <= written, "{reached:#x} {written}");
+    assert!(
+        reached > 0 && reached < 0x20000 && reached as usize <= written,
+        "{reached:#x} {written}"
+    );
 }
-

@@ -112,7 +112,10 @@ opcodes! {
 impl Opcode {
     /// The opcode with esptool's name, e.g. `FLASH_DEFL_DATA` (case-insensitive).
     pub fn from_name(name: &str) -> Option<Opcode> {
-        Opcode::ALL.iter().copied().find(|op| op.name().eq_ignore_ascii_case(name))
+        Opcode::ALL
+            .iter()
+            .copied()
+            .find(|op| op.name().eq_ignore_ascii_case(name))
     }
 
     /// True for the opcodes the ESP8266 ROM loader itself handles.
@@ -237,12 +240,18 @@ fn check_header(frame: &[u8], direction: u8) -> Result<&[u8], DecodeError> {
         return Err(DecodeError::TooShort { got: frame.len() });
     }
     if frame[0] != direction {
-        return Err(DecodeError::WrongDirection { expected: direction, got: frame[0] });
+        return Err(DecodeError::WrongDirection {
+            expected: direction,
+            got: frame[0],
+        });
     }
     let declared = u16::from_le_bytes([frame[2], frame[3]]) as usize;
     let payload = &frame[HEADER_LEN..];
     if declared != payload.len() {
-        return Err(DecodeError::LengthMismatch { declared, actual: payload.len() });
+        return Err(DecodeError::LengthMismatch {
+            declared,
+            actual: payload.len(),
+        });
     }
     Ok(payload)
 }
@@ -453,7 +462,14 @@ impl Command {
             Command::ReadReg { address } => words(out, &[*address]),
             Command::SpiSetParams(p) => words(
                 out,
-                &[p.id, p.total_size, p.block_size, p.sector_size, p.page_size, p.status_mask],
+                &[
+                    p.id,
+                    p.total_size,
+                    p.block_size,
+                    p.sector_size,
+                    p.page_size,
+                    p.status_mask,
+                ],
             ),
             Command::SpiAttach { config, rom_form } => {
                 words(out, &[*config]);
@@ -464,9 +480,12 @@ impl Command {
             Command::ChangeBaudrate { new_baud, old_baud } => words(out, &[*new_baud, *old_baud]),
             Command::SpiFlashMd5 { address, size } => words(out, &[*address, *size, 0, 0]),
             Command::EraseRegion { address, size } => words(out, &[*address, *size]),
-            Command::ReadFlash { address, size, packet_size, max_in_flight } => {
-                words(out, &[*address, *size, *packet_size, *max_in_flight])
-            }
+            Command::ReadFlash {
+                address,
+                size,
+                packet_size,
+                max_in_flight,
+            } => words(out, &[*address, *size, *packet_size, *max_in_flight]),
             Command::EraseFlash | Command::RunUserCode => {}
         }
         let payload_len = (out.len() - start - HEADER_LEN) as u16;
@@ -490,13 +509,18 @@ impl Command {
     /// checked here: a device answers a bad one with a status code, so it
     /// compares [`RequestFrame::checksum`] with [`checksum`] itself.
     pub fn from_frame(frame: &RequestFrame<'_>) -> Result<Command, DecodeError> {
-        let opcode = Opcode::from_byte(frame.opcode).ok_or(DecodeError::UnknownOpcode(frame.opcode))?;
+        let opcode =
+            Opcode::from_byte(frame.opcode).ok_or(DecodeError::UnknownOpcode(frame.opcode))?;
         let payload = frame.payload;
         let exact = |expected_len: usize, expected: &'static str| {
             if payload.len() == expected_len {
                 Ok(read_words(payload))
             } else {
-                Err(DecodeError::BadPayloadLength { opcode, expected, got: payload.len() })
+                Err(DecodeError::BadPayloadLength {
+                    opcode,
+                    expected,
+                    got: payload.len(),
+                })
             }
         };
         let begin = |allow_encrypted_word: bool| {
@@ -504,8 +528,16 @@ impl Command {
                 16 => read_words(payload),
                 20 if allow_encrypted_word => read_words(payload),
                 got => {
-                    let expected = if allow_encrypted_word { "16 or 20" } else { "16" };
-                    return Err(DecodeError::BadPayloadLength { opcode, expected, got });
+                    let expected = if allow_encrypted_word {
+                        "16 or 20"
+                    } else {
+                        "16"
+                    };
+                    return Err(DecodeError::BadPayloadLength {
+                        opcode,
+                        expected,
+                        got,
+                    });
                 }
             };
             Ok(BeginParams {
@@ -524,15 +556,26 @@ impl Command {
             Opcode::FlashData => Command::FlashData(data_block()?),
             Opcode::FlashDeflData => Command::FlashDeflData(data_block()?),
             Opcode::MemData => Command::MemData(data_block()?),
-            Opcode::FlashEnd => Command::FlashEnd { stay_in_loader: exact(4, "4")?[0] != 0 },
-            Opcode::FlashDeflEnd => Command::FlashDeflEnd { stay_in_loader: exact(4, "4")?[0] != 0 },
+            Opcode::FlashEnd => Command::FlashEnd {
+                stay_in_loader: exact(4, "4")?[0] != 0,
+            },
+            Opcode::FlashDeflEnd => Command::FlashDeflEnd {
+                stay_in_loader: exact(4, "4")?[0] != 0,
+            },
             Opcode::MemEnd => {
                 let w = exact(8, "8")?;
-                Command::MemEnd { execute: w[0] == 0, entry: w[1] }
+                Command::MemEnd {
+                    execute: w[0] == 0,
+                    entry: w[1],
+                }
             }
             Opcode::Sync => {
                 if payload.len() != SYNC_PAYLOAD.len() {
-                    return Err(DecodeError::BadPayloadLength { opcode, expected: "36", got: payload.len() });
+                    return Err(DecodeError::BadPayloadLength {
+                        opcode,
+                        expected: "36",
+                        got: payload.len(),
+                    });
                 }
                 if payload != SYNC_PAYLOAD {
                     return Err(DecodeError::BadSyncPayload);
@@ -549,11 +592,18 @@ impl Command {
                 }
                 let writes = read_words(payload)
                     .chunks_exact(4)
-                    .map(|w| RegisterWrite { address: w[0], value: w[1], mask: w[2], delay_us: w[3] })
+                    .map(|w| RegisterWrite {
+                        address: w[0],
+                        value: w[1],
+                        mask: w[2],
+                        delay_us: w[3],
+                    })
                     .collect();
                 Command::WriteReg(writes)
             }
-            Opcode::ReadReg => Command::ReadReg { address: exact(4, "4")?[0] },
+            Opcode::ReadReg => Command::ReadReg {
+                address: exact(4, "4")?[0],
+            },
             Opcode::SpiSetParams => {
                 let w = exact(24, "24")?;
                 Command::SpiSetParams(SpiParams {
@@ -566,17 +616,35 @@ impl Command {
                 })
             }
             Opcode::SpiAttach => match payload.len() {
-                4 => Command::SpiAttach { config: read_words(payload)[0], rom_form: false },
-                8 if payload[4..] == [0; 4] => Command::SpiAttach { config: read_words(payload)[0], rom_form: true },
-                got => return Err(DecodeError::BadPayloadLength { opcode, expected: "4, or 8 ending in zeros", got }),
+                4 => Command::SpiAttach {
+                    config: read_words(payload)[0],
+                    rom_form: false,
+                },
+                8 if payload[4..] == [0; 4] => Command::SpiAttach {
+                    config: read_words(payload)[0],
+                    rom_form: true,
+                },
+                got => {
+                    return Err(DecodeError::BadPayloadLength {
+                        opcode,
+                        expected: "4, or 8 ending in zeros",
+                        got,
+                    })
+                }
             },
             Opcode::ChangeBaudrate => {
                 let w = exact(8, "8")?;
-                Command::ChangeBaudrate { new_baud: w[0], old_baud: w[1] }
+                Command::ChangeBaudrate {
+                    new_baud: w[0],
+                    old_baud: w[1],
+                }
             }
             Opcode::SpiFlashMd5 => {
                 let w = exact(16, "16")?;
-                Command::SpiFlashMd5 { address: w[0], size: w[1] }
+                Command::SpiFlashMd5 {
+                    address: w[0],
+                    size: w[1],
+                }
             }
             Opcode::EraseFlash => {
                 exact(0, "0")?;
@@ -584,11 +652,19 @@ impl Command {
             }
             Opcode::EraseRegion => {
                 let w = exact(8, "8")?;
-                Command::EraseRegion { address: w[0], size: w[1] }
+                Command::EraseRegion {
+                    address: w[0],
+                    size: w[1],
+                }
             }
             Opcode::ReadFlash => {
                 let w = exact(16, "16")?;
-                Command::ReadFlash { address: w[0], size: w[1], packet_size: w[2], max_in_flight: w[3] }
+                Command::ReadFlash {
+                    address: w[0],
+                    size: w[1],
+                    packet_size: w[2],
+                    max_in_flight: w[3],
+                }
             }
             Opcode::RunUserCode => {
                 exact(0, "0")?;
@@ -599,19 +675,33 @@ impl Command {
 }
 
 fn read_words(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes"))).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
+        .collect()
 }
 
 fn decode_data_block(opcode: Opcode, payload: &[u8]) -> Result<DataBlock, DecodeError> {
     if payload.len() < DATA_HEADER_LEN {
-        return Err(DecodeError::BadPayloadLength { opcode, expected: "at least 16", got: payload.len() });
+        return Err(DecodeError::BadPayloadLength {
+            opcode,
+            expected: "at least 16",
+            got: payload.len(),
+        });
     }
     let header = read_words(&payload[..DATA_HEADER_LEN]);
     let data = &payload[DATA_HEADER_LEN..];
     if header[0] as usize != data.len() {
-        return Err(DecodeError::DataLengthMismatch { opcode, declared: header[0], actual: data.len() });
+        return Err(DecodeError::DataLengthMismatch {
+            opcode,
+            declared: header[0],
+            actual: data.len(),
+        });
     }
-    Ok(DataBlock { sequence: header[1], data: data.to_vec() })
+    Ok(DataBlock {
+        sequence: header[1],
+        data: data.to_vec(),
+    })
 }
 
 /// A response, parsed: the status bytes are split from the data.
@@ -630,12 +720,22 @@ pub struct Response {
 impl Response {
     /// A successful response with a value and no data.
     pub fn ok(opcode: u8, value: u32) -> Response {
-        Response { opcode, value, data: Vec::new(), status: Status::Success }
+        Response {
+            opcode,
+            value,
+            data: Vec::new(),
+            status: Status::Success,
+        }
     }
 
     /// A failed response.
     pub fn failure(opcode: u8, code: crate::status::ErrorCode) -> Response {
-        Response { opcode, value: 0, data: Vec::new(), status: Status::Failure(code) }
+        Response {
+            opcode,
+            value: 0,
+            data: Vec::new(),
+            status: Status::Failure(code),
+        }
     }
 
     /// Appends the response packet (not yet SLIP-framed) to `out`.
@@ -659,7 +759,9 @@ impl Response {
     pub fn decode(frame: &[u8]) -> Result<Response, DecodeError> {
         let view = ResponseFrame::parse(frame)?;
         let Some(split) = view.body.len().checked_sub(2) else {
-            return Err(DecodeError::MissingStatus { got: view.body.len() });
+            return Err(DecodeError::MissingStatus {
+                got: view.body.len(),
+            });
         };
         Ok(Response {
             opcode: view.opcode,
@@ -697,80 +799,170 @@ mod tests {
     #[test]
     fn rom_reply_to_chip_detect_read_reg() {
         // The ESP8266 ROM answers READ_REG 0x40001000 with the magic value and two status bytes.
-        let request = Command::ReadReg { address: 0x4000_1000 }.to_bytes();
-        assert_eq!(request, vec![0x00, 0x0A, 0x04, 0x00, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x40]);
+        let request = Command::ReadReg {
+            address: 0x4000_1000,
+        }
+        .to_bytes();
+        assert_eq!(
+            request,
+            vec![0x00, 0x0A, 0x04, 0x00, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x40]
+        );
         let reply = Response::ok(0x0A, 0xFFF0_C101).to_bytes();
-        assert_eq!(reply, vec![0x01, 0x0A, 0x02, 0x00, 0x01, 0xC1, 0xF0, 0xFF, 0x00, 0x00]);
+        assert_eq!(
+            reply,
+            vec![0x01, 0x0A, 0x02, 0x00, 0x01, 0xC1, 0xF0, 0xFF, 0x00, 0x00]
+        );
         assert_eq!(Response::decode(&reply).unwrap().value, 0xFFF0_C101);
     }
 
     #[test]
     fn flash_data_carries_checksum_and_length() {
-        let block = DataBlock { sequence: 3, data: vec![0x01, 0x02, 0xFF] };
+        let block = DataBlock {
+            sequence: 3,
+            data: vec![0x01, 0x02, 0xFF],
+        };
         let bytes = Command::FlashData(block.clone()).to_bytes();
-        assert_eq!(&bytes[..8], &[0x00, 0x03, 19, 0, 0xEF ^ 0x01 ^ 0x02 ^ 0xFF, 0, 0, 0]);
-        assert_eq!(&bytes[8..24], &[3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &bytes[..8],
+            &[0x00, 0x03, 19, 0, 0xEF ^ 0x01 ^ 0x02 ^ 0xFF, 0, 0, 0]
+        );
+        assert_eq!(
+            &bytes[8..24],
+            &[3, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(&bytes[24..], &[0x01, 0x02, 0xFF]);
         assert_eq!(Command::decode(&bytes), Ok(Command::FlashData(block)));
     }
 
     #[test]
     fn begin_and_read_flash_layouts() {
-        let params = BeginParams { size: 0x1000, blocks: 4, block_size: 0x400, offset: 0x2000, encrypted: None };
+        let params = BeginParams {
+            size: 0x1000,
+            blocks: 4,
+            block_size: 0x400,
+            offset: 0x2000,
+            encrypted: None,
+        };
         let begin = Command::FlashBegin(params);
         assert_eq!(
             begin.to_bytes(),
-            vec![0, 0x02, 16, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 0, 0, 0, 0x00, 0x04, 0, 0, 0x00, 0x20, 0, 0]
+            vec![
+                0, 0x02, 16, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 0, 0, 0, 0x00, 0x04, 0, 0, 0x00,
+                0x20, 0, 0
+            ]
         );
         // What esptool sends a stub: the same with an "encrypted" word of 0.
-        let stub_begin = Command::FlashDeflBegin(BeginParams { encrypted: Some(false), ..params });
+        let stub_begin = Command::FlashDeflBegin(BeginParams {
+            encrypted: Some(false),
+            ..params
+        });
         assert_eq!(stub_begin.to_bytes()[2], 20);
         assert_eq!(Command::decode(&stub_begin.to_bytes()), Ok(stub_begin));
         let mem_begin_with_fifth_word = [&[0u8, 0x05, 20, 0, 0, 0, 0, 0][..], &[0; 20]].concat();
         assert!(matches!(
             Command::decode(&mem_begin_with_fifth_word),
-            Err(DecodeError::BadPayloadLength { opcode: Opcode::MemBegin, got: 20, .. })
+            Err(DecodeError::BadPayloadLength {
+                opcode: Opcode::MemBegin,
+                got: 20,
+                ..
+            })
         ));
-        let read = Command::ReadFlash { address: 0, size: 0x100000, packet_size: 0x1000, max_in_flight: 64 };
+        let read = Command::ReadFlash {
+            address: 0,
+            size: 0x100000,
+            packet_size: 0x1000,
+            max_in_flight: 64,
+        };
         assert_eq!(&read.to_bytes()[..2], &[0x00, 0xD2]);
-        assert_eq!(&read.to_bytes()[8..], &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0x10, 0, 0, 64, 0, 0, 0]);
+        assert_eq!(
+            &read.to_bytes()[8..],
+            &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0x10, 0, 0, 64, 0, 0, 0]
+        );
     }
 
     #[test]
     fn mem_end_flag_zero_means_execute() {
-        let bytes = Command::MemEnd { execute: true, entry: 0x4010_E004 }.to_bytes();
+        let bytes = Command::MemEnd {
+            execute: true,
+            entry: 0x4010_E004,
+        }
+        .to_bytes();
         assert_eq!(&bytes[8..], &[0, 0, 0, 0, 0x04, 0xE0, 0x10, 0x40]);
     }
 
     #[test]
     fn spi_attach_accepts_both_forms() {
-        let stub_form = Command::SpiAttach { config: 0, rom_form: false }.to_bytes();
+        let stub_form = Command::SpiAttach {
+            config: 0,
+            rom_form: false,
+        }
+        .to_bytes();
         assert_eq!(stub_form.len(), 12);
-        let rom_form = Command::SpiAttach { config: 0, rom_form: true }.to_bytes();
+        let rom_form = Command::SpiAttach {
+            config: 0,
+            rom_form: true,
+        }
+        .to_bytes();
         assert_eq!(rom_form.len(), 16);
-        assert_eq!(Command::decode(&rom_form), Ok(Command::SpiAttach { config: 0, rom_form: true }));
+        assert_eq!(
+            Command::decode(&rom_form),
+            Ok(Command::SpiAttach {
+                config: 0,
+                rom_form: true
+            })
+        );
     }
 
     #[test]
     fn malformed_requests_get_typed_errors() {
-        assert_eq!(Command::decode(&[0x00, 0x08]), Err(DecodeError::TooShort { got: 2 }));
+        assert_eq!(
+            Command::decode(&[0x00, 0x08]),
+            Err(DecodeError::TooShort { got: 2 })
+        );
         let mut sync = Command::Sync.to_bytes();
         sync[0] = 0x01;
-        assert_eq!(Command::decode(&sync), Err(DecodeError::WrongDirection { expected: 0, got: 1 }));
+        assert_eq!(
+            Command::decode(&sync),
+            Err(DecodeError::WrongDirection {
+                expected: 0,
+                got: 1
+            })
+        );
         let mut trailing = Command::ReadReg { address: 4 }.to_bytes();
         trailing.push(0);
-        assert_eq!(Command::decode(&trailing), Err(DecodeError::LengthMismatch { declared: 4, actual: 5 }));
+        assert_eq!(
+            Command::decode(&trailing),
+            Err(DecodeError::LengthMismatch {
+                declared: 4,
+                actual: 5
+            })
+        );
         let unknown = [0x00, 0x14, 0, 0, 0, 0, 0, 0];
-        assert_eq!(Command::decode(&unknown), Err(DecodeError::UnknownOpcode(0x14)));
-        let mut short_block = Command::FlashData(DataBlock { sequence: 0, data: vec![1, 2] }).to_bytes();
+        assert_eq!(
+            Command::decode(&unknown),
+            Err(DecodeError::UnknownOpcode(0x14))
+        );
+        let mut short_block = Command::FlashData(DataBlock {
+            sequence: 0,
+            data: vec![1, 2],
+        })
+        .to_bytes();
         short_block[8] = 3;
-        assert!(matches!(Command::decode(&short_block), Err(DecodeError::DataLengthMismatch { declared: 3, .. })));
+        assert!(matches!(
+            Command::decode(&short_block),
+            Err(DecodeError::DataLengthMismatch { declared: 3, .. })
+        ));
     }
 
     #[test]
     fn stub_md5_reply_splits_status() {
         let digest: Vec<u8> = (0..16).collect();
-        let reply = Response { opcode: 0x13, value: 0, data: digest.clone(), status: Status::Success };
+        let reply = Response {
+            opcode: 0x13,
+            value: 0,
+            data: digest.clone(),
+            status: Status::Success,
+        };
         let bytes = reply.to_bytes();
         assert_eq!(&bytes[2..4], &[18, 0]);
         assert_eq!(Response::decode(&bytes).unwrap().data, digest);
@@ -780,7 +972,10 @@ mod tests {
 
     #[test]
     fn opcode_names_match_esptool() {
-        assert_eq!(Opcode::from_name("flash_defl_data"), Some(Opcode::FlashDeflData));
+        assert_eq!(
+            Opcode::from_name("flash_defl_data"),
+            Some(Opcode::FlashDeflData)
+        );
         assert_eq!(Opcode::ReadFlash.name(), "READ_FLASH");
         assert!(Opcode::ReadReg.is_rom_opcode() && !Opcode::SpiAttach.is_rom_opcode());
     }

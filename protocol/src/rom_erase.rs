@@ -40,10 +40,18 @@ pub fn rom_erase_plan(offset: u32, size: u32) -> RomErasePlan {
     let wanted = (offset % SECTOR_SIZE + size).div_ceil(SECTOR_SIZE);
     let head = SECTORS_PER_BLOCK - first % SECTORS_PER_BLOCK;
     // Sending n sectors erases n + min(n, head): 2n up to the head, n + head beyond it.
-    let sectors_to_send = if wanted >= 2 * head { wanted - head } else { wanted.div_ceil(2) };
+    let sectors_to_send = if wanted >= 2 * head {
+        wanted - head
+    } else {
+        wanted.div_ceil(2)
+    };
     let erased_sectors = rom_erased_sectors(offset, sectors_to_send * SECTOR_SIZE);
     let extra_sectors = erased_sectors.len() as u32 - wanted;
-    RomErasePlan { size_to_send: sectors_to_send * SECTOR_SIZE, erased_sectors, extra_sectors }
+    RomErasePlan {
+        size_to_send: sectors_to_send * SECTOR_SIZE,
+        erased_sectors,
+        extra_sectors,
+    }
 }
 
 #[cfg(test)]

@@ -97,7 +97,11 @@ impl Default for SlipDecoder {
 impl SlipDecoder {
     /// A decoder waiting for the first frame.
     pub fn new() -> Self {
-        SlipDecoder { state: State::Idle, frame: Vec::new(), garbage: Vec::new() }
+        SlipDecoder {
+            state: State::Idle,
+            frame: Vec::new(),
+            garbage: Vec::new(),
+        }
     }
 
     /// Decodes `input`, appending what it completes to `events`.
@@ -141,7 +145,10 @@ impl SlipDecoder {
     /// Fast path inside a frame: copies the run of plain bytes, then handles
     /// the special byte that ends it. Returns how many bytes were consumed.
     fn copy_frame_run(&mut self, input: &[u8], events: &mut Vec<SlipEvent>) -> usize {
-        let run = input.iter().position(|&b| b == END || b == ESC).unwrap_or(input.len());
+        let run = input
+            .iter()
+            .position(|&b| b == END || b == ESC)
+            .unwrap_or(input.len());
         let room = MAX_FRAME_LEN - self.frame.len();
         if run > room {
             self.fail(FrameError::TooLong, events);

@@ -99,7 +99,10 @@ impl ErrorCode {
 
     /// The code for a code byte.
     pub fn from_code(code: u8) -> ErrorCode {
-        Self::ALL_NAMED.into_iter().find(|named| named.code() == code).unwrap_or(ErrorCode::Other(code))
+        Self::ALL_NAMED
+            .into_iter()
+            .find(|named| named.code() == code)
+            .unwrap_or(ErrorCode::Other(code))
     }
 
     /// True for the stub's family of codes (sent as `[code, 0]`).
@@ -174,8 +177,14 @@ mod tests {
 
     #[test]
     fn rom_and_stub_codes_use_their_own_byte_layout() {
-        assert_eq!(Status::Failure(ErrorCode::InvalidMessage).to_bytes(), [0x01, 0x05]);
-        assert_eq!(Status::Failure(ErrorCode::BadDataChecksum).to_bytes(), [0xC1, 0x00]);
+        assert_eq!(
+            Status::Failure(ErrorCode::InvalidMessage).to_bytes(),
+            [0x01, 0x05]
+        );
+        assert_eq!(
+            Status::Failure(ErrorCode::BadDataChecksum).to_bytes(),
+            [0xC1, 0x00]
+        );
         assert_eq!(Status::Success.to_bytes(), [0, 0]);
     }
 
@@ -190,7 +199,10 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_kept() {
-        assert_eq!(Status::from_bytes([1, 0x42]), Status::Failure(ErrorCode::Other(0x42)));
+        assert_eq!(
+            Status::from_bytes([1, 0x42]),
+            Status::Failure(ErrorCode::Other(0x42))
+        );
         assert_eq!(Status::from_bytes([0, 0x42]), Status::Success);
     }
 }

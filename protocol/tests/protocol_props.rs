@@ -13,7 +13,10 @@ fn decode_all(stream: &[u8], split_points: &[usize]) -> Vec<SlipEvent> {
     let mut decoder = SlipDecoder::new();
     let mut events = Vec::new();
     let mut start = 0;
-    let mut cuts: Vec<usize> = split_points.iter().map(|&p| p % (stream.len() + 1)).collect();
+    let mut cuts: Vec<usize> = split_points
+        .iter()
+        .map(|&p| p % (stream.len() + 1))
+        .collect();
     cuts.sort_unstable();
     for cut in cuts.into_iter().chain([stream.len()]) {
         decoder.feed(&stream[start..cut], &mut events);
@@ -23,19 +26,44 @@ fn decode_all(stream: &[u8], split_points: &[usize]) -> Vec<SlipEvent> {
 }
 
 fn begin_params() -> impl Strategy<Value = BeginParams> {
-    (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), proptest::option::of(any::<bool>())).prop_map(
-        |(size, blocks, block_size, offset, encrypted)| BeginParams { size, blocks, block_size, offset, encrypted },
+    (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        proptest::option::of(any::<bool>()),
     )
+        .prop_map(
+            |(size, blocks, block_size, offset, encrypted)| BeginParams {
+                size,
+                blocks,
+                block_size,
+                offset,
+                encrypted,
+            },
+        )
 }
 
 fn data_block() -> impl Strategy<Value = DataBlock> {
-    (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..600)).prop_map(|(sequence, data)| DataBlock { sequence, data })
+    (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..600))
+        .prop_map(|(sequence, data)| DataBlock { sequence, data })
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    let mem_begin = begin_params().prop_map(|p| Command::MemBegin(BeginParams { encrypted: None, ..p }));
-    let register_write = (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>())
-        .prop_map(|(address, value, mask, delay_us)| RegisterWrite { address, value, mask, delay_us });
+    let mem_begin = begin_params().prop_map(|p| {
+        Command::MemBegin(BeginParams {
+            encrypted: None,
+            ..p
+        })
+    });
+    let register_write = (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+        |(address, value, mask, delay_us)| RegisterWrite {
+            address,
+            value,
+            mask,
+            delay_us,
+        },
+    );
     let spi_params = proptest::array::uniform6(any::<u32>()).prop_map(|w| SpiParams {
         id: w[0],
         total_size: w[1],
@@ -49,20 +77,25 @@ fn command() -> impl Strategy<Value = Command> {
         data_block().prop_map(Command::FlashData),
         any::<bool>().prop_map(|stay_in_loader| Command::FlashEnd { stay_in_loader }),
         mem_begin,
-        (any::<bool>(), any::<u32>()).prop_map(|(execute, entry)| Command::MemEnd { execute, entry }),
+        (any::<bool>(), any::<u32>())
+            .prop_map(|(execute, entry)| Command::MemEnd { execute, entry }),
         data_block().prop_map(Command::MemData),
         Just(Command::Sync),
         proptest::collection::vec(register_write, 1..4).prop_map(Command::WriteReg),
         any::<u32>().prop_map(|address| Command::ReadReg { address }),
         spi_params.prop_map(Command::SpiSetParams),
-        (any::<u32>(), any::<bool>()).prop_map(|(config, rom_form)| Command::SpiAttach { config, rom_form }),
-        (any::<u32>(), any::<u32>()).prop_map(|(new_baud, old_baud)| Command::ChangeBaudrate { new_baud, old_baud }),
+        (any::<u32>(), any::<bool>())
+            .prop_map(|(config, rom_form)| Command::SpiAttach { config, rom_form }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(new_baud, old_baud)| Command::ChangeBaudrate { new_baud, old_baud }),
         begin_params().prop_map(Command::FlashDeflBegin),
         data_block().prop_map(Command::FlashDeflData),
         any::<bool>().prop_map(|stay_in_loader| Command::FlashDeflEnd { stay_in_loader }),
-        (any::<u32>(), any::<u32>()).prop_map(|(address, size)| Command::SpiFlashMd5 { address, size }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(address, size)| Command::SpiFlashMd5 { address, size }),
         Just(Command::EraseFlash),
-        (any::<u32>(), any::<u32>()).prop_map(|(address, size)| Command::EraseRegion { address, size }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(address, size)| Command::EraseRegion { address, size }),
         proptest::array::uniform4(any::<u32>()).prop_map(|w| Command::ReadFlash {
             address: w[0],
             size: w[1],

@@ -52,7 +52,6 @@ fn failure(code: ErrorCode) -> [u8; 2] {
     [1, code.code()]
 }
 
-
 impl Device {
     /// Acts on one request while the ROM loader runs.
     pub(super) fn rom_command(&mut self, request: &RequestFrame<'_>) {
@@ -255,7 +254,10 @@ impl Device {
         let address =
             u64::from(write.offset) + u64::from(block.sequence) * u64::from(write.block_size);
         let address = u32::try_from(address).map_err(|_| ErrorCode::FlashWriteError)?;
-        let report = self.machine.flash_mut().program(address, &block.data)
+        let report = self
+            .machine
+            .flash_mut()
+            .program(address, &block.data)
             .map_err(|_| ErrorCode::FlashWriteError)?;
         write.next_sequence += 1;
         self.spend(report.typical_duration);

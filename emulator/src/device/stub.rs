@@ -113,7 +113,6 @@ fn failure(code: ErrorCode) -> [u8; 2] {
     [code.code(), 0]
 }
 
-
 fn status_of(outcome: Result<(), ErrorCode>) -> [u8; 2] {
     outcome.map_or_else(failure, |()| SUCCESS)
 }
@@ -358,12 +357,18 @@ impl Device {
                 } else {
                     sector
                 };
-            let report = self.machine.flash_mut().erase_range(write.erase_from as u32, unit as usize)
+            let report = self
+                .machine
+                .flash_mut()
+                .erase_range(write.erase_from as u32, unit as usize)
                 .map_err(|_| ErrorCode::FailedSpiOp)?;
             busy += report.typical_duration;
             write.erase_from += unit;
         }
-        let report = self.machine.flash_mut().program(write.next_address, data)
+        let report = self
+            .machine
+            .flash_mut()
+            .program(write.next_address, data)
             .map_err(|_| ErrorCode::FailedSpiOp)?;
         busy += report.typical_duration;
         write.next_address += data.len() as u32;
@@ -423,7 +428,9 @@ impl Device {
             });
         }
         let mut data = vec![0; size as usize];
-        self.machine.flash().read(address, &mut data)
+        self.machine
+            .flash()
+            .read(address, &mut data)
             .expect("range checked above");
         Ok(self.reported_digest(Md5::digest(&data).into()).to_vec())
     }
@@ -439,7 +446,10 @@ impl Device {
         if !size.is_multiple_of(SECTOR_SIZE) {
             return Err(misaligned(0x33));
         }
-        let report = self.machine.flash_mut().erase_range(address, size as usize)
+        let report = self
+            .machine
+            .flash_mut()
+            .erase_range(address, size as usize)
             .map_err(|_| ErrorCode::FailedSpiOp)?;
         self.spend(report.typical_duration);
         Ok(())
@@ -493,7 +503,9 @@ impl Device {
             }
             let len = read.packet_size.min(read.end - read.next_address) as usize;
             buffer.resize(len, 0);
-            self.machine.flash().read(read.next_address, &mut buffer)
+            self.machine
+                .flash()
+                .read(read.next_address, &mut buffer)
                 .expect("READ_FLASH range checked at its start");
             read.hasher.update(&buffer);
             read.next_address += len as u32;

@@ -28,7 +28,10 @@ impl Host {
     /// These tests cover the ROM loader and the behavioural stub model (uploads here are
     /// no code); executed code is tested with real programs in `tests/`.
     fn new(config: DeviceConfig, flash: SpiFlash) -> Host {
-        let config = DeviceConfig { execution: CodeExecution::StubModel, ..config };
+        let config = DeviceConfig {
+            execution: CodeExecution::StubModel,
+            ..config
+        };
         Host {
             device: Device::new(config, flash),
             decoder: SlipDecoder::new(),
@@ -1093,7 +1096,10 @@ fn run_user_code_from_the_rom_boots_the_flash_after_the_reply() {
     let reply = Response::decode(&output[1..reply_end - 1]).unwrap();
     assert_eq!(reply.status, Status::Success);
     let log = String::from_utf8(output[reply_end..].to_vec()).unwrap();
-    assert!(log.contains("boot mode:(3,6)") && log.ends_with("ets_main.c \r\n"), "{log:?}");
+    assert!(
+        log.contains("boot mode:(3,6)") && log.ends_with("ets_main.c \r\n"),
+        "{log:?}"
+    );
     assert_eq!(host.device.program(), Program::UserCode);
     host.send(&Command::Sync);
     assert!(host.output().is_empty(), "the loader no longer answers");

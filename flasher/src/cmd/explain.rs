@@ -133,24 +133,46 @@ mod tests {
 
     #[test]
     fn a_write_the_line_corrupted_names_the_address_and_a_lower_baud() {
-        let source = Box::new(Error::Device { opcode: esp_protocol::packet::Opcode::FlashDeflData, code: esp_protocol::status::ErrorCode::BadDataChecksum });
-        let (message, remedy) = parts(Error::WriteCorrupted { address: 0x10000, at: 0x5cccc, baud: 921_600, source });
-        assert!(message.contains("at about 0x5cccc") && message.contains("921600 baud"), "{message}");
+        let source = Box::new(Error::Device {
+            opcode: esp_protocol::packet::Opcode::FlashDeflData,
+            code: esp_protocol::status::ErrorCode::BadDataChecksum,
+        });
+        let (message, remedy) = parts(Error::WriteCorrupted {
+            address: 0x10000,
+            at: 0x5cccc,
+            baud: 921_600,
+            source,
+        });
+        assert!(
+            message.contains("at about 0x5cccc") && message.contains("921600 baud"),
+            "{message}"
+        );
         assert!(remedy.unwrap().contains("--baud 460800"));
         let (_, remedy) = parts(Error::WriteCorrupted {
             address: 0,
             at: 0x4000,
             baud: 115_200,
-            source: Box::new(Error::Timeout { opcode: esp_protocol::packet::Opcode::FlashData, timeout_ms: 3000 }),
+            source: Box::new(Error::Timeout {
+                opcode: esp_protocol::packet::Opcode::FlashData,
+                timeout_ms: 3000,
+            }),
         });
         assert!(remedy.unwrap().contains("--baud 115200, or a lower rate"));
     }
 
     #[test]
     fn a_write_that_timed_out_names_the_address_and_suggests_a_lower_baud() {
-        let source = Box::new(Error::Timeout { opcode: esp_protocol::packet::Opcode::FlashDeflData, timeout_ms: 3000 });
-        let (message, remedy) =
-            parts(Error::WriteInterrupted { address: 0x10000, reached: 0x23000, written: 78643, total: 393216, source });
+        let source = Box::new(Error::Timeout {
+            opcode: esp_protocol::packet::Opcode::FlashDeflData,
+            timeout_ms: 3000,
+        });
+        let (message, remedy) = parts(Error::WriteInterrupted {
+            address: 0x10000,
+            reached: 0x23000,
+            written: 78643,
+            total: 393216,
+            source,
+        });
         assert!(message.contains("0x00023000"), "{message}");
         assert!(remedy.unwrap().contains("try a lower --baud"));
     }

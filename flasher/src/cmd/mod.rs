@@ -92,6 +92,8 @@ pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
         Command::Run => run::run(connect, out),
         Command::Version => version::run(out),
         Command::Backup(args) => backup::run(args, &connect.with_default_baud(BaudArg::Auto), out),
-        Command::Restore(args) => restore::run(args, &connect.with_default_baud(BaudArg::Auto), out),
+        Command::Restore(args) => {
+            restore::run(args, &connect.with_default_baud(BaudArg::Auto), out)
+        }
     }
 }

@@ -208,7 +208,11 @@ impl Session {
 }
 
 /// The stub, baud and reset choices, checked before anything is opened.
-fn connect_options(connect: &ConnectArgs, port: &PortArg, out: &Output) -> Result<ConnectOptions, CmdError> {
+fn connect_options(
+    connect: &ConnectArgs,
+    port: &PortArg,
+    out: &Output,
+) -> Result<ConnectOptions, CmdError> {
     let stub = match StubImage::locate(connect.stub_file.as_deref()) {
         _ if connect.no_stub => None,
         Some(path) => Some(load_stub(&path)?),
@@ -257,7 +261,10 @@ fn default_stub(port: &PortArg, out: &Output) -> Result<Option<StubImage>, CmdEr
         }
         return Ok(None);
     };
-    out.line(format!("Stub: esptool's flasher stub from {}", path.display()));
+    out.line(format!(
+        "Stub: esptool's flasher stub from {}",
+        path.display()
+    ));
     load_stub(&path).map(Some)
 }
 

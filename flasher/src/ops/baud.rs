@@ -35,7 +35,10 @@ const PROBE_TRIES: u32 = 3;
 
 /// The next rate below `baud` on the auto-baud ladder, if any.
 pub fn lower_rate(baud: u32) -> Option<u32> {
-    AUTO_BAUD_RATES.into_iter().chain([FLOOR_BAUD]).find(|&rate| rate < baud)
+    AUTO_BAUD_RATES
+        .into_iter()
+        .chain([FLOOR_BAUD])
+        .find(|&rate| rate < baud)
 }
 
 impl<T: Transport> Flasher<T> {
@@ -81,7 +84,9 @@ impl<T: Transport> Flasher<T> {
         for _ in 0..SWITCH_TRIES {
             match self.change_baud(baud) {
                 Ok(()) => return Ok(()),
-                Err(error @ (Error::Timeout { .. } | Error::Device { .. })) => last_error = Some(error),
+                Err(error @ (Error::Timeout { .. } | Error::Device { .. })) => {
+                    last_error = Some(error)
+                }
                 Err(other) => return Err(other),
             }
             // The reply was lost or garbled: the chip may have switched anyway.
@@ -98,7 +103,8 @@ impl<T: Transport> Flasher<T> {
 
     /// True when a SYNC is answered at the current rate.
     fn resync(&mut self) -> Result<bool> {
-        self.connection.drain(std::time::Duration::from_millis(300))?;
+        self.connection
+            .drain(std::time::Duration::from_millis(300))?;
         for _ in 0..RESYNC_TRIES {
             match self.connection.sync() {
                 Ok(_) => return Ok(true),

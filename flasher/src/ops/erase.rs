@@ -5,7 +5,9 @@ use esp_protocol::packet::{Command, Opcode};
 use esp_protocol::rom_erase::SECTOR_SIZE;
 use md5::{Digest, Md5};
 
-use crate::connection::{timeout_per_mb, CHIP_ERASE_TIMEOUT, ERASE_SECONDS_PER_MB, MD5_SECONDS_PER_MB};
+use crate::connection::{
+    timeout_per_mb, CHIP_ERASE_TIMEOUT, ERASE_SECONDS_PER_MB, MD5_SECONDS_PER_MB,
+};
 use crate::error::{hex, Error, Result};
 use crate::flasher::Flasher;
 use crate::progress::Event;
@@ -21,7 +23,11 @@ impl<T: Transport> Flasher<T> {
     pub(crate) fn check_in_flash(&self, address: u32, size: u64) -> Result<()> {
         let flash_size = self.flash_size()?;
         if address as u64 + size > flash_size as u64 {
-            return Err(Error::RegionPastEnd { address, size, flash_size });
+            return Err(Error::RegionPastEnd {
+                address,
+                size,
+                flash_size,
+            });
         }
         Ok(())
     }
@@ -29,7 +35,8 @@ impl<T: Transport> Flasher<T> {
     /// Erases the whole flash.
     pub fn erase_flash(&mut self) -> Result<()> {
         self.require_stub("erase_flash")?;
-        self.connection.command(&Command::EraseFlash, CHIP_ERASE_TIMEOUT)?;
+        self.connection
+            .command(&Command::EraseFlash, CHIP_ERASE_TIMEOUT)?;
         let size = self.flash_info().size.unwrap_or(0);
         self.report(Event::Erased { address: 0, size });
         Ok(())
@@ -38,12 +45,17 @@ impl<T: Transport> Flasher<T> {
     /// Erases `size` bytes at `address`, both multiples of the 4 KiB sector.
     pub fn erase_region(&mut self, address: u32, size: u32) -> Result<()> {
         if !address.is_multiple_of(SECTOR_SIZE) || !size.is_multiple_of(SECTOR_SIZE) {
-            return Err(Error::Unaligned { address, size, sector_size: SECTOR_SIZE });
+            return Err(Error::Unaligned {
+                address,
+                size,
+                sector_size: SECTOR_SIZE,
+            });
         }
         self.require_stub("erase_region")?;
         self.check_in_flash(address, size as u64)?;
         let timeout = timeout_per_mb(ERASE_SECONDS_PER_MB, size);
-        self.connection.command(&Command::EraseRegion { address, size }, timeout)?;
+        self.connection
+            .command(&Command::EraseRegion { address, size }, timeout)?;
         self.report(Event::Erased { address, size });
         Ok(())
     }
@@ -52,7 +64,9 @@ impl<T: Transport> Flasher<T> {
     pub fn flash_md5(&mut self, address: u32, size: u32) -> Result<[u8; 16]> {
         self.require_stub("MD5 verification")?;
         let command = Command::SpiFlashMd5 { address, size };
-        let response = self.connection.command(&command, timeout_per_mb(MD5_SECONDS_PER_MB, size))?;
+        let response = self
+            .connection
+            .command(&command, timeout_per_mb(MD5_SECONDS_PER_MB, size))?;
         parse_md5_response(&response.data)
     }
 
@@ -61,9 +75,17 @@ impl<T: Transport> Flasher<T> {
         let on_flash = self.flash_md5(address, data.len() as u32)?;
         let expected = md5_of(data);
         if on_flash != expected {
-            return Err(Error::VerifyFailed { address, size: data.len(), expected: hex(&expected), got: hex(&on_flash) });
+            return Err(Error::VerifyFailed {
+                address,
+                size: data.len(),
+                expected: hex(&expected),
+                got: hex(&on_flash),
+            });
         }
-        self.report(Event::Verified { address, size: data.len() });
+        self.report(Event::Verified {
+            address,
+            size: data.len(),
+        });
         Ok(())
     }
 }
@@ -81,7 +103,8 @@ fn parse_md5_response(data: &[u8]) -> Result<[u8; 16]> {
             let text = std::str::from_utf8(data).map_err(|_| unexpected())?;
             let mut digest = [0u8; 16];
             for (index, byte) in digest.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * index..2 * index + 2], 16).map_err(|_| unexpected())?;
+                *byte = u8::from_str_radix(&text[2 * index..2 * index + 2], 16)
+                    .map_err(|_| unexpected())?;
             }
             Ok(digest)
         }
@@ -98,6 +121,9 @@ mod tests {
         let digest = md5_of(b"abc");
         assert_eq!(parse_md5_response(&digest).unwrap(), digest);
         assert_eq!(parse_md5_response(hex(&digest).as_bytes()).unwrap(), digest);
-        assert!(matches!(parse_md5_response(&[1, 2]), Err(Error::UnexpectedResponse { .. })));
+        assert!(matches!(
+            parse_md5_response(&[1, 2]),
+            Err(Error::UnexpectedResponse { .. })
+        ));
     }
 }

@@ -46,7 +46,11 @@ impl<T: Transport> Flasher<T> {
         self.require_stub("read_flash")?;
         self.check_in_flash(address, size as u64)?;
         let total = size as usize;
-        self.report(Event::Started { operation: Operation::Read, address, total });
+        self.report(Event::Started {
+            operation: Operation::Read,
+            address,
+            total,
+        });
         let mut data = Vec::with_capacity(total);
         let mut block_size = READ_BLOCK_SIZE;
         while data.len() < total {
@@ -63,7 +67,9 @@ impl<T: Transport> Flasher<T> {
             };
             data.extend_from_slice(&block);
         }
-        self.report(Event::Finished { operation: Operation::Read });
+        self.report(Event::Finished {
+            operation: Operation::Read,
+        });
         Ok(data)
     }
 
@@ -74,7 +80,13 @@ impl<T: Transport> Flasher<T> {
     }
 
     /// Reads `len` bytes at `address`, or fewer (from `address`) if corruption made it shrink the block.
-    fn read_block_with_retries(&mut self, address: u32, mut len: u32, done_before: usize, total: usize) -> Result<Vec<u8>> {
+    fn read_block_with_retries(
+        &mut self,
+        address: u32,
+        mut len: u32,
+        done_before: usize,
+        total: usize,
+    ) -> Result<Vec<u8>> {
         let mut attempt = 1;
         let mut attempts_in_all = 1;
         loop {
@@ -92,11 +104,20 @@ impl<T: Transport> Flasher<T> {
                 // A new rate starts a new count.
                 attempt = 0;
             } else if attempt >= READ_ATTEMPTS {
-                return Err(Error::ReadFailed { address, bytes_read: done_before, attempts: attempts_in_all, reason });
+                return Err(Error::ReadFailed {
+                    address,
+                    bytes_read: done_before,
+                    attempts: attempts_in_all,
+                    reason,
+                });
             }
             attempt += 1;
             attempts_in_all += 1;
-            self.report(Event::Retrying { address, attempt: attempts_in_all, reason });
+            self.report(Event::Retrying {
+                address,
+                attempt: attempts_in_all,
+                reason,
+            });
         }
     }
 
@@ -108,7 +129,12 @@ impl<T: Transport> Flasher<T> {
         len: u32,
         progress: Option<(usize, usize)>,
     ) -> Result<std::result::Result<Vec<u8>, RetryReason>> {
-        let command = Command::ReadFlash { address, size: len, packet_size: STUB_READ_PACKET_SIZE, max_in_flight: READ_WINDOW };
+        let command = Command::ReadFlash {
+            address,
+            size: len,
+            packet_size: STUB_READ_PACKET_SIZE,
+            max_in_flight: READ_WINDOW,
+        };
         // A block that times out after garbled input was corrupted, not merely unanswered.
         let line_errors = self.connection.line_errors();
         let timed_out = |flasher: &Self| match flasher.connection.line_errors() > line_errors {
@@ -127,19 +153,30 @@ impl<T: Transport> Flasher<T> {
             };
             let expected = (len as usize - block.len()).min(STUB_READ_PACKET_SIZE as usize);
             if frame.len() != expected {
-                return Ok(Err(RetryReason::ShortFrame { expected, got: frame.len() }));
+                return Ok(Err(RetryReason::ShortFrame {
+                    expected,
+                    got: frame.len(),
+                }));
             }
             block.extend_from_slice(&frame);
-            self.connection.send_frame(&encode_read_ack(block.len() as u32))?;
+            self.connection
+                .send_frame(&encode_read_ack(block.len() as u32))?;
             if let Some((done_before, total)) = progress {
-                self.report(Event::Progress { operation: Operation::Read, done: done_before + block.len(), total });
+                self.report(Event::Progress {
+                    operation: Operation::Read,
+                    done: done_before + block.len(),
+                    total,
+                });
             }
         }
         let Some(digest) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
             return Ok(Err(timed_out(self)));
         };
         if digest.len() != 16 {
-            return Ok(Err(RetryReason::ShortFrame { expected: 16, got: digest.len() }));
+            return Ok(Err(RetryReason::ShortFrame {
+                expected: 16,
+                got: digest.len(),
+            }));
         }
         if digest != md5_of(&block) {
             return Ok(Err(RetryReason::DigestMismatch));

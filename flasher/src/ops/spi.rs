@@ -45,7 +45,10 @@ impl<T: Transport> Flasher<T> {
     /// Runs one SPI flash command: sends `command` and `data` (at most 64
     /// bytes), then clocks in `read_bits` (at most 32) and returns them.
     pub fn spi_flash_command(&mut self, command: u8, data: &[u8], read_bits: u32) -> Result<u32> {
-        assert!(read_bits <= 32 && data.len() <= 64, "SPI command beyond the peripheral's 64-byte buffer");
+        assert!(
+            read_bits <= 32 && data.len() <= 64,
+            "SPI command beyond the peripheral's 64-byte buffer"
+        );
         let data_bits = data.len() as u32 * 8;
         let old_usr = self.read_reg(SPI_USR_REG)?;
         let old_usr2 = self.read_reg(SPI_USR2_REG)?;
@@ -56,17 +59,26 @@ impl<T: Transport> Flasher<T> {
         if data_bits > 0 {
             flags |= SPI_USR_MOSI;
         }
-        let lengths = (read_bits.saturating_sub(1) << MISO_BITLEN_SHIFT) | (data_bits.saturating_sub(1) << MOSI_BITLEN_SHIFT);
+        let lengths = (read_bits.saturating_sub(1) << MISO_BITLEN_SHIFT)
+            | (data_bits.saturating_sub(1) << MOSI_BITLEN_SHIFT);
         self.write_reg(SPI_USR1_REG, lengths, u32::MAX)?;
         self.write_reg(SPI_USR_REG, flags, u32::MAX)?;
-        self.write_reg(SPI_USR2_REG, (7 << USR2_COMMAND_LEN_SHIFT) | command as u32, u32::MAX)?;
+        self.write_reg(
+            SPI_USR2_REG,
+            (7 << USR2_COMMAND_LEN_SHIFT) | command as u32,
+            u32::MAX,
+        )?;
         if data.is_empty() {
             self.write_reg(SPI_W0_REG, 0, u32::MAX)?;
         } else {
             for (index, chunk) in data.chunks(4).enumerate() {
                 let mut word = [0u8; 4];
                 word[..chunk.len()].copy_from_slice(chunk);
-                self.write_reg(SPI_W0_REG + 4 * index as u32, u32::from_le_bytes(word), u32::MAX)?;
+                self.write_reg(
+                    SPI_W0_REG + 4 * index as u32,
+                    u32::from_le_bytes(word),
+                    u32::MAX,
+                )?;
             }
         }
         self.write_reg(SPI_CMD_REG, SPI_CMD_USR, u32::MAX)?;
@@ -106,8 +118,17 @@ impl<T: Transport> Flasher<T> {
     /// Writes status registers 1..=`count` (at most 3) as esptool does: a
     /// 16-bit WRSR for two registers, then each register on its own.
     /// `non_volatile` uses WREN instead of the volatile write enable.
-    pub fn write_flash_status(&mut self, value: u32, count: usize, non_volatile: bool) -> Result<()> {
-        let enable = if non_volatile { WRITE_ENABLE } else { VOLATILE_SR_WRITE_ENABLE };
+    pub fn write_flash_status(
+        &mut self,
+        value: u32,
+        count: usize,
+        non_volatile: bool,
+    ) -> Result<()> {
+        let enable = if non_volatile {
+            WRITE_ENABLE
+        } else {
+            VOLATILE_SR_WRITE_ENABLE
+        };
         if count == 2 {
             self.spi_flash_command(enable, &[], 0)?;
             self.spi_flash_command(WRITE_STATUS[0], &(value as u16).to_le_bytes(), 0)?;

@@ -45,8 +45,14 @@ use crate::transport::Transport;
 
 /// Status register bits (register 1 low byte, register 2 high byte) that choose what a
 /// W25Q-style flash protects from writes: block-protect, top/bottom, sector and complement.
-const PROTECTION_BITS: [(u32, &str); 6] =
-    [(1 << 2, "BP0"), (1 << 3, "BP1"), (1 << 4, "BP2"), (1 << 5, "TB"), (1 << 6, "SEC"), (1 << 14, "CMP")];
+const PROTECTION_BITS: [(u32, &str); 6] = [
+    (1 << 2, "BP0"),
+    (1 << 3, "BP1"),
+    (1 << 4, "BP2"),
+    (1 << 5, "TB"),
+    (1 << 6, "SEC"),
+    (1 << 14, "CMP"),
+];
 /// Any of these set protects part of the flash (BP0-BP2, or CMP with them clear: all of it).
 const PROTECTING_BITS: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 14);
 
@@ -98,14 +104,23 @@ pub struct WriteOptions {
 impl Default for WriteOptions {
     /// esptool's defaults with a stub: compressed and verified.
     fn default() -> Self {
-        WriteOptions { compress: true, verify: true, skip_unchanged: false, header: HeaderParams::default() }
+        WriteOptions {
+            compress: true,
+            verify: true,
+            skip_unchanged: false,
+            header: HeaderParams::default(),
+        }
     }
 }
 
 impl WriteOptions {
     /// What the ROM loader alone can do: uncompressed, unverified.
     pub fn rom_only() -> Self {
-        WriteOptions { compress: false, verify: false, ..WriteOptions::default() }
+        WriteOptions {
+            compress: false,
+            verify: false,
+            ..WriteOptions::default()
+        }
     }
 }
 
@@ -138,7 +153,11 @@ pub struct WriteReport {
 impl<T: Transport> Flasher<T> {
     /// Writes `regions` as `options` say. Regions may not share a 4 KiB
     /// sector (each write erases whole sectors) nor run past the flash.
-    pub fn write_flash(&mut self, regions: &[Region], options: &WriteOptions) -> Result<WriteReport> {
+    pub fn write_flash(
+        &mut self,
+        regions: &[Region],
+        options: &WriteOptions,
+    ) -> Result<WriteReport> {
         if options.compress {
             self.require_stub("compressed writes")?;
         }
@@ -157,7 +176,9 @@ impl<T: Transport> Flasher<T> {
         let overrides = self.header_overrides(&options.header)?;
         let mut report = WriteReport::default();
         for region in sorted {
-            report.regions.push(self.write_region(region, &overrides, options)?);
+            report
+                .regions
+                .push(self.write_region(region, &overrides, options)?);
         }
         Ok(report)
     }
@@ -168,20 +189,33 @@ impl<T: Transport> Flasher<T> {
             HeaderSize::Set(size) => Some(size),
             HeaderSize::Detect => {
                 let bytes = self.flash_size()?;
-                Some(FlashSize::from_bytes(bytes).ok_or(Error::UnknownFlashSize { jedec_id: self.flash_info().jedec_id })?)
+                Some(FlashSize::from_bytes(bytes).ok_or(Error::UnknownFlashSize {
+                    jedec_id: self.flash_info().jedec_id,
+                })?)
             }
         };
-        Ok(FlashParamOverrides { mode: header.mode, size, freq: header.freq })
+        Ok(FlashParamOverrides {
+            mode: header.mode,
+            size,
+            freq: header.freq,
+        })
     }
 
-    fn write_region(&mut self, region: &Region, overrides: &FlashParamOverrides, options: &WriteOptions) -> Result<RegionReport> {
+    fn write_region(
+        &mut self,
+        region: &Region,
+        overrides: &FlashParamOverrides,
+        options: &WriteOptions,
+    ) -> Result<RegionReport> {
         let mut data = region.data.clone();
         let header = patch_flash_params(&mut data, region.address, overrides);
         if header != FlashParamsPatch::NotApplicable {
             self.report(Event::HeaderPatched(header.clone()));
         }
         if let Some(mode) = self.mode_the_flash_cannot_boot(region.address, &data) {
-            self.report(Event::Warning(Warning::NotDoutOnEsp8285 { mode: mode.name().to_string() }));
+            self.report(Event::Warning(Warning::NotDoutOnEsp8285 {
+                mode: mode.name().to_string(),
+            }));
         }
         let runs = if options.skip_unchanged {
             self.runs_to_write(region.address, &data)?
@@ -191,15 +225,30 @@ impl<T: Transport> Flasher<T> {
         };
         let written: usize = runs.iter().map(|run| run.len()).sum();
         if options.skip_unchanged {
-            self.report(Event::Skipped { address: region.address, bytes: data.len() - written, total: data.len() });
+            self.report(Event::Skipped {
+                address: region.address,
+                bytes: data.len() - written,
+                total: data.len(),
+            });
         }
-        self.report(Event::Started { operation: Operation::Write, address: region.address, total: written });
+        self.report(Event::Started {
+            operation: Operation::Write,
+            address: region.address,
+            total: written,
+        });
         let mut compressed = None;
         let mut done = 0;
         for run in runs {
             let address = region.address + run.start as u32;
             let bytes = &data[run];
-            self.write_run(region.address, address, bytes, options, (done, written), &mut compressed)?;
+            self.write_run(
+                region.address,
+                address,
+                bytes,
+                options,
+                (done, written),
+                &mut compressed,
+            )?;
             done += bytes.len();
         }
         if self.loader() == Loader::Stub {
@@ -207,7 +256,9 @@ impl<T: Transport> Flasher<T> {
             // is answered only once the last block is on the flash.
             self.read_reg(CHIP_DETECT_MAGIC_REG)?;
         }
-        self.report(Event::Finished { operation: Operation::Write });
+        self.report(Event::Finished {
+            operation: Operation::Write,
+        });
         if options.verify {
             if let Err(error) = self.verify(region.address, &data) {
                 return Err(self.diagnose_verify_failure(region.address, &data, error));
@@ -246,11 +297,15 @@ impl<T: Transport> Flasher<T> {
             let progress = (done_before + start, total);
             let (result, compressed) = if options.compress {
                 let compressed = zlib_best(&pad_to_word(part));
-                let result = self.write_compressed(at, part.len(), &compressed, progress, &mut acked);
+                let result =
+                    self.write_compressed(at, part.len(), &compressed, progress, &mut acked);
                 *compressed_size.get_or_insert(0) += compressed.len();
                 (result, Some(compressed))
             } else {
-                (self.write_uncompressed(at, part, progress, &mut acked), None)
+                (
+                    self.write_uncompressed(at, part, progress, &mut acked),
+                    None,
+                )
             };
             let Err(error) = result else {
                 return Ok(());
@@ -260,20 +315,31 @@ impl<T: Transport> Flasher<T> {
                 let baud = self.connection.transport().baud();
                 self.resync_after_failure()?;
                 if !self.step_baud_down()? {
-                    return Err(Error::WriteCorrupted { address: region_address, at: failed_at, baud, source: Box::new(error) });
+                    return Err(Error::WriteCorrupted {
+                        address: region_address,
+                        at: failed_at,
+                        baud,
+                        source: Box::new(error),
+                    });
                 }
                 // Bytes of `part` surely on the flash: the stubs write each block they acknowledge,
                 // but may hold back up to their inflate window of a compressed stream.
                 let safe = match &compressed {
                     Some(compressed) => {
-                        let sent = (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
-                        inflated_len(&compressed[..sent]).saturating_sub(STUB_INFLATE_WINDOW).min(part.len())
+                        let sent =
+                            (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
+                        inflated_len(&compressed[..sent])
+                            .saturating_sub(STUB_INFLATE_WINDOW)
+                            .min(part.len())
                     }
                     None => (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(part.len()),
                 };
                 let sector_start = (at + safe as u32) & !(SECTOR_SIZE - 1);
                 let resume = sector_start.max(at);
-                self.report(Event::Warning(Warning::WriteBlockCorrupt { address: failed_at, resume }));
+                self.report(Event::Warning(Warning::WriteBlockCorrupt {
+                    address: failed_at,
+                    resume,
+                }));
                 start = (resume - address) as usize;
                 continue;
             }
@@ -300,11 +366,18 @@ impl<T: Transport> Flasher<T> {
     fn line_corrupted(&self, error: &Error, line_errors_before: u64) -> bool {
         match error {
             Error::Device {
-                opcode: Opcode::FlashData | Opcode::FlashDeflData | Opcode::FlashBegin | Opcode::FlashDeflBegin,
+                opcode:
+                    Opcode::FlashData
+                    | Opcode::FlashDeflData
+                    | Opcode::FlashBegin
+                    | Opcode::FlashDeflBegin,
                 code: ErrorCode::BadDataChecksum | ErrorCode::BadDataLength | ErrorCode::TooMuchData,
             } => true,
             // A status no stub sends: the reply itself was garbled.
-            Error::Device { opcode: Opcode::FlashData | Opcode::FlashDeflData, code: ErrorCode::Other(_) } => true,
+            Error::Device {
+                opcode: Opcode::FlashData | Opcode::FlashDeflData,
+                code: ErrorCode::Other(_),
+            } => true,
             Error::Timeout { .. } => self.connection.line_errors() > line_errors_before,
             _ => false,
         }
@@ -316,7 +389,9 @@ impl<T: Transport> Flasher<T> {
         if address != 0 || self.chip().kind != ChipKind::Esp8285 {
             return None;
         }
-        read_flash_params(data).and_then(|params| params.mode().ok()).filter(|&mode| mode != FlashMode::Dout)
+        read_flash_params(data)
+            .and_then(|params| params.mode().ok())
+            .filter(|&mode| mode != FlashMode::Dout)
     }
 
     /// Explains a failed verification: the status register's protection bits, else the
@@ -326,9 +401,16 @@ impl<T: Transport> Flasher<T> {
             return error;
         };
         if status & PROTECTING_BITS != 0 {
-            let bits: Vec<&str> =
-                PROTECTION_BITS.iter().filter(|(mask, _)| status & mask != 0).map(|(_, name)| *name).collect();
-            return Error::WriteProtected { address, status, bits: bits.join(" ") };
+            let bits: Vec<&str> = PROTECTION_BITS
+                .iter()
+                .filter(|(mask, _)| status & mask != 0)
+                .map(|(_, name)| *name)
+                .collect();
+            return Error::WriteProtected {
+                address,
+                status,
+                bits: bits.join(" "),
+            };
         }
         let Ok(runs) = self.changed_runs(address, data) else {
             return error;
@@ -344,7 +426,11 @@ impl<T: Transport> Flasher<T> {
                 (start..address + run.end as u32).step_by(SECTOR_SIZE as usize)
             })
             .collect();
-        Error::SectorsNotWritten { address, size: data.len(), sectors }
+        Error::SectorsNotWritten {
+            address,
+            size: data.len(),
+            sectors,
+        }
     }
 
     /// The ranges of `data` (sector runs) that differ from the flash at `address`.
@@ -359,7 +445,12 @@ impl<T: Transport> Flasher<T> {
         self.compare_with_flash(address, data, true)
     }
 
-    fn compare_with_flash(&mut self, address: u32, data: &[u8], blocks_when_mostly_new: bool) -> Result<Vec<Range<usize>>> {
+    fn compare_with_flash(
+        &mut self,
+        address: u32,
+        data: &[u8],
+        blocks_when_mostly_new: bool,
+    ) -> Result<Vec<Range<usize>>> {
         if data.is_empty() || self.flash_md5(address, data.len() as u32)? == md5_of(data) {
             return Ok(Vec::new());
         }
@@ -369,8 +460,10 @@ impl<T: Transport> Flasher<T> {
             return self.differing(address, data, whole, SECTOR_SIZE as usize);
         }
         let blocks = self.differing(address, data, whole, COMPARE_BLOCK_SIZE)?;
-        let differing_blocks: usize =
-            blocks.iter().map(|run| pieces(address, run.clone(), COMPARE_BLOCK_SIZE).count()).sum();
+        let differing_blocks: usize = blocks
+            .iter()
+            .map(|run| pieces(address, run.clone(), COMPARE_BLOCK_SIZE).count())
+            .sum();
         if blocks_when_mostly_new && differing_blocks * 2 > block_count {
             return Ok(blocks);
         }
@@ -385,7 +478,13 @@ impl<T: Transport> Flasher<T> {
 
     /// The runs of `within` (offsets into `data`, at flash `address`) whose `unit`-aligned
     /// pieces have another MD5 on the flash.
-    fn differing(&mut self, address: u32, data: &[u8], within: Range<usize>, unit: usize) -> Result<Vec<Range<usize>>> {
+    fn differing(
+        &mut self,
+        address: u32,
+        data: &[u8],
+        within: Range<usize>,
+        unit: usize,
+    ) -> Result<Vec<Range<usize>>> {
         let mut runs = Vec::new();
         for piece in pieces(address, within, unit) {
             let on_flash = self.flash_md5(address + piece.start as u32, piece.len() as u32)?;
@@ -414,15 +513,30 @@ impl<T: Transport> Flasher<T> {
             offset: address,
             encrypted: None,
         };
-        self.connection.command(&Command::FlashDeflBegin(begin), DEFAULT_TIMEOUT)?;
+        self.connection
+            .command(&Command::FlashDeflBegin(begin), DEFAULT_TIMEOUT)?;
         // Each block may inflate to much more than its size; allow erase time for its share.
         let block_timeout = timeout_per_mb(ERASE_SECONDS_PER_MB, (size / blocks.max(1)) as u32);
-        for (sequence, chunk) in compressed.chunks(STUB_FLASH_BLOCK_SIZE as usize).enumerate() {
-            let block = DataBlock { sequence: sequence as u32, data: chunk.to_vec() };
-            self.connection.command(&Command::FlashDeflData(block), block_timeout)?;
+        for (sequence, chunk) in compressed
+            .chunks(STUB_FLASH_BLOCK_SIZE as usize)
+            .enumerate()
+        {
+            let block = DataBlock {
+                sequence: sequence as u32,
+                data: chunk.to_vec(),
+            };
+            self.connection
+                .command(&Command::FlashDeflData(block), block_timeout)?;
             let share = size * (sequence + 1) / blocks;
-            *acked = Acked { bytes: share, blocks: sequence + 1 };
-            self.report(Event::Progress { operation: Operation::Write, done: done_before + share, total });
+            *acked = Acked {
+                bytes: share,
+                blocks: sequence + 1,
+            };
+            self.report(Event::Progress {
+                operation: Operation::Write,
+                done: done_before + share,
+                total,
+            });
         }
         Ok(())
     }
@@ -443,26 +557,48 @@ impl<T: Transport> Flasher<T> {
                 let plan = rom_erase_plan(address, bytes.len() as u32);
                 if plan.extra_sectors > 0 {
                     let extra_sector_address = (plan.erased_sectors.end - 1) * SECTOR_SIZE;
-                    self.report(Event::Warning(Warning::RomEraseOvershoot { extra_sector_address }));
+                    self.report(Event::Warning(Warning::RomEraseOvershoot {
+                        extra_sector_address,
+                    }));
                 }
                 (ROM_FLASH_BLOCK_SIZE, plan.size_to_send)
             }
         };
         let blocks = bytes.len().div_ceil(block_size as usize);
-        let begin = BeginParams { size: erase_size, blocks: blocks as u32, block_size, offset: address, encrypted: None };
+        let begin = BeginParams {
+            size: erase_size,
+            blocks: blocks as u32,
+            block_size,
+            offset: address,
+            encrypted: None,
+        };
         let begin_timeout = match self.loader() {
             Loader::Stub => DEFAULT_TIMEOUT,
             Loader::Rom => timeout_per_mb(ERASE_SECONDS_PER_MB, erase_size),
         };
-        self.connection.command(&Command::FlashBegin(begin), begin_timeout)?;
+        self.connection
+            .command(&Command::FlashBegin(begin), begin_timeout)?;
         for (sequence, chunk) in bytes.chunks(block_size as usize).enumerate() {
             let mut data = chunk.to_vec();
             data.resize(block_size as usize, 0xFF);
-            let block = DataBlock { sequence: sequence as u32, data };
-            self.connection.command(&Command::FlashData(block), timeout_per_mb(ERASE_SECONDS_PER_MB, block_size))?;
+            let block = DataBlock {
+                sequence: sequence as u32,
+                data,
+            };
+            self.connection.command(
+                &Command::FlashData(block),
+                timeout_per_mb(ERASE_SECONDS_PER_MB, block_size),
+            )?;
             let done = (sequence * block_size as usize + chunk.len()).min(bytes.len());
-            *acked = Acked { bytes: done, blocks: sequence + 1 };
-            self.report(Event::Progress { operation: Operation::Write, done: done_before + done, total });
+            *acked = Acked {
+                bytes: done,
+                blocks: sequence + 1,
+            };
+            self.report(Event::Progress {
+                operation: Operation::Write,
+                done: done_before + done,
+                total,
+            });
         }
         Ok(())
     }
@@ -534,7 +670,10 @@ fn check_sector_overlap(sorted: &[&Region]) -> Result<()> {
     for pair in sorted.windows(2) {
         let (first, second) = (pair[0], pair[1]);
         if share_a_sector(first.address, first.data.len(), second.address) {
-            return Err(Error::OverlappingRegions { first: first.address, second: second.address });
+            return Err(Error::OverlappingRegions {
+                first: first.address,
+                second: second.address,
+            });
         }
     }
     Ok(())
@@ -549,7 +688,9 @@ fn pad_to_word(bytes: &[u8]) -> Vec<u8> {
 
 fn zlib_best(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
-    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
+    encoder
+        .write_all(bytes)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -558,7 +699,10 @@ mod tests {
     use super::*;
 
     fn region(address: u32, len: usize) -> Region {
-        Region { address, data: vec![0; len] }
+        Region {
+            address,
+            data: vec![0; len],
+        }
     }
 
     #[test]
@@ -566,7 +710,10 @@ mod tests {
         let (a, b) = (region(0, 0x1001), region(0x1800, 4));
         assert!(matches!(
             check_sector_overlap(&[&a, &b]),
-            Err(Error::OverlappingRegions { first: 0, second: 0x1800 })
+            Err(Error::OverlappingRegions {
+                first: 0,
+                second: 0x1800
+            })
         ));
         let (a, b) = (region(0, 0x1000), region(0x1000, 4));
         assert!(check_sector_overlap(&[&a, &b]).is_ok());
@@ -589,7 +736,11 @@ mod tests {
     fn compression_pads_to_words_and_round_trips() {
         let compressed = zlib_best(&pad_to_word(&[1, 2, 3, 4, 5]));
         let mut inflated = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&compressed[..]), &mut inflated).unwrap();
+        std::io::Read::read_to_end(
+            &mut flate2::read::ZlibDecoder::new(&compressed[..]),
+            &mut inflated,
+        )
+        .unwrap();
         assert_eq!(inflated, vec![1, 2, 3, 4, 5, 0xFF, 0xFF, 0xFF]);
     }
 }
