@@ -69,10 +69,10 @@ pub struct Args {
     /// from flash fails when the image header asks for a mode they do not carry.
     #[arg(long, value_name = "qio|dio|dout")]
     pub flash_wiring: Option<FlashWiring>,
-    /// What answers once a client uploads code: the behavioural model of a flasher stub,
-    /// nothing executed (model, the default for now), or the CPU runs the code (run; also
-    /// runs the firmware a boot from flash finds).
-    #[arg(long, value_enum, default_value_t = StubArg::Model)]
+    /// What answers once a client uploads code: the CPU runs it (run, the default; also runs
+    /// the firmware a boot from flash finds), or the behavioural model of a flasher stub
+    /// answers and nothing is executed (model).
+    #[arg(long, value_enum, default_value_t = StubArg::Run)]
     pub stub: StubArg,
     /// Log client sessions and cable events to stderr.
     #[arg(short, long)]

@@ -171,9 +171,13 @@ fn serve(
                     eprintln!("esp-emulator: {line}");
                 }
             }
-            Ok(Event::Server(ServerEvent::SessionEnded)) => {
-                if verbose {
+            Ok(Event::Server(ServerEvent::SessionEnded { chip_reset })) => {
+                if verbose && chip_reset {
                     eprintln!("esp-emulator: client closed the port; chip reset to the ROM loader");
+                } else if verbose {
+                    eprintln!(
+                        "esp-emulator: client closed the port; the program the chip runs goes on"
+                    );
                 }
                 save(server, backing.as_deref_mut())?;
             }

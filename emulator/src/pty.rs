@@ -55,8 +55,12 @@ const BITS_PER_BYTE: u32 = 10;
 /// Something the server reports while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
-    /// A client closed the port; the device was reset to the ROM loader.
-    SessionEnded,
+    /// A client closed the port.
+    SessionEnded {
+        /// The chip was reset, as a board's auto-reset does; `false`: the program it runs
+        /// (a RAM program loaded with `load_ram`) goes on.
+        chip_reset: bool,
+    },
     /// The cable was pulled and plugged in again: the device now serves on a new slave path.
     Replugged(PathBuf),
     /// One line of the device's packet trace.
@@ -379,14 +383,15 @@ impl Server {
             self.inbound.clear();
             // A program that is no flasher stub keeps running, and what it printed waits
             // for the next client; anything else resets, as a board's auto-reset does.
-            if self.link().device().resets_when_port_closes() {
+            let chip_reset = self.link().device().resets_when_port_closes();
+            if chip_reset {
                 self.on_wire.clear();
                 self.ready.clear();
                 let now = self.now();
                 self.link().reset(now);
             }
             self.port.make_slave_raw()?;
-            self.emit(ServerEvent::SessionEnded);
+            self.emit(ServerEvent::SessionEnded { chip_reset });
         }
         // Until a client opens the slave, the master keeps reporting the hang-up.
         let mut fds = [PollFd::new(self.stop_wait.as_fd(), PollFlags::POLLIN)];

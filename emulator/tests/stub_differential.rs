@@ -19,8 +19,7 @@
 //! ends there. The list, each constant saying what and why:
 //!
 //! - one reply: [`MISALIGNED_ERASE_STATUS`] (v1), [`LEGACY_MD5_PAST_CHIP_END`] (v1),
-//!   [`LEGACY_MD5_PAST_DECLARED_SIZE`] (v1), [`EMPTY_MD5_PAST_END`] (v2),
-//!   [`UART_DIVIDER_AFTER_BAUD_CHANGE`] (both);
+//!   [`LEGACY_MD5_PAST_DECLARED_SIZE`] (v1), [`EMPTY_MD5_PAST_END`] (v2);
 //! - flashes part: [`UNFINISHED_WRITE`] (both);
 //! - both: [`WRITE_PAST_CHIP_END`], [`ERASE_PAST_CHIP_END`], [`BROKEN_COMPRESSED_STREAM`],
 //!   [`UNALIGNED_WRITE`] (all both).
@@ -44,7 +43,8 @@ use base64::Engine as _;
 use esp_emulator::device::{CodeExecution, Device, DeviceConfig, Program, StubFlavor};
 use esp_emulator::flash::{FlashOptions, SpiFlash};
 use esp_protocol::packet::{
-    encode_read_ack, BeginParams, Command, DataBlock, Response, SpiParams, DIRECTION_RESPONSE,
+    encode_read_ack, stub_baud_change, BeginParams, Command, DataBlock, Response, SpiParams,
+    DIRECTION_RESPONSE,
 };
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 use esp_protocol::status::Status;
@@ -66,8 +66,6 @@ const RAM_BLOCK: usize = 0x1800;
 const LEGACY_INITIAL_CHIP_SIZE: u64 = 16 << 20;
 /// UART0's clock divider register.
 const UART0_CLKDIV: u32 = 0x6000_0014;
-/// The APB clock the ROM runs the UART from (a 26 MHz crystal).
-const APB_CLOCK_HZ: u32 = 52_000_000;
 /// The rate esptool talks at first.
 const INITIAL_BAUD: u32 = 115_200;
 /// The device's clock stands still: without realtime, nothing depends on it.
@@ -187,19 +185,6 @@ fn reply_frame(opcode: u8, data: &[u8], status: [u8; 2]) -> SlipEvent {
     frame.extend_from_slice(data);
     frame.extend_from_slice(&status);
     SlipEvent::Frame(frame)
-}
-
-/// A successful response frame carrying `value`.
-fn reply_frame_with_value(opcode: u8, value: u32) -> SlipEvent {
-    let mut frame = vec![DIRECTION_RESPONSE, opcode, 2, 0];
-    frame.extend_from_slice(&value.to_le_bytes());
-    frame.extend_from_slice(&[0, 0]);
-    SlipEvent::Frame(frame)
-}
-
-/// The divider the model sets for `baud`: the APB clock over the rate, rounded.
-fn rounded_divider(baud: u32) -> u32 {
-    (APB_CLOCK_HZ + baud / 2) / baud
 }
 
 /// A host talking to one device in memory.
@@ -449,6 +434,8 @@ enum Op {
     },
     ChangeBaudrate {
         new_baud: u32,
+        /// esp-flasher's form of the request ([`stub_baud_change`]) rather than esptool's.
+        flasher_form: bool,
     },
 }
 
@@ -538,16 +525,6 @@ const BROKEN_COMPRESSED_STREAM: KnownDifference = KnownDifference {
            at END",
     cause: Cause::Model,
 };
-/// Both: READ_REG of UART0's divider after CHANGE_BAUDRATE. The stubs scale the divider in
-/// force, truncating: the legacy stub by old rate / new rate (the old rate from the
-/// request), esp-flasher-stub by 115200 / new rate whatever the rate in force (so a second
-/// change from another rate than 115200 lands elsewhere). The model sets the APB clock /
-/// new rate, rounded.
-const UART_DIVIDER_AFTER_BAUD_CHANGE: KnownDifference = KnownDifference {
-    what: "UART divider after CHANGE_BAUDRATE: the stubs scale the old divider (v2 as if \
-           the old rate were 115200), truncating; the model rounds APB / rate",
-    cause: Cause::Model,
-};
 /// Both: a write at an address that is not a multiple of 4. The ROM's `SPIWrite` refuses a
 /// first piece that is not whole words, so the legacy stub writes nothing there and answers
 /// `C4 00` at the next DATA or END; esp-flasher-stub writes the head word itself, then passes
@@ -593,10 +570,6 @@ struct Pair {
     legacy_chip_size: u64,
     /// The rate of the link (esptool sends it as CHANGE_BAUDRATE's old rate).
     baud: u32,
-    /// Whether CHANGE_BAUDRATE has set the UART divider.
-    baud_changed: bool,
-    /// The divider the stubs have set (see [`UART_DIVIDER_AFTER_BAUD_CHANGE`]).
-    stub_divider: u32,
     /// Labels of the steps so far, for failure messages.
     log: Vec<String>,
 }
@@ -610,8 +583,6 @@ impl Pair {
             model: Host::new(CodeExecution::StubModel, contents),
             legacy_chip_size: LEGACY_INITIAL_CHIP_SIZE,
             baud: INITIAL_BAUD,
-            baud_changed: false,
-            stub_divider: rounded_divider(INITIAL_BAUD),
             log: Vec::new(),
         }
     }
@@ -691,11 +662,6 @@ impl Pair {
                     None
                 }
             }
-            Op::ReadReg(UART0_CLKDIV) if self.baud_changed => Some(Allowance::Reply {
-                difference: &UART_DIVIDER_AFTER_BAUD_CHANGE,
-                executed: vec![reply_frame_with_value(0x0A, self.stub_divider)],
-                model: vec![reply_frame_with_value(0x0A, rounded_divider(self.baud))],
-            }),
             _ => None,
         }
     }
@@ -835,18 +801,7 @@ impl Pair {
                     Op::SpiSetParams { total_size } => {
                         self.legacy_chip_size = u64::from(total_size);
                     }
-                    Op::ChangeBaudrate { new_baud } => {
-                        let assumed_rate = if self.legacy() {
-                            self.baud
-                        } else {
-                            INITIAL_BAUD
-                        };
-                        let scaled = u64::from(self.stub_divider) * u64::from(assumed_rate)
-                            / u64::from(new_baud);
-                        self.stub_divider = scaled as u32;
-                        self.baud = new_baud;
-                        self.baud_changed = true;
-                    }
+                    Op::ChangeBaudrate { new_baud, .. } => self.baud = new_baud,
                     _ => {}
                 }
                 let answers = self.exchange(&command, false);
@@ -886,7 +841,14 @@ fn single_command(op: &Op, baud: u32) -> Command {
             page_size: 0x100,
             status_mask: 0xFFFF,
         }),
-        Op::ChangeBaudrate { new_baud } => Command::ChangeBaudrate {
+        Op::ChangeBaudrate {
+            new_baud,
+            flasher_form: true,
+        } => stub_baud_change(baud, new_baud),
+        Op::ChangeBaudrate {
+            new_baud,
+            flasher_form: false,
+        } => Command::ChangeBaudrate {
             new_baud,
             old_baud: baud,
         },
@@ -1058,8 +1020,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => read_flash(),
         1 => prop_oneof![Just(FLASH_SIZE), Just(0x40_0000)]
             .prop_map(|total_size| Op::SpiSetParams { total_size }),
-        1 => prop_oneof![Just(115_200u32), Just(460_800), Just(921_600)]
-            .prop_map(|new_baud| Op::ChangeBaudrate { new_baud }),
+        1 => (
+            prop_oneof![Just(115_200u32), Just(460_800), Just(921_600)],
+            any::<bool>()
+        )
+            .prop_map(|(new_baud, flasher_form)| Op::ChangeBaudrate {
+                new_baud,
+                flasher_form
+            }),
     ]
 }
 
@@ -1088,5 +1056,34 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..=12),
     ) {
         run_case(StubFlavor::EspFlasherStub, flash_seed, &ops).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// esp-flasher stepping down 921600 → 460800 sent esptool's form of CHANGE_BAUDRATE; esptool
+/// 5's esp-flasher-stub ignores its old rate and set a divider for 3.7 Mbaud, so every later
+/// block came back short (scenario `adapter-too-slow`). [`stub_baud_change`] lands both
+/// executed stubs, and the model, on the divider for each rate of the walk.
+#[test]
+fn regression_second_baud_change_lands_on_the_wrong_divider() {
+    for flavor in [StubFlavor::Legacy, StubFlavor::EspFlasherStub] {
+        let mut pair = Pair::new(flavor, 1);
+        pair.upload_stub()
+            .unwrap_or_else(|error| panic!("{flavor:?}: {error}"));
+        let mut rate = INITIAL_BAUD;
+        let mut expected_divider = pair.run.device.machine().uart_divider();
+        for new in [921_600u32, 460_800, 230_400, 115_200, 921_600] {
+            let answers = pair.exchange(&stub_baud_change(rate, new), false);
+            pair.check(&answers, None).unwrap();
+            expected_divider =
+                (u64::from(expected_divider) * u64::from(rate) / u64::from(new)) as u32;
+            rate = new;
+            for host in [&pair.run, &pair.model] {
+                assert_eq!(
+                    host.device.machine().uart_divider(),
+                    expected_divider,
+                    "{flavor:?} at {new} baud"
+                );
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use esp_protocol::flash_params::{flash_size_from_jedec, FlashSize};
-use esp_protocol::packet::{BeginParams, Command, RegisterWrite, SpiParams};
+use esp_protocol::packet::{stub_baud_change, BeginParams, Command, RegisterWrite, SpiParams};
 
 use crate::chip::{ChipInfo, CHIP_DETECT_MAGIC_REG, EFUSE_REGS, ESP8266_MAGIC};
 use crate::connection::{AfterReset, BeforeReset, Connection, Loader, DEFAULT_TIMEOUT};
@@ -210,14 +210,9 @@ impl<T: Transport> Flasher<T> {
     /// Switches the UART to `baud` (stub only; the ESP8266 ROM cannot).
     pub fn change_baud(&mut self, baud: u32) -> Result<()> {
         self.require_stub("changing the baud rate")?;
-        let old_baud = self.connection.transport().baud();
-        self.connection.command(
-            &Command::ChangeBaudrate {
-                new_baud: baud,
-                old_baud,
-            },
-            DEFAULT_TIMEOUT,
-        )?;
+        let current = self.connection.transport().baud();
+        self.connection
+            .command(&stub_baud_change(current, baud), DEFAULT_TIMEOUT)?;
         let transport = self.connection.transport_mut();
         transport.set_baud(baud)?;
         // Let the UART settle, then drop whatever arrived during the switch.

@@ -81,6 +81,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 /// A real serial port: a USB-serial adapter, a COM port or a pty path.
 pub struct SerialTransport {
     port: Box<dyn serialport::SerialPort>,
+    /// The rate last set. Read back from the port it can be wrong: a pty keeps no custom
+    /// rate, and CHANGE_BAUDRATE's old rate (the stub's divider scale) must be exact.
+    baud: u32,
     opened_at: Instant,
 }
 
@@ -101,6 +104,7 @@ impl SerialTransport {
             .map_err(io::Error::from)?;
         Ok(SerialTransport {
             port,
+            baud,
             opened_at: Instant::now(),
         })
     }
@@ -136,11 +140,13 @@ impl Transport for SerialTransport {
     }
 
     fn set_baud(&mut self, baud: u32) -> io::Result<()> {
-        self.port.set_baud_rate(baud).map_err(io::Error::from)
+        self.port.set_baud_rate(baud).map_err(io::Error::from)?;
+        self.baud = baud;
+        Ok(())
     }
 
     fn baud(&self) -> u32 {
-        self.port.baud_rate().unwrap_or(0)
+        self.baud
     }
 
     fn set_dtr(&mut self, asserted: bool) -> io::Result<LineControl> {

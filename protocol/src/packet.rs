@@ -31,6 +31,29 @@ pub const STUB_GREETING: &[u8; 4] = b"OHAI";
 pub const DATA_HEADER_LEN: usize = 16;
 /// The ROM loader's UART rate after a reset (it auto-bauds; esptool starts here).
 pub const ROM_BAUD: u32 = 115_200;
+/// How esptool's ESP8266 stubs apply CHANGE_BAUDRATE: they scale the UART divider they find
+/// by `old_baud / new_baud`. The legacy stub (`stub_flasher/1`) takes `old_baud` from the
+/// request; esptool 5's esp-flasher-stub (`stub_flasher/2`) always assumes [`ROM_BAUD`], so a
+/// second change made with the true old rate lands at the wrong rate (921600 then 460800 gives
+/// 3.7 Mbaud). Read off both stubs' code; `stub_baud_change` is the request that suits both.
+pub fn stub_scaled_divider(divider: u32, old_baud: u32, new_baud: u32) -> u32 {
+    if new_baud == 0 {
+        return divider;
+    }
+    (u64::from(divider) * u64::from(old_baud) / u64::from(new_baud)) as u32
+}
+
+/// The CHANGE_BAUDRATE request that moves a running stub's UART from `current` to `new`:
+/// `(new × 115200 / current, 115200)`. Both stubs then scale their divider by `current / new`
+/// ([`stub_scaled_divider`]); from 115200 it is exactly the request esptool sends.
+pub fn stub_baud_change(current: u32, new: u32) -> Command {
+    let current = if current == 0 { ROM_BAUD } else { current };
+    let scaled = u64::from(new) * u64::from(ROM_BAUD) / u64::from(current);
+    Command::ChangeBaudrate {
+        new_baud: u32::try_from(scaled).unwrap_or(u32::MAX).max(1),
+        old_baud: ROM_BAUD,
+    }
+}
 /// How many replies a SYNC gets, from the ROM and from both stubs.
 pub const SYNC_REPLIES: usize = 8;
 /// Largest FLASH_DATA / FLASH_DEFL_DATA block the stubs take (esptool's FLASH_WRITE_SIZE for stubs).
@@ -786,6 +809,31 @@ pub fn decode_read_ack(frame: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::status::ErrorCode;
+
+    #[test]
+    fn stub_baud_change_from_the_rom_rate_is_esptools_request() {
+        assert_eq!(
+            stub_baud_change(ROM_BAUD, 921_600),
+            Command::ChangeBaudrate {
+                new_baud: 921_600,
+                old_baud: ROM_BAUD
+            }
+        );
+    }
+
+    #[test]
+    fn stub_baud_change_scales_both_stubs_dividers_by_the_ratio() {
+        // 52 MHz / 921600, truncated as the stubs do: 56.
+        let divider = 56;
+        let Command::ChangeBaudrate { new_baud, old_baud } = stub_baud_change(921_600, 460_800)
+        else {
+            unreachable!("a CHANGE_BAUDRATE");
+        };
+        // The legacy stub uses old_baud; esp-flasher-stub assumes the ROM's rate.
+        assert_eq!(stub_scaled_divider(divider, old_baud, new_baud), 112);
+        assert_eq!(stub_scaled_divider(divider, ROM_BAUD, new_baud), 112);
+        assert_eq!(stub_scaled_divider(divider, ROM_BAUD, 0), divider);
+    }
 
     #[test]
     fn sync_request_bytes() {

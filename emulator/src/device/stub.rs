@@ -37,14 +37,15 @@
 use std::collections::VecDeque;
 
 use esp_protocol::packet::{
-    checksum, decode_read_ack, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
-    STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE,
+    checksum, decode_read_ack, stub_scaled_divider, BeginParams, Command, DataBlock, DecodeError,
+    Opcode, RequestFrame, ROM_BAUD, STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE,
 };
 use esp_protocol::rom_erase::SECTOR_SIZE;
 use esp_protocol::status::ErrorCode;
 use flate2::{Decompress, FlushDecompress};
 use md5::{Digest, Md5};
 
+use super::execution::nominal_baud;
 use super::{Device, StubFlavor, SUCCESS};
 use crate::boot::ResetCause;
 use crate::flash::BLOCK_64K_SIZE;
@@ -164,10 +165,17 @@ impl Device {
                 self.machine.set_flash_attached(true);
                 Ok(())
             }
-            Command::ChangeBaudrate { new_baud, .. } => {
+            Command::ChangeBaudrate { new_baud, old_baud } => {
                 self.reply(opcode, 0, &[], SUCCESS);
                 if new_baud != 0 {
-                    self.switch_baud_after_output(new_baud);
+                    let old_baud = match flavor {
+                        StubFlavor::Legacy => old_baud,
+                        StubFlavor::EspFlasherStub => ROM_BAUD,
+                    };
+                    let divider =
+                        stub_scaled_divider(self.machine.uart_divider(), old_baud, new_baud);
+                    self.machine.set_uart_divider(divider);
+                    self.switch_baud_after_output(nominal_baud(self.machine.uart_baud()));
                 }
                 return;
             }
