@@ -484,3 +484,53 @@ fn a_crashing_program_leaves_the_emulator_serving() {
         trace_summary(&stderr)
     );
 }
+
+/// Under `--realtime` an executed stub's flash erases took half the datasheet time: the
+/// flash's busy time ran on both the host's clock and the core's cycles. Four 64 KiB block
+/// erases are 4 × 150 ms on the chip, as the stub model answers.
+#[test]
+fn regression_realtime_erase_by_an_executed_stub_took_half_the_datasheet_time() {
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    fs::write(&flash, pseudo_random(MIB, 31)).unwrap();
+    let emulator = Emulator::spawn(
+        &["--flash", path_str(&flash), "--realtime", "--stub", "run"],
+        &dir.path().join("emulator.log"),
+    );
+    let (status, output) = run_output(
+        &tool.executable,
+        &[
+            "--port",
+            emulator.port(),
+            "--before",
+            "no-reset",
+            "erase-region",
+            "0",
+            "0x40000",
+        ],
+        &dir.path().join("erase.log"),
+    );
+    assert!(
+        status.success(),
+        "erase-region failed ({status}):\n{output}"
+    );
+    let line = output
+        .lines()
+        .find(|line| line.contains("erased successfully in"))
+        .unwrap_or_else(|| panic!("no erase line in:\n{output}"));
+    let seconds: f64 = line
+        .split("erased successfully in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {line:?}"));
+    assert!(
+        (0.55..1.5).contains(&seconds),
+        "4 block erases took {seconds} s on the virtual chip (datasheet: 0.6 s)"
+    );
+    let (status, _) = emulator.terminate();
+    assert!(status.success());
+    let erased = fs::read(&flash).unwrap();
+    assert!(erased[..256 * KIB].iter().all(|&byte| byte == 0xFF));
+}

@@ -236,7 +236,12 @@ pub struct Device {
 
 impl Device {
     /// A device powered on at time zero with `flash` attached to its SPI bus.
-    pub fn new(config: DeviceConfig, flash: SpiFlash) -> Device {
+    pub fn new(config: DeviceConfig, mut flash: SpiFlash) -> Device {
+        // In realtime, code driving the flash (executed stubs, ROM functions) sees it busy
+        // for the datasheet times, as the model's replies are delayed by them.
+        if config.realtime {
+            flash.set_model_busy_time(true);
+        }
         let efuses = registers::efuse_words(config.chip, config.mac, flash.size());
         let machine = Machine::new(
             MachineConfig {
@@ -502,7 +507,10 @@ impl Device {
     /// Lets the flash chip see the time that passed.
     fn advance_to(&mut self, now: Duration) {
         let elapsed = now.saturating_sub(self.last_now);
-        self.machine.flash_mut().advance_time(elapsed);
+        // Running code is the flash's clock then: the machine passes it the core's cycles.
+        if self.execution.is_none() {
+            self.machine.flash_mut().advance_time(elapsed);
+        }
         self.last_now = self.last_now.max(now);
         self.busy_until = self.busy_until.max(now);
     }

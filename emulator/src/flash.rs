@@ -416,6 +416,14 @@ impl SpiFlash {
         self.busy_for
     }
 
+    /// Starts or stops holding BUSY after each operation ([`FlashOptions::model_busy_time`]).
+    pub fn set_model_busy_time(&mut self, enabled: bool) {
+        self.model_busy_time = enabled;
+        if !enabled {
+            self.busy_for = Duration::ZERO;
+        }
+    }
+
     /// Tells the chip that `elapsed` time passed, ending a busy period once it has run out.
     pub fn advance_time(&mut self, elapsed: Duration) {
         self.busy_for = self.busy_for.saturating_sub(elapsed);
