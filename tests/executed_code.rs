@@ -534,3 +534,86 @@ fn regression_realtime_erase_by_an_executed_stub_took_half_the_datasheet_time() 
     let erased = fs::read(&flash).unwrap();
     assert!(erased[..256 * KIB].iter().all(|&byte| byte == 0xFF));
 }
+
+/// Where the delay program is loaded; its entry follows its two literals.
+const DELAY_LOAD_ADDRESS: u32 = 0x4010_0000;
+const DELAY_ENTRY: u32 = DELAY_LOAD_ADDRESS + 8;
+/// UART0's FIFO register: a store sends a byte.
+const UART0_FIFO: u32 = 0x6000_0000;
+
+/// A RAM program that counts a register down from `count`, prints `X`, and does it again:
+/// ```text
+/// 40100000: .word 0x60000000
+/// 40100004: .word count
+/// 40100008: 31 fe ff   l32r a3, 0x40100000
+/// 4010000b: 21 fe ff   l32r a2, 0x40100004
+/// 4010000e: 22 c2 ff   addi a2, a2, -1
+/// 40100011: 56 92 ff   bnez a2, 0x4010000e
+/// 40100014: 42 a0 58   movi a4, 88
+/// 40100017: 42 63 00   s32i a4, a3, 0
+/// 4010001a: 46 fb ff   j    0x4010000b
+/// ```
+/// (encodings checked with xtensa-lx106-elf-objdump).
+fn delay_image(count: u32) -> Vec<u8> {
+    let mut code = UART0_FIFO.to_le_bytes().to_vec();
+    code.extend_from_slice(&count.to_le_bytes());
+    code.extend_from_slice(&[
+        0x31, 0xFE, 0xFF, 0x21, 0xFE, 0xFF, 0x22, 0xC2, 0xFF, 0x56, 0x92, 0xFF, 0x42, 0xA0, 0x58,
+        0x42, 0x63, 0x00, 0x46, 0xFB, 0xFF,
+    ]);
+    code.resize(code.len().next_multiple_of(4), 0);
+    Image {
+        flash_params: FlashParams::default(),
+        entry: DELAY_ENTRY,
+        segments: vec![Segment {
+            load_address: DELAY_LOAD_ADDRESS,
+            data: code,
+        }],
+        v2_prefix: None,
+    }
+    .build()
+    .expect("the delay image builds")
+}
+
+/// A delay loop that only counts in a register was taken for polling after a million quiet
+/// cycles and the chip froze until a host byte arrived: the `X`s after it never came.
+#[test]
+fn regression_a_register_only_delay_loop_froze_the_chip() {
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let image = dir.path().join("delay.bin");
+    fs::write(&image, delay_image(2_000_000)).unwrap();
+    let emulator = Emulator::spawn(
+        &["--flash", path_str(&flash), "--size", "1MB", "--trace"],
+        &dir.path().join("emulator.log"),
+    );
+    let (status, output) = run_output(
+        &tool.executable,
+        &[
+            "--port",
+            emulator.port(),
+            "--before",
+            "no-reset",
+            "--after",
+            "no-reset",
+            "--no-stub",
+            "load-ram",
+            path_str(&image),
+        ],
+        &dir.path().join("load-ram.log"),
+    );
+    assert!(status.success(), "load-ram failed ({status}):\n{output}");
+    let mut port = open_port(&emulator, LOADER_BAUD);
+    let xs = |received: &[u8]| received.iter().filter(|&&byte| byte == b'X').count();
+    let received = read_until(&mut port, |received| xs(received) >= 3);
+    assert!(
+        xs(&received) >= 3,
+        "fewer than 3 Xs from the delay loop; got {}\ntrace:\n{}",
+        shown(&received),
+        trace_summary(&emulator.stderr())
+    );
+    drop(port);
+    let (status, _) = emulator.terminate();
+    assert!(status.success());
+}

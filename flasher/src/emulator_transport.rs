@@ -34,6 +34,10 @@ pub struct EmulatorTransport {
     rts: bool,
 }
 
+/// Polls in a row that may find no output while the chip still has work due before a read
+/// gives up: enough for the longest frame an executed stub sends in small UART slices.
+const MAX_EMPTY_POLLS: u32 = 4096;
+
 impl EmulatorTransport {
     /// A line to `device` with no link faults, garbling bytes when baud rates differ.
     pub fn new(device: Device) -> Self {
@@ -129,6 +133,7 @@ impl Transport for EmulatorTransport {
 
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         let deadline = self.now + timeout;
+        let mut empty_polls = 0;
         loop {
             if self.received_pos == self.received.len() {
                 // Everything delivered: reuse the buffer rather than allocate anew.
@@ -148,6 +153,11 @@ impl Transport for EmulatorTransport {
             match self.link.next_output_at() {
                 Some(ready_at) if ready_at > self.now && ready_at <= deadline => {
                     self.now = ready_at
+                }
+                // Due now and nothing came: the chip's code is still working, or a fault
+                // holds a frame back until it is whole. Run it on, a bounded number of times.
+                Some(ready_at) if ready_at <= self.now && empty_polls < MAX_EMPTY_POLLS => {
+                    empty_polls += 1;
                 }
                 // Output that is due but yields nothing was lost on the line; wait it out.
                 _ => {

@@ -89,27 +89,11 @@ impl StubImage {
             .or_else(|| std::env::var_os(STUB_ENV_VAR).map(PathBuf::from))
     }
 
-    /// The ESP8266 stub JSON of the esptool package that `python3` imports, if any
-    /// (esptool 5's stub first, then the legacy one).
-    pub fn find_installed_esptool() -> Option<PathBuf> {
-        let output = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import esptool, os; print(os.path.dirname(esptool.__file__))",
-            ])
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let package = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-        ["2", "1"]
-            .iter()
-            .map(|version| {
-                package
-                    .join("targets/stub_flasher")
-                    .join(version)
-                    .join("esp8266.json")
-            })
-            .find(|path| path.is_file())
+    /// flashlab's own stub (the `esp-stub` crate), built from this repository's C source and
+    /// committed as an image, so no esptool installation is needed.
+    pub fn flashlab() -> StubImage {
+        StubImage::from_json(esp_stub::IMAGE_JSON, Path::new(esp_stub::IMAGE_PATH))
+            .expect("the committed stub image is esptool stub JSON (checked by a test)")
     }
 
     /// What to upload to the virtual ESP8266: it models esptool 5's stub
@@ -199,6 +183,15 @@ mod tests {
     use crate::progress::Silent;
     use esp_protocol::packet::Response;
     use esp_protocol::slip;
+
+    #[test]
+    fn flashlab_stub_is_code_in_iram_and_data_in_dram() {
+        let stub = StubImage::flashlab();
+        assert!((0x4010_0000..0x4011_0000).contains(&stub.text.0));
+        assert!((stub.text.0..stub.text.0 + stub.text.1.len() as u32).contains(&stub.entry));
+        let (data_start, _) = stub.data.as_ref().expect("the stub has data");
+        assert!((0x3FFE_8000..0x4000_0000).contains(data_start));
+    }
 
     /// PLACEHOLDER stub JSON: the bytes are not a real stub program, only
     /// enough to exercise the format and the upload.

@@ -387,11 +387,27 @@ fn every_command_on_1mb_and_4mb_with_and_without_a_stub() {
 }
 
 #[test]
-fn emu_port_runs_the_virtual_stub_model_without_a_stub_file() {
+fn emu_port_executes_flashlabs_own_stub_without_a_stub_file() {
     let dir = temp();
     flasher(dir.path(), &["--port", "emu:1MB", "backup", "whole.bin"])
         .expect(0)
-        .says("Stub: the virtual ESP8266's stub model");
+        .says("Stub: executed by the virtual ESP8266's CPU.");
+    let backup = fs::read(dir.path().join("whole.bin")).unwrap();
+    assert_eq!(
+        backup,
+        esp_emulator::sample_firmware::sonoff_like_flash(MB, 0)
+    );
+}
+
+#[test]
+fn emu_port_with_stub_model_answers_with_the_model() {
+    let dir = temp();
+    flasher(
+        dir.path(),
+        &["--port", "emu:1MB,stub=model", "backup", "whole.bin"],
+    )
+    .expect(0)
+    .says("Stub: the virtual ESP8266's stub model (stub=model)");
     let backup = fs::read(dir.path().join("whole.bin")).unwrap();
     assert_eq!(
         backup,

@@ -23,15 +23,9 @@ use esp_protocol::packet::Opcode;
 const MB: usize = 1024 * 1024;
 const SECTOR: usize = 0x1000;
 
-/// PLACEHOLDER stub, not a real one: these sessions run against the emulator's
-/// behavioural stub model (`CodeExecution::StubModel`), which never executes the
-/// uploaded bytes, so any bytes will do here.
-fn placeholder_stub() -> StubImage {
-    StubImage {
-        entry: 0x4010_0004,
-        text: (0x4010_0000, vec![0x5A; 0x2000]),
-        data: Some((0x3FFE_8000, vec![0xA5; 64])),
-    }
+/// flashlab's own stub, which the virtual chip executes in these sessions.
+fn stub_image() -> StubImage {
+    StubImage::flashlab()
 }
 
 fn device(flash: SpiFlash, chip: Chip, faults: DeviceFaults) -> Device {
@@ -39,7 +33,7 @@ fn device(flash: SpiFlash, chip: Chip, faults: DeviceFaults) -> Device {
         DeviceConfig {
             chip,
             faults,
-            execution: CodeExecution::StubModel,
+            execution: CodeExecution::Run,
             ..DeviceConfig::default()
         },
         flash,
@@ -63,7 +57,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 fn connect_to(transport: EmulatorTransport, stub: bool) -> (Flasher<EmulatorTransport>, EventLog) {
     let log = EventLog::new();
     let options = ConnectOptions {
-        stub: stub.then(placeholder_stub),
+        stub: stub.then(stub_image),
         ..ConnectOptions::default()
     };
     let flasher = Flasher::connect(transport, &options, Box::new(log.clone())).expect("connects");
@@ -922,7 +916,7 @@ fn connect_auto_with(
     );
     let log = EventLog::new();
     let options = ConnectOptions {
-        stub: Some(placeholder_stub()),
+        stub: Some(stub_image()),
         auto_baud: true,
         ..ConnectOptions::default()
     };
@@ -1112,7 +1106,7 @@ fn write_with_garbled_replies_at_auto_baud(compress: bool, seed: u64) -> EventLo
     );
     let log = EventLog::new();
     let options = ConnectOptions {
-        stub: Some(placeholder_stub()),
+        stub: Some(stub_image()),
         auto_baud: true,
         ..ConnectOptions::default()
     };

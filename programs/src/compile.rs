@@ -203,7 +203,10 @@ fn describe(command: &Command) -> String {
         .join(" ")
 }
 
-fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, BuildError> {
+pub(crate) fn files_with_extension(
+    dir: &Path,
+    extension: &str,
+) -> Result<Vec<PathBuf>, BuildError> {
     let entries = fs::read_dir(dir).map_err(|source| BuildError::Io {
         path: dir.to_owned(),
         source,

@@ -396,6 +396,23 @@ impl Builder {
         })
     }
 
+    /// Builds flashlab's flasher stub from `stub/c/` (every `.c` there) with `ld/stub.ld`.
+    pub fn stub(&self) -> Result<ElfProgram, BuildError> {
+        let sources_dir = crate_dir().join("..").join("stub").join("c");
+        let sources = compile::files_with_extension(&sources_dir, "c")?;
+        let recipe = compile::Recipe {
+            target: compile::Target::Lx106,
+            flags: cross_flags(FIRMWARE_OPT_FLAG),
+            sources,
+            include_dir: sources_dir,
+            linker_script: Some("stub.ld"),
+            out_dir: self.out_dir.join("stub"),
+            output_name: "stub.elf".to_owned(),
+        };
+        let path = self.compilers.build(&recipe, &ld_dir())?;
+        ElfProgram::read(&path)
+    }
+
     fn firmware(&self, name: &str, linker_script: &str) -> Result<ElfProgram, BuildError> {
         let firmware = source_dir().join("firmware");
         let recipe = compile::Recipe {

@@ -15,12 +15,12 @@
 //! Idle: a slice in which the program changes nothing (no memory or register
 //! written, no UART byte moved, no flash touched) and after which its whole
 //! register state comes round again at the same PC means it is only polling:
-//! it waits for input. A loop that only reads but makes progress (a checksum)
-//! never repeats its state; it counts as polling only after
-//! [`IDLE_SLICE_CYCLES`] quiet cycles. The core then stops
-//! until bytes arrive, a timer is due or the host reads output, so a chip that
-//! only waits never burns a host core. In realtime mode its cycle count jumps
-//! with the clock, as the real core's would have counted.
+//! it waits for input. A loop that makes progress only in its registers (a
+//! checksum, a delay counting down, a wait on CCOUNT) never repeats its state
+//! and runs on, as on the chip. An idle core stops until bytes arrive, a timer
+//! is due or the host reads output, so a chip that only waits never burns a
+//! host core. In realtime mode its cycle count jumps with the clock, as the
+//! real core's would have counted.
 
 use std::time::Duration;
 
@@ -39,9 +39,6 @@ pub(super) const CYCLES_PER_CALL: u64 = 16_000_000;
 const SLICE_CYCLES: u64 = 4_096;
 /// Most instructions single-stepped to see a quiet loop's register state come round again.
 const POLL_LOOP_STEPS: u32 = 2_048;
-/// This many interpreted cycles with no visible change means the program only polls.
-/// Long enough for a checksum or digest loop over a 16 KiB block, which only reads.
-pub(super) const IDLE_SLICE_CYCLES: u64 = 1_000_000;
 /// Host bytes kept on the wire while the RX FIFO is full; more are lost, as on a line
 /// without flow control.
 pub(super) const MAX_LINE_INPUT: usize = 1 << 20;
@@ -75,8 +72,6 @@ pub(super) struct Execution {
     pub(super) cpu: Cpu,
     pub(super) rom: RomState,
     pub(super) state: RunState,
-    /// Interpreted cycles since the program last changed anything (see [`IDLE_SLICE_CYCLES`]).
-    quiet_cycles: u64,
     /// Realtime: the device time and cycle count the clock is counted from.
     origin: (Duration, u64),
     origin_hz: u64,
@@ -104,7 +99,6 @@ impl Execution {
             cpu,
             rom: RomState::new(reset_cause),
             state: RunState::Runnable,
-            quiet_cycles: 0,
             origin: (now, 0),
             origin_hz: 0,
             survives_close: uploaded,
@@ -329,26 +323,14 @@ impl Device {
                     }
                 }
             }
-            // Quiet time counts interpreted cycles only: a ROM delay is not polling.
-            if moved || self.machine.activity() != activity {
-                execution.quiet_cycles = 0;
-            } else {
-                execution.quiet_cycles += interpreted;
-                if execution.state == RunState::Runnable
-                    && (execution.quiet_cycles >= IDLE_SLICE_CYCLES
-                        || self.state_comes_round(execution))
-                {
-                    execution.state = RunState::Idle;
-                    let loop_pcs = recent_pcs_text(&execution.cpu);
-                    self.trace_line(|| {
-                        format!(
-                            "chip: the CPU only polls (last PCs {loop_pcs}): idle until an event"
-                        )
-                    });
-                }
-            }
-            if execution.state != RunState::Runnable {
-                execution.quiet_cycles = 0;
+            // A slice spent in the ROM (a delay) is no polling; a quiet interpreted one may be.
+            let quiet = !moved && self.machine.activity() == activity && interpreted > 0;
+            if quiet && execution.state == RunState::Runnable && self.state_comes_round(execution) {
+                execution.state = RunState::Idle;
+                let loop_pcs = recent_pcs_text(&execution.cpu);
+                self.trace_line(|| {
+                    format!("chip: the CPU only polls (last PCs {loop_pcs}): idle until an event")
+                });
             }
             self.take_machine_trace();
             if moved && execution.state == RunState::Runnable {

@@ -216,7 +216,7 @@ fn connect_options(
     let stub = match StubImage::locate(connect.stub_file.as_deref()) {
         _ if connect.no_stub => None,
         Some(path) => Some(load_stub(&path)?),
-        None => default_stub(port, out)?,
+        None => Some(default_stub(port)),
     };
     let baud = connect.baud.unwrap_or(BaudArg::Rate(ROM_BAUD));
     if stub.is_none() && matches!(connect.baud, Some(BaudArg::Rate(rate)) if rate != ROM_BAUD) {
@@ -240,32 +240,15 @@ fn connect_options(
     })
 }
 
-/// The stub when none is named: the virtual device's own stub model on an
-/// emulated chip, else the stub of an installed esptool, else none (ROM only).
-fn default_stub(port: &PortArg, out: &Output) -> Result<Option<StubImage>, CmdError> {
-    let emulated = match port {
-        PortArg::Emulator(spec) => spec.stub != Some(EmuStub::Run),
-        PortArg::Scan => available_ports().is_empty(),
-        PortArg::Serial(_) => false,
-    };
-    if emulated {
-        return Ok(Some(StubImage::virtual_device_model()));
-    }
-    let Some(path) = StubImage::find_installed_esptool() else {
-        if matches!(port, PortArg::Emulator(_)) {
-            return Err(CmdError::Usage(
-                "--port emu:...,stub=run needs a stub to run: give --stub-file FILE (esptool's JSON stub) \
-                 or install esptool (pip install esptool)"
-                    .to_string(),
-            ));
+/// The stub when none is named: flashlab's own, on every port, except on a virtual chip
+/// told to answer with its stub model (`emu:...,stub=model`), which executes nothing.
+fn default_stub(port: &PortArg) -> StubImage {
+    match port {
+        PortArg::Emulator(spec) if spec.stub == Some(EmuStub::Model) => {
+            StubImage::virtual_device_model()
         }
-        return Ok(None);
-    };
-    out.line(format!(
-        "Stub: esptool's flasher stub from {}",
-        path.display()
-    ));
-    load_stub(&path).map(Some)
+        _ => StubImage::flashlab(),
+    }
 }
 
 /// Loads a stub file; a missing or malformed one is bad input.
@@ -358,11 +341,12 @@ fn open_emulator(
     })?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
-    // The CPU runs the uploaded stub only on request for now (see CodeExecution).
-    let model = spec.stub != Some(EmuStub::Run)
+    let model = spec.stub == Some(EmuStub::Model)
         || options.stub.as_ref() == Some(&StubImage::virtual_device_model());
     if model {
-        out.line("Stub: the virtual ESP8266's stub model (no stub file is needed on emu: ports).");
+        out.line(
+            "Stub: the virtual ESP8266's stub model (stub=model): uploaded code is not executed.",
+        );
     } else if options.stub.is_some() {
         out.line("Stub: executed by the virtual ESP8266's CPU.");
     }

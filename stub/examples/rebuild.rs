@@ -1,0 +1,40 @@
+//! Rebuilds the committed stub image from `stub/c/` with Debian's Xtensa toolchain:
+//! `cargo run -p esp-stub --example rebuild` (`apt-get install -y gcc-xtensa-lx106
+//! binutils-xtensa-lx106` first). Prints the image's sizes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let elf = match lx106_programs::Builder::new().stub() {
+        Ok(elf) => elf,
+        Err(error) => {
+            eprintln!("error: building the stub failed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let segments: Vec<(u32, &[u8])> = elf
+        .segments
+        .iter()
+        .map(|segment| (segment.address, segment.data.as_slice()))
+        .collect();
+    let bss_start = elf.symbol("_bss_start").unwrap_or_default();
+    let json = match esp_stub::image_json(&segments, elf.entry, bss_start) {
+        Ok(json) => json,
+        Err(error) => {
+            eprintln!("error: {}: {error}", elf.path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(esp_stub::IMAGE_PATH);
+    if let Err(error) = std::fs::write(&path, json) {
+        eprintln!("error: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let total: usize = segments.iter().map(|(_, bytes)| bytes.len()).sum();
+    for (address, bytes) in &segments {
+        println!("segment at {address:#010x}: {} bytes", bytes.len());
+    }
+    println!("{}: {total} bytes to upload", path.display());
+    ExitCode::SUCCESS
+}
