@@ -105,6 +105,8 @@ impl std::fmt::Display for Run {
 /// How a run loads the stub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stub {
+    /// No stub option: esp-flasher uploads flashlab's own stub, which the chip executes.
+    Flashlab,
     /// `--stub-file` with esptool 5.6.0's `targets/stub_flasher/2/esp8266.json`.
     Esptool,
     /// `--no-stub`: the ROM loader alone.
@@ -118,6 +120,8 @@ struct Board {
     dir: TempDir,
     flash: PathBuf,
     runs: usize,
+    /// The stub [`Board::ok`] runs use.
+    stub: Stub,
 }
 
 impl Board {
@@ -134,6 +138,7 @@ impl Board {
             dir,
             flash,
             runs: 0,
+            stub: Stub::Flashlab,
         }
     }
 
@@ -162,6 +167,7 @@ impl Board {
     fn flasher(&mut self, stub: Stub, args: &[&str]) -> Run {
         let mut full: Vec<String> = vec!["--port".into(), self.port()];
         match stub {
+            Stub::Flashlab => {}
             Stub::Esptool => {
                 full.push("--stub-file".into());
                 full.push(path_str(&stub_json()).to_owned());
@@ -198,11 +204,11 @@ impl Board {
         run
     }
 
-    /// Runs esp-flasher with esptool's stub; requires success and the pty's one warning.
+    /// Runs esp-flasher with the board's stub; requires success and the pty's one warning.
     #[track_caller]
     fn ok(&mut self, args: &[&str]) -> Run {
         let port = self.port();
-        let run = self.flasher(Stub::Esptool, args).expect(0);
+        let run = self.flasher(self.stub, args).expect(0);
         run.connected_once_without_modem_lines(&port)
             .says("Stub flasher running.");
         run
@@ -319,9 +325,19 @@ fn listing(dir: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn every_command_over_the_pty_with_flashlabs_stub_1mb() {
+    every_command_over_the_pty_with(Stub::Flashlab);
+}
+
+#[test]
 fn every_command_over_the_pty_with_esptools_stub_1mb() {
+    every_command_over_the_pty_with(Stub::Esptool);
+}
+
+fn every_command_over_the_pty_with(stub: Stub) {
     let initial = sonoff_with_qio_4mb_header(MIB, 1);
     let mut board = Board::start(&initial, &[]);
+    board.stub = stub;
     let port = board.port();
 
     board.ok(&["chip_id"]).says("Chip ID: 0x001234ab");
@@ -378,7 +394,7 @@ fn every_command_over_the_pty_with_esptools_stub_1mb() {
         .says("Hash of data verified.")
         .says("Verification successful (digest matched).");
     board
-        .flasher(Stub::Esptool, &["verify_flash", "0x0", "image.bin"])
+        .flasher(stub, &["verify_flash", "0x0", "image.bin"])
         .expect(1)
         .connected_once_without_modem_lines(&port)
         .says("'image.bin' differs from the flash.")
@@ -575,7 +591,7 @@ fn every_command_over_the_pty_on_the_rom_loader_alone_1mb() {
 fn flash_id_and_whole_chip_backup_over_the_pty_4mb() {
     let initial = sonoff_like_flash(4 * MIB, 9);
     let mut board = Board::start(&initial, &[]);
-    for stub in [Stub::Esptool, Stub::None] {
+    for stub in [Stub::Flashlab, Stub::Esptool, Stub::None] {
         let port = board.port();
         board
             .flasher(stub, &["flash_id"])
@@ -861,7 +877,7 @@ fn bad_md5_write_flash_exits_1_without_a_success_line() {
     let data = text_like(0x4000);
     board.file("text.bin", &data);
     let run = board
-        .flasher(Stub::Esptool, &["write_flash", "0x80000", "text.bin"])
+        .flasher(Stub::Flashlab, &["write_flash", "0x80000", "text.bin"])
         .expect(1);
     run.connected_once_without_modem_lines(&port)
         .warns("verification failed")
@@ -890,7 +906,7 @@ fn cable_pulled_mid_backup_exits_1_names_the_address_and_leaves_no_file() {
     let port = board.port();
     fs::create_dir(board.path("out")).unwrap();
     let run = board
-        .flasher(Stub::Esptool, &["backup", "out/whole.bin"])
+        .flasher(Stub::Flashlab, &["backup", "out/whole.bin"])
         .expect(1);
     run.connected_once_without_modem_lines(&port)
         .never("Hash of data verified")
