@@ -5,5 +5,6 @@ mod emulator_pty;
 mod esptool_conformance;
 mod executed_code;
 mod flasher_pty;
+mod own_stub;
 mod scenarios;
 mod util;

@@ -442,17 +442,32 @@ static uint8_t flash_end(const uint8_t *payload, uint32_t length, int *reboot) {
     return status;
 }
 
+/* Buffer for reads: a sector and the word around each end of an unaligned range. */
+static uint8_t read_buffer[SECTOR_SIZE + 8] __attribute__((aligned(4)));
+
+/* Reads up to a sector from `address` (any alignment) and returns where the bytes start in
+ * read_buffer, or 0 when the ROM refuses. SPIRead moves whole words, so the read is
+ * widened to the words around the range: inside the chip, whose size is a multiple of 4. */
+static const uint8_t *read_flash_bytes(uint32_t address, uint32_t length) {
+    uint32_t start = address & ~3u;
+    uint32_t end = (address + length + 3u) & ~3u;
+    if (SPIRead(start, read_buffer, end - start) != 0) {
+        return 0;
+    }
+    return read_buffer + (address - start);
+}
+
 /* MD5 of [address, address + length) into digest, read a sector at a time. */
 static int flash_md5(uint32_t address, uint32_t length, uint8_t digest[16]) {
     static struct rom_md5 context;
     MD5Init(&context);
     while (length > 0) {
         uint32_t chunk = length < SECTOR_SIZE ? length : SECTOR_SIZE;
-        uint32_t aligned = (chunk + 3u) & ~3u;
-        if (SPIRead(address, page_buffer, aligned) != 0) {
+        const uint8_t *bytes = read_flash_bytes(address, chunk);
+        if (bytes == 0) {
             return -1;
         }
-        MD5Update(&context, page_buffer, chunk);
+        MD5Update(&context, bytes, chunk);
         address += chunk;
         length -= chunk;
     }
@@ -475,11 +490,12 @@ static void read_flash(uint32_t address, uint32_t length, uint32_t packet_size,
         drain_rx();
         if (sent < length && sent - read_acked < packet_size * max_in_flight) {
             uint32_t chunk = length - sent < packet_size ? length - sent : packet_size;
-            if (SPIRead(address + sent, page_buffer, (chunk + 3u) & ~3u) != 0) {
+            const uint8_t *bytes = read_flash_bytes(address + sent, chunk);
+            if (bytes == 0) {
                 break;
             }
-            MD5Update(&context, page_buffer, chunk);
-            send_frame(page_buffer, chunk);
+            MD5Update(&context, bytes, chunk);
+            send_frame(bytes, chunk);
             sent += chunk;
         }
         if (read_acked > sent) {

@@ -1,0 +1,160 @@
+//! flashlab's own stub against esptool 5.6.0's (esp-flasher-stub), both executed on the
+//! virtual chip: the same random operations through esp-flasher's library (compressed and
+//! plain writes, erases, reads, digests) give the same results and leave the same flash.
+//! esptool's stub comes from the esptool the tests install; it is never committed.
+
+use esp_emulator::device::{CodeExecution, Device, DeviceConfig};
+use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_flasher::{
+    BeforeReset, ConnectOptions, EmulatorTransport, Flasher, HeaderParams, Region, Silent,
+    StubImage, WriteOptions,
+};
+use proptest::prelude::*;
+
+use crate::util::{esptool, pseudo_random};
+
+const FLASH_SIZE: u32 = 256 * 1024;
+const SECTOR: u32 = 0x1000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        address: u32,
+        len: u32,
+        seed: u64,
+        compress: bool,
+    },
+    EraseRegion {
+        address: u32,
+        len: u32,
+    },
+    Read {
+        address: u32,
+        len: u32,
+    },
+    Md5 {
+        address: u32,
+        len: u32,
+    },
+}
+
+/// What an operation gave the host, compared between the stubs.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Bytes(Vec<u8>),
+    Failed(String),
+}
+
+fn connect(stub: StubImage, contents: &[u8]) -> Flasher<EmulatorTransport> {
+    let flash = SpiFlash::new(contents.to_vec(), FlashOptions::default()).expect("a flash size");
+    let device = Device::new(
+        DeviceConfig {
+            execution: CodeExecution::Run,
+            ..DeviceConfig::default()
+        },
+        flash,
+    );
+    let options = ConnectOptions {
+        before: BeforeReset::NoReset,
+        stub: Some(stub),
+        ..ConnectOptions::default()
+    };
+    Flasher::connect(EmulatorTransport::new(device), &options, Box::new(Silent))
+        .expect("connects and starts the stub")
+}
+
+fn apply(flasher: &mut Flasher<EmulatorTransport>, op: &Op) -> Outcome {
+    let result = match *op {
+        Op::Write {
+            address,
+            len,
+            seed,
+            compress,
+        } => {
+            let region = Region {
+                address,
+                data: pseudo_random(len as usize, seed),
+            };
+            let options = WriteOptions {
+                compress,
+                verify: true,
+                skip_unchanged: false,
+                header: HeaderParams::default(),
+            };
+            flasher
+                .write_flash(&[region], &options)
+                .map(|_| Outcome::Done)
+        }
+        Op::EraseRegion { address, len } => {
+            flasher.erase_region(address, len).map(|()| Outcome::Done)
+        }
+        Op::Read { address, len } => flasher.read_flash(address, len).map(Outcome::Bytes),
+        Op::Md5 { address, len } => flasher
+            .flash_md5(address, len)
+            .map(|digest| Outcome::Bytes(digest.to_vec())),
+    };
+    result.unwrap_or_else(|error| Outcome::Failed(error.to_string()))
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let word_address = (0..FLASH_SIZE / 4).prop_map(|word| word * 4);
+    let sectors = (0..FLASH_SIZE / SECTOR, 1..=4u32);
+    prop_oneof![
+        3 => (word_address.clone(), 1..0x6000u32, any::<u64>(), any::<bool>()).prop_map(
+            |(address, len, seed, compress)| Op::Write {
+                address,
+                len: len.min(FLASH_SIZE - address).max(1),
+                seed,
+                compress,
+            }
+        ),
+        1 => sectors.prop_map(|(first, count)| {
+            let count = count.min(FLASH_SIZE / SECTOR - first);
+            Op::EraseRegion {
+                address: first * SECTOR,
+                len: count * SECTOR,
+            }
+        }),
+        1 => (0..FLASH_SIZE, 1..0x3000u32).prop_map(|(address, len)| Op::Read {
+            address,
+            len: len.min(FLASH_SIZE - address).max(1),
+        }),
+        1 => (0..FLASH_SIZE, 0..0x8000u32).prop_map(|(address, len)| Op::Md5 {
+            address,
+            len: len.min(FLASH_SIZE - address),
+        }),
+    ]
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(24)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn own_stub_and_esptools_stub_leave_the_same_flash(
+        seed in any::<u64>(),
+        ops in proptest::collection::vec(op(), 1..=6),
+    ) {
+        let contents = pseudo_random(FLASH_SIZE as usize, seed);
+        let esptool_stub = StubImage::load(&esptool("5.6.0").stub_json(2)).expect("esptool's stub");
+        let mut ours = connect(StubImage::flashlab(), &contents);
+        let mut theirs = connect(esptool_stub, &contents);
+        for (step, op) in ops.iter().enumerate() {
+            let our_outcome = apply(&mut ours, op);
+            let their_outcome = apply(&mut theirs, op);
+            prop_assert_eq!(&our_outcome, &their_outcome, "step {} {:?}", step, op);
+            prop_assert!(
+                ours.transport().device().flash().as_bytes()
+                    == theirs.transport().device().flash().as_bytes(),
+                "the flashes differ after step {} {:?}", step, op
+            );
+        }
+    }
+}
