@@ -935,3 +935,21 @@ fn cable_pulled_mid_backup_exits_1_names_the_address_and_leaves_no_file() {
     );
     assert_bytes(&board.finish(), &initial, "backing file");
 }
+
+/// While another program held the pty, esp-flasher said the port did not exist and listed
+/// no ports: the port is there and busy.
+#[test]
+fn regression_a_busy_port_was_called_missing() {
+    let mut board = Board::start(&sonoff_like_flash(MIB, 71), &[]);
+    let holder = esp_flasher::SerialTransport::open(&board.port(), 115_200)
+        .expect("the first client opens the pty");
+    let run = board.flasher(Stub::Flashlab, &["flash_id"]).expect(1);
+    run.warns(&format!(
+        "serial port {} is in use by another program",
+        board.port()
+    ))
+    .warns("Close the other program")
+    .never("does not exist");
+    drop(holder);
+    board.finish();
+}

@@ -265,11 +265,21 @@ fn load_stub(path: &Path) -> Result<StubImage, CmdError> {
 
 /// Opens a serial port at the ROM's rate, explaining the usual failures.
 fn open_serial(name: &str, trace: Option<Rc<Output>>) -> Result<Line, CmdError> {
+    // serialport locks the port: another holder shows as "no device" on Unix (the lock is
+    // refused) and as "access denied" on Windows.
+    let in_use = || {
+        CmdError::failed(
+            format!("serial port {name} is in use by another program"),
+            "Close the other program using it (a serial monitor, esptool, the Arduino IDE, another esp-flasher), then run the command again.",
+        )
+    };
     let serial = SerialTransport::open(name, ROM_BAUD).map_err(|error| match error.kind() {
+        io::ErrorKind::PermissionDenied if cfg!(windows) => in_use(),
         io::ErrorKind::PermissionDenied => CmdError::failed(
             format!("permission denied opening {name}"),
             "Add yourself to the dialout group: sudo usermod -aG dialout $USER, then log out and in again.",
         ),
+        io::ErrorKind::NotFound if cfg!(unix) && Path::new(name).exists() => in_use(),
         io::ErrorKind::NotFound => CmdError::failed(
             format!("serial port {name} does not exist"),
             format!("Ports found: {}.", port_list(&available_ports())),
