@@ -64,6 +64,8 @@ pub struct Flasher<T: Transport> {
     flash: FlashInfo,
     /// `--baud auto` is on: a corrupt read block steps the rate down.
     pub(crate) auto_baud: bool,
+    /// Whether the stub answers SPI_FLASH_MD5_PIECES (flashlab's does); unknown until asked.
+    pub(crate) md5_pieces: Option<bool>,
 }
 
 impl<T: Transport> Flasher<T> {
@@ -105,6 +107,7 @@ impl<T: Transport> Flasher<T> {
                 size: None,
             },
             auto_baud: false,
+            md5_pieces: None,
         };
         flasher.attach_flash()?;
         let jedec_id = flasher.read_jedec_id()?;

@@ -19,6 +19,7 @@ use esp_flasher::{
 use esp_protocol::flash_params::{FlashMode, FlashSize};
 use esp_protocol::image::{read_flash_params, FlashParamsPatch};
 use esp_protocol::packet::Opcode;
+use md5::Digest as _;
 
 const MB: usize = 1024 * 1024;
 const SECTOR: usize = 0x1000;
@@ -1428,5 +1429,68 @@ fn regression_cable_pulled_during_write_names_the_address_reached() {
     assert!(
         reached > 0 && reached < 0x20000 && reached as usize <= written,
         "{reached:#x} {written}"
+    );
+}
+
+// --- SPI_FLASH_MD5_PIECES, flashlab's stub only ---
+
+#[test]
+fn flashlab_stub_digests_every_sector_of_a_region_in_one_request() {
+    let contents = pattern(MB, 3);
+    let (mut flasher, _) = connect(filled(contents.clone()), true);
+    let digests = flasher
+        .flash_md5_pieces(0x10000, 0x11000, SECTOR as u32)
+        .unwrap()
+        .expect("flashlab's stub has the command");
+    let expected: Vec<[u8; 16]> = contents[0x10000..0x21000]
+        .chunks(SECTOR)
+        .map(|sector| md5::Md5::digest(sector).into())
+        .collect();
+    assert_eq!(digests, expected);
+    // More pieces than one reply carries: several requests, the same answer.
+    let all = flasher
+        .flash_md5_pieces(0, MB as u32, 0x800)
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.len(), MB / 0x800);
+    assert_eq!(
+        all[0x20],
+        <[u8; 16]>::from(md5::Md5::digest(&contents[0x10000..0x10800]))
+    );
+}
+
+#[test]
+fn esptools_stubs_have_no_md5_pieces_and_the_flasher_falls_back() {
+    // The stub model answers as esptool's stubs do: not a command they know.
+    let device = Device::new(
+        DeviceConfig {
+            execution: CodeExecution::StubModel,
+            ..DeviceConfig::default()
+        },
+        filled(pattern(MB, 4)),
+    );
+    let log = EventLog::new();
+    let options = ConnectOptions {
+        stub: Some(StubImage::virtual_device_model()),
+        ..ConnectOptions::default()
+    };
+    let mut flasher = Flasher::connect(EmulatorTransport::new(device), &options, Box::new(log))
+        .expect("connects");
+    assert_eq!(
+        flasher.flash_md5_pieces(0, 0x4000, SECTOR as u32).unwrap(),
+        None
+    );
+    let regions = [Region {
+        address: 0x3000,
+        data: pattern(0x5000, 9),
+    }];
+    let options = WriteOptions {
+        skip_unchanged: true,
+        ..WriteOptions::default()
+    };
+    flasher.write_flash(&regions, &options).unwrap();
+    assert_eq!(
+        &flash_contents(&flasher)[0x3000..0x8000],
+        &regions[0].data[..]
     );
 }

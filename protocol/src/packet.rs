@@ -130,7 +130,13 @@ opcodes! {
     ReadFlash = 0xD2, "READ_FLASH";
     /// Leave the loader and run the firmware.
     RunUserCode = 0xD3, "RUN_USER_CODE";
+    /// flashlab's stub only: the MD5 of each piece of a flash region, in one reply
+    /// (esptool's stubs answer "not implemented" or "invalid command").
+    SpiFlashMd5Pieces = 0xE0, "SPI_FLASH_MD5_PIECES";
 }
+
+/// Most digests one SPI_FLASH_MD5_PIECES reply carries (4 KiB of data).
+pub const MAX_MD5_PIECES: u32 = 256;
 
 impl Opcode {
     /// The opcode with esptool's name, e.g. `FLASH_DEFL_DATA` (case-insensitive).
@@ -392,6 +398,17 @@ pub enum Command {
         /// Stay in the loader instead of rebooting.
         stay_in_loader: bool,
     },
+    /// SPI_FLASH_MD5_PIECES: the MD5 of each `unit`-byte piece of `size` bytes at `address`
+    /// (the last piece may be shorter), at most [`MAX_MD5_PIECES`] of them; the reply's data
+    /// is the 16-byte digests in order.
+    SpiFlashMd5Pieces {
+        /// Flash offset.
+        address: u32,
+        /// Bytes to hash.
+        size: u32,
+        /// Bytes per digest.
+        unit: u32,
+    },
     /// SPI_FLASH_MD5.
     SpiFlashMd5 {
         /// Flash offset.
@@ -443,6 +460,7 @@ impl Command {
             Command::FlashDeflData(_) => Opcode::FlashDeflData,
             Command::FlashDeflEnd { .. } => Opcode::FlashDeflEnd,
             Command::SpiFlashMd5 { .. } => Opcode::SpiFlashMd5,
+            Command::SpiFlashMd5Pieces { .. } => Opcode::SpiFlashMd5Pieces,
             Command::EraseFlash => Opcode::EraseFlash,
             Command::EraseRegion { .. } => Opcode::EraseRegion,
             Command::ReadFlash { .. } => Opcode::ReadFlash,
@@ -502,6 +520,11 @@ impl Command {
             }
             Command::ChangeBaudrate { new_baud, old_baud } => words(out, &[*new_baud, *old_baud]),
             Command::SpiFlashMd5 { address, size } => words(out, &[*address, *size, 0, 0]),
+            Command::SpiFlashMd5Pieces {
+                address,
+                size,
+                unit,
+            } => words(out, &[*address, *size, *unit]),
             Command::EraseRegion { address, size } => words(out, &[*address, *size]),
             Command::ReadFlash {
                 address,
@@ -692,6 +715,14 @@ impl Command {
             Opcode::RunUserCode => {
                 exact(0, "0")?;
                 Command::RunUserCode
+            }
+            Opcode::SpiFlashMd5Pieces => {
+                let w = exact(12, "12")?;
+                Command::SpiFlashMd5Pieces {
+                    address: w[0],
+                    size: w[1],
+                    unit: w[2],
+                }
             }
         })
     }

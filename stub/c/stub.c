@@ -61,6 +61,9 @@
 #define OP_ERASE_REGION 0xD1u
 #define OP_READ_FLASH 0xD2u
 #define OP_RUN_USER_CODE 0xD3u
+/* flashlab's own: the MD5 of each piece of a region in one reply. */
+#define OP_SPI_FLASH_MD5_PIECES 0xE0u
+#define MAX_MD5_PIECES 256u
 
 /* Status codes esptool knows. */
 #define STATUS_OK 0x00u
@@ -638,6 +641,37 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         }
         reply(opcode, 0, digest, sizeof digest, STATUS_OK);
         return;
+    case OP_SPI_FLASH_MD5_PIECES: {
+        static uint8_t digests[MAX_MD5_PIECES * 16];
+        uint32_t address = read_le32(payload);
+        uint32_t size = read_le32(payload + 4);
+        uint32_t unit = read_le32(payload + 8);
+        uint32_t count = 0;
+        /* A unit of at most 1 MiB keeps unit * MAX_MD5_PIECES within 32 bits. */
+        if (length != 12 || unit == 0 || unit > (1u << 20) || size > unit * MAX_MD5_PIECES) {
+            status = ERR_BAD_DATA_LEN;
+            break;
+        }
+        if (!in_flash(address, size)) {
+            status = ERR_FAILED_SPI_OP;
+            break;
+        }
+        while (size > 0) {
+            uint32_t piece = size < unit ? size : unit;
+            if (flash_md5(address, piece, digests + 16 * count) != 0) {
+                status = ERR_FAILED_SPI_OP;
+                break;
+            }
+            address += piece;
+            size -= piece;
+            count++;
+        }
+        if (status != STATUS_OK) {
+            break;
+        }
+        reply(opcode, 0, digests, 16 * count, STATUS_OK);
+        return;
+    }
     case OP_ERASE_FLASH:
         if (SPIEraseChip() != 0) {
             status = ERR_FAILED_SPI_OP;

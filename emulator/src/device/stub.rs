@@ -123,14 +123,10 @@ impl Device {
     pub(super) fn stub_command(&mut self, request: &RequestFrame<'_>) {
         let opcode = request.opcode;
         let flavor = self.stub.flavor;
-        let Some(known) = Opcode::from_byte(opcode) else {
-            let code = match (opcode, flavor) {
-                (GET_SECURITY_INFO, _) | (_, StubFlavor::Legacy) => {
-                    ErrorCode::CommandNotImplemented
-                }
-                (_, StubFlavor::EspFlasherStub) => ErrorCode::InvalidCommand,
-            };
-            self.reply(opcode, 0, &[], failure(code));
+        // flashlab's own commands are as unknown to esptool's stubs as any other.
+        let known = Opcode::from_byte(opcode).filter(|&op| op != Opcode::SpiFlashMd5Pieces);
+        let Some(known) = known else {
+            self.reply(opcode, 0, &[], failure(unknown_opcode(flavor, opcode)));
             return;
         };
         let command = match Command::from_frame(request) {
@@ -215,6 +211,7 @@ impl Device {
                 self.start_read_flash(opcode, address, size, packet_size, max_in_flight);
                 return;
             }
+            Command::SpiFlashMd5Pieces { .. } => Err(unknown_opcode(flavor, opcode)),
             Command::RunUserCode => {
                 if flavor == StubFlavor::Legacy {
                     self.trace_line(|| {
@@ -554,6 +551,14 @@ impl Device {
 
 /// GET_SECURITY_INFO, which no ESP8266 loader implements.
 const GET_SECURITY_INFO: u8 = 0x14;
+
+/// What each stub answers to an opcode it does not know.
+fn unknown_opcode(flavor: StubFlavor, opcode: u8) -> ErrorCode {
+    match (opcode, flavor) {
+        (GET_SECURITY_INFO, _) | (_, StubFlavor::Legacy) => ErrorCode::CommandNotImplemented,
+        (_, StubFlavor::EspFlasherStub) => ErrorCode::InvalidCommand,
+    }
+}
 
 /// The status a stub sends for a request whose payload does not parse.
 fn decode_failure(flavor: StubFlavor, opcode: Opcode, error: &DecodeError) -> ErrorCode {

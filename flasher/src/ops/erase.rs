@@ -1,8 +1,9 @@
 //! Erasing and hashing flash: ERASE_FLASH, ERASE_REGION and SPI_FLASH_MD5,
 //! all stub commands (the ESP8266 ROM has none of them).
 
-use esp_protocol::packet::{Command, Opcode};
+use esp_protocol::packet::{Command, Opcode, MAX_MD5_PIECES};
 use esp_protocol::rom_erase::SECTOR_SIZE;
+use esp_protocol::status::ErrorCode;
 use md5::{Digest, Md5};
 
 use crate::connection::{
@@ -68,6 +69,63 @@ impl<T: Transport> Flasher<T> {
             .connection
             .command(&command, timeout_per_mb(MD5_SECONDS_PER_MB, size))?;
         parse_md5_response(&response.data)
+    }
+
+    /// The MD5 of each `unit`-byte piece of `size` bytes at `address`, in one request per
+    /// [`MAX_MD5_PIECES`] pieces (SPI_FLASH_MD5_PIECES, flashlab's stub); `None` when the
+    /// stub does not have that command (esptool's), and the caller asks piece by piece.
+    pub fn flash_md5_pieces(
+        &mut self,
+        address: u32,
+        size: u32,
+        unit: u32,
+    ) -> Result<Option<Vec<[u8; 16]>>> {
+        self.require_stub("MD5 verification")?;
+        if self.md5_pieces == Some(false) || unit == 0 {
+            return Ok(None);
+        }
+        let batch = unit.saturating_mul(MAX_MD5_PIECES);
+        let mut digests = Vec::new();
+        let mut done = 0;
+        while done < size {
+            let piece_size = batch.min(size - done);
+            let command = Command::SpiFlashMd5Pieces {
+                address: address + done,
+                size: piece_size,
+                unit,
+            };
+            let response = match self
+                .connection
+                .command(&command, timeout_per_mb(MD5_SECONDS_PER_MB, piece_size))
+            {
+                Ok(response) => response,
+                Err(Error::Device {
+                    code: ErrorCode::CommandNotImplemented | ErrorCode::InvalidCommand,
+                    ..
+                }) => {
+                    self.md5_pieces = Some(false);
+                    return Ok(None);
+                }
+                Err(other) => return Err(other),
+            };
+            let expected = piece_size.div_ceil(unit) as usize;
+            if response.data.len() != 16 * expected {
+                return Err(Error::UnexpectedResponse {
+                    opcode: Opcode::SpiFlashMd5Pieces,
+                    expected: format!("{expected} digests of 16 bytes"),
+                    got: format!("{} bytes", response.data.len()),
+                });
+            }
+            digests.extend(
+                response
+                    .data
+                    .chunks_exact(16)
+                    .map(|digest| <[u8; 16]>::try_from(digest).expect("16 bytes")),
+            );
+            done += piece_size;
+        }
+        self.md5_pieces = Some(true);
+        Ok(Some(digests))
     }
 
     /// Checks that the flash at `address` holds `data`, by MD5.

@@ -485,9 +485,34 @@ impl<T: Transport> Flasher<T> {
         within: Range<usize>,
         unit: usize,
     ) -> Result<Vec<Range<usize>>> {
+        let pieces: Vec<Range<usize>> = pieces(address, within, unit).collect();
+        // Only the first and the last piece can be partial: the whole ones between go in
+        // one request when the stub has SPI_FLASH_MD5_PIECES.
+        let whole = pieces
+            .iter()
+            .position(|piece| piece.len() == unit)
+            .map(|first| {
+                let last = pieces
+                    .iter()
+                    .rposition(|piece| piece.len() == unit)
+                    .unwrap_or(first);
+                first..last + 1
+            });
+        let mut batched = None;
+        if let Some(whole) = whole.clone().filter(|whole| whole.len() > 1) {
+            let start = pieces[whole.start].start;
+            let end = pieces[whole.end - 1].end;
+            batched =
+                self.flash_md5_pieces(address + start as u32, (end - start) as u32, unit as u32)?;
+        }
         let mut runs = Vec::new();
-        for piece in pieces(address, within, unit) {
-            let on_flash = self.flash_md5(address + piece.start as u32, piece.len() as u32)?;
+        for (index, piece) in pieces.into_iter().enumerate() {
+            let on_flash = match (&batched, &whole) {
+                (Some(digests), Some(whole)) if whole.contains(&index) => {
+                    digests[index - whole.start]
+                }
+                _ => self.flash_md5(address + piece.start as u32, piece.len() as u32)?,
+            };
             if on_flash != md5_of(&data[piece.clone()]) {
                 push_run(&mut runs, piece);
             }
