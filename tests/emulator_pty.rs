@@ -252,3 +252,77 @@ fn a_client_hang_up_mid_stream_does_not_stop_the_server() {
     assert!(server.is_running());
     server.stop().unwrap();
 }
+
+#[test]
+fn regression_two_emulators_on_one_flash_file_mix_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let first = Emulator::spawn(
+        &["--flash", path_arg(&flash), "--size", "256KB"],
+        &dir.path().join("first.log"),
+    );
+    let (code, stderr) = refused(&["--flash", path_arg(&flash)]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "{} is in use by another esp-emulator (it holds a lock on it); stop that one or use another file",
+            flash.display()
+        )),
+        "{stderr}"
+    );
+    let (status, stderr) = first.terminate();
+    assert!(status.success(), "exit {status}: {stderr}");
+    // The lock goes with the process.
+    let second = Emulator::spawn(
+        &["--flash", path_arg(&flash)],
+        &dir.path().join("second.log"),
+    );
+    assert!(second.terminate().0.success());
+}
+
+#[test]
+fn regression_realtime_burst_leaves_the_port_deaf_for_the_next_client() {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Linux's O_NONBLOCK on x86 and ARM.
+    const O_NONBLOCK: i32 = 0o4000;
+    let tool = esptool("5.6.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let emulator = Emulator::spawn(
+        &["--flash", path_arg(&flash), "--size", "256KB", "--realtime"],
+        &dir.path().join("emulator.log"),
+    );
+    // 200 KB is 17 s of line time at 115200 baud: the emulator may only take what the line
+    // carries, so the pty soon refuses more, and what it held must not reach the next client.
+    {
+        let mut port = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(emulator.port())
+            .unwrap();
+        let burst = [0x55; 4096];
+        let mut written = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while written < 200_000 && std::time::Instant::now() < deadline {
+            match port.write(&burst) {
+                Ok(count) => written += count,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(error) => panic!("writing the burst: {error}"),
+            }
+        }
+        assert!(written < 100_000, "{written} bytes taken in 1 s");
+    }
+    let (status, output) = run_output(
+        &tool.executable,
+        &["--port", emulator.port(), "flash-id"],
+        &dir.path().join("flash-id.log"),
+    );
+    assert!(
+        status.success(),
+        "flash-id after the burst failed:\n{output}"
+    );
+    assert!(emulator.terminate().0.success());
+}

@@ -16,6 +16,8 @@ use esp_emulator::device::{BootMode, Chip, CodeExecution};
 use esp_emulator::faults::{parse_number, parse_size};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
 use esp_protocol::flash_params::size_name;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 /// Size of a flash file created without `--size`.
 const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
@@ -246,7 +248,8 @@ fn parse_mac(text: &str) -> Result<[u8; 6], String> {
 #[derive(Debug)]
 pub struct BackingFile {
     path: PathBuf,
-    file: File,
+    /// Locked while the process runs.
+    file: Flock<File>,
     /// Sectors taken from the device but not yet written, by byte offset.
     unsaved: BTreeMap<usize, Vec<u8>>,
 }
@@ -256,16 +259,18 @@ pub struct BackingFile {
 pub struct LoadedFlash {
     /// The flash contents, as long as the chip.
     pub contents: Vec<u8>,
-    /// The file, or `None` when it must be created.
-    file: Option<File>,
+    /// The file, locked, or `None` when it must be created.
+    file: Option<Flock<File>>,
 }
 
 /// Reads the flash file at `path`, checking its length against `size`, or plans to create it.
 ///
-/// Nothing is written: a file that is rejected is left untouched.
+/// Nothing is written: a file that is rejected is left untouched. The file is locked
+/// (`flock`, exclusive) for as long as it is open, so a second esp-emulator on it refuses
+/// to start rather than mix its writes with the first one's.
 pub fn load_flash(path: &Path, size: Option<usize>) -> Result<LoadedFlash, Failure> {
     let shown = path.display();
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             let parent = path
@@ -294,6 +299,7 @@ pub fn load_flash(path: &Path, size: Option<usize>) -> Result<LoadedFlash, Failu
             )))
         }
     };
+    let mut file = lock(file, path)?;
     let length = file
         .metadata()
         .map_err(|error| Failure::runtime(format!("cannot stat flash file {shown}: {error}")))?
@@ -325,12 +331,7 @@ impl LoadedFlash {
     pub fn into_backing(self, path: &Path, size: usize) -> Result<BackingFile, Failure> {
         let file = match self.file {
             Some(file) => file,
-            None => create_erased(path, size).map_err(|error| {
-                Failure::runtime(format!(
-                    "cannot create flash file {}: {error}",
-                    path.display()
-                ))
-            })?,
+            None => create_erased(path, size)?,
         };
         Ok(BackingFile {
             path: path.to_owned(),
@@ -340,17 +341,52 @@ impl LoadedFlash {
     }
 }
 
-fn create_erased(path: &Path, size: usize) -> io::Result<File> {
-    let mut file = OpenOptions::new()
+/// Takes the exclusive lock on the flash file, or names the instance that holds it.
+fn lock(file: File, path: &Path) -> Result<Flock<File>, Failure> {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+        Errno::EWOULDBLOCK => Failure::runtime(format!(
+            "{} is in use by another esp-emulator (it holds a lock on it); stop that one or use another file",
+            path.display()
+        )),
+        _ => Failure::runtime(format!(
+            "cannot lock flash file {}: {errno}; use a file on a local file system",
+            path.display()
+        )),
+    })
+}
+
+/// Creates the flash file, locked before anything is written, filled with 0xFF.
+fn create_erased(path: &Path, size: usize) -> Result<Flock<File>, Failure> {
+    let failed = |error: io::Error| {
+        Failure::runtime(format!(
+            "cannot create flash file {}: {error}",
+            path.display()
+        ))
+    };
+    let file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
-        .open(path)?;
+        .open(path)
+    {
+        Ok(file) => file,
+        // Another process created it since it was found missing.
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let file = File::open(path).map_err(failed)?;
+            lock(file, path)?;
+            return Err(Failure::runtime(format!(
+                "flash file {} appeared while esp-emulator started; start it again",
+                path.display()
+            )));
+        }
+        Err(error) => return Err(failed(error)),
+    };
+    let mut file = lock(file, path)?;
     let erased = vec![0xFF; SECTOR_SIZE * 16];
     for _ in 0..size / erased.len() {
-        file.write_all(&erased)?;
+        file.write_all(&erased).map_err(failed)?;
     }
-    file.sync_all()?;
+    file.sync_all().map_err(failed)?;
     Ok(file)
 }
 
@@ -430,8 +466,30 @@ mod tests {
         assert_eq!(file.len(), 256 * 1024);
         assert_eq!(file, flash.as_bytes());
 
+        drop(backing);
         let error = load_flash(&path, Some(1 << 20)).unwrap_err();
         assert_eq!(error.code, 2);
         assert!(error.message.contains("is 256KB but --size says 1MB"));
+    }
+
+    #[test]
+    fn a_locked_flash_file_is_refused_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flash.bin");
+        let first = load_flash(&path, Some(256 * 1024))
+            .unwrap()
+            .into_backing(&path, 256 * 1024)
+            .unwrap();
+        let error = load_flash(&path, None).unwrap_err();
+        assert_eq!(error.code, 1);
+        assert!(
+            error.message.ends_with(
+                "flash.bin is in use by another esp-emulator (it holds a lock on it); stop that one or use another file"
+            ),
+            "{}",
+            error.message
+        );
+        drop(first);
+        assert!(load_flash(&path, None).is_ok());
     }
 }

@@ -34,7 +34,7 @@ use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 use crate::boot::{self, FlashWiring, ResetCause, BOOT_LOG_BAUD};
 use crate::flash::SpiFlash;
 use crate::machine::{Machine, MachineConfig};
-use execution::{Execution, PendingRestart};
+use execution::{Execution, PendingRestart, MAX_PENDING_OUTPUT};
 use frame_tap::FrameTap;
 use stub::Stub;
 
@@ -281,6 +281,13 @@ impl Device {
         let mut events = Vec::new();
         // Frame by frame: a MEM_END that starts code hands the bytes after it to the code.
         while !rest.is_empty() && self.program != Program::Running {
+            if self.tx_blocked() {
+                let lost = rest.len();
+                self.trace_line(|| {
+                    format!("uart: {lost} host bytes lost: the chip waits for the host to read")
+                });
+                return;
+            }
             let piece_end = rest
                 .iter()
                 .position(|&byte| byte == slip::END)
@@ -320,6 +327,14 @@ impl Device {
             self.execution_output_taken();
             self.run_code(now);
         }
+    }
+
+    /// The loader or stub model waits on a full TX FIFO: the host has left
+    /// [`MAX_PENDING_OUTPUT`] bytes unread, so it stops reading RX and what the host sends
+    /// is lost, as the RX FIFO of a chip whose TX is blocked overflows. A READ_FLASH stream
+    /// still takes its acknowledgements: its output is bounded by its window.
+    fn tx_blocked(&self) -> bool {
+        !self.stub.reading() && self.pending_output() >= MAX_PENDING_OUTPUT
     }
 
     fn take_output(&mut self, now: Duration, out: &mut Vec<u8>) {
@@ -548,7 +563,7 @@ impl Device {
             )
         });
         let seen = self.commands_seen.entry(request.opcode).or_default();
-        *seen += 1;
+        *seen = seen.saturating_add(1);
         let nth = *seen;
         if self
             .config

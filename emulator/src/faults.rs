@@ -15,8 +15,8 @@
 //! | `disconnect:after=N` | link | After N chip→host bytes the cable is pulled: the pty hangs up (and is replugged once the client lets go). |
 //! | `disconnect:after=N,from=host` | link | The same after N host→chip bytes: a given point in an upload, whichever client sends it. |
 //! | `boot-log` | link | After power-up and every reset the ROM's boot message, sent at 74880 baud, precedes the first reply: garbage to a 115200 client. |
-//! | `noise:bytes=N` | link | N random bytes precede the first reply after power-up and every reset. |
-//! | `noise:bytes=N,before=sync` | link | N random bytes precede every reply to SYNC: a boot log or line noise on every connection attempt. |
+//! | `noise:bytes=N` | link | N random bytes (at most 65536) precede the first reply after power-up and every reset. |
+//! | `noise:bytes=N,before=sync` | link | N random bytes (at most 65536) precede every reply to SYNC: a boot log or line noise on every connection attempt. |
 //! | `baud-limit:max=BAUD[,rate=R]` | link | A USB adapter that cannot keep up above BAUD: while the host's port is set faster than BAUD, each byte in either direction is lost (an overrun) with probability R (default `1e-3`). esptool's `read-flash` then stops with `Corrupt data, expected 0x1000 bytes but received 0xffd bytes.` |
 //! | `write-protect` | flash | The status register's block-protect bits cover the whole chip: writes and erases silently do nothing. |
 //! | `stuck-sector:addr=ADDR` | flash | The 4 KiB sector holding ADDR (e.g. `0x10000`) will not erase. May be repeated. |
@@ -36,6 +36,9 @@ use crate::flash::{FlashOptions, SECTOR_SIZE};
 
 /// Byte loss rate of `baud-limit` when no `rate` is given.
 pub const DEFAULT_BAUD_LIMIT_RATE: f64 = 1e-3;
+/// Most bytes of `noise`: far more than any boot log, and each reset or SYNC reply
+/// allocates them.
+pub const MAX_NOISE_BYTES: usize = 65_536;
 
 /// The accepted spec forms, quoted in every parse error.
 pub const ACCEPTED_FORMS: &str = "short-read:frame=N,drop=K | timeout:op=NAME,nth=N | bad-md5 | \
@@ -128,13 +131,16 @@ impl FromStr for Fault {
     }
 }
 
+/// The largest value of the 32-bit parameters (frame and command counts, rates, addresses).
+const U32_MAX: u64 = u32::MAX as u64;
+
 /// Parses one spec, returning the problem on failure.
 fn parse_fault(spec: &str) -> Result<Fault, String> {
     let (kind, params) = spec.split_once(':').unwrap_or((spec, ""));
     let mut params = Params::parse(params)?;
     let fault = match kind {
         "short-read" => Fault::ShortRead(ShortRead {
-            frame: params.number("frame", 1)?,
+            frame: params.number_in("frame", 1, U32_MAX)?,
             drop: params.number("drop", 1)?,
         }),
         "timeout" => {
@@ -144,7 +150,7 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
             })?;
             Fault::Timeout(CommandTimeout {
                 opcode: opcode as u8,
-                nth: params.number("nth", 1)?,
+                nth: params.number_in("nth", 1, U32_MAX)?,
             })
         }
         "bad-md5" => Fault::BadMd5,
@@ -163,7 +169,7 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
             },
         },
         "baud-limit" => Fault::BaudLimit {
-            max: params.number("max", 1)?,
+            max: params.number_in("max", 1, U32_MAX)?,
             rate: match params.pairs.iter().any(|(key, _)| key == "rate") {
                 true => params.rate("rate")?,
                 false => DEFAULT_BAUD_LIMIT_RATE,
@@ -171,7 +177,7 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
         },
         "boot-log" => Fault::BootLog,
         "noise" => Fault::Noise {
-            bytes: params.number("bytes", 1)?,
+            bytes: params.number_in("bytes", 1, MAX_NOISE_BYTES as u64)?,
             every_sync: match params.take_optional("before").as_deref() {
                 None | Some("reset") => false,
                 Some("sync") => true,
@@ -180,7 +186,7 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
         },
         "write-protect" => Fault::WriteProtect,
         "stuck-sector" => Fault::StuckSector {
-            addr: params.number("addr", 0)?,
+            addr: params.number_in("addr", 0, U32_MAX)?,
         },
         "fake-size" => Fault::FakeSize {
             real: parse_size(&params.take("real")?)?,
@@ -226,12 +232,22 @@ impl Params {
 
     /// An integer parameter, decimal or 0x hex, no smaller than `min`.
     fn number<T: TryFrom<u64>>(&mut self, key: &str, min: u64) -> Result<T, String> {
+        self.number_in(key, min, u64::MAX)
+    }
+
+    /// An integer parameter, decimal or 0x hex, from `min` to `max`.
+    fn number_in<T: TryFrom<u64>>(&mut self, key: &str, min: u64, max: u64) -> Result<T, String> {
         let text = self.take(key)?;
         let value = parse_number(&text)
-            .filter(|&value| value >= min)
+            .filter(|value| (min..=max).contains(value))
             .and_then(|value| T::try_from(value).ok());
-        value.ok_or_else(|| {
-            format!("'{key}={text}' must be an integer of at least {min} (decimal or 0x hex)")
+        value.ok_or_else(|| match max {
+            u64::MAX => {
+                format!("'{key}={text}' must be an integer of at least {min} (decimal or 0x hex)")
+            }
+            _ => {
+                format!("'{key}={text}' must be an integer from {min} to {max} (decimal or 0x hex)")
+            }
         })
     }
 
@@ -486,7 +502,11 @@ mod tests {
             ("short-read:frame=1", "missing parameter 'drop'"),
             (
                 "short-read:frame=0,drop=3",
-                "'frame=0' must be an integer of at least 1",
+                "'frame=0' must be an integer from 1 to 4294967295",
+            ),
+            (
+                "short-read:frame=1,drop=0",
+                "'drop=0' must be an integer of at least 1",
             ),
             (
                 "timeout:op=FLASH_NOPE,nth=1",
@@ -513,6 +533,45 @@ mod tests {
             assert!(message.ends_with(ACCEPTED_FORMS), "{message}");
             assert!(!message.contains('\n'));
         }
+    }
+
+    #[test]
+    fn regression_huge_noise_fault_panics_or_allocates_gigabytes() {
+        for spec in [
+            "noise:bytes=18446744073709551615",
+            "noise:bytes=18446744073709551615,before=sync",
+            "noise:bytes=3000000000",
+            "noise:bytes=65537",
+        ] {
+            let message = parse(spec).unwrap_err();
+            assert!(
+                message.contains("must be an integer from 1 to 65536"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            parse("noise:bytes=0x10000,before=sync"),
+            Ok(Fault::Noise {
+                bytes: MAX_NOISE_BYTES,
+                every_sync: true
+            })
+        );
+        // The other counts are 32-bit or only compared: too large is an error, not a wrap.
+        for (spec, problem) in [
+            ("short-read:frame=4294967296,drop=1", "'frame=4294967296'"),
+            ("timeout:op=SYNC,nth=0x100000000", "'nth=0x100000000'"),
+            ("baud-limit:max=99999999999", "'max=99999999999'"),
+            ("stuck-sector:addr=0x100000000", "'addr=0x100000000'"),
+            (
+                "disconnect:after=18446744073709551616",
+                "'after=18446744073709551616'",
+            ),
+        ] {
+            let message = parse(spec).unwrap_err();
+            assert!(message.contains(problem), "{message}");
+        }
+        assert!(parse("short-read:frame=1,drop=18446744073709551615").is_ok());
+        assert!(parse("disconnect:after=18446744073709551615").is_ok());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::boot::{self, ResetCause, BOOT_LOG_BAUD};
 use crate::device::Device;
-use crate::faults::LinkFaults;
+use crate::faults::{LinkFaults, MAX_NOISE_BYTES};
 
 /// How the chip's output starts when it answers SYNC: frame start, response, opcode 0x08.
 const SYNC_REPLY_START: [u8; 3] = [0xC0, 0x01, 0x08];
@@ -195,7 +195,7 @@ impl Link {
 
     fn apply_output_faults(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
         if self.faults.noise_every_sync && bytes.starts_with(&SYNC_REPLY_START) {
-            let mut noise = vec![0; self.faults.noise_bytes];
+            let mut noise = vec![0; self.noise_bytes()];
             self.rng.fill_bytes(&mut noise);
             bytes.splice(0..0, noise);
         }
@@ -249,9 +249,14 @@ impl Link {
         }
         if !self.faults.noise_every_sync {
             let start = self.preamble.len();
-            self.preamble.resize(start + self.faults.noise_bytes, 0);
+            self.preamble.resize(start + self.noise_bytes(), 0);
             self.rng.fill_bytes(&mut self.preamble[start..]);
         }
+    }
+
+    /// The noise to send; `--fault` parsing limits it, a library caller's value is clamped.
+    fn noise_bytes(&self) -> usize {
+        self.faults.noise_bytes.min(MAX_NOISE_BYTES)
     }
 
     fn chance(&mut self, rate: f64) -> bool {
@@ -413,6 +418,20 @@ mod tests {
             let reply = sync(&mut noisy);
             assert_eq!(reply.len(), clean.len() + 8);
             assert!(reply.ends_with(&clean));
+        }
+    }
+
+    #[test]
+    fn regression_huge_noise_fault_overflows_the_preamble() {
+        for noise_every_sync in [false, true] {
+            let faults = LinkFaults {
+                noise_bytes: usize::MAX,
+                noise_every_sync,
+                ..LinkFaults::default()
+            };
+            let clean = sync(&mut link(LinkFaults::default(), 0));
+            let reply = sync(&mut link(faults, 0));
+            assert_eq!(reply.len(), clean.len() + MAX_NOISE_BYTES);
         }
     }
 

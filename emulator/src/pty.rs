@@ -19,6 +19,9 @@
 //!   device 10 bit times (8N1) after they were written, at the rate the client set on the
 //!   port (read from the slave's termios through the master); chip→host bytes leave one
 //!   10-bit time apart at the chip's [`Device::uart_baud`](crate::device::Device::uart_baud).
+//!   The master is read only while a few KB are on the wire, so the pty's buffer makes a
+//!   faster writer wait, as a port's line rate does; what a client leaves unread when it
+//!   closes is dropped.
 //!   The link also garbles bytes when the two rates differ (see [`crate::link`]). A rate set
 //!   with Linux's custom-speed interface (BOTHER) cannot be read this way and counts as
 //!   matching the chip. Without realtime the device answers as fast as it can and rates are
@@ -51,6 +54,9 @@ const NO_CLIENT_WAIT: Duration = Duration::from_millis(10);
 const OUTPUT_BACKLOG: usize = 64 * 1024;
 /// Bits per byte on an 8N1 line: start, eight data, stop.
 const BITS_PER_BYTE: u32 = 10;
+/// Realtime: host bytes scheduled on the wire beyond which the master is not read, so the
+/// pty's own buffer pushes back on the writer, as a real port's line rate does.
+const MAX_INBOUND: usize = 4 * 1024;
 
 /// Something the server reports while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +123,7 @@ impl PtyServer {
             clock: Instant::now(),
             in_session: false,
             inbound: VecDeque::new(),
+            inbound_len: 0,
             rx_line_free: Duration::ZERO,
             on_wire: VecDeque::new(),
             tx_line_free: Duration::ZERO,
@@ -255,6 +262,8 @@ struct Server {
     in_session: bool,
     /// Realtime: host→chip bytes still on the wire, with the time they arrive.
     inbound: VecDeque<(Duration, Vec<u8>)>,
+    /// Bytes in `inbound`.
+    inbound_len: usize,
     rx_line_free: Duration,
     /// Realtime: chip→host bytes not yet through the UART.
     on_wire: VecDeque<u8>,
@@ -314,7 +323,11 @@ impl Server {
     }
 
     fn wait(&self, timeout: Duration) -> io::Result<Wake> {
-        let mut master_events = PollFlags::POLLIN;
+        let mut master_events = PollFlags::empty();
+        // POLLHUP is reported whether asked for or not, so a full backlog still sees a hang-up.
+        if self.inbound_len < MAX_INBOUND {
+            master_events |= PollFlags::POLLIN;
+        }
         if !self.ready.is_empty() {
             master_events |= PollFlags::POLLOUT;
         }
@@ -348,7 +361,17 @@ impl Server {
 
     fn read_input(&mut self) -> io::Result<()> {
         let mut buffer = [0u8; 4096];
-        let count = match (&self.port.master).read(&mut buffer) {
+        let room = if self.realtime {
+            MAX_INBOUND
+                .saturating_sub(self.inbound_len)
+                .min(buffer.len())
+        } else {
+            buffer.len()
+        };
+        if room == 0 {
+            return Ok(());
+        }
+        let count = match (&self.port.master).read(&mut buffer[..room]) {
             Ok(count) => count,
             Err(error) if error.raw_os_error() == Some(libc::EIO) => return self.end_session(),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -369,6 +392,7 @@ impl Server {
             drop(link);
             let due = self.rx_line_free.max(now) + self.byte_time(baud) * count as u32;
             self.rx_line_free = due;
+            self.inbound_len += count;
             self.inbound.push_back((due, bytes));
         } else {
             link.receive(now, &bytes);
@@ -380,7 +404,8 @@ impl Server {
     fn end_session(&mut self) -> io::Result<()> {
         if self.in_session {
             self.in_session = false;
-            self.inbound.clear();
+            self.clear_inbound();
+            self.discard_unread_input();
             // A program that is no flasher stub keeps running, and what it printed waits
             // for the next client; anything else resets, as a board's auto-reset does.
             let chip_reset = self.link().device().resets_when_port_closes();
@@ -404,6 +429,27 @@ impl Server {
         }
     }
 
+    /// Forgets the host bytes on the wire; the next client's bytes find the line free.
+    fn clear_inbound(&mut self) {
+        self.inbound.clear();
+        self.inbound_len = 0;
+        self.rx_line_free = Duration::ZERO;
+    }
+
+    /// Drops what the client that left wrote and the server has not read yet (realtime
+    /// leaves it in the pty while the line is busy): it must not reach the next session.
+    fn discard_unread_input(&self) {
+        let mut buffer = [0u8; 4096];
+        // Bounded, in case a new client is already writing.
+        for _ in 0..64 {
+            match (&self.port.master).read(&mut buffer) {
+                Ok(count) if count > 0 => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
+    }
+
     /// Moves bytes along: arrivals to the device, device output to the wire and the pty.
     fn step(&mut self) -> io::Result<()> {
         let now = self.now();
@@ -413,6 +459,7 @@ impl Server {
                 break;
             }
             let (_, bytes) = self.inbound.pop_front().expect("front exists");
+            self.inbound_len -= bytes.len();
             link.receive(now, &bytes);
         }
         let chip_baud = link.device().uart_baud();
@@ -471,7 +518,7 @@ impl Server {
         // Replacing the port drops, and so closes, the old master: the client sees a hang-up.
         self.port = port;
         self.in_session = false;
-        self.inbound.clear();
+        self.clear_inbound();
         self.ready.clear();
         let now = self.now();
         self.link().replug(now);

@@ -184,7 +184,7 @@ impl Device {
         let address = upload.next_address;
         upload.next_address = address.wrapping_add(block.data.len() as u32);
         upload.remaining -= block.data.len() as u32;
-        upload.next_sequence += 1;
+        upload.next_sequence = upload.next_sequence.wrapping_add(1);
         self.machine
             .write_ram(address, &block.data)
             .map_err(|_| INVALID_RAM_ADDRESS)
@@ -259,7 +259,7 @@ impl Device {
             .flash_mut()
             .program(address, &block.data)
             .map_err(|_| ErrorCode::FlashWriteError)?;
-        write.next_sequence += 1;
+        write.next_sequence = write.next_sequence.wrapping_add(1);
         self.spend(report.typical_duration);
         Ok(())
     }

@@ -1208,6 +1208,40 @@ fn garbage_and_malformed_frames_never_panic() {
     );
 }
 
+#[test]
+fn regression_sync_flood_grows_memory_without_limit() {
+    let sync = slip::encode_to_vec(&Command::Sync.to_bytes());
+    let burst = sync.repeat(64);
+    for stub in [false, true] {
+        let mut host = Host::blank();
+        if stub {
+            host.start_v2_stub();
+        }
+        // 3 MB of SYNC that nobody reads the replies to: 6 MB of replies unbounded.
+        for _ in 0..1000 {
+            host.device.receive(host.now, &burst);
+        }
+        let pending = host.device.pending_output();
+        let allocated: usize = host
+            .device
+            .output
+            .iter()
+            .map(|chunk| chunk.bytes.capacity())
+            .sum();
+        assert!(
+            (MAX_PENDING_OUTPUT..MAX_PENDING_OUTPUT + 1024).contains(&pending),
+            "stub {stub}: {pending} bytes pending"
+        );
+        assert!(allocated <= 2 * MAX_PENDING_OUTPUT, "{allocated} allocated");
+        // Whole replies only, and once the host reads, the chip answers again.
+        let replies = host.responses();
+        assert_eq!(replies.len() % 8, 0);
+        assert!(replies.iter().all(|reply| reply.opcode == 0x08));
+        host.send(&Command::Sync);
+        assert_eq!(host.responses().len(), 8, "stub {stub}");
+    }
+}
+
 mod properties {
     use std::ops::Range;
 

@@ -311,6 +311,18 @@ impl<T: Transport> Flasher<T> {
                 return Ok(());
             };
             let failed_at = at + acked.bytes as u32;
+            // Bytes of `part` surely on the flash: the stubs write each block they acknowledge,
+            // but esptool's may hold back up to their inflate window of a compressed stream.
+            let safe = match &compressed {
+                Some(compressed) => {
+                    let sent =
+                        (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
+                    inflated_len(&compressed[..sent])
+                        .saturating_sub(STUB_INFLATE_WINDOW)
+                        .min(part.len())
+                }
+                None => (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(part.len()),
+            };
             if self.loader() == Loader::Stub && self.line_corrupted(&error, line_errors) {
                 let baud = self.connection.transport().baud();
                 self.resync_after_failure()?;
@@ -322,18 +334,6 @@ impl<T: Transport> Flasher<T> {
                         source: Box::new(error),
                     });
                 }
-                // Bytes of `part` surely on the flash: the stubs write each block they acknowledge,
-                // but may hold back up to their inflate window of a compressed stream.
-                let safe = match &compressed {
-                    Some(compressed) => {
-                        let sent =
-                            (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
-                        inflated_len(&compressed[..sent])
-                            .saturating_sub(STUB_INFLATE_WINDOW)
-                            .min(part.len())
-                    }
-                    None => (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(part.len()),
-                };
                 let sector_start = (at + safe as u32) & !(SECTOR_SIZE - 1);
                 let resume = sector_start.max(at);
                 self.report(Event::Warning(Warning::WriteBlockCorrupt {
@@ -345,7 +345,7 @@ impl<T: Transport> Flasher<T> {
             }
             return Err(match error {
                 source @ (Error::Timeout { .. } | Error::Io(_)) => {
-                    let reached = failed_at & !(SECTOR_SIZE - 1);
+                    let reached = (at + safe as u32) & !(SECTOR_SIZE - 1);
                     Error::WriteInterrupted {
                         address: region_address,
                         reached: reached.max(at),
