@@ -14,7 +14,7 @@ use esp_protocol::flash_params::FlashParams;
 use esp_protocol::image::{Image, Segment};
 use lx106_programs::Builder;
 
-use crate::util::{cpu_time, esptool, esptool_3, pseudo_random, run_output, Emulator};
+use crate::util::{cpu_time, esptool, esptool_3, pseudo_random, run_output, Emulator, Esptool};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -375,18 +375,45 @@ const UNMAPPED: u32 = 0x2000_0000;
 fn crash_image() -> Vec<u8> {
     let mut code = UNMAPPED.to_le_bytes().to_vec();
     code.extend_from_slice(&[0x21, 0xFF, 0xFF, 0xA0, 0x02, 0x00]);
+    ram_image(CRASH_LOAD_ADDRESS, CRASH_ENTRY, code)
+}
+
+/// A version-1 image of `code` (padded to words) loaded at `load_address`, run at `entry`.
+fn ram_image(load_address: u32, entry: u32, mut code: Vec<u8>) -> Vec<u8> {
     code.resize(code.len().next_multiple_of(4), 0);
     Image {
         flash_params: FlashParams::default(),
-        entry: CRASH_ENTRY,
+        entry,
         segments: vec![Segment {
-            load_address: CRASH_LOAD_ADDRESS,
+            load_address,
             data: code,
         }],
         v2_prefix: None,
     }
     .build()
-    .expect("the crash image builds")
+    .expect("a RAM image builds")
+}
+
+/// `esptool load-ram` of `image` through the ROM loader alone (`--no-stub`), so that the ROM
+/// starts the program; returns esptool's output after checking it succeeded.
+fn load_ram_without_stub(tool: &Esptool, port: &str, image: &Path, log: &Path) -> String {
+    let (status, output) = run_output(
+        &tool.executable,
+        &[
+            "--port",
+            port,
+            "--before",
+            "no-reset",
+            "--after",
+            "no-reset",
+            "--no-stub",
+            "load-ram",
+            path_str(image),
+        ],
+        log,
+    );
+    assert!(status.success(), "load-ram failed ({status}):\n{output}");
+    output
 }
 
 /// A program that crashes halts the chip until a reset, which a pty cannot give: the trace
@@ -415,22 +442,7 @@ fn a_crashing_program_leaves_the_emulator_serving() {
         &dir.path().join("emulator.log"),
     );
     let port = emulator.port().to_owned();
-    let (status, output) = run_output(
-        &tool.executable,
-        &[
-            "--port",
-            &port,
-            "--before",
-            "no-reset",
-            "--after",
-            "no-reset",
-            "--no-stub",
-            "load-ram",
-            path_str(&image),
-        ],
-        &dir.path().join("load-ram.log"),
-    );
-    assert!(status.success(), "load-ram failed ({status}):\n{output}");
+    let output = load_ram_without_stub(&tool, &port, &image, &dir.path().join("load-ram.log"));
     assert_line(&output, &format!("executing at {CRASH_ENTRY:#010x}"));
 
     let halt = wait_for_trace(&emulator, "halt line", |stderr| {
@@ -561,18 +573,7 @@ fn delay_image(count: u32) -> Vec<u8> {
         0x31, 0xFE, 0xFF, 0x21, 0xFE, 0xFF, 0x22, 0xC2, 0xFF, 0x56, 0x92, 0xFF, 0x42, 0xA0, 0x58,
         0x42, 0x63, 0x00, 0x46, 0xFB, 0xFF,
     ]);
-    code.resize(code.len().next_multiple_of(4), 0);
-    Image {
-        flash_params: FlashParams::default(),
-        entry: DELAY_ENTRY,
-        segments: vec![Segment {
-            load_address: DELAY_LOAD_ADDRESS,
-            data: code,
-        }],
-        v2_prefix: None,
-    }
-    .build()
-    .expect("the delay image builds")
+    ram_image(DELAY_LOAD_ADDRESS, DELAY_ENTRY, code)
 }
 
 /// A delay loop that only counts in a register was taken for polling after a million quiet
@@ -588,22 +589,12 @@ fn regression_a_register_only_delay_loop_froze_the_chip() {
         &["--flash", path_str(&flash), "--size", "1MB", "--trace"],
         &dir.path().join("emulator.log"),
     );
-    let (status, output) = run_output(
-        &tool.executable,
-        &[
-            "--port",
-            emulator.port(),
-            "--before",
-            "no-reset",
-            "--after",
-            "no-reset",
-            "--no-stub",
-            "load-ram",
-            path_str(&image),
-        ],
+    load_ram_without_stub(
+        &tool,
+        emulator.port(),
+        &image,
         &dir.path().join("load-ram.log"),
     );
-    assert!(status.success(), "load-ram failed ({status}):\n{output}");
     let mut port = open_port(&emulator, LOADER_BAUD);
     let xs = |received: &[u8]| received.iter().filter(|&&byte| byte == b'X').count();
     let received = read_until(&mut port, |received| xs(received) >= 3);
