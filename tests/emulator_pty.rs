@@ -326,3 +326,48 @@ fn regression_realtime_burst_leaves_the_port_deaf_for_the_next_client() {
     );
     assert!(emulator.terminate().0.success());
 }
+
+/// `--link notes.txt` replaced the file with a symlink and deleted it at exit (as it did
+/// the flash file itself when `--link` named it).
+#[test]
+fn regression_link_replaced_and_deleted_a_file_it_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    fs::write(&notes, b"keep me").unwrap();
+    let flash = dir.path().join("flash.bin");
+    let (code, stderr) = refused(&[
+        "--flash",
+        path_arg(&flash),
+        "--size",
+        "256KB",
+        "--link",
+        path_arg(&notes),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("give a path that does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&notes).unwrap(), b"keep me");
+    assert!(!flash.exists(), "nothing is created on a refused start");
+}
+
+/// Each `--scenario` run without `--flash` left its 1.1 MB folder of input files behind.
+#[test]
+fn regression_scenario_runs_left_their_input_folders_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::spawn(
+        &["--scenario", "cable-pulled-during-write"],
+        &dir.path().join("emulator.log"),
+    );
+    let stderr = emulator.stderr();
+    let inputs = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("esp-emulator: its input files are in "))
+        .unwrap_or_else(|| panic!("no input folder named in:\n{stderr}"))
+        .to_owned();
+    assert!(Path::new(&inputs).join("tasmota.bin").is_file(), "{inputs}");
+    let (status, stderr) = emulator.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(!Path::new(&inputs).exists(), "{inputs} is still there");
+}

@@ -65,6 +65,9 @@ fn run(args: Args) -> Result<(), Failure> {
     {
         return boot_report(file, *size, *flash_wiring);
     }
+    if let Some(link) = &args.link {
+        check_link_path(link)?;
+    }
     let board = match &args.scenario {
         Some(name) => scenario_board(name, args.flash.as_deref())?,
         None => flag_board(&args)?,
@@ -117,9 +120,10 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     let verbose = args.verbose || args.trace;
     // The input files exist before the path is printed, so a client may start at once.
-    if let Some(scenario) = &scenario {
-        describe_scenario(scenario, &slave, args.flash.as_deref())?;
-    }
+    let scenario_inputs = match &scenario {
+        Some(scenario) => describe_scenario(scenario, &slave, args.flash.as_deref())?,
+        None => None,
+    };
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{}", slave.display());
     let _ = stdout.flush();
@@ -144,8 +148,14 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         None => Ok(()),
     });
+    if let Some(inputs) = scenario_inputs {
+        let _ = std::fs::remove_dir_all(inputs);
+    }
     if let Some(link) = &args.link {
-        let _ = std::fs::remove_file(link);
+        // Only a link that still points at a pty of ours: another run may have taken it over.
+        if std::fs::read_link(link).is_ok_and(|target| is_pty_path(&target)) {
+            let _ = std::fs::remove_file(link);
+        }
     }
     outcome.and(saved)
 }
@@ -294,12 +304,13 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
 }
 
 /// Tells the user on stderr what the scenario reproduces and how to run it; writes its
-/// inputs beside `flash_file`, else in a new temporary directory.
+/// inputs beside `flash_file`, else in a new temporary directory, which it returns for
+/// removal at exit (the inputs serve only while this emulator runs).
 fn describe_scenario(
     scenario: &Scenario,
     slave: &Path,
     flash_file: Option<&Path>,
-) -> Result<(), Failure> {
+) -> Result<Option<PathBuf>, Failure> {
     eprintln!(
         "esp-emulator: scenario {}: {}",
         scenario.name, scenario.summary
@@ -309,15 +320,20 @@ fn describe_scenario(
     );
     let port = slave.display().to_string();
     let mut directory = String::new();
+    let mut temporary = None;
     if !scenario.inputs.is_empty() {
         let inputs = match flash_file.and_then(Path::parent) {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
             Some(_) => PathBuf::from("."),
-            None => std::env::temp_dir().join(format!(
-                "esp-emulator-{}-{}",
-                scenario.name,
-                std::process::id()
-            )),
+            None => {
+                let created = std::env::temp_dir().join(format!(
+                    "esp-emulator-{}-{}",
+                    scenario.name,
+                    std::process::id()
+                ));
+                temporary = Some(created.clone());
+                created
+            }
         };
         std::fs::create_dir_all(&inputs).map_err(|error| {
             Failure::runtime(format!("cannot create {}: {error}", inputs.display()))
@@ -334,7 +350,7 @@ fn describe_scenario(
         "esp-emulator:  or: {directory}{}",
         scenario.esp_flasher_command(&port)
     );
-    Ok(())
+    Ok(temporary)
 }
 
 /// `esp-emulator boot-report FILE`: the ROM's boot of FILE, without a device.
@@ -351,6 +367,33 @@ fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<
     let report = boot::boot_from_flash(&flash, chip_size, ResetCause::PowerOn, wiring);
     print!("{}", report.text());
     Ok(())
+}
+
+/// `--link PATH` may only be a path that does not exist or a symlink to a pty that an
+/// earlier run left behind: anything else would be replaced, then deleted at exit.
+fn check_link_path(link: &Path) -> Result<(), Failure> {
+    match std::fs::symlink_metadata(link) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(metadata)
+            if metadata.file_type().is_symlink()
+                && std::fs::read_link(link).is_ok_and(|target| is_pty_path(&target)) =>
+        {
+            Ok(())
+        }
+        _ => Err(Failure::usage(format!(
+            "--link {}: the path exists and is no link to a pty left by esp-emulator; it would be \
+             replaced and deleted at exit: give a path that does not exist",
+            link.display()
+        ))),
+    }
+}
+
+/// A pseudo-terminal's slave path, as `--link` points at it (Linux, then macOS).
+fn is_pty_path(path: &Path) -> bool {
+    path.starts_with("/dev/pts")
+        || path
+            .to_str()
+            .is_some_and(|path| path.starts_with("/dev/ttys"))
 }
 
 /// Makes `link` a symlink to `target`, atomically replacing whatever is there.

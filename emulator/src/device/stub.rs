@@ -32,7 +32,9 @@
 //! Deviations, to keep bad input from hanging the model: READ_FLASH with a
 //! packet size of 0 or above 0x1000, or outside the flash, is refused with
 //! `C0 00` / `C4 00` instead of stalling; an acknowledgement that is not 4 bytes
-//! ends the stream with the digest of what was sent, as v1 does.
+//! ends the stream with the digest of what was sent, as v1 does; at most 64 frames
+//! (esptool's window) go ahead of the acknowledgements, whatever the request asks, so
+//! a client that never reads cannot make the model queue the whole flash.
 
 use std::collections::VecDeque;
 
@@ -485,7 +487,8 @@ impl Device {
             next_address: address,
             end: address + size,
             packet_size,
-            max_in_flight: max_in_flight.max(1) as usize,
+            // esptool asks for 64; a larger window would only queue more of the flash at once.
+            max_in_flight: max_in_flight.clamp(1, MAX_READ_IN_FLIGHT) as usize,
             unacked_frame_ends: VecDeque::new(),
             wire_bytes_sent: 0,
             hasher: Md5::new(),
@@ -548,6 +551,9 @@ impl Device {
         }
     }
 }
+
+/// Most READ_FLASH frames the model sends ahead of the host's acknowledgements.
+const MAX_READ_IN_FLIGHT: u32 = 64;
 
 /// GET_SECURITY_INFO, which no ESP8266 loader implements.
 const GET_SECURITY_INFO: u8 = 0x14;

@@ -1242,6 +1242,27 @@ fn regression_sync_flood_grows_memory_without_limit() {
     }
 }
 
+/// A READ_FLASH asking for an unbounded window, repeated without reading, took the model's
+/// memory from 5.8 MB to 313 MB: it queued the whole flash each time.
+#[test]
+fn regression_read_flash_with_an_unbounded_window_queues_the_whole_flash() {
+    let mut host = Host::blank();
+    host.start_v2_stub();
+    let read = Command::ReadFlash {
+        address: 0,
+        size: host.device.flash().size() as u32,
+        packet_size: 0x1000,
+        max_in_flight: u32::MAX,
+    };
+    host.device
+        .receive(host.now, &slip::encode_to_vec(&read.to_bytes()));
+    let pending = host.device.pending_output();
+    assert!(
+        pending <= 64 * (2 * 0x1000 + 2) + 64,
+        "{pending} bytes queued for a window nobody acknowledges"
+    );
+}
+
 mod properties {
     use std::ops::Range;
 
