@@ -10,6 +10,7 @@ use std::time::Duration;
 use esp_emulator::device::DeviceConfig;
 use esp_emulator::flash::SpiFlash;
 use esp_emulator::pty::{PtyOptions, PtyServer};
+use esp_protocol::packet::Command as Request;
 
 use crate::util::{binary, esptool, pseudo_random, run_output, Emulator, PtyUse};
 
@@ -370,4 +371,76 @@ fn regression_scenario_runs_left_their_input_folders_behind() {
     let (status, stderr) = emulator.terminate();
     assert!(status.success(), "{stderr}");
     assert!(!Path::new(&inputs).exists(), "{inputs} is still there");
+}
+
+/// A kill -9 during a write lost blocks the chip had acknowledged: the file was updated only
+/// once a second. Now every acknowledged block is in the file before its reply goes out.
+#[test]
+fn regression_kill_9_lost_blocks_the_chip_had_acknowledged() {
+    use esp_flasher::transport::{SerialTransport, Transport};
+    use esp_protocol::packet::{BeginParams, DataBlock};
+    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+
+    const OFFSET: u32 = 0x8000;
+    const BLOCK: usize = 0x400;
+    const BLOCKS: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let initial = pseudo_random(256 * KIB, 81);
+    fs::write(&flash, &initial).unwrap();
+    let emulator = Emulator::spawn(
+        &["--flash", path_arg(&flash)],
+        &dir.path().join("emulator.log"),
+    );
+    let mut port = SerialTransport::open(emulator.port(), 115_200).unwrap();
+    let mut decoder = SlipDecoder::new();
+    // Sends a command and waits for its reply (the ROM answers SYNC several times).
+    let mut exchange = |command: &Request| {
+        port.write_all(&slip::encode_to_vec(&command.to_bytes()))
+            .unwrap();
+        let mut buffer = [0u8; 256];
+        loop {
+            let count = port.read(&mut buffer, Duration::from_secs(5)).unwrap();
+            assert!(count > 0, "no reply to {command:?}");
+            let replied = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
+                matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(command.opcode() as u8)))
+            });
+            if replied {
+                return;
+            }
+        }
+    };
+    exchange(&Request::Sync);
+    exchange(&Request::FlashBegin(BeginParams {
+        size: (BLOCK * BLOCKS) as u32,
+        blocks: BLOCKS as u32,
+        block_size: BLOCK as u32,
+        offset: OFFSET,
+        encrypted: None,
+    }));
+    let data = pseudo_random(BLOCK * BLOCKS, 82);
+    let acknowledged = BLOCKS / 2;
+    for (sequence, chunk) in data.chunks(BLOCK).take(acknowledged).enumerate() {
+        exchange(&Request::FlashData(DataBlock {
+            sequence: sequence as u32,
+            data: chunk.to_vec(),
+        }));
+    }
+    let killed = Command::new("kill")
+        .args(["-KILL", &emulator.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (status, _) = emulator.terminate();
+    assert!(!status.success(), "killed, not exited");
+    let file = fs::read(&flash).unwrap();
+    let written = OFFSET as usize..OFFSET as usize + acknowledged * BLOCK;
+    assert!(
+        file[written.clone()] == data[..acknowledged * BLOCK],
+        "acknowledged blocks missing from the file after kill -9"
+    );
+    assert!(
+        file[..OFFSET as usize] == initial[..OFFSET as usize],
+        "bytes before the write"
+    );
 }

@@ -383,10 +383,14 @@ fn create_erased(path: &Path, size: usize) -> Result<Flock<File>, Failure> {
     };
     let mut file = lock(file, path)?;
     let erased = vec![0xFF; SECTOR_SIZE * 16];
-    for _ in 0..size / erased.len() {
-        file.write_all(&erased).map_err(failed)?;
+    let filled = (0..size / erased.len())
+        .try_for_each(|_| file.write_all(&erased))
+        .and_then(|()| file.sync_all());
+    if let Err(error) = filled {
+        // A full disk: no truncated file is left to be mistaken for a flash image.
+        let _ = std::fs::remove_file(path);
+        return Err(failed(error));
     }
-    file.sync_all().map_err(failed)?;
     Ok(file)
 }
 

@@ -20,10 +20,11 @@
 
 mod cli;
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -34,7 +35,7 @@ use esp_emulator::device::DeviceConfig;
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::LinkConfig;
-use esp_emulator::pty::{PtyOptions, PtyServer, ServerEvent};
+use esp_emulator::pty::{FlashPersist, PtyOptions, PtyServer, ServerEvent};
 use esp_emulator::scenario::{self, Scenario};
 
 /// How often changed sectors are written back to the file.
@@ -76,9 +77,11 @@ fn run(args: Args) -> Result<(), Failure> {
         flash,
         config,
         link,
-        mut backing,
+        backing,
         scenario,
     } = board;
+    // Shared with the server, which keeps the changed sectors before any reply goes out.
+    let backing = backing.map(|file| Arc::new(Mutex::new(file)));
 
     // Signals are taken by a thread with sigwait, so every thread must block them first.
     let mut signals = SigSet::empty();
@@ -111,6 +114,15 @@ fn run(args: Args) -> Result<(), Failure> {
         on_event: Some(Box::new(move |event| {
             let _ = events.send(Event::Server(event));
         })),
+        persist: backing.clone().map(|backing| -> FlashPersist {
+            Box::new(move |flash| {
+                let mut backing = lock_backing(&backing);
+                backing.take_dirty(flash);
+                backing
+                    .write_unsaved()
+                    .map_err(|failure| io::Error::other(failure.message))
+            })
+        }),
     };
     let server = PtyServer::start(config, flash, pty_options)
         .map_err(|error| Failure::runtime(format!("cannot open a pseudo-terminal: {error}")))?;
@@ -137,12 +149,13 @@ fn run(args: Args) -> Result<(), Failure> {
         }
     }
 
-    let outcome = serve(&server, &received, backing.as_mut(), &args, verbose);
+    let outcome = serve(&server, &received, backing.as_deref(), &args, verbose);
     let stopped = server
         .stop()
         .map_err(|error| Failure::runtime(format!("the pty server failed: {error}")));
-    let saved = stopped.and_then(|mut device| match backing.as_mut() {
+    let saved = stopped.and_then(|mut device| match backing.as_deref() {
         Some(backing) => {
+            let mut backing = lock_backing(backing);
             backing.save(device.flash_mut())?;
             backing.sync()
         }
@@ -164,7 +177,7 @@ fn run(args: Args) -> Result<(), Failure> {
 fn serve(
     server: &PtyServer,
     events: &mpsc::Receiver<Event>,
-    mut backing: Option<&mut BackingFile>,
+    backing: Option<&Mutex<BackingFile>>,
     args: &Args,
     verbose: bool,
 ) -> Result<(), Failure> {
@@ -189,7 +202,7 @@ fn serve(
                         "esp-emulator: client closed the port; the program the chip runs goes on"
                     );
                 }
-                save(server, backing.as_deref_mut())?;
+                save(server, backing)?;
             }
             Ok(Event::Server(ServerEvent::Replugged(path))) => {
                 eprintln!(
@@ -201,7 +214,7 @@ fn serve(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                save(server, backing.as_deref_mut())?;
+                save(server, backing)?;
                 if !server.is_running() {
                     return Ok(());
                 }
@@ -212,12 +225,19 @@ fn serve(
 }
 
 /// Copies the changed sectors with the device paused, then writes them without holding it.
-fn save(server: &PtyServer, backing: Option<&mut BackingFile>) -> Result<(), Failure> {
+fn save(server: &PtyServer, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
     let Some(backing) = backing else {
         return Ok(());
     };
-    server.with_device(|device| backing.take_dirty(device.flash_mut()));
-    backing.write_unsaved()
+    server.with_device(|device| lock_backing(backing).take_dirty(device.flash_mut()));
+    lock_backing(backing).write_unsaved()
+}
+
+/// The backing file; a panic while it was held leaves it as consistent as any write does.
+fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
+    backing
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The board to serve: its flash, its configuration, its line and where the flash is kept.

@@ -87,7 +87,14 @@ pub struct PtyOptions {
     pub trace: bool,
     /// Called for every event; without one, events are dropped.
     pub on_event: Option<EventHandler>,
+    /// Called with the flash before any chip output reaches the pty, so that what the chip
+    /// acknowledges is kept first (the binary writes the changed sectors to its file). An
+    /// error stops the server: no reply goes out for a change that could not be kept.
+    pub persist: Option<FlashPersist>,
 }
+
+/// Keeps the flash's changed sectors somewhere (see [`PtyOptions::persist`]).
+pub type FlashPersist = Box<dyn FnMut(&mut SpiFlash) -> io::Result<()> + Send>;
 
 /// A virtual ESP8266 served on a pty by a background thread.
 pub struct PtyServer {
@@ -120,6 +127,7 @@ impl PtyServer {
             port,
             realtime: options.realtime,
             on_event: options.on_event,
+            persist: options.persist,
             clock: Instant::now(),
             in_session: false,
             inbound: VecDeque::new(),
@@ -257,6 +265,7 @@ struct Server {
     port: Port,
     realtime: bool,
     on_event: Option<EventHandler>,
+    persist: Option<FlashPersist>,
     clock: Instant,
     /// A client has written since the last reset.
     in_session: bool,
@@ -466,6 +475,9 @@ impl Server {
         if self.ready.len() + self.on_wire.len() < OUTPUT_BACKLOG {
             let mut output = Vec::new();
             link.poll_output(now, &mut output);
+            if let Some(persist) = self.persist.as_mut().filter(|_| !output.is_empty()) {
+                persist(link.device_mut().flash_mut())?;
+            }
             if self.realtime {
                 if self.on_wire.is_empty() {
                     self.tx_line_free = self.tx_line_free.max(now);
