@@ -422,6 +422,10 @@ impl PortArg {
     pub fn parse(port: Option<&str>) -> Result<PortArg, String> {
         match port {
             None => Ok(PortArg::Scan),
+            Some("") => Err(
+                "--port is empty: give the board's serial port (e.g. /dev/ttyUSB0 or COM3), emu:SIZE, or no --port to search"
+                    .into(),
+            ),
             Some("emu") => Ok(PortArg::Emulator(EmuSpec::default())),
             Some(text) => match text.strip_prefix("emu:") {
                 Some(spec) => EmuSpec::parse(spec).map(PortArg::Emulator),
@@ -913,6 +917,9 @@ mod tests {
     #[test]
     fn emulator_port_specs() {
         assert_eq!(PortArg::parse(None), Ok(PortArg::Scan));
+        assert!(PortArg::parse(Some(""))
+            .unwrap_err()
+            .contains("--port is empty"));
         assert_eq!(
             PortArg::parse(Some("COM5")),
             Ok(PortArg::Serial("COM5".into()))

@@ -97,7 +97,7 @@ pub enum Error {
     StubDidNotStart,
 
     /// A region that runs past the end of the flash.
-    #[error("region at {address:#x} of {size} bytes ends at {end:#x}, past the end of the {flash_size}-byte flash", end = *address as u64 + *size)]
+    #[error("{size} bytes at {address:#x} end at {end:#x}, past the end of the {} ({flash_size}-byte) flash", size_name((*.flash_size).into()), end = *address as u64 + *size)]
     RegionPastEnd {
         /// Flash offset.
         address: u32,
@@ -127,6 +127,15 @@ pub enum Error {
         size: u32,
         /// The sector size.
         sector_size: u32,
+    },
+
+    /// A write the loader cannot do at this address.
+    #[error("the ROM loader cannot write at {address:#x}: its writes start on a {alignment}-byte boundary")]
+    UnalignedWrite {
+        /// Flash offset.
+        address: u32,
+        /// The boundary writes must start on.
+        alignment: u32,
     },
 
     /// Flash contents after a write differ from the data.

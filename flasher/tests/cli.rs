@@ -643,3 +643,160 @@ fn rewriting_the_same_file_skips_unchanged_sectors() {
         .says("Skipped 24576 bytes already in flash at 0x00000000.")
         .says("Hash of data verified.");
 }
+
+/// A 1MB flash whose every byte differs from its neighbours', so a changed byte shows.
+fn patterned_flash() -> Vec<u8> {
+    (0..MB).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn a_second_region_past_the_end_fails_before_the_first_is_written() {
+    let dir = temp();
+    let flash = patterned_flash();
+    fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    fs::write(dir.path().join("a.bin"), firmware_image(0x2000, 3)).unwrap();
+    fs::write(dir.path().join("b.bin"), [0x11; 0x100]).unwrap();
+    let run = flasher(
+        dir.path(),
+        &[
+            "--port",
+            "emu:1MB,file=flash.bin",
+            "write_flash",
+            "0x0",
+            "a.bin",
+            "0x200000",
+            "b.bin",
+        ],
+    )
+    .expect(1);
+    run.warns("past the end of the 1MB");
+    assert!(!run.stdout.contains("Wrote"), "{run:?}");
+    assert!(fs::read(dir.path().join("flash.bin")).unwrap() == flash);
+}
+
+#[test]
+fn overlapping_regions_are_refused_and_nothing_is_written() {
+    let dir = temp();
+    let flash = patterned_flash();
+    fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    fs::write(dir.path().join("a.bin"), [0x22; 0x1800]).unwrap();
+    fs::write(dir.path().join("b.bin"), [0x33; 0x100]).unwrap();
+    let emu = "emu:1MB,file=flash.bin";
+    for (first, second) in [("0x1000", "0x2000"), ("0x1000", "0x1800")] {
+        let args = [
+            "--port",
+            emu,
+            "write_flash",
+            first,
+            "a.bin",
+            second,
+            "b.bin",
+        ];
+        flasher(dir.path(), &args).expect(2).warns("overlaps");
+        assert!(fs::read(dir.path().join("flash.bin")).unwrap() == flash);
+    }
+}
+
+#[test]
+fn flash_size_larger_than_the_chip_warns_as_esptool_and_writes() {
+    let dir = temp();
+    fs::write(dir.path().join("fw.bin"), firmware_image(0x2000, 4)).unwrap();
+    let args = [
+        "--port",
+        "emu:1MB,file=flash.bin",
+        "write_flash",
+        "-fs",
+        "4MB",
+        "0x0",
+        "fw.bin",
+    ];
+    flasher(dir.path(), &args)
+        .expect(0)
+        .warns("Set flash_size 4MB is larger than the available flash size of 1MB")
+        .says("Hash of data verified.");
+    assert_eq!(fs::read(dir.path().join("flash.bin")).unwrap()[3] >> 4, 4);
+}
+
+#[test]
+fn an_empty_port_is_a_usage_error() {
+    let dir = temp();
+    let run = flasher(dir.path(), &["--port", "", "flash_id"]).expect(2);
+    run.warns("--port is empty");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+#[test]
+fn a_regular_file_as_port_is_named_and_left_unchanged() {
+    let dir = temp();
+    fs::write(dir.path().join("notes.txt"), "my notes\n").unwrap();
+    let run = flasher(dir.path(), &["--port", "notes.txt", "flash_id"]).expect(2);
+    run.warns("notes.txt is a regular file, not a serial port");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "my notes\n"
+    );
+}
+
+#[test]
+fn verify_flash_of_a_file_larger_than_the_flash_names_the_sizes() {
+    let dir = temp();
+    fs::write(dir.path().join("big.bin"), vec![0xFF; 2 * MB]).unwrap();
+    let run = flasher(
+        dir.path(),
+        &["--port", "emu:1MB", "verify_flash", "0x0", "big.bin"],
+    )
+    .expect(1);
+    run.warns("2097152 bytes at 0x0")
+        .warns("past the end of the 1MB");
+    assert!(!run.stderr.contains("error code"), "{run:?}");
+}
+
+#[test]
+fn run_does_not_also_say_staying_in_bootloader() {
+    let dir = temp();
+    let run = flasher(dir.path(), &["--port", "emu:1MB", "run"]).expect(0);
+    run.says("Running the firmware in flash.");
+    assert!(!run.stdout.contains("Staying in bootloader"), "{run:?}");
+}
+
+#[test]
+fn an_unaligned_write_keeps_the_bytes_of_its_sectors_around_it() {
+    let dir = temp();
+    let flash = patterned_flash();
+    fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    let data = vec![0x44; 0x1100];
+    fs::write(dir.path().join("f.bin"), &data).unwrap();
+    let args = [
+        "--port",
+        "emu:1MB,file=flash.bin",
+        "write_flash",
+        "0x1001",
+        "f.bin",
+    ];
+    flasher(dir.path(), &args)
+        .expect(0)
+        .says("Hash of data verified.");
+    let mut expected = flash;
+    expected[0x1001..0x2101].copy_from_slice(&data);
+    assert!(fs::read(dir.path().join("flash.bin")).unwrap() == expected);
+}
+
+#[test]
+fn an_unaligned_write_on_the_rom_loader_is_refused_before_writing() {
+    let dir = temp();
+    let flash = patterned_flash();
+    fs::write(dir.path().join("flash.bin"), &flash).unwrap();
+    fs::write(dir.path().join("f.bin"), [0x55; 0x100]).unwrap();
+    let args = [
+        "--no-stub",
+        "--port",
+        "emu:1MB,file=flash.bin",
+        "write_flash",
+        "0x1001",
+        "f.bin",
+    ];
+    flasher(dir.path(), &args)
+        .expect(1)
+        .warns("cannot write at 0x1001");
+    assert!(fs::read(dir.path().join("flash.bin")).unwrap() == flash);
+}

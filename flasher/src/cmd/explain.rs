@@ -74,6 +74,9 @@ impl From<Error> for CmdError {
             Error::RegionPastEnd { .. } => Some(
                 "Check the address and size against the flash size (flash_id shows it).".into(),
             ),
+            Error::UnalignedWrite { alignment, .. } => Some(format!(
+                "Write at a multiple of {alignment} (images go at 0x1000 multiples), or drop --no-stub: the stub writes at any address."
+            )),
             Error::UnknownFlashSize { .. } => Some(
                 "Give the size explicitly, e.g. -fs 4MB, or read with an explicit size instead of ALL.".into(),
             ),

@@ -149,6 +149,9 @@ impl Session {
     /// Checks the port spec and the stub, then connects; nothing is sent before both are good.
     pub fn open(connect: &ConnectArgs, out: &Rc<Output>) -> Result<Session, CmdError> {
         let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
+        if let PortArg::Serial(name) = &port {
+            check_serial_name(name)?;
+        }
         let options = connect_options(connect, &port, out)?;
         match port {
             PortArg::Serial(name) => {
@@ -168,10 +171,6 @@ impl Session {
         F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
     {
         let result = body(&mut self.flasher, &self.out);
-        let after = match (&result, after) {
-            (Ok(()), Some(after)) => after,
-            _ => AfterArg::NoReset,
-        };
         if result.is_ok() && matches!(self.flasher.transport().kind, LineKind::Emulator(_)) {
             self.out.line(format!(
                 "(Times above are the virtual serial line's: what a board on this link would take. \
@@ -179,17 +178,18 @@ impl Session {
                 self.started.elapsed().as_secs_f64()
             ));
         }
-        if result.is_ok() {
+        // Without `after` the command has left the loader itself (`run`): nothing to say.
+        if let (Ok(()), Some(after)) = (&result, after) {
             self.out.line(match after {
                 AfterArg::HardReset => "Hard resetting via RTS pin...",
                 AfterArg::SoftReset => "Soft resetting...",
                 AfterArg::NoReset => "Staying in bootloader.",
             });
         }
-        let after = match after {
-            AfterArg::HardReset => AfterReset::HardReset,
-            AfterArg::SoftReset => AfterReset::SoftReset,
-            AfterArg::NoReset => AfterReset::NoReset,
+        let after = match after.filter(|_| result.is_ok()) {
+            Some(AfterArg::HardReset) => AfterReset::HardReset,
+            Some(AfterArg::SoftReset) => AfterReset::SoftReset,
+            Some(AfterArg::NoReset) | None => AfterReset::NoReset,
         };
         let finished = self.flasher.finish(after);
         let saved = match (finished, &self.emu_file) {
@@ -261,6 +261,18 @@ fn load_stub(path: &Path) -> Result<StubImage, CmdError> {
         )),
         other => CmdError::Usage(other.to_string()),
     })
+}
+
+/// Refuses a `--port` that names a regular file or a folder: opening it would not reach a chip.
+fn check_serial_name(name: &str) -> Result<(), CmdError> {
+    let kind = match std::fs::metadata(name) {
+        Ok(metadata) if metadata.is_file() => "a regular file",
+        Ok(metadata) if metadata.is_dir() => "a folder",
+        _ => return Ok(()),
+    };
+    Err(CmdError::Usage(format!(
+        "--port {name} is {kind}, not a serial port: give the board's port (e.g. /dev/ttyUSB0 or COM3) or emu:SIZE"
+    )))
 }
 
 /// Opens a serial port at the ROM's rate, explaining the usual failures.

@@ -8,7 +8,7 @@ use esp_protocol::image::patch_flash_params;
 
 use super::files::read_regions;
 use super::session::with_chip;
-use super::write_flash::header_params;
+use super::write_flash::{header_params, warn_if_larger_than_flash};
 use super::CmdError;
 use crate::cli::{ConnectArgs, VerifyFlashArgs};
 use crate::output::Output;
@@ -21,6 +21,10 @@ pub fn run(
 ) -> Result<(), CmdError> {
     let regions = read_regions(&args.addr_file)?;
     with_chip(connect, out, |flasher, out| {
+        for region in &regions {
+            flasher.check_in_flash(region.address, region.data.len() as u64)?;
+        }
+        warn_if_larger_than_flash(&args.params, flasher, out)?;
         let header = header_params(&args.params);
         let size = match header.size {
             HeaderSize::Keep => None,

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use esp_flasher::{
     Flasher, HeaderParams, HeaderSize, Loader, Region, RegionReport, Transport, WriteOptions,
 };
+use esp_protocol::flash_params::size_name;
 
 use super::files::{read_regions, Region as FileRegion};
 use super::session::{with_chip, Stopwatch};
@@ -31,12 +32,41 @@ pub fn run(args: &WriteFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Re
             skip_unchanged: stub && !args.erase_all,
             header: header_params(&args.params),
         };
+        let to_write: Vec<Region> = regions
+            .iter()
+            .map(|file| Region {
+                address: file.address,
+                data: file.data.clone(),
+            })
+            .collect();
+        flasher.check_regions(&to_write)?;
+        warn_if_larger_than_flash(&args.params, flasher, out)?;
         if args.erase_all {
             out.line("Erasing flash memory (this may take a while)...");
             flasher.erase_flash()?;
         }
-        write_regions(flasher, &regions, &options, out)
+        write_regions(flasher, &regions, to_write, &options, out)
     })
+}
+
+/// esptool's warning for a `-fs` larger than the flash found; the write goes on, as
+/// esptool's does, with that size in the header (the regions must still fit the real flash).
+pub fn warn_if_larger_than_flash<T: Transport>(
+    params: &FlashParamArgs,
+    flasher: &Flasher<T>,
+    out: &Output,
+) -> Result<(), CmdError> {
+    if let FlashSizeArg::Size(size) = params.flash_size {
+        let available = flasher.flash_size()?;
+        if size.bytes() > available {
+            out.warn(format!(
+                "Set flash_size {} is larger than the available flash size of {}; writing it to the header anyway",
+                size.name(),
+                size_name(available.into())
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The library's header parameters for `-fs/-fm/-ff`.
@@ -56,10 +86,11 @@ pub fn header_params(params: &FlashParamArgs) -> HeaderParams {
 fn write_regions<T: Transport>(
     flasher: &mut Flasher<T>,
     regions: &[FileRegion],
+    to_write: Vec<Region>,
     options: &WriteOptions,
     out: &Output,
 ) -> Result<(), CmdError> {
-    for file in regions {
+    for (file, region) in regions.iter().zip(to_write) {
         if regions.len() > 1 {
             out.line(format!(
                 "Writing '{}' at {:#010x}...",
@@ -67,10 +98,6 @@ fn write_regions<T: Transport>(
                 file.address
             ));
         }
-        let region = Region {
-            address: file.address,
-            data: file.data.clone(),
-        };
         let started = Stopwatch::start(flasher);
         let report = flasher.write_flash(&[region], options)?;
         let seconds = started.seconds(flasher);

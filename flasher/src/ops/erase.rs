@@ -21,7 +21,7 @@ pub fn md5_of(data: &[u8]) -> [u8; 16] {
 
 impl<T: Transport> Flasher<T> {
     /// Refuses a region that does not fit in the flash.
-    pub(crate) fn check_in_flash(&self, address: u32, size: u64) -> Result<()> {
+    pub fn check_in_flash(&self, address: u32, size: u64) -> Result<()> {
         let flash_size = self.flash_size()?;
         if address as u64 + size > flash_size as u64 {
             return Err(Error::RegionPastEnd {

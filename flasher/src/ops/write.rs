@@ -167,13 +167,10 @@ impl<T: Transport> Flasher<T> {
         if options.skip_unchanged {
             self.require_stub("skipping unchanged sectors (by MD5)")?;
         }
+        self.check_regions(regions)?;
+        let overrides = self.header_overrides(&options.header)?;
         let mut sorted: Vec<&Region> = regions.iter().collect();
         sorted.sort_by_key(|region| region.address);
-        check_sector_overlap(&sorted)?;
-        for region in &sorted {
-            self.check_in_flash(region.address, region.data.len() as u64)?;
-        }
-        let overrides = self.header_overrides(&options.header)?;
         let mut report = WriteReport::default();
         for region in sorted {
             report
@@ -181,6 +178,25 @@ impl<T: Transport> Flasher<T> {
                 .push(self.write_region(region, &overrides, options)?);
         }
         Ok(report)
+    }
+
+    /// Refuses `regions` unless all of them can be written: none shares a 4 KiB sector with
+    /// another, none runs past the flash, and on the ROM loader each starts on a 4-byte word
+    /// (the ROM writes nothing at an unaligned address). Sends nothing.
+    pub fn check_regions(&self, regions: &[Region]) -> Result<()> {
+        let mut sorted: Vec<&Region> = regions.iter().collect();
+        sorted.sort_by_key(|region| region.address);
+        check_sector_overlap(&sorted)?;
+        for region in &sorted {
+            self.check_in_flash(region.address, region.data.len() as u64)?;
+            if self.loader() == Loader::Rom && !region.address.is_multiple_of(ROM_WRITE_ALIGNMENT) {
+                return Err(Error::UnalignedWrite {
+                    address: region.address,
+                    alignment: ROM_WRITE_ALIGNMENT,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn header_overrides(&self, header: &HeaderParams) -> Result<FlashParamOverrides> {
@@ -217,8 +233,11 @@ impl<T: Transport> Flasher<T> {
                 mode: mode.name().to_string(),
             }));
         }
+        let (address, data) = self.with_whole_sectors(region.address, data)?;
+        let region = &Region { address, data };
+        let data = &region.data;
         let runs = if options.skip_unchanged {
-            self.runs_to_write(region.address, &data)?
+            self.runs_to_write(region.address, data)?
         } else {
             let whole_region = 0..data.len();
             vec![whole_region]
@@ -260,8 +279,8 @@ impl<T: Transport> Flasher<T> {
             operation: Operation::Write,
         });
         if options.verify {
-            if let Err(error) = self.verify(region.address, &data) {
-                return Err(self.diagnose_verify_failure(region.address, &data, error));
+            if let Err(error) = self.verify(region.address, data) {
+                return Err(self.diagnose_verify_failure(region.address, data, error));
             }
         }
         Ok(RegionReport {
@@ -273,6 +292,27 @@ impl<T: Transport> Flasher<T> {
             header,
             verified: options.verify,
         })
+    }
+
+    /// `data` at `address` extended to whole sectors with the bytes the flash holds around it,
+    /// so that the erase before the write keeps them. The ROM cannot read the flash: with it
+    /// `data` stays as it is.
+    fn with_whole_sectors(&mut self, address: u32, data: Vec<u8>) -> Result<(u32, Vec<u8>)> {
+        let start = address & !(SECTOR_SIZE - 1);
+        let end = address as usize + data.len();
+        let sector_end = end.next_multiple_of(SECTOR_SIZE as usize);
+        if self.loader() == Loader::Rom || (start == address && sector_end == end) {
+            return Ok((address, data));
+        }
+        let mut merged = match address - start {
+            0 => Vec::new(),
+            head => self.read_flash(start, head)?,
+        };
+        merged.extend_from_slice(&data);
+        if end < sector_end {
+            merged.extend(self.read_flash(end as u32, (sector_end - end) as u32)?);
+        }
+        Ok((start, merged))
     }
 
     /// Writes `bytes` at `address` (part of the region at `region_address`), reporting progress
@@ -629,6 +669,8 @@ impl<T: Transport> Flasher<T> {
     }
 }
 
+/// The ROM loader writes whole words: a write must start on one.
+const ROM_WRITE_ALIGNMENT: u32 = 4;
 /// Bytes per digest at the first level of the skip-unchanged comparison.
 const COMPARE_BLOCK_SIZE: usize = 0x10000;
 /// Inflated bytes a stub may hold back before writing them: its 32 KiB inflate window.
