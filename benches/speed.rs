@@ -3,7 +3,8 @@
 //!
 //! It builds (or finds) the release `esp-flasher` and `esp-emulator`, installs esptool 5.6.0
 //! into `target/esptool/` as the integration tests do, and runs each tool as a separate
-//! process against a freshly started `esp-emulator` on a pty, for three cases:
+//! process against a freshly started `esp-emulator` on a pty (each uploading its own stub,
+//! executed by the virtual chip: flashlab's and esptool 5.6.0's), for three cases:
 //!
 //! 1. back up the whole flash (esp-flasher `backup`, esptool `read-flash 0 SIZE`);
 //! 2. write a firmware-like image (`esp_emulator::sample_firmware`, which zlib compresses
@@ -106,7 +107,6 @@ struct Setup {
     flasher: PathBuf,
     emulator: PathBuf,
     esptool: util::Esptool,
-    stub: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -116,12 +116,7 @@ fn main() {
         flasher: util::binary("esp-flasher"),
         emulator: util::binary("esp-emulator"),
         esptool: util::esptool("5.6.0"),
-        stub: PathBuf::new(),
         dir: tempfile::tempdir().expect("temporary directory"),
-    };
-    let setup = Setup {
-        stub: setup.esptool.stub_json(2),
-        ..setup
     };
     println!(
         "esp-flasher vs esptool 5.6.0 on esp-emulator (release builds); wall seconds per run."
@@ -292,9 +287,10 @@ fn tool_command(
     match tool {
         Tool::EspFlasher => {
             command = Command::new(&setup.flasher);
+            // Each tool uploads its own stub: esp-flasher flashlab's, esptool its own.
             command
-                .args(["--port", port, "--baud", &baud, "--stub-file"])
-                .arg(&setup.stub);
+                .args(["--port", port, "--baud", &baud])
+                .env_remove("ESP_FLASHER_STUB");
             match case {
                 Case::Connect => command.args(["flash_id"]),
                 Case::Backup => command.args(["backup", &out]),
