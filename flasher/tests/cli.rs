@@ -800,3 +800,21 @@ fn an_unaligned_write_on_the_rom_loader_is_refused_before_writing() {
         .warns("cannot write at 0x1001");
     assert!(fs::read(dir.path().join("flash.bin")).unwrap() == flash);
 }
+
+/// `--port emu:1MB,file=fw.bin` rewrote a 1000-byte fw.bin as a 1MB flash image at exit.
+#[test]
+fn regression_emu_file_of_no_flash_size_was_rewritten_as_a_flash_image() {
+    let dir = temp();
+    let firmware = dir.path().join("fw.bin");
+    fs::write(&firmware, [0x5A; 1000]).unwrap();
+    flasher(dir.path(), &["--port", "emu:1MB,file=fw.bin", "flash_id"])
+        .expect(2)
+        .warns("fw.bin is 1000 bytes, not a flash size");
+    assert_eq!(fs::read(&firmware).unwrap(), [0x5A; 1000]);
+    // A whole flash image of another size than the port names is refused too.
+    fs::write(&firmware, vec![0xFF; 256 * 1024]).unwrap();
+    flasher(dir.path(), &["--port", "emu:1MB,file=fw.bin", "flash_id"])
+        .expect(2)
+        .warns("fw.bin is 256KB but the port asks for 1MB");
+    assert_eq!(fs::read(&firmware).unwrap().len(), 256 * 1024);
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use esp_emulator::device::{Chip, CodeExecution, Device, DeviceConfig};
 use esp_emulator::faults::FaultPlan;
-use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::sonoff_like_flash;
 use esp_flasher::{
@@ -414,17 +414,26 @@ fn emu_contents(spec: &EmuSpec) -> Result<(Vec<u8>, String), CmdError> {
         ));
     };
     match std::fs::read(path) {
-        Ok(mut data) => {
-            let size = spec.size.unwrap_or(data.len() as u32) as usize;
-            if data.len() > size {
+        Ok(data) => {
+            // The file is the flash, written back at exit: one of another length would be
+            // silently rewritten as a whole flash image.
+            if !SUPPORTED_SIZES.contains(&data.len()) {
                 return Err(CmdError::Usage(format!(
-                    "{} holds {} bytes, more than the {} virtual flash",
+                    "{} is {} bytes, not a flash size (256KB to 16MB): file= keeps a whole flash \
+                     image and rewrites it at exit; give a new name, or a copy padded to a flash size",
                     path.display(),
-                    data.len(),
-                    size_name(size as u64)
+                    data.len()
                 )));
             }
-            data.resize(size, 0xFF);
+            if let Some(size) = spec.size.filter(|&size| size as usize != data.len()) {
+                return Err(CmdError::Usage(format!(
+                    "{} is {} but the port asks for {}: drop the size from emu:, or use emu:{}",
+                    path.display(),
+                    size_name(data.len() as u64),
+                    size_name(u64::from(size)),
+                    size_name(data.len() as u64)
+                )));
+            }
             Ok((
                 data,
                 format!("flash loaded from {}, saved back at exit.", path.display()),
