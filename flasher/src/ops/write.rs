@@ -26,6 +26,7 @@
 
 use std::io::Write as _;
 use std::ops::Range;
+use std::time::Duration;
 
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
 use esp_protocol::image::{patch_flash_params, read_flash_params, FlashParamsPatch};
@@ -40,7 +41,7 @@ use crate::connection::{timeout_per_mb, Loader, DEFAULT_TIMEOUT, ERASE_SECONDS_P
 use crate::error::{Error, Result};
 use crate::flasher::{Flasher, ROM_FLASH_BLOCK_SIZE};
 use crate::ops::erase::md5_of;
-use crate::progress::{Event, Operation, Warning};
+use crate::progress::{Event, Operation, RetryReason, Warning};
 use crate::transport::Transport;
 
 /// Status register bits (register 1 low byte, register 2 high byte) that choose what a
@@ -590,8 +591,8 @@ impl<T: Transport> Flasher<T> {
                 sequence: sequence as u32,
                 data: chunk.to_vec(),
             };
-            self.connection
-                .command(&Command::FlashDeflData(block), block_timeout)?;
+            let block_address = address + (size * sequence / blocks) as u32;
+            self.send_block(&Command::FlashDeflData(block), block_timeout, block_address)?;
             let share = size * (sequence + 1) / blocks;
             *acked = Acked {
                 bytes: share,
@@ -604,6 +605,43 @@ impl<T: Transport> Flasher<T> {
             });
         }
         Ok(())
+    }
+
+    /// Sends one DATA block, and sends it again when no reply came (a byte lost or garbled on
+    /// the line, either way) or the stub refused its checksum (a bit flipped on the way):
+    /// [`BLOCK_ATTEMPTS`] in all, as esptool does. flashlab's stub answers a block it already
+    /// took with that block's status and does not write it twice. What still fails is left to
+    /// the caller, which steps the rate down where it can.
+    fn send_block(&mut self, command: &Command, timeout: Duration, address: u32) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            let line_errors = self.connection.line_errors();
+            let error = match self.connection.command(command, timeout) {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let reason = match error {
+                Error::Timeout { .. } if self.connection.line_errors() == line_errors => {
+                    RetryReason::Timeout
+                }
+                // With --baud auto a garbled line means a lower rate instead (the caller).
+                Error::Timeout { .. } if !self.auto_baud => RetryReason::Garbled,
+                Error::Device {
+                    code: ErrorCode::BadDataChecksum,
+                    ..
+                } => RetryReason::Garbled,
+                _ => return Err(error),
+            };
+            if attempt == BLOCK_ATTEMPTS {
+                return Err(error);
+            }
+            attempt += 1;
+            self.report(Event::Retrying {
+                address,
+                attempt,
+                reason,
+            });
+        }
     }
 
     /// FLASH_*: the stub takes 0x4000-byte blocks; the ROM 0x400-byte blocks
@@ -650,10 +688,16 @@ impl<T: Transport> Flasher<T> {
                 sequence: sequence as u32,
                 data,
             };
-            self.connection.command(
-                &Command::FlashData(block),
-                timeout_per_mb(ERASE_SECONDS_PER_MB, block_size),
-            )?;
+            let command = Command::FlashData(block);
+            let timeout = timeout_per_mb(ERASE_SECONDS_PER_MB, block_size);
+            match self.loader() {
+                Loader::Stub => {
+                    let block_address = address + sequence as u32 * block_size;
+                    self.send_block(&command, timeout, block_address)?;
+                }
+                // Whether the ROM loader recognises a block sent again is not known: no resend.
+                Loader::Rom => drop(self.connection.command(&command, timeout)?),
+            }
             let done = (sequence * block_size as usize + chunk.len()).min(bytes.len());
             *acked = Acked {
                 bytes: done,
@@ -673,6 +717,8 @@ impl<T: Transport> Flasher<T> {
 const ROM_WRITE_ALIGNMENT: u32 = 4;
 /// Bytes per digest at the first level of the skip-unchanged comparison.
 const COMPARE_BLOCK_SIZE: usize = 0x10000;
+/// Times one DATA block is sent before a write stops for want of a reply.
+const BLOCK_ATTEMPTS: u32 = 3;
 /// Inflated bytes a stub may hold back before writing them: its 32 KiB inflate window.
 const STUB_INFLATE_WINDOW: usize = 0x8000;
 
