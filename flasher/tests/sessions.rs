@@ -1225,14 +1225,11 @@ fn regression_write_over_an_adapter_losing_bytes_stops_naming_the_address() {
 }
 
 /// Under `drop:rate=1e-5` no 1MB write succeeded: a block that lost a byte went unanswered
-/// and the write stopped. Now such a block is sent again (three attempts, as esptool). Over
-/// 20 seeds with `drop` and `bitflip` at 1e-5, every write either verifies with the flash
-/// equal to the image or fails naming the address it reached, never a false success; most
-/// succeed (15 of 20 when written; the rest still time out three times in a row, a cause not
-/// yet found, so the 20 of 20 is not met).
+/// and the write stopped. Now such a block is sent again (5 attempts), and with bit flips on
+/// top every one of 20 seeds verifies with the flash equal to the image.
 #[test]
 fn regression_no_1mb_write_survived_a_dropped_byte() {
-    let mut succeeded = Vec::new();
+    let mut resent = 0;
     for seed in 0..20u64 {
         let link = Link::new(
             device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()),
@@ -1262,27 +1259,18 @@ fn regression_no_1mb_write_survived_a_dropped_byte() {
             address: 0,
             data: data.clone(),
         };
-        match flasher.write_flash(&[region], &WriteOptions::default()) {
-            Ok(_) => {
-                assert!(
-                    flash_contents(&flasher) == &data[..],
-                    "seed {seed}: verified, yet the flash differs"
-                );
-                if retries(&log).contains(&RetryReason::Timeout) {
-                    succeeded.push(seed);
-                }
-            }
-            Err(
-                Error::WriteInterrupted { address: 0, .. }
-                | Error::WriteCorrupted { address: 0, .. },
-            ) => {}
-            Err(other) => panic!("seed {seed}: {other}"),
+        if let Err(error) = flasher.write_flash(&[region], &WriteOptions::default()) {
+            panic!("seed {seed}: {error}");
+        }
+        assert!(
+            flash_contents(&flasher) == &data[..],
+            "seed {seed}: verified, yet the flash differs"
+        );
+        if retries(&log).contains(&RetryReason::Timeout) {
+            resent += 1;
         }
     }
-    assert!(
-        succeeded.len() >= 10,
-        "writes that sent a block again and verified: seeds {succeeded:?}"
-    );
+    assert!(resent > 0, "no seed lost a byte: the test proves nothing");
 }
 
 #[test]
