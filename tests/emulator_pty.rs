@@ -5,11 +5,11 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use esp_emulator::device::DeviceConfig;
 use esp_emulator::flash::SpiFlash;
-use esp_emulator::pty::{PtyOptions, PtyServer};
+use esp_emulator::pty::{PtyOptions, PtyServer, ServerEvent};
 use esp_protocol::packet::Command as Request;
 
 use crate::util::{binary, esptool, pseudo_random, run_output, Emulator, PtyUse};
@@ -151,7 +151,7 @@ fn sigterm_saves_writes_and_the_port_survives_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let flash = dir.path().join("flash.bin");
     let emulator = Emulator::spawn(
-        &["--flash", path_arg(&flash), "--size", "256KB"],
+        &["--flash", path_arg(&flash), "--size", "256KB", "-v"],
         &dir.path().join("emulator.log"),
     );
     let port = emulator.port().to_owned();
@@ -165,7 +165,14 @@ fn sigterm_saves_writes_and_the_port_survives_sessions() {
             .unwrap();
         raw.write_all(&[0xC0, 0x00, 0x08, 0x24]).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !emulator.stderr().contains("client closed the port") {
+        assert!(
+            Instant::now() < deadline,
+            "the emulator never saw the client go"
+        );
+        std::thread::yield_now();
+    }
 
     // Sessions 2 and 3: esptool writes, then reads back, each a fresh process.
     let data = pseudo_random(10 * KIB, 7);
@@ -240,16 +247,29 @@ fn pty_server_serves_the_library_device_and_returns_it() {
 fn a_client_hang_up_mid_stream_does_not_stop_the_server() {
     let flash = SpiFlash::blank(256 * KIB).unwrap();
     let _ptys = PtyUse::shared();
-    let server = PtyServer::start(DeviceConfig::default(), flash, PtyOptions::default()).unwrap();
-    for _ in 0..3 {
-        let mut port = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(server.slave_path())
-            .unwrap();
-        port.write_all(b"\xC0garbage").unwrap();
+    let (events, ended) = std::sync::mpsc::channel();
+    let options = PtyOptions {
+        on_event: Some(Box::new(move |event| {
+            if matches!(event, ServerEvent::SessionEnded { .. }) {
+                let _ = events.send(());
+            }
+        })),
+        ..PtyOptions::default()
+    };
+    let server = PtyServer::start(DeviceConfig::default(), flash, options).unwrap();
+    for session in 0..3 {
+        {
+            let mut port = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(server.slave_path())
+                .unwrap();
+            port.write_all(b"\xC0garbage").unwrap();
+        }
+        ended
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("session {session}: the server never saw the hang-up"));
     }
-    std::thread::sleep(Duration::from_millis(50));
     assert!(server.is_running());
     server.stop().unwrap();
 }
