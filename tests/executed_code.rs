@@ -85,6 +85,17 @@ fn trace_summary(stderr: &str) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
+/// Stops the emulator (SIGTERM) and requires a clean exit, showing its trace otherwise.
+#[track_caller]
+fn terminate_cleanly(emulator: Emulator) {
+    let (status, stderr) = emulator.terminate();
+    assert!(
+        status.success(),
+        "emulator exit {status}: {}",
+        trace_summary(&stderr)
+    );
+}
+
 /// Waits until the emulator's stderr satisfies `done` (returning its value), or panics
 /// after [`DEADLINE`] naming `what`.
 fn wait_for_trace<T>(emulator: &Emulator, what: &str, done: impl Fn(&str) -> Option<T>) -> T {
@@ -181,8 +192,7 @@ fn hello_reaches_the_next_client(options: &[&str]) {
         trace_summary(&emulator.stderr())
     );
     drop(port);
-    let (status, stderr) = emulator.terminate();
-    assert!(status.success(), "emulator exit {status}: {stderr}");
+    terminate_cleanly(emulator);
 }
 
 /// As the user types it: esptool's default uploads its stub first, and the stub loads and
@@ -286,12 +296,7 @@ fn boot_flash_runs_the_blink_firmware() {
         shown(&received)
     );
     drop(port);
-    let (status, stderr) = emulator.terminate();
-    assert!(
-        status.success(),
-        "emulator exit {status}: {}",
-        trace_summary(&stderr)
-    );
+    terminate_cleanly(emulator);
 }
 
 /// esptool 3.0 uploads its own stub (the legacy one, entry 0x4010e004 in its STUB_CODE),
@@ -351,12 +356,7 @@ fn esptool_3_0_runs_its_own_stub() {
         read == contents[..256 * KIB],
         "out.bin differs from the flash file's first 256 KiB"
     );
-    let (status, stderr) = emulator.terminate();
-    assert!(
-        status.success(),
-        "emulator exit {status}: {}",
-        trace_summary(&stderr)
-    );
+    terminate_cleanly(emulator);
 }
 
 /// Where the crash program is loaded, and its entry (after its one literal).
@@ -489,12 +489,7 @@ fn a_crashing_program_leaves_the_emulator_serving() {
         "nothing resets the halted chip:\n{}",
         trace_summary(&stderr)
     );
-    let (status, stderr) = emulator.terminate();
-    assert!(
-        status.success(),
-        "emulator exit {status}: {}",
-        trace_summary(&stderr)
-    );
+    terminate_cleanly(emulator);
 }
 
 /// Under `--realtime` an executed stub's flash erases took half the datasheet time: the
@@ -541,8 +536,7 @@ fn regression_realtime_erase_by_an_executed_stub_took_half_the_datasheet_time() 
         (0.55..1.5).contains(&seconds),
         "4 block erases took {seconds} s on the virtual chip (datasheet: 0.6 s)"
     );
-    let (status, _) = emulator.terminate();
-    assert!(status.success());
+    terminate_cleanly(emulator);
     let erased = fs::read(&flash).unwrap();
     assert!(erased[..256 * KIB].iter().all(|&byte| byte == 0xFF));
 }
@@ -605,6 +599,5 @@ fn regression_a_register_only_delay_loop_froze_the_chip() {
         trace_summary(&emulator.stderr())
     );
     drop(port);
-    let (status, _) = emulator.terminate();
-    assert!(status.success());
+    terminate_cleanly(emulator);
 }

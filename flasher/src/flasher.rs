@@ -166,19 +166,25 @@ impl<T: Transport> Flasher<T> {
         }
     }
 
+    /// FLASH_BEGIN of nothing: the ROM attaches the flash and erases nothing.
+    fn rom_empty_flash_begin(&mut self) -> Result<()> {
+        let begin = BeginParams {
+            size: 0,
+            blocks: 0,
+            block_size: ROM_FLASH_BLOCK_SIZE,
+            offset: 0,
+            encrypted: None,
+        };
+        self.connection
+            .command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+        Ok(())
+    }
+
     /// Makes the SPI flash usable: the ROM attaches it on FLASH_BEGIN, a stub has SPI_ATTACH.
     fn attach_flash(&mut self) -> Result<()> {
         match self.connection.loader() {
             Loader::Rom => {
-                let begin = BeginParams {
-                    size: 0,
-                    blocks: 0,
-                    block_size: ROM_FLASH_BLOCK_SIZE,
-                    offset: 0,
-                    encrypted: None,
-                };
-                self.connection
-                    .command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+                self.rom_empty_flash_begin()?;
             }
             Loader::Stub => {
                 self.connection.command(
@@ -261,15 +267,7 @@ impl<T: Transport> Flasher<T> {
         match self.connection.loader() {
             Loader::Stub => self.connection.send(&Command::RunUserCode)?,
             Loader::Rom => {
-                let begin = BeginParams {
-                    size: 0,
-                    blocks: 0,
-                    block_size: ROM_FLASH_BLOCK_SIZE,
-                    offset: 0,
-                    encrypted: None,
-                };
-                self.connection
-                    .command(&Command::FlashBegin(begin), DEFAULT_TIMEOUT)?;
+                self.rom_empty_flash_begin()?;
                 // The protocol crate names flag 1 `stay_in_loader`: the ROM leaves the
                 // download loop for the user code rather than rebooting.
                 self.connection.command(

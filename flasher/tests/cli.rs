@@ -388,26 +388,24 @@ fn every_command_on_1mb_and_4mb_with_and_without_a_stub() {
 
 #[test]
 fn emu_port_executes_flashlabs_own_stub_without_a_stub_file() {
-    let dir = temp();
-    flasher(dir.path(), &["--port", "emu:1MB", "backup", "whole.bin"])
-        .expect(0)
-        .says("Stub: executed by the virtual ESP8266's CPU.");
-    let backup = fs::read(dir.path().join("whole.bin")).unwrap();
-    assert_eq!(
-        backup,
-        esp_emulator::sample_firmware::sonoff_like_flash(MB, 0)
-    );
+    backup_of_the_sample_flash("emu:1MB", "Stub: executed by the virtual ESP8266's CPU.");
 }
 
 #[test]
 fn emu_port_with_stub_model_answers_with_the_model() {
+    backup_of_the_sample_flash(
+        "emu:1MB,stub=model",
+        "Stub: the virtual ESP8266's stub model (stub=model)",
+    );
+}
+
+/// `backup` on the virtual chip `port` names: it says `stub_line` and the backup is the
+/// 1MB sample flash.
+fn backup_of_the_sample_flash(port: &str, stub_line: &str) {
     let dir = temp();
-    flasher(
-        dir.path(),
-        &["--port", "emu:1MB,stub=model", "backup", "whole.bin"],
-    )
-    .expect(0)
-    .says("Stub: the virtual ESP8266's stub model (stub=model)");
+    flasher(dir.path(), &["--port", port, "backup", "whole.bin"])
+        .expect(0)
+        .says(stub_line);
     let backup = fs::read(dir.path().join("whole.bin")).unwrap();
     assert_eq!(
         backup,
