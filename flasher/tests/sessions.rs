@@ -19,6 +19,7 @@ use esp_flasher::{
 use esp_protocol::flash_params::{FlashMode, FlashSize};
 use esp_protocol::image::{read_flash_params, FlashParamsPatch};
 use esp_protocol::packet::Opcode;
+use esp_protocol::status::ErrorCode;
 use md5::Digest as _;
 
 const MB: usize = 1024 * 1024;
@@ -1540,4 +1541,27 @@ fn esptools_stubs_have_no_md5_pieces_and_the_flasher_falls_back() {
         &flash_contents(&flasher)[0x3000..0x8000],
         &regions[0].data[..]
     );
+}
+
+#[test]
+fn md5_pieces_past_the_end_of_the_flash_is_a_device_error_not_a_hang() {
+    let (mut flasher, _) = connect(filled(pattern(MB, 5)), true);
+    let error = flasher
+        .flash_md5_pieces(MB as u32 - SECTOR as u32, 2 * SECTOR as u32, SECTOR as u32)
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Device {
+                opcode: Opcode::SpiFlashMd5Pieces,
+                code: ErrorCode::FailedSpiOp,
+            }
+        ),
+        "{error}"
+    );
+    // The stub still answers afterwards.
+    assert!(flasher
+        .flash_md5_pieces(0, SECTOR as u32, SECTOR as u32)
+        .unwrap()
+        .is_some());
 }
