@@ -13,6 +13,11 @@ void ets_delay_us(uint32_t microseconds);
 void uart_div_modify(uint32_t uart, uint32_t divider);
 void software_reset(void);
 
+/* Level-1 interrupts: the ROM's dispatcher calls handler(arg, frame) for each one pending. */
+void ets_isr_attach(int interrupt, void (*handler)(void *arg, void *frame), void *arg);
+void ets_isr_mask(uint32_t mask);
+void ets_isr_unmask(uint32_t mask);
+
 void SelectSpiFunction(uint32_t pins);
 void spi_flash_attach(uint32_t pins, uint32_t legacy);
 int SPIParamCfg(uint32_t device_id, uint32_t chip_size, uint32_t block_size,

@@ -6,15 +6,24 @@
  * replies (direction 1, opcode, length, value, data, two status bytes).
  *
  * Design choices, each for a board as much as for the virtual chip:
- * - UART0 is polled. A reply is sent only once a command's work is done, so
- *   the host never sends while the flash is busy and the 128-byte RX FIFO
- *   cannot overflow; while a reply or READ_FLASH data waits for room in the
- *   TX FIFO, the RX FIFO is drained into the frame decoder.
- * - Flash work goes through the ROM's SPI functions (SPIRead, SPIWrite,
- *   SPIEraseSector/Block/Chip, SPIParamCfg), so the ROM's flash descriptor
- *   bounds every access. Block protection is left as the chip has it.
- * - Errors are reported in the reply to the command that caused them, with
- *   the status codes esptool knows. */
+ * - UART0's receive interrupt decodes SLIP into two frame buffers, so one
+ *   frame arrives while the main loop works on the other and the 128-byte RX
+ *   FIFO never overflows, however long the work takes. When both buffers
+ *   are full the interrupt is masked and bytes wait in the FIFO; the host
+ *   sends a request only after the reply to the one before, so that does
+ *   not happen in the protocol's normal course.
+ * - A write block is acknowledged as soon as its checksum is good, before
+ *   it is inflated and programmed, so the next block crosses the line while
+ *   this one goes into the flash (esptool's stubs do the same). A failure
+ *   while programming is reported in the reply to the next block, to
+ *   FLASH_END, and shows in the MD5 the host checks. Any other command
+ *   waits until the flash has finished everything before it.
+ * - Writes program the flash through the SPI controller's registers, 64
+ *   bytes per page-program command, and do not wait for the chip to finish:
+ *   the next block of data is inflated while it programs. Reads, digests
+ *   and whole erases go through the ROM's functions (SPIRead, SPIErase*,
+ *   SPIParamCfg). Block protection is left as the chip has it.
+ * - Errors are reported with the status codes esptool knows. */
 
 #include <stdint.h>
 
@@ -29,10 +38,37 @@
 #define UART0_INT_CLR 0x60000010u
 #define UART0_CLKDIV 0x60000014u
 #define UART0_STATUS 0x6000001Cu
+#define UART0_CONF1 0x60000024u
+#define UART_INT_RXFIFO_FULL (1u << 0)
+#define UART_INT_RXFIFO_OVF (1u << 4)
+#define UART_INT_RXFIFO_TOUT (1u << 8)
+#define UART_RX_INTERRUPTS (UART_INT_RXFIFO_FULL | UART_INT_RXFIFO_OVF | UART_INT_RXFIFO_TOUT)
+/* CONF1: RX FIFO full threshold (bits 6:0); RX timeout enable (bit 31) after a
+ * threshold of idle byte times (bits 30:24). */
+#define UART_RX_FULL_THRESHOLD 64u
+#define UART_RX_TIMEOUT_BYTES 2u
+#define UART_CONF1_RX_TOUT_EN (1u << 31)
+#define ETS_UART_INUM 5
 #define UART_RX_COUNT(status) ((status)&0xFFu)
 #define UART_TX_COUNT(status) (((status) >> 16) & 0xFFu)
 #define UART_FIFO_LEN 128u
 #define UART_CLKDIV_MASK 0xFFFFFu
+
+/* SPI0, wired to the flash: its built-in commands take the address in ADDR
+ * bits 23:0 and a page program's byte count in bits 31:24, with the data in
+ * W0..W15 (64 bytes); a command's CMD bit clears when it has been sent. */
+#define SPI0_CMD 0x60000200u
+#define SPI0_ADDR 0x60000204u
+#define SPI0_RD_STATUS 0x60000210u
+#define SPI0_W0 0x60000240u
+#define SPI_CMD_WREN (1u << 30)
+#define SPI_CMD_RDSR (1u << 27)
+#define SPI_CMD_PP (1u << 25)
+#define SPI_CMD_SE (1u << 24)
+#define SPI_CMD_BE (1u << 23)
+#define SPI_ADDRESS_MASK 0xFFFFFFu
+#define FLASH_STATUS_BUSY 1u
+#define PROGRAM_CHUNK 64u
 
 /* SLIP (RFC 1055). */
 #define SLIP_END 0xC0u
@@ -90,17 +126,25 @@
 /* Where the ROM goes on with its loader (and so boots the firmware) when the stub returns. */
 #define ROM_RETURN_TO_LOADER 0x400010A8u
 
-/* The frame being received, and whether a whole one waits to be handled. */
-static uint8_t frame[MAX_FRAME] __attribute__((aligned(4)));
+/* Frames from the host. The receive interrupt decodes into frames[receiving]
+ * and, once a frame is whole, marks it ready and moves to the other buffer;
+ * the main loop handles frames[handling] and then frees it. Each flag has one
+ * writer per direction (the interrupt sets ready, the main loop clears it),
+ * so no lock is needed. */
+static uint8_t frames[2][MAX_FRAME] __attribute__((aligned(4)));
+static volatile uint32_t frame_lens[2];
+static volatile uint8_t frame_ready[2];
+static uint8_t receiving;
+static uint8_t handling;
 static uint32_t frame_len;
 static uint8_t frame_escaped;
 static uint8_t frame_overflow;
-static uint8_t frame_ready;
 
-/* READ_FLASH in progress: the host's acknowledgements arrive as 4-byte frames. */
-static uint8_t reading;
-static uint32_t read_acked;
-static uint8_t read_ack_broken;
+/* READ_FLASH in progress: the host's acknowledgements arrive as 4-byte frames,
+ * which the interrupt takes at once. */
+static volatile uint8_t reading;
+static volatile uint32_t read_acked;
+static volatile uint8_t read_ack_broken;
 
 /* The flash's size, as SPI_SET_PARAMS last said (16 MiB until then, as the ROM's default). */
 static uint32_t flash_size = 16u << 20;
@@ -117,6 +161,7 @@ static struct {
     uint32_t erase_end;    /* the end of the last sector the write reaches */
     uint32_t page_start;   /* flash address of page_buffer[0] (a multiple of 4) */
     uint32_t page_fill;    /* bytes of page_buffer in use */
+    uint32_t page_done;    /* bytes of page_buffer already programmed (a multiple of 4) */
 } write_state;
 static uint8_t page_buffer[SECTOR_SIZE] __attribute__((aligned(4)));
 static struct inflater inflater;
@@ -142,8 +187,11 @@ static void write_le32(uint8_t *bytes, uint32_t value) {
 
 /* ---- Receiving ---- */
 
+/* Keeps the compiler from moving memory accesses across the hand-over of a frame. */
+#define BARRIER() __asm__ volatile("" ::: "memory")
+
 /* One complete frame from the host: acknowledgements during READ_FLASH are
- * taken at once, anything else waits in `frame` for the main loop. */
+ * taken at once, anything else is handed to the main loop. */
 static void frame_complete(void) {
     if (frame_overflow) {
         frame_overflow = 0;
@@ -152,14 +200,18 @@ static void frame_complete(void) {
     }
     if (reading) {
         if (frame_len == 4) {
-            read_acked = read_le32(frame);
+            read_acked = read_le32(frames[receiving]);
         } else {
             read_ack_broken = 1;
         }
         frame_len = 0;
         return;
     }
-    frame_ready = 1;
+    frame_lens[receiving] = frame_len;
+    BARRIER();
+    frame_ready[receiving] = 1;
+    receiving ^= 1;
+    frame_len = 0;
 }
 
 static void receive_byte(uint8_t byte) {
@@ -178,25 +230,54 @@ static void receive_byte(uint8_t byte) {
         return;
     }
     if (frame_len < MAX_FRAME) {
-        frame[frame_len++] = byte;
+        frames[receiving][frame_len++] = byte;
     } else {
         frame_overflow = 1;
     }
 }
 
-/* Moves what the RX FIFO holds into the decoder, stopping at a whole frame
- * the main loop has not taken yet. */
-static void drain_rx(void) {
-    while (!frame_ready && UART_RX_COUNT(REG(UART0_STATUS)) > 0) {
+/* UART0's receive interrupt: moves the RX FIFO into the frame decoder. With
+ * both buffers full it masks itself and leaves the bytes in the FIFO, until
+ * the main loop frees a buffer (rx_resume). */
+static void uart_rx_interrupt(void *arg, void *frame) {
+    (void)arg;
+    (void)frame;
+    while (UART_RX_COUNT(REG(UART0_STATUS)) > 0) {
+        if (frame_ready[receiving]) {
+            REG(UART0_INT_ENA) = 0;
+            break;
+        }
         receive_byte((uint8_t)REG(UART0_FIFO));
     }
+    REG(UART0_INT_CLR) = UART_RX_INTERRUPTS;
+}
+
+static void rx_resume(void) {
+    REG(UART0_INT_ENA) = UART_RX_INTERRUPTS;
+}
+
+static void rx_start(void) {
+    REG(UART0_INT_ENA) = 0;
+    REG(UART0_CONF1) = UART_RX_FULL_THRESHOLD | (UART_RX_TIMEOUT_BYTES << 24) |
+                       UART_CONF1_RX_TOUT_EN;
+    REG(UART0_INT_CLR) = 0xFFFFFFFFu;
+    ets_isr_attach(ETS_UART_INUM, uart_rx_interrupt, 0);
+    ets_isr_unmask(1u << ETS_UART_INUM);
+    rx_resume();
+}
+
+/* Before control leaves the stub (a jump to loaded code, the ROM's loader, a reset):
+ * nothing of ours may stay attached to UART0. */
+static void rx_stop(void) {
+    REG(UART0_INT_ENA) = 0;
+    ets_isr_mask(1u << ETS_UART_INUM);
+    REG(UART0_INT_CLR) = 0xFFFFFFFFu;
 }
 
 /* ---- Sending ---- */
 
 static void send_raw(uint8_t byte) {
     while (UART_TX_COUNT(REG(UART0_STATUS)) >= UART_FIFO_LEN - 2) {
-        drain_rx();
     }
     REG(UART0_FIFO) = byte;
 }
@@ -223,10 +304,10 @@ static void send_frame(const uint8_t *bytes, uint32_t length) {
     send_raw(SLIP_END);
 }
 
-static void reply(uint8_t opcode, uint32_t value, const uint8_t *data, uint32_t data_len,
-                  uint8_t status) {
+/* A reply in parts, for data computed while it is sent: the header, then data_len bytes
+ * through send_escaped, then reply_end. */
+static void reply_start(uint8_t opcode, uint32_t value, uint32_t data_len) {
     uint8_t header[8];
-    uint8_t trailer[2] = {status, 0};
     uint32_t length = data_len + 2;
     header[0] = 1;
     header[1] = opcode;
@@ -235,9 +316,19 @@ static void reply(uint8_t opcode, uint32_t value, const uint8_t *data, uint32_t 
     write_le32(header + 4, value);
     send_raw(SLIP_END);
     send_escaped(header, sizeof header);
-    send_escaped(data, data_len);
+}
+
+static void reply_end(uint8_t status) {
+    uint8_t trailer[2] = {status, 0};
     send_escaped(trailer, sizeof trailer);
     send_raw(SLIP_END);
+}
+
+static void reply(uint8_t opcode, uint32_t value, const uint8_t *data, uint32_t data_len,
+                  uint8_t status) {
+    reply_start(opcode, value, data_len);
+    send_escaped(data, data_len);
+    reply_end(status);
 }
 
 /* Waits until the TX FIFO has sent everything (a rate change or a jump follows). */
@@ -272,52 +363,105 @@ static int erase_range(uint32_t address, uint32_t end) {
     return 0;
 }
 
-/* Programs page_buffer (padded with 0xFF to whole words, which leaves erased flash as it
- * is), erasing ahead what the data reaches first. */
-static int flush_page_buffer(void) {
-    uint32_t filled = write_state.page_fill;
-    uint32_t length = (filled + 3u) & ~3u;
-    uint32_t end = write_state.page_start + length;
-    uint32_t partial = filled & 3u;
-    if (length == 0) {
-        return 0;
+/* ---- Programming through the SPI controller ---- */
+
+static void spi_command(uint32_t command) {
+    REG(SPI0_CMD) = command;
+    while (REG(SPI0_CMD) != 0) {
     }
-    for (uint32_t i = filled; i < length; i++) {
-        page_buffer[i] = 0xFF;
-    }
-    if (write_state.erased_to < end) {
-        uint32_t erase_to = (end + SECTOR_SIZE - 1) & ~(SECTOR_SIZE - 1);
-        uint32_t from = write_state.erased_to;
-        /* Whole blocks ahead are erased as blocks when the write covers them. */
-        if (from % BLOCK_SIZE == 0 && write_state.erase_end - from >= BLOCK_SIZE) {
-            erase_to = from + BLOCK_SIZE;
-        }
-        if (erase_to > write_state.erase_end) {
-            erase_to = write_state.erase_end;
-        }
-        if (erase_range(from, erase_to) != 0) {
-            return -1;
-        }
-        write_state.erased_to = erase_to;
-    }
-    if (SPIWrite(write_state.page_start, page_buffer, length) != 0) {
-        return -1;
-    }
-    /* A word only partly known was programmed with 0xFF for the rest, which leaves those
-     * bytes erased: it is programmed again once the bytes that complete it arrive. */
-    if (partial != 0) {
-        uint32_t word = (length - 4) / 4;
-        ((uint32_t *)page_buffer)[0] = ((uint32_t *)page_buffer)[word];
-        write_state.page_start = end - 4;
-        write_state.page_fill = partial;
-    } else {
-        write_state.page_start = end;
-        write_state.page_fill = 0;
-    }
-    return 0;
 }
 
-/* Data of the image being written, in order: staged a sector at a time. */
+/* Waits until the flash chip has finished its last program or erase. */
+static void flash_wait_idle(void) {
+    do {
+        REG(SPI0_RD_STATUS) = 0;
+        spi_command(SPI_CMD_RDSR);
+    } while (REG(SPI0_RD_STATUS) & FLASH_STATUS_BUSY);
+}
+
+/* Starts erasing the sector or 64 KiB block at `address` and returns while the chip erases. */
+static void flash_start_erase(uint32_t command, uint32_t address) {
+    flash_wait_idle();
+    spi_command(SPI_CMD_WREN);
+    REG(SPI0_ADDR) = address & SPI_ADDRESS_MASK;
+    spi_command(command);
+}
+
+/* Starts programming `length` bytes (a multiple of 4, at most 64, inside one flash page) and
+ * returns while the chip programs. */
+static void flash_start_program(uint32_t address, const uint8_t *data, uint32_t length) {
+    const uint32_t *words = (const uint32_t *)data;
+    flash_wait_idle();
+    spi_command(SPI_CMD_WREN);
+    REG(SPI0_ADDR) = (address & SPI_ADDRESS_MASK) | (length << 24);
+    for (uint32_t i = 0; i < length / 4; i++) {
+        REG(SPI0_W0 + 4 * i) = words[i];
+    }
+    spi_command(SPI_CMD_PP);
+}
+
+/* Starts erasing the next unit of the write's range: the whole 64 KiB block when the write
+ * covers it, else a sector. */
+static void erase_next_unit(void) {
+    uint32_t from = write_state.erased_to;
+    if (from % BLOCK_SIZE == 0 && write_state.erase_end - from >= BLOCK_SIZE) {
+        flash_start_erase(SPI_CMD_BE, from);
+        write_state.erased_to = from + BLOCK_SIZE;
+    } else {
+        flash_start_erase(SPI_CMD_SE, from);
+        write_state.erased_to = from + SECTOR_SIZE;
+    }
+}
+
+/* Erases everything up to `end`, the end of the data about to be programmed. */
+static void erase_ahead(uint32_t end) {
+    while (write_state.erased_to < end) {
+        erase_next_unit();
+    }
+}
+
+/* Programs what page_buffer holds beyond page_done, in pieces that end on 64-byte boundaries
+ * (so each stays inside a 256-byte flash page), as far as whole words go; with `all`, also
+ * the last partial word, padded with 0xFF (which leaves those bytes erased). */
+static void program_staged(int all) {
+    uint32_t available = all ? (write_state.page_fill + 3u) & ~3u : write_state.page_fill & ~3u;
+    for (uint32_t i = write_state.page_fill; i < available; i++) {
+        page_buffer[i] = 0xFF;
+    }
+    while (write_state.page_done < available) {
+        uint32_t address = write_state.page_start + write_state.page_done;
+        uint32_t piece = PROGRAM_CHUNK - address % PROGRAM_CHUNK;
+        if (piece > available - write_state.page_done) {
+            if (!all) {
+                return;
+            }
+            piece = available - write_state.page_done;
+        }
+        erase_ahead(address + piece);
+        flash_start_program(address, page_buffer + write_state.page_done, piece);
+        write_state.page_done += piece;
+    }
+}
+
+/* Programs everything staged. A word only partly known was programmed with 0xFF for the rest:
+ * it stays in page_buffer and is programmed again once the bytes that complete it arrive. */
+static void flush_page_buffer(void) {
+    uint32_t partial = write_state.page_fill & 3u;
+    program_staged(1);
+    if (partial != 0) {
+        uint32_t last_word = write_state.page_fill & ~3u;
+        ((uint32_t *)page_buffer)[0] = ((uint32_t *)page_buffer)[last_word / 4];
+        write_state.page_start += last_word;
+        write_state.page_fill = partial;
+    } else {
+        write_state.page_start += write_state.page_fill;
+        write_state.page_fill = 0;
+    }
+    write_state.page_done = 0;
+}
+
+/* Data of the image being written, in order: staged in page_buffer and programmed in pieces
+ * as it comes. */
 static void write_data(const uint8_t *data, uint32_t length) {
     if (write_state.error != STATUS_OK) {
         return;
@@ -336,9 +480,9 @@ static void write_data(const uint8_t *data, uint32_t length) {
         write_state.page_fill += take;
         data += take;
         length -= take;
-        if (write_state.page_fill == SECTOR_SIZE && flush_page_buffer() != 0) {
-            write_state.error = ERR_FAILED_SPI_OP;
-            return;
+        program_staged(0);
+        if (write_state.page_fill == SECTOR_SIZE) {
+            flush_page_buffer();
         }
     }
 }
@@ -372,6 +516,7 @@ static uint8_t flash_begin(const uint8_t *payload, uint32_t length, int compress
     write_state.erase_end = (offset + size + SECTOR_SIZE - 1) & ~(SECTOR_SIZE - 1);
     write_state.page_start = offset & ~3u;
     write_state.page_fill = offset & 3u;
+    write_state.page_done = 0;
     memset(page_buffer, 0xFF, 4);
     if (compressed) {
         inflate_init(&inflater);
@@ -379,10 +524,14 @@ static uint8_t flash_begin(const uint8_t *payload, uint32_t length, int compress
     return STATUS_OK;
 }
 
-static uint8_t flash_data(const uint8_t *payload, uint32_t length, uint32_t checksum,
-                          int compressed) {
+/* Checks a FLASH_DATA / FLASH_DEFL_DATA block. Returns the status to reply with (an error
+ * from an earlier block if there was one) and sets *is_new when the block is the next one
+ * and is to be written. */
+static uint8_t flash_data_check(const uint8_t *payload, uint32_t length, uint32_t checksum,
+                                int compressed, int *is_new) {
     uint32_t data_len, sequence, i;
     uint8_t sum = CHECKSUM_SEED;
+    *is_new = 0;
     if (!write_state.active || write_state.compressed != compressed) {
         return ERR_NOT_IN_FLASH_MODE;
     }
@@ -401,7 +550,7 @@ static uint8_t flash_data(const uint8_t *payload, uint32_t length, uint32_t chec
     if (sum != (uint8_t)checksum) {
         return ERR_BAD_DATA_CHECKSUM;
     }
-    /* A block sent again because its reply was lost is already written. */
+    /* A block sent again because its reply was lost is already taken. */
     if (sequence + 1 == write_state.next_sequence) {
         return write_state.error;
     }
@@ -409,22 +558,28 @@ static uint8_t flash_data(const uint8_t *payload, uint32_t length, uint32_t chec
         return ERR_BAD_DATA_LEN;
     }
     write_state.next_sequence++;
+    *is_new = write_state.error == STATUS_OK;
+    return write_state.error;
+}
+
+/* Writes a checked block's data (already acknowledged) and starts programming all of it. */
+static void flash_data_write(const uint8_t *data, uint32_t length, int compressed) {
+    if (compressed) {
+        int status = inflate_feed(&inflater, data, length, inflated, 0);
+        if (status == INFLATE_ERROR && write_state.error == STATUS_OK) {
+            write_state.error = ERR_INFLATE_ERROR;
+        }
+    } else {
+        write_data(data, length);
+    }
     if (write_state.error == STATUS_OK) {
-        if (compressed) {
-            int status = inflate_feed(&inflater, payload, data_len, inflated, 0);
-            if (status == INFLATE_ERROR && write_state.error == STATUS_OK) {
-                write_state.error = ERR_INFLATE_ERROR;
-            }
-        } else {
-            write_data(payload, data_len);
+        flush_page_buffer();
+        /* The chip erases what the next block will reach while that block is on the line. */
+        if (write_state.erased_to < write_state.erase_end &&
+            write_state.erased_to - write_state.next_address < BLOCK_SIZE) {
+            erase_next_unit();
         }
     }
-    /* Everything received is in the flash before the reply: esptool checks the digest
-     * after the last block without a FLASH_END. */
-    if (write_state.error == STATUS_OK && flush_page_buffer() != 0) {
-        write_state.error = ERR_FAILED_SPI_OP;
-    }
-    return write_state.error;
 }
 
 static uint8_t flash_end(const uint8_t *payload, uint32_t length, int *reboot) {
@@ -434,8 +589,8 @@ static uint8_t flash_end(const uint8_t *payload, uint32_t length, int *reboot) {
         return ERR_NOT_IN_FLASH_MODE;
     }
     write_state.active = 0;
-    if (write_state.error == STATUS_OK && flush_page_buffer() != 0) {
-        write_state.error = ERR_FAILED_SPI_OP;
+    if (write_state.error == STATUS_OK) {
+        flush_page_buffer();
     }
     status = write_state.error;
     if (status == STATUS_OK && write_state.remaining > 0) {
@@ -490,7 +645,6 @@ static void read_flash(uint32_t address, uint32_t length, uint32_t packet_size,
     read_acked = 0;
     read_ack_broken = 0;
     while (!read_ack_broken && read_acked < length) {
-        drain_rx();
         if (sent < length && sent - read_acked < packet_size * max_in_flight) {
             uint32_t chunk = length - sent < packet_size ? length - sent : packet_size;
             const uint8_t *bytes = read_flash_bytes(address + sent, chunk);
@@ -568,6 +722,10 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         length != request_len - REQUEST_HEADER_LEN) {
         return;
     }
+    /* Only a data block may find the flash still programming the one before. */
+    if (opcode != OP_FLASH_DATA && opcode != OP_FLASH_DEFL_DATA) {
+        flash_wait_idle();
+    }
     switch (opcode) {
     case OP_SYNC:
         if (length != 36) {
@@ -619,9 +777,17 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         status = flash_begin(payload, length, opcode == OP_FLASH_DEFL_BEGIN);
         break;
     case OP_FLASH_DATA:
-    case OP_FLASH_DEFL_DATA:
-        status = flash_data(payload, length, checksum, opcode == OP_FLASH_DEFL_DATA);
-        break;
+    case OP_FLASH_DEFL_DATA: {
+        int compressed = opcode == OP_FLASH_DEFL_DATA;
+        int is_new;
+        status = flash_data_check(payload, length, checksum, compressed, &is_new);
+        /* Acknowledged before it is written, so the next block arrives meanwhile. */
+        reply(opcode, 0, 0, 0, status);
+        if (is_new) {
+            flash_data_write(payload + DATA_HEADER_LEN, read_le32(payload), compressed);
+        }
+        return;
+    }
     case OP_FLASH_END:
     case OP_FLASH_DEFL_END:
         status = flash_end(payload, length, &reboot);
@@ -642,11 +808,10 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         reply(opcode, 0, digest, sizeof digest, STATUS_OK);
         return;
     case OP_SPI_FLASH_MD5_PIECES: {
-        static uint8_t digests[MAX_MD5_PIECES * 16];
         uint32_t address = read_le32(payload);
         uint32_t size = read_le32(payload + 4);
         uint32_t unit = read_le32(payload + 8);
-        uint32_t count = 0;
+        uint32_t count;
         /* A unit of at most 1 MiB keeps unit * MAX_MD5_PIECES within 32 bits. */
         if (length != 12 || unit == 0 || unit > (1u << 20) || size > unit * MAX_MD5_PIECES) {
             status = ERR_BAD_DATA_LEN;
@@ -656,20 +821,21 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             status = ERR_FAILED_SPI_OP;
             break;
         }
-        while (size > 0) {
+        /* Each digest goes out as it is computed; after a failed read the rest are zeros
+         * and the status says so. */
+        count = size / unit + (size % unit != 0);
+        reply_start(opcode, 0, 16 * count);
+        while (count-- > 0) {
             uint32_t piece = size < unit ? size : unit;
-            if (flash_md5(address, piece, digests + 16 * count) != 0) {
+            if (status != STATUS_OK || flash_md5(address, piece, digest) != 0) {
                 status = ERR_FAILED_SPI_OP;
-                break;
+                memset(digest, 0, sizeof digest);
             }
+            send_escaped(digest, sizeof digest);
             address += piece;
             size -= piece;
-            count++;
         }
-        if (status != STATUS_OK) {
-            break;
-        }
-        reply(opcode, 0, digests, 16 * count, STATUS_OK);
+        reply_end(status);
         return;
     }
     case OP_ERASE_FLASH:
@@ -704,9 +870,6 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             } else if (in_flight > MAX_READ_IN_FLIGHT) {
                 in_flight = MAX_READ_IN_FLIGHT;
             }
-            /* The request is taken: the decoder's buffer now receives acknowledgements. */
-            frame_len = 0;
-            frame_ready = 0;
             read_flash(address, size, packet_size, in_flight);
             return;
         }
@@ -766,11 +929,13 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         reply(opcode, 0, 0, 0, STATUS_OK);
         if (read_le32(payload) == 0) {
             flush_tx();
+            rx_stop();
             ((void (*)(void))read_le32(payload + 4))();
         }
         return;
     case OP_RUN_USER_CODE:
         flush_tx();
+        rx_stop();
         ((void (*)(void))ROM_RETURN_TO_LOADER)();
         return;
     default:
@@ -780,6 +945,7 @@ static void handle(const uint8_t *request, uint32_t request_len) {
     reply(opcode, value, 0, 0, status);
     if (reboot) {
         flush_tx();
+        rx_stop();
         software_reset();
     }
 }
@@ -792,19 +958,18 @@ void stub_main(void) {
         *word = 0;
     }
     flash_size = 16u << 20;
-    /* Polled: nothing of the ROM's may take UART0's bytes. */
-    REG(UART0_INT_ENA) = 0;
-    REG(UART0_INT_CLR) = 0xFFFFFFFFu;
     SelectSpiFunction(0);
     spi_flash_attach(0, 0);
     SPIParamCfg(0, flash_size, BLOCK_SIZE, SECTOR_SIZE, PAGE_SIZE, 0xFFFF);
+    rx_start();
     send_frame(greeting, sizeof greeting);
     for (;;) {
-        drain_rx();
-        if (frame_ready) {
-            handle(frame, frame_len);
-            frame_len = 0;
-            frame_ready = 0;
+        if (frame_ready[handling]) {
+            BARRIER();
+            handle(frames[handling], frame_lens[handling]);
+            frame_ready[handling] = 0;
+            handling ^= 1;
+            rx_resume();
         }
     }
 }
