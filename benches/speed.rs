@@ -12,8 +12,10 @@
 //! 3. write that image again after changing one 4 KiB sector.
 //!
 //! Each case runs unthrottled (4MB flash, 1MB image), then with `esp-emulator --realtime` at
-//! 921600 baud (1MB flash and image) and at 115200 baud (256KB flash and image: smaller, to
-//! keep the run within a few minutes). Under `--realtime` bytes take their UART time, so the
+//! 921600 baud (1MB flash and image), on a serial adapter that carries 2M baud and loses
+//! bytes above it (`baud-limit:max=2000000`; esp-flasher at `--baud auto`, esptool at
+//! 921600, its usual fastest) and at 115200 baud (256KB flash and image: smaller, to keep the
+//! run within a few minutes). Under `--realtime` bytes take their UART time, so the
 //! table also shows the share of the link's capacity used: payload bytes (flash bytes read,
 //! compressed bytes written) and bytes on the wire (in the transfer's direction, counted by
 //! the emulator's read/write syscalls on the pty, less what a bare connect costs), each over
@@ -44,16 +46,21 @@ const RUN_LIMIT: Duration = Duration::from_secs(180);
 struct Scenario {
     name: &'static str,
     realtime: bool,
+    /// The rate both tools are given, unless `adapter_limit` is set.
     baud: u32,
+    /// A serial adapter that loses bytes above this rate (`baud-limit`): esp-flasher then runs
+    /// with `--baud auto` (and its link use is counted at this rate), esptool at `baud`.
+    adapter_limit: Option<u32>,
     flash_size: usize,
     image_size: usize,
 }
 
-const SCENARIOS: [Scenario; 3] = [
+const SCENARIOS: [Scenario; 4] = [
     Scenario {
         name: "unthrottled",
         realtime: false,
         baud: 921_600,
+        adapter_limit: None,
         flash_size: 4 * MB,
         image_size: MB,
     },
@@ -61,6 +68,15 @@ const SCENARIOS: [Scenario; 3] = [
         name: "realtime 921600",
         realtime: true,
         baud: 921_600,
+        adapter_limit: None,
+        flash_size: MB,
+        image_size: MB,
+    },
+    Scenario {
+        name: "realtime, adapter carries 2M (esp-flasher --baud auto, esptool 921600)",
+        realtime: true,
+        baud: 921_600,
+        adapter_limit: Some(2_000_000),
         flash_size: MB,
         image_size: MB,
     },
@@ -68,6 +84,7 @@ const SCENARIOS: [Scenario; 3] = [
         name: "realtime 115200",
         realtime: true,
         baud: 115_200,
+        adapter_limit: None,
         flash_size: 256 * KB,
         image_size: 256 * KB,
     },
@@ -154,7 +171,10 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
     println!(
         "== {} (--baud {}): backup {}, write {} image, rewrite with one sector changed",
         scenario.name,
-        scenario.baud,
+        match scenario.adapter_limit {
+            Some(_) => "auto | 921600".to_owned(),
+            None => scenario.baud.to_string(),
+        },
         size_name(scenario.flash_size as u64),
         size_name(scenario.image_size as u64)
     );
@@ -222,7 +242,10 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
             let shares: Vec<String> = results
                 .iter()
                 .zip(connect_cost)
-                .map(|(measured, connect)| link_use(scenario, case, measured, connect))
+                .zip([Tool::EspFlasher, Tool::Esptool])
+                .map(|((measured, connect), tool)| {
+                    link_use(scenario, tool, case, measured, connect)
+                })
                 .collect();
             shares.join(" | ")
         } else {
@@ -244,11 +267,21 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
 
 /// "payload 97% wire 99%" for one run: shares of `baud / 10` bytes per second over the
 /// transfer time the tool printed.
-fn link_use(scenario: &Scenario, case: Case, measured: &Measured, connect: (u64, u64)) -> String {
+fn link_use(
+    scenario: &Scenario,
+    tool: Tool,
+    case: Case,
+    measured: &Measured,
+    connect: (u64, u64),
+) -> String {
     let Some(transfer) = measured.transfer else {
         return "no transfer time printed".into();
     };
-    let capacity = scenario.baud as f64 / 10.0 * transfer;
+    let baud = match (tool, scenario.adapter_limit) {
+        (Tool::EspFlasher, Some(limit)) => limit,
+        _ => scenario.baud,
+    };
+    let capacity = baud as f64 / 10.0 * transfer;
     let (payload, wire) = match case {
         Case::Backup => (
             Some(scenario.flash_size as u64),
@@ -280,6 +313,10 @@ fn tool_command(
     let out = setup.dir.path().join("read.bin");
     let _ = fs::remove_file(&out);
     let baud = scenario.baud.to_string();
+    let flasher_baud = match scenario.adapter_limit {
+        Some(_) => "auto".to_owned(),
+        None => baud.clone(),
+    };
     let file = file.to_str().expect("UTF-8 temporary path").to_owned();
     let out = out.to_str().expect("UTF-8 temporary path").to_owned();
     let size = format!("{:#x}", scenario.flash_size);
@@ -289,7 +326,7 @@ fn tool_command(
             command = Command::new(&setup.flasher);
             // Each tool uploads its own stub: esp-flasher flashlab's, esptool its own.
             command
-                .args(["--port", port, "--baud", &baud])
+                .args(["--port", port, "--baud", &flasher_baud])
                 .env_remove("ESP_FLASHER_STUB");
             match case {
                 Case::Connect => command.args(["flash_id"]),
@@ -450,6 +487,9 @@ impl Emulator {
             .args(["--size", &format!("{}KB", scenario.flash_size / KB)]);
         if scenario.realtime {
             command.arg("--realtime");
+        }
+        if let Some(limit) = scenario.adapter_limit {
+            command.args(["--fault", &format!("baud-limit:max={limit}")]);
         }
         let mut child = command
             .stdin(Stdio::null())

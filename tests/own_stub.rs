@@ -158,3 +158,28 @@ proptest! {
         }
     }
 }
+
+/// Stepping down 3M, 2M, 1.5M, 921600 left the chip 6% above 921600, where nothing got
+/// through: the stub scaled the divider in force, and each step's rounding carried into the
+/// next. Every rate must now get the divider a direct switch from the loader's rate gives.
+#[test]
+fn regression_stepping_the_baud_down_drifted_the_divider() {
+    const UART0_CLKDIV: u32 = 0x6000_0014;
+    let divider_after = |steps: &[u32]| {
+        let mut flasher = connect(StubImage::flashlab(), &[0xFF; FLASH_SIZE as usize]);
+        for &baud in steps {
+            flasher.change_baud(baud).expect("the stub changes the rate");
+        }
+        flasher.read_reg(UART0_CLKDIV).expect("CLKDIV reads back") & 0xF_FFFF
+    };
+    let ladder = [3_000_000, 2_000_000, 1_500_000, 921_600, 460_800];
+    for end in 1..=ladder.len() {
+        let target = ladder[end - 1];
+        assert_eq!(
+            divider_after(&ladder[..end]),
+            divider_after(&[target]),
+            "the divider for {target} after stepping down through {:?}",
+            &ladder[..end]
+        );
+    }
+}

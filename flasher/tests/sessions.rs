@@ -11,6 +11,7 @@ use esp_emulator::flash::{FlashOptions, SpiFlash};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::firmware_image;
 use esp_flasher::backup::{self, record_path, BackupRecord};
+use esp_flasher::ops::baud::{lower_rate, AUTO_BAUD_RATES};
 use esp_flasher::progress::{Operation, RetryReason};
 use esp_flasher::{
     BeforeReset, ChipKind, ConnectOptions, EmulatorTransport, Error, Event, EventLog, Flasher,
@@ -899,6 +900,22 @@ fn baud_warnings(log: &EventLog) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// The fastest rate `--baud auto` tries: where it stays on a clean line.
+const TOP_RATE: u32 = AUTO_BAUD_RATES[0];
+
+/// The warnings auto baud gives stepping down the ladder from the top to `rate`.
+fn ladder_down_to(rate: u32) -> Vec<(u32, u32)> {
+    std::iter::successors(Some(TOP_RATE), |&from| lower_rate(from))
+        .take_while(|&from| from > rate)
+        .map(|from| {
+            (
+                from,
+                lower_rate(from).expect("a rate above the floor has a next"),
+            )
+        })
+        .collect()
+}
+
 fn connect_auto(flash: SpiFlash, faults: LinkFaults) -> (Flasher<EmulatorTransport>, EventLog) {
     connect_auto_with(flash, DeviceFaults::default(), faults)
 }
@@ -934,9 +951,11 @@ fn connect_auto_with(
 #[test]
 fn auto_baud_takes_the_fastest_rate_on_a_clean_line() {
     let (flasher, log) = connect_auto(blank(MB), LinkFaults::default());
-    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
     assert!(baud_warnings(&log).is_empty());
-    assert!(log.events().contains(&Event::BaudChanged { baud: 921_600 }));
+    assert!(log
+        .events()
+        .contains(&Event::BaudChanged { baud: TOP_RATE }));
 }
 
 #[test]
@@ -949,10 +968,7 @@ fn auto_baud_climbs_only_as_high_as_the_adapter_carries() {
     };
     let (mut flasher, log) = connect_auto(filled(contents.clone()), faults);
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 230_400);
-    assert_eq!(
-        baud_warnings(&log),
-        [(921_600, 460_800), (460_800, 230_400)]
-    );
+    assert_eq!(baud_warnings(&log), ladder_down_to(230_400));
     assert_eq!(
         flasher.read_flash(0, 0x40000).unwrap(),
         &contents[..0x40000]
@@ -978,7 +994,7 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
         &contents[0x20000..0x60000],
         "verified data after the step-down"
     );
-    assert_eq!(baud_warnings(&log), [(921_600, 460_800)]);
+    assert_eq!(baud_warnings(&log), ladder_down_to(460_800));
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 460_800);
     // Resumed from the failed block: the first progress after the retry is inside that block.
     let events = log.events();
@@ -1006,7 +1022,7 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
 #[test]
 fn regression_lost_read_reply_does_not_step_the_baud_down() {
     let contents = sample_flash(MB);
-    // READ_FLASH 1 is the probe at 921600; 2 is the backup's first block.
+    // READ_FLASH 1 is the probe at the top rate; 2 is the backup's first block.
     let timeout = CommandTimeout {
         opcode: Opcode::ReadFlash as u8,
         nth: 2,
@@ -1020,7 +1036,7 @@ fn regression_lost_read_reply_does_not_step_the_baud_down() {
         device_faults,
         LinkFaults::default(),
     );
-    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     backup::backup(&mut flasher, &path).unwrap();
@@ -1029,9 +1045,9 @@ fn regression_lost_read_reply_does_not_step_the_baud_down() {
     assert_eq!(
         baud_warnings(&log),
         [],
-        "no 'does not carry 921600 baud cleanly'"
+        "no 'does not carry … baud cleanly'"
     );
-    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
 }
 
 #[test]
@@ -1049,7 +1065,7 @@ fn regression_lost_probe_reply_does_not_step_the_baud_down() {
         device_faults,
         LinkFaults::default(),
     );
-    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
     assert_eq!(baud_warnings(&log), []);
 }
 
@@ -1063,7 +1079,7 @@ fn auto_baud_ends_at_the_rom_rate_when_nothing_faster_is_clean() {
     };
     let (mut flasher, log) = connect_auto(filled(contents.clone()), faults);
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 115_200);
-    assert_eq!(baud_warnings(&log).len(), 3);
+    assert_eq!(baud_warnings(&log), ladder_down_to(115_200));
     assert_eq!(
         flasher.read_flash(0x10000, 0x10000).unwrap(),
         &contents[0x10000..0x20000]
@@ -1094,7 +1110,7 @@ fn write_resumes(log: &EventLog) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Replies garbled during a write at the auto-chosen 921600 (bit errors on the chip→host
+/// Replies garbled during a write at the auto-chosen top rate (bit errors on the chip→host
 /// side): the block's reply does not decode, the rate steps down and the write goes on from
 /// that block's sector with a new stream, verified by MD5 at the end.
 fn write_with_garbled_replies_at_auto_baud(compress: bool, seed: u64) -> EventLog {
@@ -1118,7 +1134,7 @@ fn write_with_garbled_replies_at_auto_baud(compress: bool, seed: u64) -> EventLo
         Box::new(log.clone()),
     )
     .expect("connects");
-    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
     flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 1e-2;
     let data = pseudo_random(0x60000, 7);
     let address = 0x10000;
@@ -1156,7 +1172,7 @@ fn check_resumed_from_the_failed_block(log: &EventLog, address: u32) {
         resume % SECTOR as u32 == 0 && resume >= address && resume <= failed,
         "{failed:#x} {resume:#x}"
     );
-    assert_eq!(baud_warnings(log)[0], (921_600, 460_800));
+    assert_eq!(baud_warnings(log)[0], (TOP_RATE, AUTO_BAUD_RATES[1]));
     let events = log.events();
     let warned = events
         .iter()

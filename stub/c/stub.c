@@ -693,15 +693,30 @@ static void write_registers(const uint8_t *payload, uint32_t length) {
     }
 }
 
+/* CHANGE_BAUDRATE(new, old): the UART's clock is learned once, from the divider the ROM's
+ * loader set for the rate the host used then; every divider after that is the clock over the
+ * rate asked for, rounded. Scaling the divider in force instead would carry each step's
+ * rounding into the next: 3M, 2M, 1.5M, then 921600 ends 6% off. The requested rate is
+ * new * current / old, which covers both conventions hosts use: esptool's (new, current)
+ * and esp-flasher's (new * 115200 / current, 115200), the one esptool 5's stub expects. */
 static void change_baudrate(uint32_t new_baud, uint32_t old_baud) {
-    uint32_t divider = REG(UART0_CLKDIV) & UART_CLKDIV_MASK;
+    static uint32_t uart_clock;
+    static uint32_t current_baud;
+    uint32_t target;
     if (new_baud == 0 || old_baud == 0) {
         return;
     }
-    /* The clock is what the divider in force gives at the rate the host uses now. */
-    divider = (uint32_t)(((uint64_t)divider * old_baud) / new_baud);
+    if (uart_clock == 0) {
+        uart_clock = (REG(UART0_CLKDIV) & UART_CLKDIV_MASK) * old_baud;
+        current_baud = old_baud;
+    }
+    target = (uint32_t)(((uint64_t)new_baud * current_baud) / old_baud);
+    if (target == 0) {
+        return;
+    }
     flush_tx();
-    uart_div_modify(0, divider);
+    uart_div_modify(0, (uart_clock + target / 2) / target);
+    current_baud = target;
     ets_delay_us(1000);
 }
 

@@ -89,6 +89,7 @@ impl<T: Transport> Flasher<T> {
     ) -> Result<Vec<u8>> {
         let mut attempt = 1;
         let mut attempts_in_all = 1;
+        let mut timeouts_in_a_row = 0;
         loop {
             let reason = match self.read_block(address, len, Some((done_before, total)))? {
                 Ok(block) => return Ok(block),
@@ -99,10 +100,18 @@ impl<T: Transport> Flasher<T> {
             if corrupt {
                 len = (len / 2).max(STUB_READ_PACKET_SIZE).min(len);
             }
-            // Only corruption says the rate is too high; a lost reply is retried at the same rate.
-            if corrupt && self.step_baud_down()? {
+            timeouts_in_a_row = match reason {
+                RetryReason::Timeout => timeouts_in_a_row + 1,
+                _ => 0,
+            };
+            // Corruption says the rate is too high; one lost reply does not, and is retried at the
+            // same rate. A second in a row does: an adapter that drops host→chip bytes loses the
+            // acknowledgements, and the stub then waits without a garbled byte on the line.
+            let too_fast = corrupt || timeouts_in_a_row >= 2;
+            if too_fast && self.step_baud_down()? {
                 // A new rate starts a new count.
                 attempt = 0;
+                timeouts_in_a_row = 0;
             } else if attempt >= READ_ATTEMPTS {
                 return Err(Error::ReadFailed {
                     address,
