@@ -168,7 +168,9 @@ fn regression_stepping_the_baud_down_drifted_the_divider() {
     let divider_after = |steps: &[u32]| {
         let mut flasher = connect(StubImage::flashlab(), &[0xFF; FLASH_SIZE as usize]);
         for &baud in steps {
-            flasher.change_baud(baud).expect("the stub changes the rate");
+            flasher
+                .change_baud(baud)
+                .expect("the stub changes the rate");
         }
         flasher.read_reg(UART0_CLKDIV).expect("CLKDIV reads back") & 0xF_FFFF
     };

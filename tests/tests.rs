@@ -7,4 +7,5 @@ mod executed_code;
 mod flasher_pty;
 mod own_stub;
 mod scenarios;
+mod side_by_side;
 mod util;
