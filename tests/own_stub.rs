@@ -185,3 +185,102 @@ fn regression_stepping_the_baud_down_drifted_the_divider() {
         );
     }
 }
+
+/// What a broken or hostile host may send.
+#[derive(Debug, Clone)]
+enum HostileInput {
+    /// Bytes with no framing at all (and whatever 0xC0 they happen to hold).
+    Noise(Vec<u8>),
+    /// A request with a random opcode, direction byte, length field, checksum and payload,
+    /// SLIP-framed as the protocol wants.
+    Request {
+        direction: u8,
+        opcode: u8,
+        length_field: Option<u16>,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
+    /// A frame longer than any request the stub takes.
+    Oversized(usize),
+}
+
+/// Opcodes that change the chip by design (writes, erases, RAM, registers, rate, jumps,
+/// resets) are left out: the test is about what the stub does with input it must refuse.
+const CHANGES_THE_CHIP: [u8; 13] = [
+    0x02, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0A, 0x0F, 0x10, 0x12, 0xD0, 0xD1, 0xD3,
+];
+
+fn hostile_input() -> impl Strategy<Value = HostileInput> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 1..600).prop_map(HostileInput::Noise),
+        (
+            prop_oneof![Just(0u8), any::<u8>()],
+            any::<u8>().prop_filter("changes the chip", |op| !CHANGES_THE_CHIP.contains(op)),
+            proptest::option::of(any::<u16>()),
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(direction, opcode, length_field, checksum, payload)| {
+                HostileInput::Request {
+                    direction,
+                    opcode,
+                    length_field,
+                    checksum,
+                    payload,
+                }
+            }),
+        (0x4000usize..0x6000).prop_map(HostileInput::Oversized),
+    ]
+}
+
+fn hostile_bytes(input: &HostileInput) -> Vec<u8> {
+    match input {
+        HostileInput::Noise(bytes) => bytes.clone(),
+        HostileInput::Request {
+            direction,
+            opcode,
+            length_field,
+            checksum,
+            payload,
+        } => {
+            let length = length_field.unwrap_or(payload.len() as u16);
+            let mut frame = vec![*direction, *opcode];
+            frame.extend_from_slice(&length.to_le_bytes());
+            frame.extend_from_slice(&checksum.to_le_bytes());
+            frame.extend_from_slice(payload);
+            esp_protocol::slip::encode_to_vec(&frame)
+        }
+        HostileInput::Oversized(len) => esp_protocol::slip::encode_to_vec(&vec![0x5A; *len]),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Corrupt frames, wrong lengths and checksums, data blocks with no write begun, reads
+    /// and digests past the flash, unknown opcodes, noise and oversized frames: the stub
+    /// still answers the next request (a new request ends whatever it waited for), and not a
+    /// byte of the flash changed.
+    #[test]
+    fn hostile_input_never_hangs_flashlabs_stub_nor_touches_the_flash(
+        seed in any::<u64>(),
+        inputs in proptest::collection::vec(hostile_input(), 1..12),
+    ) {
+        use esp_flasher::Transport;
+        let contents = pseudo_random(FLASH_SIZE as usize, seed);
+        let mut flasher = connect(StubImage::flashlab(), &contents);
+        for input in &inputs {
+            flasher.transport_mut().write_all(&hostile_bytes(input)).expect("the link takes bytes");
+        }
+        // The first request may only end a READ_FLASH that waits for acknowledgements.
+        let answered = (0..3).any(|_| match flasher.flash_md5(0, SECTOR) {
+            Ok(_) | Err(esp_flasher::Error::Device { .. }) => true,
+            Err(_) => false,
+        });
+        prop_assert!(answered, "the stub stopped answering after {:?}", inputs);
+        prop_assert!(
+            flasher.transport().device().flash().as_bytes() == contents.as_slice(),
+            "the flash changed after {:?}", inputs
+        );
+    }
+}
