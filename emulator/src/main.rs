@@ -26,12 +26,6 @@ use std::process::ExitCode;
 // Everything below but the Windows `main` serves the pty, so it is Unix-only.
 #[cfg(unix)]
 use {
-    std::io::{self, Write},
-    std::path::{Path, PathBuf},
-    std::sync::mpsc::{self, RecvTimeoutError},
-    std::sync::{Arc, Mutex, MutexGuard},
-    std::time::Duration,
-    nix::sys::signal::{SigSet, Signal},
     cli::{Args, BackingFile, Failure, Helper},
     esp_emulator::boot::{self, FlashWiring, ResetCause},
     esp_emulator::device::DeviceConfig,
@@ -40,6 +34,12 @@ use {
     esp_emulator::link::LinkConfig,
     esp_emulator::pty::{FlashPersist, PtyOptions, PtyServer, ServerEvent},
     esp_emulator::scenario::{self, Scenario},
+    nix::sys::signal::{SigSet, Signal},
+    std::io::{self, Write},
+    std::path::{Path, PathBuf},
+    std::sync::mpsc::{self, RecvTimeoutError},
+    std::sync::{Arc, Mutex, MutexGuard},
+    std::time::Duration,
 };
 
 /// The pty front end needs a Unix pseudo-terminal; on Windows the binary says so and where to go.

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    cli.connect = match cli.connect.with_environment(|name| std::env::var(name).ok()) {
+    cli.connect = match cli
+        .connect
+        .with_environment(|name| std::env::var(name).ok())
+    {
         Ok(connect) => connect,
         Err(message) => {
             eprintln!("{message}");
