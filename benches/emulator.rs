@@ -386,7 +386,7 @@ impl Host {
     /// Sends `command` and waits for its reply; returns the reply's data before the status
     /// bytes, after checking the opcode and a success status.
     fn command(&mut self, command: &Command) -> Result<Vec<u8>, Stall> {
-        self.send_payload(&command.to_bytes());
+        self.send_payload(&command.to_bytes().unwrap());
         let opcode = command.opcode();
         let frame = self.next_frame(&format!("the reply to {}", opcode.name()))?;
         let reply = ResponseFrame::parse(&frame)

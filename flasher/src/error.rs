@@ -50,6 +50,15 @@ pub enum Error {
         /// What it held.
         got: String,
     },
+    /// A command too long for a packet (the library's own mistake: a block larger than the
+    /// protocol carries).
+    #[error("{opcode} cannot be sent: {source}")]
+    Encode {
+        /// The command.
+        opcode: Opcode,
+        /// Why it does not fit.
+        source: esp_protocol::packet::EncodeError,
+    },
 
     /// The SPI peripheral never finished a flash command.
     #[error("SPI flash command {command:#04x} did not complete")]
@@ -60,7 +69,8 @@ pub enum Error {
 
     /// The chip-detect register holds another chip's magic value.
     #[error(
-        "not an ESP8266: magic register 0x40001000 holds {got:#010x}, expected {expected:#010x}"
+        "not an ESP8266: magic register {:#010x} holds {got:#010x}, expected {expected:#010x}",
+        esp_protocol::chip::CHIP_DETECT_MAGIC_REG
     )]
     UnsupportedChip {
         /// The ESP8266's value.

@@ -21,7 +21,7 @@ use esp_protocol::packet::{
     checksum, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
 };
 use esp_protocol::rom_erase::{rom_erased_sectors, SECTOR_SIZE};
-use esp_protocol::status::ErrorCode;
+use esp_protocol::status::{ErrorCode, Status};
 
 use super::{CodeExecution, Device, MemUpload, Program, SUCCESS};
 use crate::boot::ResetCause;
@@ -47,9 +47,9 @@ pub(crate) struct RomLoader {
     flash_write: Option<RomFlashWrite>,
 }
 
-/// The status bytes of a ROM failure.
-fn failure(code: ErrorCode) -> [u8; 2] {
-    [1, code.code()]
+/// A ROM failure.
+fn failure(code: ErrorCode) -> Status {
+    Status::rom_failure(code)
 }
 
 impl Device {

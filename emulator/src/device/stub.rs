@@ -43,7 +43,7 @@ use esp_protocol::packet::{
     Opcode, RequestFrame, ROM_BAUD, STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE,
 };
 use esp_protocol::rom_erase::SECTOR_SIZE;
-use esp_protocol::status::ErrorCode;
+use esp_protocol::status::{ErrorCode, Status};
 use flate2::{Decompress, FlushDecompress};
 use md5::{Digest, Md5};
 
@@ -111,12 +111,13 @@ impl Stub {
     }
 }
 
-/// The status bytes of a stub failure.
-fn failure(code: ErrorCode) -> [u8; 2] {
-    [code.code(), 0]
+/// A stub failure, in the stub's layout whatever the code (the legacy stub's 0x32, 0x33 and
+/// 0x63 too).
+fn failure(code: ErrorCode) -> Status {
+    Status::stub_failure(code)
 }
 
-fn status_of(outcome: Result<(), ErrorCode>) -> [u8; 2] {
+fn status_of(outcome: Result<(), ErrorCode>) -> Status {
     outcome.map_or_else(failure, |()| SUCCESS)
 }
 
