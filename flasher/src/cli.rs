@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
+use esp_protocol::numbers;
 
 /// What `--help` says after the options: the exit codes and the stub sources.
 const AFTER_HELP: &str = "\
@@ -549,45 +550,15 @@ fn parse_emu_chip(chip: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses a number as esptool does: `0x` hex, `0o` octal, `0b` binary, else decimal.
+/// Parses an address or count: esp-protocol's one number grammar (decimal, 0x, 0o, 0b).
 pub fn parse_u32(text: &str) -> Result<u32, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let (digits, radix) = if let Some(hex) = lower.strip_prefix("0x") {
-        (hex, 16)
-    } else if let Some(oct) = lower.strip_prefix("0o") {
-        (oct, 8)
-    } else if let Some(bin) = lower.strip_prefix("0b") {
-        (bin, 2)
-    } else {
-        (lower.as_str(), 10)
-    };
-    if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return Err(format!(
-            "\"{text}\" is not a number (use e.g. 0x1000 or 4096)"
-        ));
-    }
-    u32::from_str_radix(digits, radix).map_err(|error| match error.kind() {
-        std::num::IntErrorKind::PosOverflow => format!("\"{text}\" is larger than 0xFFFFFFFF"),
-        _ => format!("\"{text}\" is not a number (use e.g. 0x1000 or 4096)"),
-    })
+    numbers::parse_number(text).map_err(|error| error.to_string())
 }
 
-/// Parses a byte count that may carry a KB/MB suffix ("1MB", "512KB", "4M").
+/// Parses a byte count that may carry a K/KB or M/MB suffix ("1MB", "512KB", "4M"):
+/// esp-protocol's one size grammar.
 pub fn parse_size(text: &str) -> Result<u32, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let (digits, unit) = if let Some(mb) = upper.strip_suffix("MB").or(upper.strip_suffix('M')) {
-        (mb, 1024 * 1024)
-    } else if let Some(kb) = upper.strip_suffix("KB").or(upper.strip_suffix('K')) {
-        (kb, 1024)
-    } else {
-        return parse_u32(text);
-    };
-    let count = digits
-        .parse::<u32>()
-        .map_err(|_| format!("\"{text}\" is not a size (use e.g. 0x100000, 1048576 or 1MB)"))?;
-    count
-        .checked_mul(unit)
-        .ok_or_else(|| format!("\"{text}\" is larger than 4 GB"))
+    numbers::parse_size(text).map_err(|error| error.to_string())
 }
 
 /// Parses `--baud`: `auto` or a rate in bits per second.

@@ -12,6 +12,7 @@
 pub mod chip;
 pub mod flash_params;
 pub mod image;
+pub mod numbers;
 pub mod packet;
 pub mod rom_erase;
 pub mod slip;
