@@ -255,9 +255,7 @@ fn compressed_write(host: &mut Host, image: &[u8], compressed: &[u8]) -> Result<
             data: block.to_vec(),
         }))?;
     }
-    host.command(&Command::FlashDeflEnd {
-        stay_in_loader: true,
-    })?;
+    host.command(&Command::FlashDeflEnd { reboot: false })?;
     let md5_started = Instant::now();
     let digest = host.command(&Command::SpiFlashMd5 {
         address: WRITE_ADDRESS,

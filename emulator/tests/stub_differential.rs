@@ -390,13 +390,13 @@ impl FlashWrite {
             };
             requests.push((command, self.bad_checksum_block == Some(sequence)));
         }
-        let stay_in_loader = self.end != WriteEnd::Reboot;
+        let reboot = self.end == WriteEnd::Reboot;
         if self.end != WriteEnd::Open {
             requests.push((
                 if self.compressed {
-                    Command::FlashDeflEnd { stay_in_loader }
+                    Command::FlashDeflEnd { reboot }
                 } else {
-                    Command::FlashEnd { stay_in_loader }
+                    Command::FlashEnd { reboot }
                 },
                 false,
             ));

@@ -366,10 +366,12 @@ pub enum Command {
     FlashBegin(BeginParams),
     /// FLASH_DATA.
     FlashData(DataBlock),
-    /// FLASH_END; `stay_in_loader` false asks the ROM to reboot.
+    /// FLASH_END.
     FlashEnd {
-        /// Stay in the loader instead of rebooting.
-        stay_in_loader: bool,
+        /// The flag's meaning, sent inverted as esptool's `reboot` is (word 0 = reboot): true,
+        /// the chip reboots after answering; false, it does not: the ROM leaves its loader
+        /// for the user code without a reset, a stub stays.
+        reboot: bool,
     },
     /// MEM_BEGIN.
     MemBegin(BeginParams),
@@ -413,8 +415,8 @@ pub enum Command {
     FlashDeflData(DataBlock),
     /// FLASH_DEFL_END.
     FlashDeflEnd {
-        /// Stay in the loader instead of rebooting.
-        stay_in_loader: bool,
+        /// As [`Command::FlashEnd`]'s.
+        reboot: bool,
     },
     /// SPI_FLASH_MD5_PIECES: the MD5 of each `unit`-byte piece of `size` bytes at `address`
     /// (the last piece may be shorter), at most [`MAX_MD5_PIECES`] of them; the reply's data
@@ -509,8 +511,8 @@ impl Command {
                 out.extend_from_slice(&block.data);
                 checksum_field = checksum(&block.data) as u32;
             }
-            Command::FlashEnd { stay_in_loader } | Command::FlashDeflEnd { stay_in_loader } => {
-                words(out, &[*stay_in_loader as u32])
+            Command::FlashEnd { reboot } | Command::FlashDeflEnd { reboot } => {
+                words(out, &[u32::from(!*reboot)])
             }
             Command::MemEnd { execute, entry } => words(out, &[!*execute as u32, *entry]),
             Command::Sync => out.extend_from_slice(&SYNC_PAYLOAD),
@@ -629,10 +631,10 @@ impl Command {
             Opcode::FlashDeflData => Command::FlashDeflData(data_block()?),
             Opcode::MemData => Command::MemData(data_block()?),
             Opcode::FlashEnd => Command::FlashEnd {
-                stay_in_loader: exact(4, "4")?[0] != 0,
+                reboot: exact(4, "4")?[0] == 0,
             },
             Opcode::FlashDeflEnd => Command::FlashDeflEnd {
-                stay_in_loader: exact(4, "4")?[0] != 0,
+                reboot: exact(4, "4")?[0] == 0,
             },
             Opcode::MemEnd => {
                 let w = exact(8, "8")?;

@@ -75,7 +75,7 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         begin_params().prop_map(Command::FlashBegin),
         data_block().prop_map(Command::FlashData),
-        any::<bool>().prop_map(|stay_in_loader| Command::FlashEnd { stay_in_loader }),
+        any::<bool>().prop_map(|reboot| Command::FlashEnd { reboot }),
         mem_begin,
         (any::<bool>(), any::<u32>())
             .prop_map(|(execute, entry)| Command::MemEnd { execute, entry }),
@@ -90,7 +90,7 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(new_baud, old_baud)| Command::ChangeBaudrate { new_baud, old_baud }),
         begin_params().prop_map(Command::FlashDeflBegin),
         data_block().prop_map(Command::FlashDeflData),
-        any::<bool>().prop_map(|stay_in_loader| Command::FlashDeflEnd { stay_in_loader }),
+        any::<bool>().prop_map(|reboot| Command::FlashDeflEnd { reboot }),
         (any::<u32>(), any::<u32>())
             .prop_map(|(address, size)| Command::SpiFlashMd5 { address, size }),
         Just(Command::EraseFlash),

@@ -116,12 +116,10 @@ impl Device {
             }
             Command::FlashBegin(params) => self.rom_flash_begin(params),
             Command::FlashData(block) => self.rom_flash_data(request.checksum, &block),
-            Command::FlashEnd {
-                stay_in_loader: run_user_code,
-            } => {
+            Command::FlashEnd { reboot } => {
                 self.reply(opcode, 0, &[], SUCCESS);
                 self.rom.flash_write = None;
-                if run_user_code {
+                if !reboot {
                     self.trace_line(|| "chip: ROM runs the user code".to_string());
                     let now = self.busy_until;
                     self.boot_from_flash(now, ResetCause::ExternalPin);

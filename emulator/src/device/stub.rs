@@ -188,8 +188,8 @@ impl Device {
                 self.stub_flash_data(opcode, request.checksum, &block, true);
                 return;
             }
-            Command::FlashEnd { stay_in_loader } | Command::FlashDeflEnd { stay_in_loader } => {
-                self.stub_flash_end(opcode, stay_in_loader);
+            Command::FlashEnd { reboot } | Command::FlashDeflEnd { reboot } => {
+                self.stub_flash_end(opcode, reboot);
                 return;
             }
             Command::SpiFlashMd5 { address, size } => {
@@ -322,7 +322,7 @@ impl Device {
         }
     }
 
-    fn stub_flash_end(&mut self, opcode: u8, stay_in_loader: bool) {
+    fn stub_flash_end(&mut self, opcode: u8, reboot: bool) {
         let flavor = self.stub.flavor;
         let outcome = match self.stub.write.as_mut() {
             None => Err(ErrorCode::NotInFlashMode),
@@ -337,7 +337,7 @@ impl Device {
             }
         };
         self.reply(opcode, 0, &[], status_of(outcome));
-        if outcome.is_ok() && !stay_in_loader && flavor == StubFlavor::Legacy {
+        if outcome.is_ok() && reboot && flavor == StubFlavor::Legacy {
             let now = self.busy_until;
             self.restart(now, ResetCause::ExternalPin);
         }

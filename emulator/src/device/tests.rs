@@ -617,10 +617,8 @@ fn stub_deflate_write_lands_in_flash_and_md5_matches() {
             );
         }
         assert_eq!(
-            host.command(&Command::FlashDeflEnd {
-                stay_in_loader: true
-            })
-            .status,
+            host.command(&Command::FlashDeflEnd { reboot: false })
+                .status,
             Status::Success
         );
         let flash = host.device.flash().as_bytes();
@@ -657,10 +655,7 @@ fn stub_plain_write_trims_padding_and_reports_missing_data_at_the_end() {
         Status::Success
     );
     assert_eq!(
-        host.command(&Command::FlashEnd {
-            stay_in_loader: true
-        })
-        .status,
+        host.command(&Command::FlashEnd { reboot: false }).status,
         Status::Success
     );
     let flash = host.device.flash().as_bytes();
@@ -679,10 +674,7 @@ fn stub_plain_write_trims_padding_and_reports_missing_data_at_the_end() {
         start(&mut host);
         host.command(&Command::FlashBegin(begin));
         assert_eq!(
-            host.command(&Command::FlashEnd {
-                stay_in_loader: true
-            })
-            .status,
+            host.command(&Command::FlashEnd { reboot: false }).status,
             Status::stub_failure(code)
         );
     }
@@ -739,10 +731,8 @@ fn stub_reports_an_inflate_error_on_the_next_command() {
         Status::Success
     );
     assert_eq!(
-        host.command(&Command::FlashDeflEnd {
-            stay_in_loader: true
-        })
-        .status,
+        host.command(&Command::FlashDeflEnd { reboot: false })
+            .status,
         Status::stub_failure(ErrorCode::NotEnoughData)
     );
     let again = DataBlock {
@@ -1071,10 +1061,7 @@ fn legacy_stub_reboots_into_the_rom_on_flash_end_with_flag_zero() {
     };
     host.command(&Command::FlashBegin(begin));
     assert_eq!(
-        host.command(&Command::FlashEnd {
-            stay_in_loader: false
-        })
-        .status,
+        host.command(&Command::FlashEnd { reboot: true }).status,
         Status::Success
     );
     assert_eq!(host.device.program(), Program::RomLoader);
@@ -1085,9 +1072,7 @@ fn legacy_stub_reboots_into_the_rom_on_flash_end_with_flag_zero() {
 #[test]
 fn run_user_code_from_the_rom_boots_the_flash_after_the_reply() {
     let mut host = Host::blank();
-    host.send(&Command::FlashEnd {
-        stay_in_loader: true,
-    });
+    host.send(&Command::FlashEnd { reboot: false });
     let output = host.output();
     let reply_end = output[1..].iter().position(|&byte| byte == 0xC0).unwrap() + 2;
     let reply = Response::decode(&output[1..reply_end - 1]).unwrap();
@@ -1329,8 +1314,8 @@ mod properties {
                     data: deflate(&data),
                 })
             }),
-            any::<bool>().prop_map(|stay_in_loader| Command::FlashEnd { stay_in_loader }),
-            any::<bool>().prop_map(|stay_in_loader| Command::FlashDeflEnd { stay_in_loader }),
+            any::<bool>().prop_map(|reboot| Command::FlashEnd { reboot }),
+            any::<bool>().prop_map(|reboot| Command::FlashDeflEnd { reboot }),
             (flash_address(), length())
                 .prop_map(|(address, size)| Command::EraseRegion { address, size }),
             (flash_address(), length())
