@@ -3,10 +3,8 @@
 
 use std::fmt;
 
-use esp_protocol::chip::{decode_efuses, ChipVariant};
+use esp_protocol::chip::{decode_efuses, ChipVariant, UnknownOui};
 pub use esp_protocol::chip::{CHIP_DETECT_MAGIC_REG, EFUSE_REGS, ESP8266_MAGIC};
-
-use crate::error::{Error, Result};
 
 /// The chip family member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,11 +31,10 @@ pub struct ChipInfo {
 }
 
 impl ChipInfo {
-    /// Decodes the eFuse words read from [`EFUSE_REGS`].
-    pub fn from_efuses(efuses: [u32; 4]) -> Result<ChipInfo> {
-        let facts = decode_efuses(efuses).map_err(|unknown| Error::UnknownOui {
-            marker: unknown.marker,
-        })?;
+    /// Decodes the eFuse words read from [`EFUSE_REGS`] (the crate's `Error` converts the
+    /// error; this module depends on no other, so that chip, error and progress form no cycle).
+    pub fn from_efuses(efuses: [u32; 4]) -> Result<ChipInfo, UnknownOui> {
+        let facts = decode_efuses(efuses)?;
         Ok(ChipInfo {
             kind: match facts.variant {
                 ChipVariant::Esp8266Ex => ChipKind::Esp8266Ex,
@@ -94,7 +91,7 @@ mod tests {
     fn unknown_oui_marker_is_an_error() {
         assert!(matches!(
             ChipInfo::from_efuses([0, 0x0002_0000, 0, 0]),
-            Err(Error::UnknownOui { marker: 2 })
+            Err(UnknownOui { marker: 2 })
         ));
     }
 }

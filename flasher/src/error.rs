@@ -80,7 +80,10 @@ pub enum Error {
     },
 
     /// The eFuses name an OUI this tool does not know, so there is no MAC.
-    #[error("unknown MAC OUI marker {marker:#04x} in eFuse word 0x3ff00054")]
+    #[error(
+        "unknown MAC OUI marker {marker:#04x} in eFuse word {:#010x}",
+        esp_protocol::chip::EFUSE_REGS[1]
+    )]
     UnknownOui {
         /// Bits 16..24 of the second MAC eFuse word.
         marker: u8,
@@ -311,4 +314,12 @@ fn describe_sectors(sectors: &[u32]) -> String {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl From<esp_protocol::chip::UnknownOui> for Error {
+    fn from(unknown: esp_protocol::chip::UnknownOui) -> Self {
+        Error::UnknownOui {
+            marker: unknown.marker,
+        }
+    }
 }
