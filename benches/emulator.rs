@@ -255,9 +255,7 @@ fn compressed_write(host: &mut Host, image: &[u8], compressed: &[u8]) -> Result<
             data: block.to_vec(),
         }))?;
     }
-    host.command(&Command::FlashDeflEnd {
-        stay_in_loader: true,
-    })?;
+    host.command(&Command::FlashDeflEnd { reboot: false })?;
     let md5_started = Instant::now();
     let digest = host.command(&Command::SpiFlashMd5 {
         address: WRITE_ADDRESS,
@@ -386,7 +384,7 @@ impl Host {
     /// Sends `command` and waits for its reply; returns the reply's data before the status
     /// bytes, after checking the opcode and a success status.
     fn command(&mut self, command: &Command) -> Result<Vec<u8>, Stall> {
-        self.send_payload(&command.to_bytes());
+        self.send_payload(&command.to_bytes().unwrap());
         let opcode = command.opcode();
         let frame = self.next_frame(&format!("the reply to {}", opcode.name()))?;
         let reply = ResponseFrame::parse(&frame)

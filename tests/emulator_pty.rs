@@ -416,7 +416,7 @@ fn regression_kill_9_lost_blocks_the_chip_had_acknowledged() {
     let mut decoder = SlipDecoder::new();
     // Sends a command and waits for its reply (the ROM answers SYNC several times).
     let mut exchange = |command: &Request| {
-        port.write_all(&slip::encode_to_vec(&command.to_bytes()))
+        port.write_all(&slip::encode_to_vec(&command.to_bytes().unwrap()))
             .unwrap();
         let mut buffer = [0u8; 256];
         loop {

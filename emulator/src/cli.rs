@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, ValueEnum};
 use esp_emulator::boot::FlashWiring;
 use esp_emulator::device::{BootMode, Chip, CodeExecution};
-use esp_emulator::faults::{parse_number, parse_size};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
 use esp_protocol::flash_params::size_name;
+use esp_protocol::numbers::parse_size;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
@@ -211,7 +211,7 @@ pub fn parse_args() -> Result<Args, Failure> {
 }
 
 fn parse_flash_size(text: &str) -> Result<usize, String> {
-    let size = parse_size(text)?;
+    let size: usize = parse_size(text).map_err(|error| error.to_string())?;
     if SUPPORTED_SIZES.contains(&size) {
         Ok(size)
     } else {
@@ -233,10 +233,10 @@ fn parse_mac(text: &str) -> Result<[u8; 6], String> {
     let octets: Vec<u8> = text
         .split([':', '-'])
         .filter_map(|octet| {
-            (octet.len() == 2)
-                .then(|| parse_number(&format!("0x{octet}")))
+            // Exactly two hex digits: not the number grammar, which would take "0x" or "+".
+            (octet.len() == 2 && octet.bytes().all(|digit| digit.is_ascii_hexdigit()))
+                .then(|| u8::from_str_radix(octet, 16).ok())
                 .flatten()
-                .and_then(|value| u8::try_from(value).ok())
         })
         .collect();
     octets

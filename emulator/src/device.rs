@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use esp_protocol::packet::{Opcode, RequestFrame, Response, ROM_BAUD};
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+use esp_protocol::status::Status;
 
 use crate::boot::{self, FlashWiring, ResetCause, BOOT_LOG_BAUD};
 use crate::flash::SpiFlash;
@@ -39,7 +40,7 @@ use frame_tap::FrameTap;
 use stub::Stub;
 
 /// The status bytes of a successful reply.
-const SUCCESS: [u8; 2] = [0, 0];
+const SUCCESS: Status = Status::Success;
 
 /// The MAC of [`DeviceConfig::default`] (Espressif OUI 18:fe:34).
 pub const DEFAULT_MAC: [u8; 6] = [0x18, 0xFE, 0x34, 0x12, 0x34, 0x56];
@@ -600,21 +601,24 @@ impl Device {
         self.reply(opcode, value, &[], SUCCESS);
     }
 
-    /// Queues a response packet with raw status bytes, ready when the queued work is done.
-    fn reply(&mut self, opcode: u8, value: u32, data: &[u8], status: [u8; 2]) {
-        let mut packet = Vec::with_capacity(data.len() + 10);
-        Response {
+    /// Queues a response packet, ready when the queued work is done.
+    fn reply(&mut self, opcode: u8, value: u32, data: &[u8], status: Status) {
+        let response = Response {
             opcode,
             value,
             data: data.to_vec(),
-            status: esp_protocol::status::Status::Success,
+            status,
+        };
+        let mut packet = Vec::with_capacity(data.len() + 10);
+        if let Err(error) = response.encode(&mut packet) {
+            // No reply the device builds comes near 64 KiB; a chip that cannot answer stays silent.
+            self.trace_line(|| format!("chip → host: no reply: {error}"));
+            return;
         }
-        .encode(&mut packet);
-        let status_at = packet.len() - 2;
-        packet[status_at..].copy_from_slice(&status);
         self.trace_line(|| {
             let name = Opcode::from_byte(opcode).map_or("unknown", Opcode::name);
-            format!("chip → host: {name} (0x{opcode:02x}) value=0x{value:08x} data={} status={:02x}{:02x}", data.len(), status[0], status[1])
+            let [first, second] = status.to_bytes();
+            format!("chip → host: {name} (0x{opcode:02x}) value=0x{value:08x} data={} status={first:02x}{second:02x}", data.len())
         });
         self.send_frame(&packet);
     }

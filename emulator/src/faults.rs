@@ -29,6 +29,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+use esp_protocol::numbers::{parse_number, parse_size};
 use esp_protocol::packet::Opcode;
 
 use crate::device::{CommandTimeout, DeviceFaults, ShortRead};
@@ -189,7 +190,7 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
             addr: params.number_in("addr", 0, U32_MAX)?,
         },
         "fake-size" => Fault::FakeSize {
-            real: parse_size(&params.take("real")?)?,
+            real: params.size("real")?,
         },
         _ => return Err(format!("unknown fault kind '{kind}'")),
     };
@@ -238,7 +239,8 @@ impl Params {
     /// An integer parameter, decimal or 0x hex, from `min` to `max`.
     fn number_in<T: TryFrom<u64>>(&mut self, key: &str, min: u64, max: u64) -> Result<T, String> {
         let text = self.take(key)?;
-        let value = parse_number(&text)
+        let value = parse_number::<u64>(&text)
+            .ok()
             .filter(|value| (min..=max).contains(value))
             .and_then(|value| T::try_from(value).ok());
         value.ok_or_else(|| match max {
@@ -249,6 +251,12 @@ impl Params {
                 format!("'{key}={text}' must be an integer from {min} to {max} (decimal or 0x hex)")
             }
         })
+    }
+
+    /// A size parameter in bytes, such as `1M`, `1MB` or `0x100000`.
+    fn size(&mut self, key: &str) -> Result<usize, String> {
+        let text = self.take(key)?;
+        parse_size(&text).map_err(|error| format!("'{key}={text}': {error}"))
     }
 
     /// A probability parameter in 0..=1.
@@ -268,31 +276,6 @@ impl Params {
             None => Ok(()),
         }
     }
-}
-
-/// Parses `123` or `0x7b`.
-pub fn parse_number(text: &str) -> Option<u64> {
-    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => text.parse().ok(),
-    }
-}
-
-/// Parses a flash size such as `256KB`, `1MB` or `4MB` (case-insensitive) into bytes.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let upper = text.to_ascii_uppercase();
-    let (digits, unit) = if let Some(digits) = upper.strip_suffix("KB") {
-        (digits, 1024)
-    } else if let Some(digits) = upper.strip_suffix("MB") {
-        (digits, 1024 * 1024)
-    } else {
-        return Err(format!("size '{text}' needs a KB or MB unit, e.g. 1MB"));
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|count| count.checked_mul(unit))
-        .ok_or_else(|| format!("size '{text}' is not a number of KB or MB, e.g. 1MB"))
 }
 
 /// Faults of the serial line between the chip and the host.
@@ -523,7 +506,10 @@ mod tests {
                 "noise:bytes=1,before=later",
                 "'before=later' must be reset or sync",
             ),
-            ("fake-size:real=3", "size '3' needs a KB or MB unit"),
+            (
+                "fake-size:real=1GB",
+                "'real=1GB': \"1GB\" is not a size (use e.g. 0x100000, 1048576, 1M or 1MB)",
+            ),
         ] {
             let message = parse(spec).unwrap_err();
             assert!(
@@ -598,12 +584,14 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_numbers() {
-        assert_eq!(parse_size("256kb"), Ok(256 * 1024));
-        assert_eq!(parse_size("16MB"), Ok(16 << 20));
-        assert!(parse_size("MB").is_err());
-        assert_eq!(parse_number("0X1f"), Some(31));
-        assert_eq!(parse_number("12"), Some(12));
-        assert_eq!(parse_number("-1"), None);
+    fn regression_fake_size_refused_the_sizes_emu_accepts() {
+        // `--port emu:1M,fault=fake-size:real=1M`: both halves read sizes the same way.
+        for real in ["1M", "1MB", "1mb", "0x100000", "1048576"] {
+            assert_eq!(
+                parse(&format!("fake-size:real={real}")),
+                Ok(Fault::FakeSize { real: 1 << 20 }),
+                "{real}"
+            );
+        }
     }
 }

@@ -57,73 +57,7 @@ const WINBOND_SPI_NOR_ID: u32 = 0xEF_40_00;
 /// SR3 WPS, DRV0-1, HOLD/RST. BUSY, WEL and SUS are read-only.
 const WRITABLE_STATUS_BITS: [u8; 3] = [0xFC, 0x7B, 0xE4];
 
-/// Instruction opcodes the model understands.
-pub mod opcode {
-    /// Write status register 1 (and 2 when a second data byte follows).
-    pub const WRITE_STATUS_1: u8 = 0x01;
-    /// Page program: clear bits within one 256-byte page.
-    pub const PAGE_PROGRAM: u8 = 0x02;
-    /// Read data.
-    pub const READ_DATA: u8 = 0x03;
-    /// Clear the write enable latch.
-    pub const WRITE_DISABLE: u8 = 0x04;
-    /// Read status register 1.
-    pub const READ_STATUS_1: u8 = 0x05;
-    /// Set the write enable latch.
-    pub const WRITE_ENABLE: u8 = 0x06;
-    /// Fast read (address, then one dummy byte).
-    pub const FAST_READ: u8 = 0x0B;
-    /// Write status register 3.
-    pub const WRITE_STATUS_3: u8 = 0x11;
-    /// Read status register 3.
-    pub const READ_STATUS_3: u8 = 0x15;
-    /// Erase the 4 KiB sector holding the address.
-    pub const SECTOR_ERASE: u8 = 0x20;
-    /// Write status register 2.
-    pub const WRITE_STATUS_2: u8 = 0x31;
-    /// Read status register 2.
-    pub const READ_STATUS_2: u8 = 0x35;
-    /// Make the next status write volatile, without needing the write enable latch.
-    pub const VOLATILE_STATUS_WRITE_ENABLE: u8 = 0x50;
-    /// Erase the 32 KiB block holding the address.
-    pub const BLOCK_ERASE_32K: u8 = 0x52;
-    /// Read the SFDP area (address, then one dummy byte).
-    pub const READ_SFDP: u8 = 0x5A;
-    /// Chip erase, alternative opcode.
-    pub const CHIP_ERASE_ALT: u8 = 0x60;
-    /// Arm a software reset.
-    pub const ENABLE_RESET: u8 = 0x66;
-    /// Software reset, if the previous instruction was [`ENABLE_RESET`].
-    pub const RESET: u8 = 0x99;
-    /// Read the 3-byte JEDEC ID.
-    pub const READ_JEDEC_ID: u8 = 0x9F;
-    /// Chip erase.
-    pub const CHIP_ERASE: u8 = 0xC7;
-    /// Erase the 64 KiB block holding the address.
-    pub const BLOCK_ERASE_64K: u8 = 0xD8;
-}
-
-/// Status register bits, by register.
-pub mod status_bits {
-    /// SR1: an erase, program or status write is in progress (BUSY/WIP).
-    pub const BUSY: u8 = 0x01;
-    /// SR1: write enable latch.
-    pub const WEL: u8 = 0x02;
-    /// SR1: block protect bit 0.
-    pub const BP0: u8 = 0x04;
-    /// SR1: block protect bit 1.
-    pub const BP1: u8 = 0x08;
-    /// SR1: block protect bit 2.
-    pub const BP2: u8 = 0x10;
-    /// SR1: protect from the bottom of the array instead of the top.
-    pub const TB: u8 = 0x20;
-    /// SR1: the BP bits count 4 KiB sectors instead of blocks.
-    pub const SEC: u8 = 0x40;
-    /// SR2: security register lock bits LB1-LB3, one-time programmable.
-    pub const LOCK_BITS: u8 = 0x38;
-    /// SR2: complement protect: protect everything the other bits would leave unprotected.
-    pub const CMP: u8 = 0x40;
-}
+pub use esp_protocol::spi_flash::{opcode, status as status_bits};
 
 /// Why a flash chip could not be built or an operation was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -384,11 +318,10 @@ impl SpiFlash {
 
     /// Sets (BP2-BP0 = 111, CMP = 0) or clears (BP and CMP = 0) whole-chip protection, non-volatile.
     pub fn set_write_protected(&mut self, protected: bool) {
-        const BLOCK_PROTECT: u8 = status_bits::BP0 | status_bits::BP1 | status_bits::BP2;
         for status in [&mut self.status, &mut self.nonvolatile_status] {
-            status[0] &= !BLOCK_PROTECT;
+            status[0] &= !status_bits::BLOCK_PROTECT;
             if protected {
-                status[0] |= BLOCK_PROTECT;
+                status[0] |= status_bits::BLOCK_PROTECT;
             }
             status[1] &= !status_bits::CMP;
         }

@@ -7,13 +7,15 @@
 //! second implementation; the flash is an SPI NOR chip model. Around the core sit
 //! a seeded fault injector, an in-memory pairing used by `esp-flasher`'s tests and
 //! its `emu:` port, and the pseudo-terminal front end of the `esp-emulator`
-//! binary that real, unmodified clients such as esptool talk to.
+//! binary that real, unmodified clients such as esptool talk to. Everything but
+//! that front end (`pty`, Unix only) compiles on every target.
 pub mod boot;
 pub mod device;
 pub mod faults;
 pub mod flash;
 pub mod link;
 pub mod machine;
+#[cfg(unix)]
 pub mod pty;
 pub mod rom_functions;
 pub mod sample_firmware;

@@ -18,29 +18,45 @@
 //! closes the port and on SIGINT/SIGTERM, after which the file is synced and the command
 //! exits 0.
 
+#[cfg(unix)]
 mod cli;
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use nix::sys::signal::{SigSet, Signal};
+// Everything below but the Windows `main` serves the pty, so it is Unix-only.
+#[cfg(unix)]
+use {
+    cli::{Args, BackingFile, Failure, Helper},
+    esp_emulator::boot::{self, FlashWiring, ResetCause},
+    esp_emulator::device::DeviceConfig,
+    esp_emulator::faults::FaultPlan,
+    esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES},
+    esp_emulator::link::LinkConfig,
+    esp_emulator::pty::{FlashPersist, PtyOptions, PtyServer, ServerEvent},
+    esp_emulator::scenario::{self, Scenario},
+    nix::sys::signal::{SigSet, Signal},
+    std::io::{self, Write},
+    std::path::{Path, PathBuf},
+    std::sync::mpsc::{self, RecvTimeoutError},
+    std::sync::{Arc, Mutex, MutexGuard},
+    std::time::Duration,
+};
 
-use cli::{Args, BackingFile, Failure, Helper};
-use esp_emulator::boot::{self, FlashWiring, ResetCause};
-use esp_emulator::device::DeviceConfig;
-use esp_emulator::faults::FaultPlan;
-use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
-use esp_emulator::link::LinkConfig;
-use esp_emulator::pty::{FlashPersist, PtyOptions, PtyServer, ServerEvent};
-use esp_emulator::scenario::{self, Scenario};
+/// The pty front end needs a Unix pseudo-terminal; on Windows the binary says so and where to go.
+#[cfg(not(unix))]
+fn main() -> ExitCode {
+    eprintln!(
+        "esp-emulator: the pseudo-terminal front end needs Linux or macOS; on Windows run the \
+         virtual ESP8266 in-process with esp-flasher --port emu:1MB (add ,file=flash.bin to keep its flash)"
+    );
+    ExitCode::from(2)
+}
 
 /// How often changed sectors are written back to the file.
+#[cfg(unix)]
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
+#[cfg(unix)]
 fn main() -> ExitCode {
     match cli::parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,11 +68,13 @@ fn main() -> ExitCode {
 }
 
 /// What the main thread waits for.
+#[cfg(unix)]
 enum Event {
     Signal(Signal),
     Server(ServerEvent),
 }
 
+#[cfg(unix)]
 fn run(args: Args) -> Result<(), Failure> {
     if let Some(Helper::BootReport {
         file,
@@ -174,6 +192,7 @@ fn run(args: Args) -> Result<(), Failure> {
 }
 
 /// Waits for a signal, saving changed sectors meanwhile and handling the server's events.
+#[cfg(unix)]
 fn serve(
     server: &PtyServer,
     events: &mpsc::Receiver<Event>,
@@ -225,6 +244,7 @@ fn serve(
 }
 
 /// Copies the changed sectors with the device paused, then writes them without holding it.
+#[cfg(unix)]
 fn save(server: &PtyServer, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
     let Some(backing) = backing else {
         return Ok(());
@@ -234,6 +254,7 @@ fn save(server: &PtyServer, backing: Option<&Mutex<BackingFile>>) -> Result<(), 
 }
 
 /// The backing file; a panic while it was held leaves it as consistent as any write does.
+#[cfg(unix)]
 fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
     backing
         .lock()
@@ -241,6 +262,7 @@ fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
 }
 
 /// The board to serve: its flash, its configuration, its line and where the flash is kept.
+#[cfg(unix)]
 struct Board {
     flash: SpiFlash,
     config: DeviceConfig,
@@ -251,6 +273,7 @@ struct Board {
 }
 
 /// The board the flags describe, on the --flash backing file.
+#[cfg(unix)]
 fn flag_board(args: &Args) -> Result<Board, Failure> {
     let path = args
         .flash
@@ -289,6 +312,7 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
 }
 
 /// The board a scenario describes; its flash goes to `flash_file` (a new file) if given.
+#[cfg(unix)]
 fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failure> {
     let scenario = scenario::load(name).map_err(Failure::usage)?;
     let flash = scenario.flash().map_err(Failure::usage)?;
@@ -326,6 +350,7 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
 /// Tells the user on stderr what the scenario reproduces and how to run it; writes its
 /// inputs beside `flash_file`, else in a new temporary directory, which it returns for
 /// removal at exit (the inputs serve only while this emulator runs).
+#[cfg(unix)]
 fn describe_scenario(
     scenario: &Scenario,
     slave: &Path,
@@ -374,6 +399,7 @@ fn describe_scenario(
 }
 
 /// `esp-emulator boot-report FILE`: the ROM's boot of FILE, without a device.
+#[cfg(unix)]
 fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<(), Failure> {
     let contents = std::fs::read(file)
         .map_err(|error| Failure::usage(format!("cannot read {}: {error}", file.display())))?;
@@ -391,6 +417,7 @@ fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<
 
 /// `--link PATH` may only be a path that does not exist or a symlink to a pty that an
 /// earlier run left behind: anything else would be replaced, then deleted at exit.
+#[cfg(unix)]
 fn check_link_path(link: &Path) -> Result<(), Failure> {
     match std::fs::symlink_metadata(link) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -409,6 +436,7 @@ fn check_link_path(link: &Path) -> Result<(), Failure> {
 }
 
 /// A pseudo-terminal's slave path, as `--link` points at it (Linux, then macOS).
+#[cfg(unix)]
 fn is_pty_path(path: &Path) -> bool {
     path.starts_with("/dev/pts")
         || path
@@ -417,6 +445,7 @@ fn is_pty_path(path: &Path) -> bool {
 }
 
 /// Makes `link` a symlink to `target`, atomically replacing whatever is there.
+#[cfg(unix)]
 fn point_symlink(link: &Path, target: &Path) -> Result<(), Failure> {
     let mut temporary = PathBuf::from(link);
     temporary.set_file_name(format!(

@@ -1,5 +1,7 @@
 //! Serves a virtual ESP8266 on a pseudo-terminal, so real tools (esptool, esp-flasher) can
-//! open its slave side (`/dev/pts/N`) as if it were a USB serial adapter.
+//! open its slave side (`/dev/pts/N` on Linux, `/dev/ttysNNN` on macOS) as if it were a USB
+//! serial adapter. Unix only (the crate compiles it on `cfg(unix)`): Windows has no
+//! pseudo-terminal a serial client can open, and uses the in-process `emu:` port instead.
 //!
 //! [`PtyServer::start`] opens a pty pair, sets the slave to raw mode through the master and
 //! runs a background thread that polls the master, feeds what the client writes to a
@@ -28,6 +30,7 @@
 //!   ignored.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -39,7 +42,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, PtyMaster};
+use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 
 use crate::device::{Device, DeviceConfig};
@@ -189,16 +192,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The master side of a pty and the path of its slave.
 struct Port {
-    master: PtyMaster,
+    master: File,
     slave_path: PathBuf,
 }
 
 impl Port {
     fn open() -> io::Result<Self> {
-        let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY)?;
-        grantpt(&master)?;
-        unlockpt(&master)?;
-        let slave_path = PathBuf::from(ptsname_r(&master)?);
+        // openpty and ttyname are the portable calls (Linux, macOS, the BSDs); ptsname_r is
+        // Linux-only and ptsname is not thread-safe. The slave is closed at once: the server
+        // keeps no slave fd open, so that a client's close shows as a hang-up.
+        let pair = openpty(None, None)?;
+        let slave_path = nix::unistd::ttyname(&pair.slave)?;
+        drop(pair.slave);
+        let master = File::from(pair.master);
         let flags = OFlag::from_bits_retain(fcntl(&master, FcntlArg::F_GETFL)?);
         fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         let port = Self { master, slave_path };
@@ -206,7 +212,7 @@ impl Port {
         Ok(port)
     }
 
-    /// Puts the slave in raw mode; on Linux, termios calls on the master act on the slave.
+    /// Puts the slave in raw mode; termios calls on the master act on the slave.
     fn make_slave_raw(&self) -> io::Result<()> {
         let mut termios = tcgetattr(&self.master)?;
         cfmakeraw(&mut termios);
@@ -216,16 +222,29 @@ impl Port {
 
     /// The baud rate the client set on the slave, if it is a standard one.
     fn client_baud(&self) -> Option<u32> {
-        let termios = tcgetattr(&self.master).ok()?;
-        let speed = termios.control_flags.bits() & libc::CBAUD;
-        STANDARD_RATES
-            .iter()
-            .find(|&&(constant, _)| constant == speed)
-            .map(|&(_, rate)| rate)
+        termios_rate(&tcgetattr(&self.master).ok()?)
     }
 }
 
-/// termios speed constants and their rates.
+/// The rate in a termios: Linux codes standard rates as `B*` constants in the control flags.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn termios_rate(termios: &nix::sys::termios::Termios) -> Option<u32> {
+    let speed = termios.control_flags.bits() & libc::CBAUD;
+    STANDARD_RATES
+        .iter()
+        .find(|&&(constant, _)| constant == speed)
+        .map(|&(_, rate)| rate)
+}
+
+/// The rate in a termios: macOS and the BSDs keep the rate itself.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn termios_rate(termios: &nix::sys::termios::Termios) -> Option<u32> {
+    let rate = nix::sys::termios::cfgetospeed(termios);
+    (rate != 0).then_some(rate)
+}
+
+/// Linux's termios speed constants and their rates.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const STANDARD_RATES: [(libc::tcflag_t, u32); 21] = [
     (libc::B1200, 1_200),
     (libc::B2400, 2_400),

@@ -46,10 +46,11 @@ use serde::Deserialize;
 
 use crate::boot::FlashWiring;
 use crate::device::{BootMode, Chip, DeviceConfig};
-use crate::faults::{parse_size, FaultPlan};
+use crate::faults::FaultPlan;
 use crate::flash::{FlashOptions, SpiFlash};
 use crate::sample_firmware::{firmware_image, sonoff_like_flash};
 use esp_protocol::flash_params::{FlashMode, FlashSize};
+use esp_protocol::numbers::parse_size;
 
 /// The scenario files compiled into the binary, by name.
 pub const CATALOGUE: &[(&str, &str)] = &[
@@ -343,7 +344,7 @@ impl Scenario {
 
     /// The flash contents at the claimed size.
     pub fn flash_contents(&self) -> Result<Vec<u8>, String> {
-        let size = parse_size(&self.device.flash_size)?;
+        let size: usize = parse_size(&self.device.flash_size).map_err(|error| error.to_string())?;
         match self.device.contents {
             Contents::Erased => Ok(vec![0xFF; size]),
             Contents::SampleFirmware => Ok(sonoff_like_flash(size, 0)),
@@ -455,7 +456,7 @@ impl InputFile {
 
 /// The bytes of `kind` at `size`.
 fn generate(kind: ImageKind, size: &str, seed: u64) -> Result<Vec<u8>, String> {
-    let size = parse_size(size)?;
+    let size: usize = parse_size(size).map_err(|error| error.to_string())?;
     Ok(match kind {
         ImageKind::SampleFirmware => {
             if FlashSize::from_bytes(size as u32).is_none() {

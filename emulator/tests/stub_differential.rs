@@ -252,7 +252,7 @@ impl Host {
     /// READ_FLASH as esptool's `read_flash` does it: after the reply, each data frame is
     /// acknowledged with the total received, then the digest frame follows.
     fn read_flash(&mut self, command: &Command, size: u32) -> Vec<SlipEvent> {
-        self.send_packet(&command.to_bytes());
+        self.send_packet(&command.to_bytes().unwrap());
         let mut transcript = Vec::new();
         let Some(reply) = self.next_event() else {
             return transcript;
@@ -390,13 +390,13 @@ impl FlashWrite {
             };
             requests.push((command, self.bad_checksum_block == Some(sequence)));
         }
-        let stay_in_loader = self.end != WriteEnd::Reboot;
+        let reboot = self.end == WriteEnd::Reboot;
         if self.end != WriteEnd::Open {
             requests.push((
                 if self.compressed {
-                    Command::FlashDeflEnd { stay_in_loader }
+                    Command::FlashDeflEnd { reboot }
                 } else {
-                    Command::FlashEnd { stay_in_loader }
+                    Command::FlashEnd { reboot }
                 },
                 false,
             ));
@@ -668,7 +668,7 @@ impl Pair {
 
     /// Sends one request to both devices and returns the two answers.
     fn exchange(&mut self, command: &Command, spoil_checksum: bool) -> [Vec<SlipEvent>; 2] {
-        let mut packet = command.to_bytes();
+        let mut packet = command.to_bytes().unwrap();
         if spoil_checksum {
             packet[4] ^= 0x5A;
         }

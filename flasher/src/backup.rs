@@ -75,7 +75,7 @@ pub fn write_file_atomically(path: &Path, data: &[u8]) -> Result<()> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let mut builder = tempfile::Builder::new();
+    let builder = &mut tempfile::Builder::new();
     // An ordinary file (0666 less the umask), not the temporary file's private 0600.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
+use esp_protocol::numbers;
 
 /// What `--help` says after the options: the exit codes and the stub sources.
 const AFTER_HELP: &str = "\
@@ -16,14 +17,18 @@ Exit codes:
   2  usage error (unknown command or flag, malformed number, missing file); nothing was sent
 
 Ports:
-  --port /dev/ttyUSB0 | COM5        a serial port
+  --port COM5                       a serial port: COM5 on Windows, /dev/cu.usbserial-* or
+                                    /dev/cu.wchusbserial* on macOS, /dev/ttyUSB0 or /dev/ttyACM0
+                                    on Linux. ESPTOOL_PORT and ESPTOOL_BAUD stand in for --port
+                                    and --baud, as with esptool
   --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
                                     the built-in virtual ESP8266: a Sonoff-like sample flash each
                                     run, or loaded from and saved back to PATH (a new PATH starts
                                     with the sample firmware). A model of a stub answers; with
                                     stub=run its CPU runs the stub uploaded to it (--stub-file,
                                     else an installed esptool's)
-  no --port                         try each USB serial port found, else the virtual ESP8266
+  no --port                         try each USB serial port found (CP210x, CH340 and FTDI
+                                    adapters first), else the virtual ESP8266
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
 
@@ -45,11 +50,13 @@ pub struct Cli {
 /// The options every command that talks to a chip shares.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// Serial port (/dev/ttyUSB0, COM5) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
+    /// Serial port (/dev/ttyUSB0, COM5, /dev/cu.usbserial-110) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
+    /// [env: ESPTOOL_PORT]
     #[arg(short = 'p', long, global = true)]
     pub port: Option<String>,
     /// Baud rate after connecting: a number, or auto for the fastest the line carries cleanly
     /// (auto is the default for backup and restore, 115200 for the rest)
+    /// [env: ESPTOOL_BAUD]
     #[arg(short = 'b', long, global = true, value_name = "BAUD|auto", value_parser = parse_baud)]
     pub baud: Option<BaudArg>,
     /// Target chip
@@ -81,7 +88,32 @@ pub enum BaudArg {
     Auto,
 }
 
+/// esptool's environment variable for `--port`.
+pub const PORT_ENV_VAR: &str = "ESPTOOL_PORT";
+/// esptool's environment variable for `--baud`.
+pub const BAUD_ENV_VAR: &str = "ESPTOOL_BAUD";
+
 impl ConnectArgs {
+    /// Fills `--port` and `--baud` from `ESPTOOL_PORT` and `ESPTOOL_BAUD` when they were not
+    /// given, as esptool does: the flag wins, and an empty variable counts as unset.
+    /// `var` looks a variable up (`std::env::var(name).ok()` in the binary).
+    pub fn with_environment(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<ConnectArgs, String> {
+        let set = |name: &str| var(name).filter(|value| !value.is_empty());
+        if self.port.is_none() {
+            self.port = set(PORT_ENV_VAR);
+        }
+        if let (None, Some(text)) = (self.baud, set(BAUD_ENV_VAR)) {
+            let baud = parse_baud(&text).map_err(|problem| {
+                format!("error: {BAUD_ENV_VAR}: {problem}; set it to a rate or unset it")
+            })?;
+            self.baud = Some(baud);
+        }
+        Ok(self)
+    }
+
     /// These options with `baud` when `--baud` was not given.
     pub fn with_default_baud(&self, baud: BaudArg) -> ConnectArgs {
         ConnectArgs {
@@ -518,45 +550,15 @@ fn parse_emu_chip(chip: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses a number as esptool does: `0x` hex, `0o` octal, `0b` binary, else decimal.
+/// Parses an address or count: esp-protocol's one number grammar (decimal, 0x, 0o, 0b).
 pub fn parse_u32(text: &str) -> Result<u32, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let (digits, radix) = if let Some(hex) = lower.strip_prefix("0x") {
-        (hex, 16)
-    } else if let Some(oct) = lower.strip_prefix("0o") {
-        (oct, 8)
-    } else if let Some(bin) = lower.strip_prefix("0b") {
-        (bin, 2)
-    } else {
-        (lower.as_str(), 10)
-    };
-    if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return Err(format!(
-            "\"{text}\" is not a number (use e.g. 0x1000 or 4096)"
-        ));
-    }
-    u32::from_str_radix(digits, radix).map_err(|error| match error.kind() {
-        std::num::IntErrorKind::PosOverflow => format!("\"{text}\" is larger than 0xFFFFFFFF"),
-        _ => format!("\"{text}\" is not a number (use e.g. 0x1000 or 4096)"),
-    })
+    numbers::parse_number(text).map_err(|error| error.to_string())
 }
 
-/// Parses a byte count that may carry a KB/MB suffix ("1MB", "512KB", "4M").
+/// Parses a byte count that may carry a K/KB or M/MB suffix ("1MB", "512KB", "4M"):
+/// esp-protocol's one size grammar.
 pub fn parse_size(text: &str) -> Result<u32, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let (digits, unit) = if let Some(mb) = upper.strip_suffix("MB").or(upper.strip_suffix('M')) {
-        (mb, 1024 * 1024)
-    } else if let Some(kb) = upper.strip_suffix("KB").or(upper.strip_suffix('K')) {
-        (kb, 1024)
-    } else {
-        return parse_u32(text);
-    };
-    let count = digits
-        .parse::<u32>()
-        .map_err(|_| format!("\"{text}\" is not a size (use e.g. 0x100000, 1048576 or 1MB)"))?;
-    count
-        .checked_mul(unit)
-        .ok_or_else(|| format!("\"{text}\" is larger than 4 GB"))
+    numbers::parse_size(text).map_err(|error| error.to_string())
 }
 
 /// Parses `--baud`: `auto` or a rate in bits per second.
@@ -745,6 +747,36 @@ mod tests {
 
     fn parse_ok(line: &str) -> Cli {
         parse(line).unwrap_or_else(|error| panic!("{line}: {error}"))
+    }
+
+    /// `parse_ok(line)`'s connect options with `environment` as the process's variables.
+    fn connect_with(line: &str, environment: &[(&str, &str)]) -> Result<ConnectArgs, String> {
+        parse_ok(line).connect.with_environment(|name| {
+            environment
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn esptool_port_and_baud_variables_stand_in_for_absent_flags() {
+        let both = [("ESPTOOL_PORT", "COM5"), ("ESPTOOL_BAUD", "460800")];
+        let connect = connect_with("flash_id", &both).unwrap();
+        assert_eq!(connect.port.as_deref(), Some("COM5"));
+        assert_eq!(connect.baud, Some(BaudArg::Rate(460_800)));
+        let flags = connect_with("--port /dev/ttyUSB0 -b 115200 flash_id", &both).unwrap();
+        assert_eq!(flags.port.as_deref(), Some("/dev/ttyUSB0"));
+        assert_eq!(flags.baud, Some(BaudArg::Rate(115_200)));
+        let empty = [("ESPTOOL_PORT", ""), ("ESPTOOL_BAUD", "")];
+        let unset = connect_with("flash_id", &empty).unwrap();
+        assert_eq!((unset.port, unset.baud), (None, None));
+        let auto = connect_with("flash_id", &[("ESPTOOL_BAUD", "auto")]).unwrap();
+        assert_eq!(auto.baud, Some(BaudArg::Auto));
+        let bad = connect_with("flash_id", &[("ESPTOOL_BAUD", "fast")]).unwrap_err();
+        assert!(bad.contains("ESPTOOL_BAUD") && bad.contains("\"fast\" is not a baud rate"));
+        // The flag wins over a malformed variable, which is then not read.
+        assert!(connect_with("-b 9600 flash_id", &[("ESPTOOL_BAUD", "fast")]).is_ok());
     }
 
     fn strings(args: &[&str]) -> Vec<OsString> {

@@ -141,7 +141,11 @@ impl<T: Transport> Connection<T> {
 
     /// Sends one command without waiting for an answer.
     pub fn send(&mut self, command: &Command) -> Result<()> {
-        self.send_frame(&command.to_bytes())
+        let packet = command.to_bytes().map_err(|source| Error::Encode {
+            opcode: command.opcode(),
+            source,
+        })?;
+        self.send_frame(&packet)
     }
 
     /// Sends `payload` as one SLIP frame (READ_FLASH acknowledgements are bare frames).
@@ -204,7 +208,7 @@ impl<T: Transport> Connection<T> {
         let response = self.wait_response(opcode, timeout)?;
         match response.status {
             Status::Success => Ok(response),
-            Status::Failure(code) => Err(Error::Device { opcode, code }),
+            Status::Failure { code, .. } => Err(Error::Device { opcode, code }),
         }
     }
 
@@ -222,7 +226,9 @@ impl<T: Transport> Connection<T> {
             match Response::decode(&frame) {
                 Ok(response) if response.opcode == opcode as u8 => return Ok(response),
                 // A refusal of a command never sent: a request whose opcode the line corrupted.
-                Ok(stale) if matches!(stale.status, Status::Failure(_)) => self.line_errors += 1,
+                Ok(stale) if matches!(stale.status, Status::Failure { .. }) => {
+                    self.line_errors += 1
+                }
                 Ok(_stale) => {}
                 Err(_) => self.report(Event::Garbage { bytes: frame }),
             }
@@ -365,7 +371,7 @@ pub(crate) mod tests {
     impl ScriptedTransport {
         pub fn reply(&mut self, response: Response) {
             self.replies
-                .push_back(slip::encode_to_vec(&response.to_bytes()));
+                .push_back(slip::encode_to_vec(&response.to_bytes().unwrap()));
         }
     }
 
@@ -430,7 +436,10 @@ pub(crate) mod tests {
     fn rom_sync_replies() -> Vec<u8> {
         let mut bytes = Vec::new();
         for _ in 0..8 {
-            slip::encode(&Response::ok(0x08, 0x2020_1207).to_bytes(), &mut bytes);
+            slip::encode(
+                &Response::ok(0x08, 0x2020_1207).to_bytes().unwrap(),
+                &mut bytes,
+            );
         }
         bytes
     }
@@ -439,8 +448,11 @@ pub(crate) mod tests {
     fn command_returns_the_matching_response_after_garbage_and_stale_frames() {
         let mut transport = ScriptedTransport::default();
         let mut reply = b"noise".to_vec();
-        slip::encode(&Response::ok(0x08, 1).to_bytes(), &mut reply);
-        slip::encode(&Response::ok(0x0A, 0xFFF0_C101).to_bytes(), &mut reply);
+        slip::encode(&Response::ok(0x08, 1).to_bytes().unwrap(), &mut reply);
+        slip::encode(
+            &Response::ok(0x0A, 0xFFF0_C101).to_bytes().unwrap(),
+            &mut reply,
+        );
         transport.replies.push_back(reply);
         let (mut connection, log) = connection(transport);
         let response = connection
@@ -463,7 +475,10 @@ pub(crate) mod tests {
     #[test]
     fn failure_status_becomes_a_device_error() {
         let mut transport = ScriptedTransport::default();
-        transport.reply(Response::failure(0x13, ErrorCode::FailedSpiOp));
+        transport.reply(Response::failure(
+            0x13,
+            Status::stub_failure(ErrorCode::FailedSpiOp),
+        ));
         let (mut connection, _) = connection(transport);
         let error = connection
             .command(

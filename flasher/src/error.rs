@@ -50,6 +50,15 @@ pub enum Error {
         /// What it held.
         got: String,
     },
+    /// A command too long for a packet (the library's own mistake: a block larger than the
+    /// protocol carries).
+    #[error("{opcode} cannot be sent: {source}")]
+    Encode {
+        /// The command.
+        opcode: Opcode,
+        /// Why it does not fit.
+        source: esp_protocol::packet::EncodeError,
+    },
 
     /// The SPI peripheral never finished a flash command.
     #[error("SPI flash command {command:#04x} did not complete")]
@@ -60,7 +69,8 @@ pub enum Error {
 
     /// The chip-detect register holds another chip's magic value.
     #[error(
-        "not an ESP8266: magic register 0x40001000 holds {got:#010x}, expected {expected:#010x}"
+        "not an ESP8266: magic register {:#010x} holds {got:#010x}, expected {expected:#010x}",
+        esp_protocol::chip::CHIP_DETECT_MAGIC_REG
     )]
     UnsupportedChip {
         /// The ESP8266's value.
@@ -70,7 +80,10 @@ pub enum Error {
     },
 
     /// The eFuses name an OUI this tool does not know, so there is no MAC.
-    #[error("unknown MAC OUI marker {marker:#04x} in eFuse word 0x3ff00054")]
+    #[error(
+        "unknown MAC OUI marker {marker:#04x} in eFuse word {:#010x}",
+        esp_protocol::chip::EFUSE_REGS[1]
+    )]
     UnknownOui {
         /// Bits 16..24 of the second MAC eFuse word.
         marker: u8,
@@ -301,4 +314,12 @@ fn describe_sectors(sectors: &[u32]) -> String {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl From<esp_protocol::chip::UnknownOui> for Error {
+    fn from(unknown: esp_protocol::chip::UnknownOui) -> Self {
+        Error::UnknownOui {
+            marker: unknown.marker,
+        }
+    }
 }

@@ -268,14 +268,9 @@ impl<T: Transport> Flasher<T> {
             Loader::Stub => self.connection.send(&Command::RunUserCode)?,
             Loader::Rom => {
                 self.rom_empty_flash_begin()?;
-                // The protocol crate names flag 1 `stay_in_loader`: the ROM leaves the
-                // download loop for the user code rather than rebooting.
-                self.connection.command(
-                    &Command::FlashEnd {
-                        stay_in_loader: true,
-                    },
-                    DEFAULT_TIMEOUT,
-                )?;
+                // No reboot: the ROM leaves the download loop for the user code.
+                self.connection
+                    .command(&Command::FlashEnd { reboot: false }, DEFAULT_TIMEOUT)?;
             }
         }
         self.connection.set_loader(Loader::Rom);

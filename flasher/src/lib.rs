@@ -2,7 +2,7 @@
 //! reads, backs up and restores ESP8266/ESP8285 boards, speaking the serial
 //! loader protocol of [`esp_protocol`] over a [`Transport`] — a real serial
 //! port ([`SerialTransport`]) or the in-process virtual chip
-//! ([`EmulatorTransport`]).
+//! (`EmulatorTransport`, behind the default `emulator` feature).
 //!
 //! The library does the work and reports; it never prints. Progress,
 //! warnings and what the line carried go to a [`ProgressSink`] as
@@ -18,6 +18,7 @@
 pub mod backup;
 pub mod chip;
 pub mod connection;
+#[cfg(feature = "emulator")]
 pub mod emulator_transport;
 pub mod error;
 pub mod flasher;
@@ -29,6 +30,7 @@ pub mod transport;
 
 pub use chip::{ChipInfo, ChipKind};
 pub use connection::{AfterReset, BeforeReset, Loader};
+#[cfg(feature = "emulator")]
 pub use emulator_transport::EmulatorTransport;
 pub use error::{Error, Result};
 pub use flasher::{ConnectOptions, FlashInfo, Flasher};

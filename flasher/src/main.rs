@@ -15,9 +15,19 @@ use output::Output;
 
 fn main() -> ExitCode {
     let argv = cli::normalize_args(std::env::args_os());
-    let cli = match Cli::try_parse_from(argv) {
+    let mut cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
+    };
+    cli.connect = match cli
+        .connect
+        .with_environment(|name| std::env::var(name).ok())
+    {
+        Ok(connect) => connect,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
     };
     let out = Output::new(cli.connect.trace);
     match cmd::run(&cli, &out) {

@@ -232,7 +232,7 @@ mod tests {
         transport.reply(Response::ok(0x05, 0));
         transport.reply(Response::ok(0x07, 0));
         transport.reply(Response::ok(0x07, 0));
-        let mut end_reply = slip::encode_to_vec(&Response::ok(0x06, 0).to_bytes());
+        let mut end_reply = slip::encode_to_vec(&Response::ok(0x06, 0).to_bytes().unwrap());
         slip::encode(STUB_GREETING, &mut end_reply);
         transport.replies.push_back(end_reply);
         let mut connection = Connection::new(transport, Box::new(Silent));

@@ -2,7 +2,7 @@
 //!
 //! Everything above this module works over [`Transport`], so a flash session
 //! runs unchanged against `/dev/ttyUSB0`, `COM3`, a pseudo-terminal or the
-//! in-process emulator ([`crate::emulator_transport::EmulatorTransport`]).
+//! in-process emulator (`EmulatorTransport`, with the `emulator` feature).
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -2,13 +2,19 @@
 //! protocol with no I/O at all. The flasher (`esp-flasher`) and the virtual chip
 //! (`esp-emulator`) both speak through it, so the two sides and the property
 //! tests share one exact implementation of SLIP framing, command and response
-//! packets, status codes, the firmware image format and the ROM's quirks.
+//! packets, status codes, the firmware image format and the ROM's quirks, and
+//! the chip facts both need: the chip-detect and eFuse registers and the eFuse
+//! layout (`chip`), the SPI flash controller, opcodes and status bits
+//! (`spi_flash`).
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
+pub mod chip;
 pub mod flash_params;
 pub mod image;
+pub mod numbers;
 pub mod packet;
 pub mod rom_erase;
 pub mod slip;
+pub mod spi_flash;
 pub mod status;

@@ -159,6 +159,24 @@ impl std::fmt::Display for Opcode {
     }
 }
 
+/// Why a packet could not be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// The payload does not fit the header's 16-bit length field.
+    #[error("a {len}-byte payload does not fit a packet (at most {max} bytes)", max = u16::MAX)]
+    PayloadTooLong {
+        /// The payload's length.
+        len: usize,
+    },
+}
+
+/// The header's length field for a payload of `len` bytes.
+fn length_field(len: usize) -> Result<[u8; 2], EncodeError> {
+    u16::try_from(len)
+        .map(u16::to_le_bytes)
+        .map_err(|_| EncodeError::PayloadTooLong { len })
+}
+
 /// Why bytes did not decode as a packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -348,10 +366,12 @@ pub enum Command {
     FlashBegin(BeginParams),
     /// FLASH_DATA.
     FlashData(DataBlock),
-    /// FLASH_END; `stay_in_loader` false asks the ROM to reboot.
+    /// FLASH_END.
     FlashEnd {
-        /// Stay in the loader instead of rebooting.
-        stay_in_loader: bool,
+        /// The flag's meaning, sent inverted as esptool's `reboot` is (word 0 = reboot): true,
+        /// the chip reboots after answering; false, it does not: the ROM leaves its loader
+        /// for the user code without a reset, a stub stays.
+        reboot: bool,
     },
     /// MEM_BEGIN.
     MemBegin(BeginParams),
@@ -395,8 +415,8 @@ pub enum Command {
     FlashDeflData(DataBlock),
     /// FLASH_DEFL_END.
     FlashDeflEnd {
-        /// Stay in the loader instead of rebooting.
-        stay_in_loader: bool,
+        /// As [`Command::FlashEnd`]'s.
+        reboot: bool,
     },
     /// SPI_FLASH_MD5_PIECES: the MD5 of each `unit`-byte piece of `size` bytes at `address`
     /// (the last piece may be shorter), at most [`MAX_MD5_PIECES`] of them; the reply's data
@@ -468,8 +488,9 @@ impl Command {
         }
     }
 
-    /// Appends the request packet (not yet SLIP-framed) to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends the request packet (not yet SLIP-framed) to `out`; a payload longer than the
+    /// length field holds is an error, and `out` is left as it was.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let start = out.len();
         out.extend_from_slice(&[DIRECTION_REQUEST, self.opcode() as u8, 0, 0, 0, 0, 0, 0]);
         let mut checksum_field = 0u32;
@@ -490,8 +511,8 @@ impl Command {
                 out.extend_from_slice(&block.data);
                 checksum_field = checksum(&block.data) as u32;
             }
-            Command::FlashEnd { stay_in_loader } | Command::FlashDeflEnd { stay_in_loader } => {
-                words(out, &[*stay_in_loader as u32])
+            Command::FlashEnd { reboot } | Command::FlashDeflEnd { reboot } => {
+                words(out, &[u32::from(!*reboot)])
             }
             Command::MemEnd { execute, entry } => words(out, &[!*execute as u32, *entry]),
             Command::Sync => out.extend_from_slice(&SYNC_PAYLOAD),
@@ -534,16 +555,23 @@ impl Command {
             } => words(out, &[*address, *size, *packet_size, *max_in_flight]),
             Command::EraseFlash | Command::RunUserCode => {}
         }
-        let payload_len = (out.len() - start - HEADER_LEN) as u16;
-        out[start + 2..start + 4].copy_from_slice(&payload_len.to_le_bytes());
+        let length = match length_field(out.len() - start - HEADER_LEN) {
+            Ok(length) => length,
+            Err(error) => {
+                out.truncate(start);
+                return Err(error);
+            }
+        };
+        out[start + 2..start + 4].copy_from_slice(&length);
         out[start + 4..start + 8].copy_from_slice(&checksum_field.to_le_bytes());
+        Ok(())
     }
 
     /// The request packet as a new vector.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
-        self.encode(&mut out);
-        out
+        self.encode(&mut out)?;
+        Ok(out)
     }
 
     /// Parses a whole request packet.
@@ -603,10 +631,10 @@ impl Command {
             Opcode::FlashDeflData => Command::FlashDeflData(data_block()?),
             Opcode::MemData => Command::MemData(data_block()?),
             Opcode::FlashEnd => Command::FlashEnd {
-                stay_in_loader: exact(4, "4")?[0] != 0,
+                reboot: exact(4, "4")?[0] == 0,
             },
             Opcode::FlashDeflEnd => Command::FlashDeflEnd {
-                stay_in_loader: exact(4, "4")?[0] != 0,
+                reboot: exact(4, "4")?[0] == 0,
             },
             Opcode::MemEnd => {
                 let w = exact(8, "8")?;
@@ -782,31 +810,33 @@ impl Response {
         }
     }
 
-    /// A failed response.
-    pub fn failure(opcode: u8, code: crate::status::ErrorCode) -> Response {
+    /// A failed response with this status.
+    pub fn failure(opcode: u8, status: Status) -> Response {
         Response {
             opcode,
             value: 0,
             data: Vec::new(),
-            status: Status::Failure(code),
+            status,
         }
     }
 
-    /// Appends the response packet (not yet SLIP-framed) to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        let len = (self.data.len() + 2) as u16;
+    /// Appends the response packet (not yet SLIP-framed) to `out`; data longer than the
+    /// length field holds is an error, and nothing is appended.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let length = length_field(self.data.len() + 2)?;
         out.extend_from_slice(&[DIRECTION_RESPONSE, self.opcode]);
-        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&length);
         out.extend_from_slice(&self.value.to_le_bytes());
         out.extend_from_slice(&self.data);
         out.extend_from_slice(&self.status.to_bytes());
+        Ok(())
     }
 
     /// The response packet as a new vector.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
-        self.encode(&mut out);
-        out
+        self.encode(&mut out)?;
+        Ok(out)
     }
 
     /// Parses a whole response packet; the last two bytes are the status.
@@ -868,7 +898,7 @@ mod tests {
 
     #[test]
     fn sync_request_bytes() {
-        let bytes = Command::Sync.to_bytes();
+        let bytes = Command::Sync.to_bytes().unwrap();
         assert_eq!(&bytes[..8], &[0x00, 0x08, 36, 0, 0, 0, 0, 0]);
         assert_eq!(&bytes[8..12], &[0x07, 0x07, 0x12, 0x20]);
         assert!(bytes[12..].iter().all(|&b| b == 0x55));
@@ -881,12 +911,13 @@ mod tests {
         let request = Command::ReadReg {
             address: 0x4000_1000,
         }
-        .to_bytes();
+        .to_bytes()
+        .unwrap();
         assert_eq!(
             request,
             vec![0x00, 0x0A, 0x04, 0x00, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x40]
         );
-        let reply = Response::ok(0x0A, 0xFFF0_C101).to_bytes();
+        let reply = Response::ok(0x0A, 0xFFF0_C101).to_bytes().unwrap();
         assert_eq!(
             reply,
             vec![0x01, 0x0A, 0x02, 0x00, 0x01, 0xC1, 0xF0, 0xFF, 0x00, 0x00]
@@ -900,7 +931,7 @@ mod tests {
             sequence: 3,
             data: vec![0x01, 0x02, 0xFF],
         };
-        let bytes = Command::FlashData(block.clone()).to_bytes();
+        let bytes = Command::FlashData(block.clone()).to_bytes().unwrap();
         assert_eq!(
             &bytes[..8],
             &[0x00, 0x03, 19, 0, 0xEF ^ 0x01 ^ 0x02 ^ 0xFF, 0, 0, 0]
@@ -924,7 +955,7 @@ mod tests {
         };
         let begin = Command::FlashBegin(params);
         assert_eq!(
-            begin.to_bytes(),
+            begin.to_bytes().unwrap(),
             vec![
                 0, 0x02, 16, 0, 0, 0, 0, 0, 0x00, 0x10, 0, 0, 4, 0, 0, 0, 0x00, 0x04, 0, 0, 0x00,
                 0x20, 0, 0
@@ -935,8 +966,11 @@ mod tests {
             encrypted: Some(false),
             ..params
         });
-        assert_eq!(stub_begin.to_bytes()[2], 20);
-        assert_eq!(Command::decode(&stub_begin.to_bytes()), Ok(stub_begin));
+        assert_eq!(stub_begin.to_bytes().unwrap()[2], 20);
+        assert_eq!(
+            Command::decode(&stub_begin.to_bytes().unwrap()),
+            Ok(stub_begin)
+        );
         let mem_begin_with_fifth_word = [&[0u8, 0x05, 20, 0, 0, 0, 0, 0][..], &[0; 20]].concat();
         assert!(matches!(
             Command::decode(&mem_begin_with_fifth_word),
@@ -952,9 +986,9 @@ mod tests {
             packet_size: 0x1000,
             max_in_flight: 64,
         };
-        assert_eq!(&read.to_bytes()[..2], &[0x00, 0xD2]);
+        assert_eq!(&read.to_bytes().unwrap()[..2], &[0x00, 0xD2]);
         assert_eq!(
-            &read.to_bytes()[8..],
+            &read.to_bytes().unwrap()[8..],
             &[0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0x10, 0, 0, 64, 0, 0, 0]
         );
     }
@@ -965,7 +999,8 @@ mod tests {
             execute: true,
             entry: 0x4010_E004,
         }
-        .to_bytes();
+        .to_bytes()
+        .unwrap();
         assert_eq!(&bytes[8..], &[0, 0, 0, 0, 0x04, 0xE0, 0x10, 0x40]);
     }
 
@@ -975,13 +1010,15 @@ mod tests {
             config: 0,
             rom_form: false,
         }
-        .to_bytes();
+        .to_bytes()
+        .unwrap();
         assert_eq!(stub_form.len(), 12);
         let rom_form = Command::SpiAttach {
             config: 0,
             rom_form: true,
         }
-        .to_bytes();
+        .to_bytes()
+        .unwrap();
         assert_eq!(rom_form.len(), 16);
         assert_eq!(
             Command::decode(&rom_form),
@@ -998,7 +1035,7 @@ mod tests {
             Command::decode(&[0x00, 0x08]),
             Err(DecodeError::TooShort { got: 2 })
         );
-        let mut sync = Command::Sync.to_bytes();
+        let mut sync = Command::Sync.to_bytes().unwrap();
         sync[0] = 0x01;
         assert_eq!(
             Command::decode(&sync),
@@ -1007,7 +1044,7 @@ mod tests {
                 got: 1
             })
         );
-        let mut trailing = Command::ReadReg { address: 4 }.to_bytes();
+        let mut trailing = Command::ReadReg { address: 4 }.to_bytes().unwrap();
         trailing.push(0);
         assert_eq!(
             Command::decode(&trailing),
@@ -1025,7 +1062,8 @@ mod tests {
             sequence: 0,
             data: vec![1, 2],
         })
-        .to_bytes();
+        .to_bytes()
+        .unwrap();
         short_block[8] = 3;
         assert!(matches!(
             Command::decode(&short_block),
@@ -1042,10 +1080,12 @@ mod tests {
             data: digest.clone(),
             status: Status::Success,
         };
-        let bytes = reply.to_bytes();
+        let bytes = reply.to_bytes().unwrap();
         assert_eq!(&bytes[2..4], &[18, 0]);
         assert_eq!(Response::decode(&bytes).unwrap().data, digest);
-        let failed = Response::failure(0x11, ErrorCode::BadDataChecksum).to_bytes();
+        let failed = Response::failure(0x11, Status::stub_failure(ErrorCode::BadDataChecksum))
+            .to_bytes()
+            .unwrap();
         assert_eq!(&failed[8..], &[0xC1, 0x00]);
     }
 
@@ -1057,5 +1097,27 @@ mod tests {
         );
         assert_eq!(Opcode::ReadFlash.name(), "READ_FLASH");
         assert!(Opcode::ReadReg.is_rom_opcode() && !Opcode::SpiAttach.is_rom_opcode());
+    }
+
+    #[test]
+    fn regression_oversized_payload_was_sent_with_a_truncated_length() {
+        let block = DataBlock {
+            sequence: 0,
+            data: vec![0xAA; 0x1_0000],
+        };
+        let mut out = vec![0xC0];
+        assert_eq!(
+            Command::FlashData(block).encode(&mut out),
+            Err(EncodeError::PayloadTooLong { len: 0x1_0010 })
+        );
+        assert_eq!(out, [0xC0], "nothing of the refused packet is left behind");
+        let reply = Response {
+            data: vec![0; usize::from(u16::MAX) - 1],
+            ..Response::ok(0x13, 0)
+        };
+        assert_eq!(
+            reply.to_bytes(),
+            Err(EncodeError::PayloadTooLong { len: 0x1_0000 })
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! Status codes of the ESP8266 ROM loader and of flasher stubs, as one type.
 //!
 //! Every response ends with two status bytes. The ROM sends `[1, code]` on
-//! failure; a stub sends `[code, 0]` with a code of 0xC0 or above. A first byte
-//! of 0 means success. Clients read the pair as a big-endian number (esptool
-//! prints "result was 0105" or "result was c100"), so the encoding below keeps
-//! each family in its own byte.
+//! failure; a stub sends `[code, 0]` (esptool's stubs use codes of 0xC0 and up,
+//! the legacy stub also 0x32, 0x33 and 0x63). A first byte of 0 means success.
+//! Clients read the pair as a big-endian number (esptool prints "result was
+//! 0105" or "result was c100"). Which layout a failure has is part of the
+//! [`Status`] ([`StatusLayout`]): it says who answered, not what the code's value is.
 
 /// Why a ROM loader or stub refused or failed a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,11 +106,6 @@ impl ErrorCode {
             .unwrap_or(ErrorCode::Other(code))
     }
 
-    /// True for the stub's family of codes (sent as `[code, 0]`).
-    pub fn is_stub_code(self) -> bool {
-        self.code() >= 0xC0
-    }
-
     /// What the code means, in a few words.
     pub fn meaning(self) -> &'static str {
         match self {
@@ -142,31 +138,75 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// Which program's byte layout a failure's status bytes have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusLayout {
+    /// The ROM loader's: `[1, code]`.
+    Rom,
+    /// A flasher stub's: `[code, 0]`.
+    Stub,
+}
+
 /// The outcome a response's two status bytes carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     /// The command succeeded.
     Success,
-    /// The command failed for this reason.
-    Failure(ErrorCode),
+    /// The command failed.
+    Failure {
+        /// Why.
+        code: ErrorCode,
+        /// Who said so: the byte layout the status was, or is to be, sent in.
+        layout: StatusLayout,
+    },
 }
 
 impl Status {
+    /// A failure as the ROM loader reports it.
+    pub fn rom_failure(code: ErrorCode) -> Status {
+        Status::Failure {
+            code,
+            layout: StatusLayout::Rom,
+        }
+    }
+
+    /// A failure as a flasher stub reports it.
+    pub fn stub_failure(code: ErrorCode) -> Status {
+        Status::Failure {
+            code,
+            layout: StatusLayout::Stub,
+        }
+    }
+
     /// Reads the two status bytes.
     pub fn from_bytes(bytes: [u8; 2]) -> Status {
         match bytes {
             [0, _] => Status::Success,
-            [1, code] => Status::Failure(ErrorCode::from_code(code)),
-            [code, _] => Status::Failure(ErrorCode::from_code(code)),
+            [1, code] => Status::rom_failure(ErrorCode::from_code(code)),
+            [code, _] => Status::stub_failure(ErrorCode::from_code(code)),
         }
     }
 
-    /// The two status bytes for this outcome, in the family's own layout.
+    /// The two status bytes for this outcome, in its layout.
     pub fn to_bytes(self) -> [u8; 2] {
         match self {
             Status::Success => [0, 0],
-            Status::Failure(code) if code.is_stub_code() => [code.code(), 0],
-            Status::Failure(code) => [1, code.code()],
+            Status::Failure {
+                code,
+                layout: StatusLayout::Rom,
+            } => [1, code.code()],
+            Status::Failure {
+                code,
+                layout: StatusLayout::Stub,
+            } => [code.code(), 0],
+        }
+    }
+
+    /// The failure's code; `None` on success.
+    pub fn error_code(self) -> Option<ErrorCode> {
+        match self {
+            Status::Success => None,
+            Status::Failure { code, .. } => Some(code),
         }
     }
 }
@@ -176,23 +216,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rom_and_stub_codes_use_their_own_byte_layout() {
+    fn rom_and_stub_failures_use_their_own_byte_layout() {
+        let checksum = ErrorCode::BadDataChecksum;
         assert_eq!(
-            Status::Failure(ErrorCode::InvalidMessage).to_bytes(),
+            Status::rom_failure(ErrorCode::InvalidMessage).to_bytes(),
             [0x01, 0x05]
         );
-        assert_eq!(
-            Status::Failure(ErrorCode::BadDataChecksum).to_bytes(),
-            [0xC1, 0x00]
-        );
+        assert_eq!(Status::stub_failure(checksum).to_bytes(), [0xC1, 0x00]);
         assert_eq!(Status::Success.to_bytes(), [0, 0]);
     }
 
     #[test]
-    fn every_named_code_round_trips() {
+    fn regression_legacy_stub_codes_below_0xc0_came_out_in_the_rom_layout() {
+        // The legacy stub's 0x32, 0x33 and 0x63 are stub failures: [code, 0], not [1, code].
+        for code in [0x32, 0x33, 0x63] {
+            let status = Status::stub_failure(ErrorCode::Other(code));
+            assert_eq!(status.to_bytes(), [code, 0]);
+            assert_eq!(Status::from_bytes([code, 0]), status);
+        }
+    }
+
+    #[test]
+    fn every_named_code_round_trips_in_both_layouts() {
         for code in ErrorCode::ALL_NAMED {
-            let status = Status::Failure(code);
-            assert_eq!(Status::from_bytes(status.to_bytes()), status, "{code}");
+            for status in [Status::rom_failure(code), Status::stub_failure(code)] {
+                assert_eq!(Status::from_bytes(status.to_bytes()), status, "{code}");
+            }
             assert_eq!(ErrorCode::from_code(code.code()), code);
         }
     }
@@ -201,7 +250,7 @@ mod tests {
     fn unknown_codes_are_kept() {
         assert_eq!(
             Status::from_bytes([1, 0x42]),
-            Status::Failure(ErrorCode::Other(0x42))
+            Status::rom_failure(ErrorCode::Other(0x42))
         );
         assert_eq!(Status::from_bytes([0, 0x42]), Status::Success);
     }

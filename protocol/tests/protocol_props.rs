@@ -4,7 +4,7 @@
 use esp_protocol::packet::{BeginParams, Command, DataBlock, RegisterWrite, Response, SpiParams};
 use esp_protocol::rom_erase::{rom_erase_plan, rom_erased_sectors, SECTORS_PER_BLOCK, SECTOR_SIZE};
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
-use esp_protocol::status::{ErrorCode, Status};
+use esp_protocol::status::{ErrorCode, Status, StatusLayout};
 use proptest::prelude::*;
 
 const FLASH_16MB: u32 = 16 * 1024 * 1024;
@@ -75,7 +75,7 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         begin_params().prop_map(Command::FlashBegin),
         data_block().prop_map(Command::FlashData),
-        any::<bool>().prop_map(|stay_in_loader| Command::FlashEnd { stay_in_loader }),
+        any::<bool>().prop_map(|reboot| Command::FlashEnd { reboot }),
         mem_begin,
         (any::<bool>(), any::<u32>())
             .prop_map(|(execute, entry)| Command::MemEnd { execute, entry }),
@@ -90,7 +90,7 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(new_baud, old_baud)| Command::ChangeBaudrate { new_baud, old_baud }),
         begin_params().prop_map(Command::FlashDeflBegin),
         data_block().prop_map(Command::FlashDeflData),
-        any::<bool>().prop_map(|stay_in_loader| Command::FlashDeflEnd { stay_in_loader }),
+        any::<bool>().prop_map(|reboot| Command::FlashDeflEnd { reboot }),
         (any::<u32>(), any::<u32>())
             .prop_map(|(address, size)| Command::SpiFlashMd5 { address, size }),
         Just(Command::EraseFlash),
@@ -109,7 +109,11 @@ fn command() -> impl Strategy<Value = Command> {
 fn status() -> impl Strategy<Value = Status> {
     prop_oneof![
         Just(Status::Success),
-        proptest::sample::select(ErrorCode::ALL_NAMED.to_vec()).prop_map(Status::Failure),
+        (
+            proptest::sample::select(ErrorCode::ALL_NAMED.to_vec()),
+            prop_oneof![Just(StatusLayout::Rom), Just(StatusLayout::Stub)]
+        )
+            .prop_map(|(code, layout)| Status::Failure { code, layout }),
     ]
 }
 
@@ -147,13 +151,13 @@ proptest! {
 
     #[test]
     fn every_request_round_trips(command in command()) {
-        let bytes = command.to_bytes();
+        let bytes = command.to_bytes().unwrap();
         prop_assert_eq!(Command::decode(&bytes), Ok(command));
     }
 
     #[test]
     fn request_with_trailing_byte_is_rejected(command in command(), extra in any::<u8>()) {
-        let mut bytes = command.to_bytes();
+        let mut bytes = command.to_bytes().unwrap();
         bytes.push(extra);
         prop_assert!(Command::decode(&bytes).is_err());
     }
@@ -161,7 +165,7 @@ proptest! {
     #[test]
     fn every_response_round_trips(opcode in any::<u8>(), value in any::<u32>(), data in proptest::collection::vec(any::<u8>(), 0..64), status in status()) {
         let response = Response { opcode, value, data, status };
-        prop_assert_eq!(Response::decode(&response.to_bytes()), Ok(response));
+        prop_assert_eq!(Response::decode(&response.to_bytes().unwrap()), Ok(response));
     }
 
     #[test]

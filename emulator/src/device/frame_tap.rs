@@ -302,7 +302,7 @@ mod tests {
     }
 
     fn request(command: &Command) -> Vec<u8> {
-        slip::encode_to_vec(&command.to_bytes())
+        slip::encode_to_vec(&command.to_bytes().unwrap())
     }
 
     fn response(opcode: u8, data: &[u8]) -> Vec<u8> {
@@ -312,7 +312,7 @@ mod tests {
             data: data.to_vec(),
             status: Status::Success,
         };
-        slip::encode_to_vec(&response.to_bytes())
+        slip::encode_to_vec(&response.to_bytes().unwrap())
     }
 
     #[test]

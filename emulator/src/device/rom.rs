@@ -21,7 +21,7 @@ use esp_protocol::packet::{
     checksum, BeginParams, Command, DataBlock, DecodeError, Opcode, RequestFrame,
 };
 use esp_protocol::rom_erase::{rom_erased_sectors, SECTOR_SIZE};
-use esp_protocol::status::ErrorCode;
+use esp_protocol::status::{ErrorCode, Status};
 
 use super::{CodeExecution, Device, MemUpload, Program, SUCCESS};
 use crate::boot::ResetCause;
@@ -47,9 +47,9 @@ pub(crate) struct RomLoader {
     flash_write: Option<RomFlashWrite>,
 }
 
-/// The status bytes of a ROM failure.
-fn failure(code: ErrorCode) -> [u8; 2] {
-    [1, code.code()]
+/// A ROM failure.
+fn failure(code: ErrorCode) -> Status {
+    Status::rom_failure(code)
 }
 
 impl Device {
@@ -116,12 +116,10 @@ impl Device {
             }
             Command::FlashBegin(params) => self.rom_flash_begin(params),
             Command::FlashData(block) => self.rom_flash_data(request.checksum, &block),
-            Command::FlashEnd {
-                stay_in_loader: run_user_code,
-            } => {
+            Command::FlashEnd { reboot } => {
                 self.reply(opcode, 0, &[], SUCCESS);
                 self.rom.flash_write = None;
-                if run_user_code {
+                if !reboot {
                     self.trace_line(|| "chip: ROM runs the user code".to_string());
                     let now = self.busy_until;
                     self.boot_from_flash(now, ResetCause::ExternalPin);

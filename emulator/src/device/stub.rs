@@ -43,7 +43,7 @@ use esp_protocol::packet::{
     Opcode, RequestFrame, ROM_BAUD, STUB_FLASH_BLOCK_SIZE, STUB_READ_PACKET_SIZE,
 };
 use esp_protocol::rom_erase::SECTOR_SIZE;
-use esp_protocol::status::ErrorCode;
+use esp_protocol::status::{ErrorCode, Status};
 use flate2::{Decompress, FlushDecompress};
 use md5::{Digest, Md5};
 
@@ -111,12 +111,13 @@ impl Stub {
     }
 }
 
-/// The status bytes of a stub failure.
-fn failure(code: ErrorCode) -> [u8; 2] {
-    [code.code(), 0]
+/// A stub failure, in the stub's layout whatever the code (the legacy stub's 0x32, 0x33 and
+/// 0x63 too).
+fn failure(code: ErrorCode) -> Status {
+    Status::stub_failure(code)
 }
 
-fn status_of(outcome: Result<(), ErrorCode>) -> [u8; 2] {
+fn status_of(outcome: Result<(), ErrorCode>) -> Status {
     outcome.map_or_else(failure, |()| SUCCESS)
 }
 
@@ -187,8 +188,8 @@ impl Device {
                 self.stub_flash_data(opcode, request.checksum, &block, true);
                 return;
             }
-            Command::FlashEnd { stay_in_loader } | Command::FlashDeflEnd { stay_in_loader } => {
-                self.stub_flash_end(opcode, stay_in_loader);
+            Command::FlashEnd { reboot } | Command::FlashDeflEnd { reboot } => {
+                self.stub_flash_end(opcode, reboot);
                 return;
             }
             Command::SpiFlashMd5 { address, size } => {
@@ -321,7 +322,7 @@ impl Device {
         }
     }
 
-    fn stub_flash_end(&mut self, opcode: u8, stay_in_loader: bool) {
+    fn stub_flash_end(&mut self, opcode: u8, reboot: bool) {
         let flavor = self.stub.flavor;
         let outcome = match self.stub.write.as_mut() {
             None => Err(ErrorCode::NotInFlashMode),
@@ -336,7 +337,7 @@ impl Device {
             }
         };
         self.reply(opcode, 0, &[], status_of(outcome));
-        if outcome.is_ok() && !stay_in_loader && flavor == StubFlavor::Legacy {
+        if outcome.is_ok() && reboot && flavor == StubFlavor::Legacy {
             let now = self.busy_until;
             self.restart(now, ResetCause::ExternalPin);
         }

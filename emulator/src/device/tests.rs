@@ -48,7 +48,7 @@ impl Host {
     }
 
     fn send(&mut self, command: &Command) {
-        self.send_packet(&command.to_bytes());
+        self.send_packet(&command.to_bytes().unwrap());
     }
 
     fn send_packet(&mut self, packet: &[u8]) {
@@ -233,10 +233,6 @@ impl Host {
     }
 }
 
-fn failure(code: ErrorCode) -> Status {
-    Status::Failure(code)
-}
-
 #[test]
 fn rom_answers_sync_with_eight_nonzero_replies() {
     let mut host = Host::blank();
@@ -296,7 +292,7 @@ fn rom_turns_away_get_security_info_so_esptool_falls_back_to_the_magic_register(
     host.send_packet(&packet);
     assert_eq!(
         host.responses()[0].status,
-        failure(ErrorCode::InvalidMessage)
+        Status::rom_failure(ErrorCode::InvalidMessage)
     );
 }
 
@@ -479,7 +475,7 @@ fn rom_flash_data_checks_checksum_and_sequence_and_writes_padded_blocks() {
     };
     assert_eq!(
         host.command(&Command::FlashData(block.clone())).status,
-        failure(ErrorCode::FailedToAct)
+        Status::rom_failure(ErrorCode::FailedToAct)
     );
     let begin = BeginParams {
         size: 0x1000,
@@ -489,12 +485,12 @@ fn rom_flash_data_checks_checksum_and_sequence_and_writes_padded_blocks() {
         encrypted: None,
     };
     host.command(&Command::FlashBegin(begin));
-    let mut corrupt = Command::FlashData(block.clone()).to_bytes();
+    let mut corrupt = Command::FlashData(block.clone()).to_bytes().unwrap();
     corrupt[4] ^= 1;
     host.send_packet(&corrupt);
     assert_eq!(
         host.responses()[0].status,
-        failure(ErrorCode::InvalidChecksum)
+        Status::rom_failure(ErrorCode::InvalidChecksum)
     );
     let out_of_order = DataBlock {
         sequence: 1,
@@ -502,7 +498,7 @@ fn rom_flash_data_checks_checksum_and_sequence_and_writes_padded_blocks() {
     };
     assert_eq!(
         host.command(&Command::FlashData(out_of_order)).status,
-        failure(ErrorCode::InvalidMessage)
+        Status::rom_failure(ErrorCode::InvalidMessage)
     );
     assert_eq!(
         host.command(&Command::FlashData(block)).status,
@@ -567,7 +563,7 @@ fn mem_end_without_execute_stays_in_the_rom() {
     };
     assert_eq!(
         host.command(&Command::MemBegin(outside)).status,
-        failure(ErrorCode::Other(0x0F))
+        Status::rom_failure(ErrorCode::Other(0x0F))
     );
 }
 
@@ -621,10 +617,8 @@ fn stub_deflate_write_lands_in_flash_and_md5_matches() {
             );
         }
         assert_eq!(
-            host.command(&Command::FlashDeflEnd {
-                stay_in_loader: true
-            })
-            .status,
+            host.command(&Command::FlashDeflEnd { reboot: false })
+                .status,
             Status::Success
         );
         let flash = host.device.flash().as_bytes();
@@ -661,10 +655,7 @@ fn stub_plain_write_trims_padding_and_reports_missing_data_at_the_end() {
         Status::Success
     );
     assert_eq!(
-        host.command(&Command::FlashEnd {
-            stay_in_loader: true
-        })
-        .status,
+        host.command(&Command::FlashEnd { reboot: false }).status,
         Status::Success
     );
     let flash = host.device.flash().as_bytes();
@@ -683,11 +674,8 @@ fn stub_plain_write_trims_padding_and_reports_missing_data_at_the_end() {
         start(&mut host);
         host.command(&Command::FlashBegin(begin));
         assert_eq!(
-            host.command(&Command::FlashEnd {
-                stay_in_loader: true
-            })
-            .status,
-            failure(code)
+            host.command(&Command::FlashEnd { reboot: false }).status,
+            Status::stub_failure(code)
         );
     }
 }
@@ -702,7 +690,7 @@ fn stub_data_without_begin_and_bad_checksum_are_refused() {
     };
     assert_eq!(
         host.command(&Command::FlashData(block.clone())).status,
-        failure(ErrorCode::NotInFlashMode)
+        Status::stub_failure(ErrorCode::NotInFlashMode)
     );
     let begin = BeginParams {
         size: 4,
@@ -712,12 +700,12 @@ fn stub_data_without_begin_and_bad_checksum_are_refused() {
         encrypted: Some(false),
     };
     host.command(&Command::FlashBegin(begin));
-    let mut corrupt = Command::FlashData(block).to_bytes();
+    let mut corrupt = Command::FlashData(block).to_bytes().unwrap();
     corrupt[4] ^= 0xFF;
     host.send_packet(&corrupt);
     assert_eq!(
         host.responses()[0].status,
-        failure(ErrorCode::BadDataChecksum)
+        Status::stub_failure(ErrorCode::BadDataChecksum)
     );
     assert_eq!(host.device.flash().as_bytes()[0], 0xFF);
 }
@@ -743,11 +731,9 @@ fn stub_reports_an_inflate_error_on_the_next_command() {
         Status::Success
     );
     assert_eq!(
-        host.command(&Command::FlashDeflEnd {
-            stay_in_loader: true
-        })
-        .status,
-        failure(ErrorCode::NotEnoughData)
+        host.command(&Command::FlashDeflEnd { reboot: false })
+            .status,
+        Status::stub_failure(ErrorCode::NotEnoughData)
     );
     let again = DataBlock {
         sequence: 1,
@@ -755,7 +741,7 @@ fn stub_reports_an_inflate_error_on_the_next_command() {
     };
     assert_eq!(
         host.command(&Command::FlashDeflData(again)).status,
-        failure(ErrorCode::InflateError)
+        Status::stub_failure(ErrorCode::InflateError)
     );
 }
 
@@ -849,7 +835,8 @@ fn read_flash_of_4_mib_through_the_device_matches_the_md5() {
             packet_size: 0x1000,
             max_in_flight: 64,
         }
-        .to_bytes(),
+        .to_bytes()
+        .unwrap(),
     );
     // The host's share (SLIP decoding, acks) is kept out of the device's time.
     let mut device_time = Duration::ZERO;
@@ -900,7 +887,7 @@ fn erase_region_must_be_sector_aligned() {
             address: 0x1800,
             size: 0x1000,
         });
-        assert_eq!(reply.status, failure(code));
+        assert_eq!(reply.status, Status::stub_failure(code));
         assert!(host.device.flash().as_bytes().iter().all(|&b| b == 0));
         let reply = host.command(&Command::EraseRegion {
             address: 0x2000,
@@ -920,7 +907,7 @@ fn erase_region_must_be_sector_aligned() {
         address: 0,
         size: 0x10,
     });
-    assert_eq!(raw.status, failure(ErrorCode::Other(0x33)));
+    assert_eq!(raw.status, Status::stub_failure(ErrorCode::Other(0x33)));
 }
 
 #[test]
@@ -1052,11 +1039,11 @@ fn unknown_opcodes_get_each_loaders_error() {
         let mut host = Host::blank();
         start(&mut host);
         host.send_packet(&unknown);
-        assert_eq!(host.responses()[0].status, failure(code));
+        assert_eq!(host.responses()[0].status, Status::stub_failure(code));
         host.send_packet(&security_info);
         assert_eq!(
             host.responses()[0].status,
-            failure(ErrorCode::CommandNotImplemented)
+            Status::stub_failure(ErrorCode::CommandNotImplemented)
         );
     }
 }
@@ -1074,10 +1061,7 @@ fn legacy_stub_reboots_into_the_rom_on_flash_end_with_flag_zero() {
     };
     host.command(&Command::FlashBegin(begin));
     assert_eq!(
-        host.command(&Command::FlashEnd {
-            stay_in_loader: false
-        })
-        .status,
+        host.command(&Command::FlashEnd { reboot: true }).status,
         Status::Success
     );
     assert_eq!(host.device.program(), Program::RomLoader);
@@ -1088,9 +1072,7 @@ fn legacy_stub_reboots_into_the_rom_on_flash_end_with_flag_zero() {
 #[test]
 fn run_user_code_from_the_rom_boots_the_flash_after_the_reply() {
     let mut host = Host::blank();
-    host.send(&Command::FlashEnd {
-        stay_in_loader: true,
-    });
+    host.send(&Command::FlashEnd { reboot: false });
     let output = host.output();
     let reply_end = output[1..].iter().position(|&byte| byte == 0xC0).unwrap() + 2;
     let reply = Response::decode(&output[1..reply_end - 1]).unwrap();
@@ -1173,12 +1155,12 @@ fn garbage_and_malformed_frames_never_panic() {
     host.send_packet(&[0x00, 0x0A, 0x02, 0x00, 0, 0, 0, 0, 0, 0]);
     assert_eq!(
         host.responses()[0].status,
-        failure(ErrorCode::BadDataLength)
+        Status::stub_failure(ErrorCode::BadDataLength)
     );
     host.send_packet(&[0x00, 0x09, 0x04, 0x00, 0, 0, 0, 0, 1, 2, 3, 4]);
     assert_eq!(
         host.responses()[0].status,
-        failure(ErrorCode::NotEnoughData)
+        Status::stub_failure(ErrorCode::NotEnoughData)
     );
     let reply = host.command(&Command::ReadFlash {
         address: 0,
@@ -1186,14 +1168,14 @@ fn garbage_and_malformed_frames_never_panic() {
         packet_size: 0,
         max_in_flight: 1,
     });
-    assert_eq!(reply.status, failure(ErrorCode::BadDataLength));
+    assert_eq!(reply.status, Status::stub_failure(ErrorCode::BadDataLength));
     let reply = host.command(&Command::ReadFlash {
         address: 0xFFFF_F000,
         size: 0x2000,
         packet_size: 0x1000,
         max_in_flight: 1,
     });
-    assert_eq!(reply.status, failure(ErrorCode::FailedSpiOp));
+    assert_eq!(reply.status, Status::stub_failure(ErrorCode::FailedSpiOp));
     let params = SpiParams {
         id: 0,
         total_size: 4 * MIB as u32,
@@ -1210,7 +1192,7 @@ fn garbage_and_malformed_frames_never_panic() {
 
 #[test]
 fn regression_sync_flood_grows_memory_without_limit() {
-    let sync = slip::encode_to_vec(&Command::Sync.to_bytes());
+    let sync = slip::encode_to_vec(&Command::Sync.to_bytes().unwrap());
     let burst = sync.repeat(64);
     for stub in [false, true] {
         let mut host = Host::blank();
@@ -1255,7 +1237,7 @@ fn regression_read_flash_with_an_unbounded_window_queues_the_whole_flash() {
         max_in_flight: u32::MAX,
     };
     host.device
-        .receive(host.now, &slip::encode_to_vec(&read.to_bytes()));
+        .receive(host.now, &slip::encode_to_vec(&read.to_bytes().unwrap()));
     let pending = host.device.pending_output();
     assert!(
         pending <= 64 * (2 * 0x1000 + 2) + 64,
@@ -1332,8 +1314,8 @@ mod properties {
                     data: deflate(&data),
                 })
             }),
-            any::<bool>().prop_map(|stay_in_loader| Command::FlashEnd { stay_in_loader }),
-            any::<bool>().prop_map(|stay_in_loader| Command::FlashDeflEnd { stay_in_loader }),
+            any::<bool>().prop_map(|reboot| Command::FlashEnd { reboot }),
+            any::<bool>().prop_map(|reboot| Command::FlashDeflEnd { reboot }),
             (flash_address(), length())
                 .prop_map(|(address, size)| Command::EraseRegion { address, size }),
             (flash_address(), length())

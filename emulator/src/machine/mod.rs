@@ -67,6 +67,7 @@ mod tests;
 use std::collections::HashMap;
 use std::ops::Range;
 
+use esp_protocol::spi_flash::controller::SPI0_BASE;
 use thiserror::Error;
 use xtensa_lx106::{Bus, BusFault};
 
@@ -93,9 +94,9 @@ pub const ROM: Range<u32> = 0x4000_0000..0x4001_0000;
 /// Where the cache maps the flash.
 pub const FLASH_CACHE: Range<u32> = 0x4020_0000..0x4030_0000;
 /// Address esptool reads to tell the chips apart.
-pub const CHIP_DETECT_MAGIC_ADDR: u32 = 0x4000_1000;
+pub const CHIP_DETECT_MAGIC_ADDR: u32 = esp_protocol::chip::CHIP_DETECT_MAGIC_REG;
 /// The ESP8266's value at [`CHIP_DETECT_MAGIC_ADDR`].
-pub const CHIP_DETECT_MAGIC: u32 = 0xFFF0_C101;
+pub const CHIP_DETECT_MAGIC: u32 = esp_protocol::chip::ESP8266_MAGIC;
 /// The APB clock after reset: the ROM sets the PLL up for a 40 MHz crystal, which on the
 /// usual 26 MHz crystal gives 52 MHz (hence the 74880-baud boot log, 115200 × 26 / 40).
 pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
@@ -134,13 +135,12 @@ const EDGE_INT_FRC1: u32 = 1 << 1;
 /// DPORT: bit 0 doubles the CPU clock (160 MHz at an 80 MHz APB).
 const DPORT_CPU_CLOCK: u32 = 0x14;
 /// DPORT offset of the first of the four eFuse words (esptool's ESP_OTP_MAC0).
-const DPORT_EFUSE: u32 = 0x50;
+const DPORT_EFUSE: u32 = esp_protocol::chip::EFUSE_REGS[0] - DPORT_BASE;
 /// The WiFi MAC's free-running microsecond counter (the SDK's `system_get_time`).
 const WDEV_MICROSECONDS: u32 = 0x3FF2_0C00;
 
 const UART0_BASE: u32 = 0x6000_0000;
 const SPI1_BASE: u32 = 0x6000_0100;
-const SPI0_BASE: u32 = 0x6000_0200;
 const GPIO_BASE: u32 = 0x6000_0300;
 const TIMER_BASE: u32 = 0x6000_0600;
 const RTC_BASE: u32 = 0x6000_0700;

@@ -22,40 +22,19 @@
 //! Not modelled: dual/quad phases, dummy cycles (nothing is shifted for them),
 //! DP, RES and HPM (ignored), and any device on SPI1.
 
+use esp_protocol::spi_flash::controller::{
+    ADDR, CMD, CMD_BE, CMD_CE, CMD_PP, CMD_RDID, CMD_RDSR, CMD_READ, CMD_SE, CMD_USR, CMD_WRDI,
+    CMD_WREN, CMD_WRSR, DATA_BUFFER_LEN, RD_STATUS, USR, USR1, USR1_ADDR_BITLEN_SHIFT,
+    USR1_MISO_BITLEN_SHIFT, USR1_MOSI_BITLEN_SHIFT, USR2, USR_ADDR, USR_COMMAND, USR_MISO,
+    USR_MOSI, W0,
+};
+
 use crate::flash::{opcode, SpiFlash};
 
 /// Bytes of register space a controller decodes.
 const BLOCK_LEN: u32 = 0x100;
 const BLOCK_WORDS: usize = (BLOCK_LEN / 4) as usize;
 
-const CMD: u32 = 0x00;
-const ADDR: u32 = 0x04;
-const RD_STATUS: u32 = 0x10;
-const USR: u32 = 0x1C;
-const USR1: u32 = 0x20;
-const USR2: u32 = 0x24;
-const W0: u32 = 0x40;
-/// W0..W15: the 64-byte data buffer shared by MOSI and MISO.
-const DATA_BUFFER_LEN: usize = 64;
-
-/// CMD bits of the built-in flash commands, highest first.
-const CMD_READ: u32 = 1 << 31;
-const CMD_WREN: u32 = 1 << 30;
-const CMD_WRDI: u32 = 1 << 29;
-const CMD_RDID: u32 = 1 << 28;
-const CMD_RDSR: u32 = 1 << 27;
-const CMD_WRSR: u32 = 1 << 26;
-const CMD_PP: u32 = 1 << 25;
-const CMD_SE: u32 = 1 << 24;
-const CMD_BE: u32 = 1 << 23;
-const CMD_CE: u32 = 1 << 22;
-/// CMD bit that starts a user-defined transaction.
-const CMD_USR: u32 = 1 << 18;
-/// USR phase bits.
-const USR_COMMAND: u32 = 1 << 31;
-const USR_ADDR: u32 = 1 << 30;
-const USR_MISO: u32 = 1 << 28;
-const USR_MOSI: u32 = 1 << 27;
 /// ADDR of READ/PP: flash address in bits 23:0, byte count in 31:24.
 const ADDRESS_MASK: u32 = 0xFF_FFFF;
 
@@ -148,11 +127,11 @@ impl SpiController {
         }
         let command = self.read(USR2) as u8;
         let address = (usr & USR_ADDR != 0).then(|| {
-            let bits = ((usr1 >> 26) + 1).min(32);
+            let bits = ((usr1 >> USR1_ADDR_BITLEN_SHIFT) + 1).min(32);
             self.read(ADDR) >> (32 - bits)
         });
-        let mosi_len = phase_bytes(usr & USR_MOSI != 0, usr1 >> 17);
-        let miso_len = phase_bytes(usr & USR_MISO != 0, usr1 >> 8);
+        let mosi_len = phase_bytes(usr & USR_MOSI != 0, usr1 >> USR1_MOSI_BITLEN_SHIFT);
+        let miso_len = phase_bytes(usr & USR_MISO != 0, usr1 >> USR1_MISO_BITLEN_SHIFT);
         let buffer = self.data_buffer();
         let mut miso = [0; DATA_BUFFER_LEN];
         wire.transfer(command, address, &buffer[..mosi_len], &mut miso[..miso_len]);

@@ -32,7 +32,7 @@
 
 use xtensa_lx106::cause::ILLEGAL_INSTRUCTION;
 
-use crate::flash::opcode;
+use crate::flash::{opcode, status_bits};
 
 use super::exceptions::raise_exception;
 use super::guest::{load32, store32, Fault};
@@ -48,7 +48,7 @@ const ADDRESS_MASK: u32 = 0x00FF_FFFF;
 /// Offset of `status_mask` in the SpiFlashChip descriptor.
 const STATUS_MASK_OFFSET: u32 = 20;
 /// Block protection bits SPILock sets (BP0..BP2).
-const LOCK_STATUS: u32 = 0x1C;
+const LOCK_STATUS: u32 = status_bits::BLOCK_PROTECT as u32;
 
 fn load_params<H: RomHost>(call: &mut Call<'_, H>) -> Result<FlashChipParams, Fault> {
     FlashChipParams::load(call.host).map_err(|fault| Fault::Bus {

@@ -2,39 +2,21 @@
 //! esptool's `run_spiflash_command` does: works on the ROM loader too, since
 //! it only needs READ_REG and WRITE_REG.
 
+use esp_protocol::spi_flash::controller::{
+    CMD, CMD_USR, DATA_BUFFER_LEN, SPI0_BASE, USR, USR1, USR1_MISO_BITLEN_SHIFT,
+    USR1_MOSI_BITLEN_SHIFT, USR2, USR2_COMMAND_BITLEN_SHIFT, USR_COMMAND, USR_MISO, USR_MOSI, W0,
+};
+use esp_protocol::spi_flash::opcode::{
+    READ_JEDEC_ID, READ_STATUS, VOLATILE_STATUS_WRITE_ENABLE, WRITE_DISABLE, WRITE_ENABLE,
+    WRITE_STATUS,
+};
+
 use crate::error::{Error, Result};
 use crate::flasher::Flasher;
 use crate::transport::Transport;
 
-const SPI_BASE: u32 = 0x6000_0200;
-const SPI_CMD_REG: u32 = SPI_BASE;
-const SPI_USR_REG: u32 = SPI_BASE + 0x1C;
-const SPI_USR1_REG: u32 = SPI_BASE + 0x20;
-const SPI_USR2_REG: u32 = SPI_BASE + 0x24;
-const SPI_W0_REG: u32 = SPI_BASE + 0x40;
-
-const SPI_USR_COMMAND: u32 = 1 << 31;
-const SPI_USR_MISO: u32 = 1 << 28;
-const SPI_USR_MOSI: u32 = 1 << 27;
-const SPI_CMD_USR: u32 = 1 << 18;
-const USR2_COMMAND_LEN_SHIFT: u32 = 28;
-const MISO_BITLEN_SHIFT: u32 = 8;
-const MOSI_BITLEN_SHIFT: u32 = 17;
 /// esptool polls the busy bit this many times before giving up.
 const BUSY_POLLS: usize = 10;
-
-/// SPI flash command: read JEDEC ID.
-pub const RDID: u8 = 0x9F;
-/// Read status registers 1, 2, 3.
-pub const READ_STATUS: [u8; 3] = [0x05, 0x35, 0x15];
-/// Write status registers 1, 2, 3.
-pub const WRITE_STATUS: [u8; 3] = [0x01, 0x31, 0x11];
-/// Write enable (makes status writes non-volatile).
-pub const WRITE_ENABLE: u8 = 0x06;
-/// Volatile status register write enable.
-pub const VOLATILE_SR_WRITE_ENABLE: u8 = 0x50;
-/// Write disable.
-pub const WRITE_DISABLE: u8 = 0x04;
 
 /// The RDID word as read from W0 (first byte lowest) to the usual 0xMMTTCC form.
 pub fn jedec_from_w0(w0: u32) -> u32 {
@@ -46,45 +28,45 @@ impl<T: Transport> Flasher<T> {
     /// bytes), then clocks in `read_bits` (at most 32) and returns them.
     pub fn spi_flash_command(&mut self, command: u8, data: &[u8], read_bits: u32) -> Result<u32> {
         assert!(
-            read_bits <= 32 && data.len() <= 64,
+            read_bits <= 32 && data.len() <= DATA_BUFFER_LEN,
             "SPI command beyond the peripheral's 64-byte buffer"
         );
         let data_bits = data.len() as u32 * 8;
-        let old_usr = self.read_reg(SPI_USR_REG)?;
-        let old_usr2 = self.read_reg(SPI_USR2_REG)?;
-        let mut flags = SPI_USR_COMMAND;
+        let old_usr = self.read_reg(SPI0_BASE + USR)?;
+        let old_usr2 = self.read_reg(SPI0_BASE + USR2)?;
+        let mut flags = USR_COMMAND;
         if read_bits > 0 {
-            flags |= SPI_USR_MISO;
+            flags |= USR_MISO;
         }
         if data_bits > 0 {
-            flags |= SPI_USR_MOSI;
+            flags |= USR_MOSI;
         }
-        let lengths = (read_bits.saturating_sub(1) << MISO_BITLEN_SHIFT)
-            | (data_bits.saturating_sub(1) << MOSI_BITLEN_SHIFT);
-        self.write_reg(SPI_USR1_REG, lengths, u32::MAX)?;
-        self.write_reg(SPI_USR_REG, flags, u32::MAX)?;
+        let lengths = (read_bits.saturating_sub(1) << USR1_MISO_BITLEN_SHIFT)
+            | (data_bits.saturating_sub(1) << USR1_MOSI_BITLEN_SHIFT);
+        self.write_reg(SPI0_BASE + USR1, lengths, u32::MAX)?;
+        self.write_reg(SPI0_BASE + USR, flags, u32::MAX)?;
         self.write_reg(
-            SPI_USR2_REG,
-            (7 << USR2_COMMAND_LEN_SHIFT) | command as u32,
+            SPI0_BASE + USR2,
+            (7 << USR2_COMMAND_BITLEN_SHIFT) | command as u32,
             u32::MAX,
         )?;
         if data.is_empty() {
-            self.write_reg(SPI_W0_REG, 0, u32::MAX)?;
+            self.write_reg(SPI0_BASE + W0, 0, u32::MAX)?;
         } else {
             for (index, chunk) in data.chunks(4).enumerate() {
                 let mut word = [0u8; 4];
                 word[..chunk.len()].copy_from_slice(chunk);
                 self.write_reg(
-                    SPI_W0_REG + 4 * index as u32,
+                    SPI0_BASE + W0 + 4 * index as u32,
                     u32::from_le_bytes(word),
                     u32::MAX,
                 )?;
             }
         }
-        self.write_reg(SPI_CMD_REG, SPI_CMD_USR, u32::MAX)?;
+        self.write_reg(SPI0_BASE + CMD, CMD_USR, u32::MAX)?;
         let mut done = false;
         for _ in 0..BUSY_POLLS {
-            if self.read_reg(SPI_CMD_REG)? & SPI_CMD_USR == 0 {
+            if self.read_reg(SPI0_BASE + CMD)? & CMD_USR == 0 {
                 done = true;
                 break;
             }
@@ -92,9 +74,9 @@ impl<T: Transport> Flasher<T> {
         if !done {
             return Err(Error::SpiCommandStuck { command });
         }
-        let result = self.read_reg(SPI_W0_REG)?;
-        self.write_reg(SPI_USR_REG, old_usr, u32::MAX)?;
-        self.write_reg(SPI_USR2_REG, old_usr2, u32::MAX)?;
+        let result = self.read_reg(SPI0_BASE + W0)?;
+        self.write_reg(SPI0_BASE + USR, old_usr, u32::MAX)?;
+        self.write_reg(SPI0_BASE + USR2, old_usr2, u32::MAX)?;
         Ok(match read_bits {
             32 => result,
             bits => result & ((1u32 << bits) - 1),
@@ -103,7 +85,11 @@ impl<T: Transport> Flasher<T> {
 
     /// The flash's JEDEC ID (RDID), as 0xMMTTCC: manufacturer, type, capacity.
     pub fn read_jedec_id(&mut self) -> Result<u32> {
-        Ok(jedec_from_w0(self.spi_flash_command(RDID, &[], 24)?))
+        Ok(jedec_from_w0(self.spi_flash_command(
+            READ_JEDEC_ID,
+            &[],
+            24,
+        )?))
     }
 
     /// Status registers 1..=`count` (at most 3), register 1 in the low byte.
@@ -127,7 +113,7 @@ impl<T: Transport> Flasher<T> {
         let enable = if non_volatile {
             WRITE_ENABLE
         } else {
-            VOLATILE_SR_WRITE_ENABLE
+            VOLATILE_STATUS_WRITE_ENABLE
         };
         if count == 2 {
             self.spi_flash_command(enable, &[], 0)?;

@@ -44,18 +44,7 @@ use crate::ops::erase::md5_of;
 use crate::progress::{Event, Operation, RetryReason, Warning};
 use crate::transport::Transport;
 
-/// Status register bits (register 1 low byte, register 2 high byte) that choose what a
-/// W25Q-style flash protects from writes: block-protect, top/bottom, sector and complement.
-const PROTECTION_BITS: [(u32, &str); 6] = [
-    (1 << 2, "BP0"),
-    (1 << 3, "BP1"),
-    (1 << 4, "BP2"),
-    (1 << 5, "TB"),
-    (1 << 6, "SEC"),
-    (1 << 14, "CMP"),
-];
-/// Any of these set protects part of the flash (BP0-BP2, or CMP with them clear: all of it).
-const PROTECTING_BITS: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 14);
+use esp_protocol::spi_flash::status::{PROTECTING_BITS, PROTECTION_BITS};
 
 /// Data to write at a flash offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
