@@ -164,7 +164,7 @@ proptest! {
 /// next. Every rate must now get the divider a direct switch from the loader's rate gives.
 #[test]
 fn regression_stepping_the_baud_down_drifted_the_divider() {
-    const UART0_CLKDIV: u32 = 0x6000_0014;
+    use esp_protocol::uart::{reg, CLKDIV_MASK, UART0_BASE};
     let divider_after = |steps: &[u32]| {
         let mut flasher = connect(StubImage::flashlab(), &[0xFF; FLASH_SIZE as usize]);
         for &baud in steps {
@@ -172,7 +172,10 @@ fn regression_stepping_the_baud_down_drifted_the_divider() {
                 .change_baud(baud)
                 .expect("the stub changes the rate");
         }
-        flasher.read_reg(UART0_CLKDIV).expect("CLKDIV reads back") & 0xF_FFFF
+        flasher
+            .read_reg(UART0_BASE + reg::CLKDIV)
+            .expect("CLKDIV reads back")
+            & CLKDIV_MASK
     };
     let ladder = [3_000_000, 2_000_000, 1_500_000, 921_600, 460_800];
     for end in 1..=ladder.len() {

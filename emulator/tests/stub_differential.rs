@@ -65,7 +65,7 @@ const RAM_BLOCK: usize = 0x1800;
 /// SPI_SET_PARAMS gives another size.
 const LEGACY_INITIAL_CHIP_SIZE: u64 = 16 << 20;
 /// UART0's clock divider register.
-const UART0_CLKDIV: u32 = 0x6000_0014;
+const UART0_CLKDIV: u32 = esp_protocol::uart::UART0_BASE + esp_protocol::uart::reg::CLKDIV;
 /// The rate esptool talks at first.
 const INITIAL_BAUD: u32 = 115_200;
 /// The device's clock stands still: without realtime, nothing depends on it.

@@ -5,7 +5,7 @@
 //! packets, status codes, the firmware image format and the ROM's quirks, and
 //! the chip facts both need: the chip-detect and eFuse registers and the eFuse
 //! layout (`chip`), the SPI flash controller, opcodes and status bits
-//! (`spi_flash`).
+//! (`spi_flash`), the UARTs' registers (`uart`).
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
@@ -18,3 +18,4 @@ pub mod rom_erase;
 pub mod slip;
 pub mod spi_flash;
 pub mod status;
+pub mod uart;

@@ -64,6 +64,7 @@ mod watchdog;
 #[cfg(test)]
 mod tests;
 
+use esp_protocol::uart::{UART0_BASE, UART1_BASE};
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -116,7 +117,7 @@ pub const MAX_UART1_OUTPUT: usize = 64 * 1024;
 /// Interrupt numbers of the peripherals (bits of `interrupt_lines`).
 pub mod interrupt {
     /// UART0 and UART1 (ETS_UART_INUM).
-    pub const UART: u32 = 5;
+    pub const UART: u32 = esp_protocol::uart::UART_INTERRUPT;
     /// FRC1 (ETS_FRC_TIMER1_INUM), edge-triggered at the core.
     pub const FRC1: u32 = 9;
     /// FRC2 (ETS_FRC_TIMER2_INUM), edge-triggered at the core.
@@ -139,14 +140,12 @@ const DPORT_EFUSE: u32 = esp_protocol::chip::EFUSE_REGS[0] - DPORT_BASE;
 /// The WiFi MAC's free-running microsecond counter (the SDK's `system_get_time`).
 const WDEV_MICROSECONDS: u32 = 0x3FF2_0C00;
 
-const UART0_BASE: u32 = 0x6000_0000;
 const SPI1_BASE: u32 = 0x6000_0100;
 const GPIO_BASE: u32 = 0x6000_0300;
 const TIMER_BASE: u32 = 0x6000_0600;
 const RTC_BASE: u32 = 0x6000_0700;
 const IO_MUX_BASE: u32 = 0x6000_0800;
 const WATCHDOG_BASE: u32 = 0x6000_0900;
-const UART1_BASE: u32 = 0x6000_0F00;
 /// RTC register holding the hardware reset cause in bits 3:0.
 const RTC_RESET_CAUSE: u32 = 0x14;
 const RTC_MEMORY: Range<u32> = 0x6000_1000..0x6000_1400;

@@ -17,53 +17,14 @@
 
 use std::collections::VecDeque;
 
-/// Bytes each FIFO holds.
-pub const FIFO_LEN: usize = 128;
+pub(super) use esp_protocol::uart::CLKDIV_MASK;
+use esp_protocol::uart::{conf0, conf1, status};
+pub use esp_protocol::uart::{int, reg, FIFO_LEN};
 
-/// Register offsets inside a UART block.
-pub(super) mod reg {
-    pub const FIFO: u32 = 0x00;
-    pub const INT_RAW: u32 = 0x04;
-    pub const INT_ST: u32 = 0x08;
-    pub const INT_ENA: u32 = 0x0C;
-    pub const INT_CLR: u32 = 0x10;
-    pub const CLKDIV: u32 = 0x14;
-    pub const AUTOBAUD: u32 = 0x18;
-    pub const STATUS: u32 = 0x1C;
-    pub const CONF0: u32 = 0x20;
-    pub const CONF1: u32 = 0x24;
-    pub const LOWPULSE: u32 = 0x28;
-    pub const HIGHPULSE: u32 = 0x2C;
-    pub const DATE: u32 = 0x78;
-    pub const ID: u32 = 0x7C;
-}
-
-/// Interrupt bits of INT_RAW, INT_ST, INT_ENA and INT_CLR.
-pub mod int {
-    /// The RX FIFO holds `rxfifo_full_thrhd` bytes or more.
-    pub const RXFIFO_FULL: u32 = 1 << 0;
-    /// The TX FIFO holds fewer than `txfifo_empty_thrhd` bytes.
-    pub const TXFIFO_EMPTY: u32 = 1 << 1;
-    /// A byte arrived while the RX FIFO was full and was lost.
-    pub const RXFIFO_OVF: u32 = 1 << 4;
-    /// The line went idle with bytes in the RX FIFO.
-    pub const RXFIFO_TOUT: u32 = 1 << 8;
-}
-
-/// The interrupt bits the hardware has (bits 0..=8).
-const INT_MASK: u32 = 0x1FF;
-/// CLKDIV holds a 20-bit divider.
-pub(super) const CLKDIV_MASK: u32 = 0xF_FFFF;
-/// CONF0: writing 1 empties the RX / TX FIFO (until written 0 again).
-const CONF0_RXFIFO_RST: u32 = 1 << 17;
-const CONF0_TXFIFO_RST: u32 = 1 << 18;
-/// CONF1 fields.
-const CONF1_RX_TOUT_EN: u32 = 1 << 31;
-const THRESHOLD_MASK: u32 = 0x7F;
-/// STATUS: the RXD line idles high. Bit 31 (UART_TXD in Espressif's header) reads 0 once
-/// the transmitter is idle: esptool 5's stub waits for it to clear before changing the
-/// rate, and does on real boards. The wire takes each byte at once here, so it stays 0.
-const STATUS_RXD: u32 = 1 << 15;
+/// STATUS bit 31 (UART_TXD in Espressif's header) reads 0 once the transmitter is idle:
+/// esptool 5's stub waits for it to clear before changing the rate, and does on real boards.
+/// The wire takes each byte at once here, so it stays 0; RXD idles high.
+const IDLE_STATUS: u32 = status::RXD;
 
 /// Reset values from Espressif's register header.
 const RESET_VALUES: [(u32, u32); 7] = [
@@ -137,7 +98,7 @@ impl Uart {
 
     /// STATUS: the FIFO counts and the idle-high RXD line.
     fn status(&self) -> u32 {
-        STATUS_RXD | (self.tx.len() as u32) << 16 | self.rx.len() as u32
+        IDLE_STATUS | (self.tx.len() as u32) << status::TX_COUNT_SHIFT | self.rx.len() as u32
     }
 
     /// Writes the register at `offset`; writing FIFO queues a byte for sending.
@@ -149,14 +110,14 @@ impl Uart {
             reg::FIFO => accepted = self.push_tx(value as u8),
             reg::INT_RAW | reg::INT_ST | reg::STATUS => {}
             reg::INT_CLR => self.int_raw &= !value,
-            reg::INT_ENA => self.registers[index] = value & INT_MASK,
+            reg::INT_ENA => self.registers[index] = value & int::ALL,
             reg::CLKDIV => self.registers[index] = value & CLKDIV_MASK,
             reg::CONF0 => {
                 self.registers[index] = value;
-                if value & CONF0_RXFIFO_RST != 0 {
+                if value & conf0::RXFIFO_RST != 0 {
                     self.rx.clear();
                 }
-                if value & CONF0_TXFIFO_RST != 0 {
+                if value & conf0::TXFIFO_RST != 0 {
                     self.tx.clear();
                 }
             }
@@ -201,14 +162,14 @@ impl Uart {
 
     /// The line has been idle for the timeout: RXFIFO_TOUT if enabled and bytes wait.
     pub(super) fn line_idle(&mut self) {
-        if self.register(reg::CONF1) & CONF1_RX_TOUT_EN != 0 && !self.rx.is_empty() {
+        if self.register(reg::CONF1) & conf1::RX_TIMEOUT_ENABLE != 0 && !self.rx.is_empty() {
             self.int_raw |= int::RXFIFO_TOUT;
         }
     }
 
     /// The RX timeout in byte times (CONF1 bits 30:24).
     pub(super) fn rx_timeout_threshold(&self) -> u32 {
-        (self.register(reg::CONF1) >> 24) & THRESHOLD_MASK
+        (self.register(reg::CONF1) >> conf1::RX_TIMEOUT_THRESHOLD_SHIFT) & conf1::THRESHOLD_MASK
     }
 
     /// Pops the oldest received byte.
@@ -288,9 +249,11 @@ impl Uart {
 
     /// Raises the FIFO-level interrupts whose condition holds.
     fn raise_conditions(&mut self) {
-        let conf1 = self.register(reg::CONF1);
-        let full_threshold = (conf1 & THRESHOLD_MASK) as usize;
-        let empty_threshold = ((conf1 >> 8) & THRESHOLD_MASK) as usize;
+        let config = self.register(reg::CONF1);
+        let full_threshold =
+            ((config >> conf1::RXFIFO_FULL_THRESHOLD_SHIFT) & conf1::THRESHOLD_MASK) as usize;
+        let empty_threshold =
+            ((config >> conf1::TXFIFO_EMPTY_THRESHOLD_SHIFT) & conf1::THRESHOLD_MASK) as usize;
         if !self.rx.is_empty() && self.rx.len() >= full_threshold {
             self.int_raw |= int::RXFIFO_FULL;
         }

@@ -496,7 +496,7 @@ mod tests {
     const INTERRUPTED_PC: u32 = 0x4010_0100;
     const HANDLER: u32 = 0x4010_2000;
     const OTHER_HANDLER: u32 = 0x4010_3000;
-    const UART_INTERRUPT: u32 = 5;
+    const UART_INTERRUPT: u32 = esp_protocol::uart::UART_INTERRUPT;
     const SOFTWARE_INTERRUPT: u32 = 7;
 
     /// Guest code interrupted at INTERRUPTED_PC with recognisable registers.
