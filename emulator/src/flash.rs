@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// Bytes per page-program page.
-pub const PAGE_SIZE: usize = 256;
+pub use esp_protocol::spi_flash::PAGE_SIZE;
 /// Bytes per erase sector, the smallest erasable unit.
 pub const SECTOR_SIZE: usize = esp_protocol::rom_erase::SECTOR_SIZE as usize;
 /// Bytes per 32 KiB erase block (0x52).

@@ -5,6 +5,9 @@
 //! write-protect the array. Opcodes and bits are those of the Winbond W25Q family, which the
 //! usual ESP8266 modules carry.
 
+/// Bytes per page-program page: one page program never crosses a page boundary.
+pub const PAGE_SIZE: usize = 256;
+
 /// The SPI flash controller, SPI0: register offsets from [`SPI0_BASE`](controller::SPI0_BASE)
 /// and their bits.
 pub mod controller {

@@ -28,101 +28,29 @@
 #include <stdint.h>
 
 #include "inflate.h"
+#include "protocol.h"
 #include "rom.h"
 
 #define REG(address) (*(volatile uint32_t *)(address))
 
-/* UART0 (ESP8266 technical reference). */
-#define UART0_FIFO 0x60000000u
-#define UART0_INT_ENA 0x6000000Cu
-#define UART0_INT_CLR 0x60000010u
-#define UART0_CLKDIV 0x60000014u
-#define UART0_STATUS 0x6000001Cu
-#define UART0_CONF1 0x60000024u
-#define UART_INT_RXFIFO_FULL (1u << 0)
-#define UART_INT_RXFIFO_OVF (1u << 4)
-#define UART_INT_RXFIFO_TOUT (1u << 8)
+/* UART0's receive interrupt: at a FIFO half full, or once the line has been idle for two
+ * byte times with bytes in the FIFO. */
 #define UART_RX_INTERRUPTS (UART_INT_RXFIFO_FULL | UART_INT_RXFIFO_OVF | UART_INT_RXFIFO_TOUT)
-/* CONF1: RX FIFO full threshold (bits 6:0); RX timeout enable (bit 31) after a
- * threshold of idle byte times (bits 30:24). */
 #define UART_RX_FULL_THRESHOLD 64u
 #define UART_RX_TIMEOUT_BYTES 2u
-#define UART_CONF1_RX_TOUT_EN (1u << 31)
-#define ETS_UART_INUM 5
-#define UART_RX_COUNT(status) ((status)&0xFFu)
-#define UART_TX_COUNT(status) (((status) >> 16) & 0xFFu)
-#define UART_FIFO_LEN 128u
-#define UART_CLKDIV_MASK 0xFFFFFu
+#define UART_RX_COUNT(status) ((status) & UART_STATUS_RX_COUNT_MASK)
+#define UART_TX_COUNT(status) (((status) >> UART_STATUS_TX_COUNT_SHIFT) & UART_STATUS_TX_COUNT_MASK)
 
-/* SPI0, wired to the flash: its built-in commands take the address in ADDR
- * bits 23:0 and a page program's byte count in bits 31:24, with the data in
- * W0..W15 (64 bytes); a command's CMD bit clears when it has been sent. */
-#define SPI0_CMD 0x60000200u
-#define SPI0_ADDR 0x60000204u
-#define SPI0_RD_STATUS 0x60000210u
-#define SPI0_W0 0x60000240u
-#define SPI_CMD_WREN (1u << 30)
-#define SPI_CMD_RDSR (1u << 27)
-#define SPI_CMD_PP (1u << 25)
-#define SPI_CMD_SE (1u << 24)
-#define SPI_CMD_BE (1u << 23)
+/* SPI0's built-in commands take the address in ADDR bits 23:0 and a page program's byte
+ * count in bits 31:24, with the data in W0..W15; a command's CMD bit clears when it has
+ * been sent. */
 #define SPI_ADDRESS_MASK 0xFFFFFFu
-#define FLASH_STATUS_BUSY 1u
-#define PROGRAM_CHUNK 64u
+#define SPI_LENGTH_SHIFT 24
 
-/* SLIP (RFC 1055). */
-#define SLIP_END 0xC0u
-#define SLIP_ESC 0xDBu
-#define SLIP_ESC_END 0xDCu
-#define SLIP_ESC_ESC 0xDDu
-
-/* Opcodes. */
-#define OP_FLASH_BEGIN 0x02u
-#define OP_FLASH_DATA 0x03u
-#define OP_FLASH_END 0x04u
-#define OP_MEM_BEGIN 0x05u
-#define OP_MEM_END 0x06u
-#define OP_MEM_DATA 0x07u
-#define OP_SYNC 0x08u
-#define OP_WRITE_REG 0x09u
-#define OP_READ_REG 0x0Au
-#define OP_SPI_SET_PARAMS 0x0Bu
-#define OP_SPI_ATTACH 0x0Du
-#define OP_CHANGE_BAUDRATE 0x0Fu
-#define OP_FLASH_DEFL_BEGIN 0x10u
-#define OP_FLASH_DEFL_DATA 0x11u
-#define OP_FLASH_DEFL_END 0x12u
-#define OP_SPI_FLASH_MD5 0x13u
-#define OP_ERASE_FLASH 0xD0u
-#define OP_ERASE_REGION 0xD1u
-#define OP_READ_FLASH 0xD2u
-#define OP_RUN_USER_CODE 0xD3u
-/* flashlab's own: the MD5 of each piece of a region in one reply. */
-#define OP_SPI_FLASH_MD5_PIECES 0xE0u
-#define MAX_MD5_PIECES 256u
-
-/* Status codes esptool knows. */
 #define STATUS_OK 0x00u
-#define ERR_BAD_DATA_LEN 0xC0u
-#define ERR_BAD_DATA_CHECKSUM 0xC1u
-#define ERR_BAD_BLOCKSIZE 0xC2u
-#define ERR_FAILED_SPI_OP 0xC4u
-#define ERR_NOT_IN_FLASH_MODE 0xC6u
-#define ERR_INFLATE_ERROR 0xC7u
-#define ERR_NOT_ENOUGH_DATA 0xC8u
-#define ERR_NOT_IMPLEMENTED 0xFFu
-
-#define REQUEST_HEADER_LEN 8u
-#define DATA_HEADER_LEN 16u
-#define MAX_DATA_BLOCK 0x4000u
 #define MAX_FRAME (REQUEST_HEADER_LEN + DATA_HEADER_LEN + MAX_DATA_BLOCK)
-#define SECTOR_SIZE 0x1000u
-#define BLOCK_SIZE 0x10000u
-#define PAGE_SIZE 0x100u
-#define MAX_READ_PACKET 0x1000u
+/* esptool asks for 64 frames in flight; more would only risk the RX FIFO. */
 #define MAX_READ_IN_FLIGHT 64u
-#define CHECKSUM_SEED 0xEFu
-#define SYNC_REPLIES 8
 /* Where the ROM goes on with its loader (and so boots the firmware) when the stub returns. */
 #define ROM_RETURN_TO_LOADER 0x400010A8u
 
@@ -258,11 +186,12 @@ static void rx_resume(void) {
 
 static void rx_start(void) {
     REG(UART0_INT_ENA) = 0;
-    REG(UART0_CONF1) = UART_RX_FULL_THRESHOLD | (UART_RX_TIMEOUT_BYTES << 24) |
-                       UART_CONF1_RX_TOUT_EN;
+    REG(UART0_CONF1) = (UART_RX_FULL_THRESHOLD << UART_CONF1_RXFIFO_FULL_SHIFT) |
+                       (UART_RX_TIMEOUT_BYTES << UART_CONF1_RX_TIMEOUT_SHIFT) |
+                       UART_CONF1_RX_TIMEOUT_ENABLE;
     REG(UART0_INT_CLR) = 0xFFFFFFFFu;
-    ets_isr_attach(ETS_UART_INUM, uart_rx_interrupt, 0);
-    ets_isr_unmask(1u << ETS_UART_INUM);
+    ets_isr_attach(UART_INTERRUPT, uart_rx_interrupt, 0);
+    ets_isr_unmask(1u << UART_INTERRUPT);
     rx_resume();
 }
 
@@ -270,7 +199,7 @@ static void rx_start(void) {
  * nothing of ours may stay attached to UART0. */
 static void rx_stop(void) {
     REG(UART0_INT_ENA) = 0;
-    ets_isr_mask(1u << ETS_UART_INUM);
+    ets_isr_mask(1u << UART_INTERRUPT);
     REG(UART0_INT_CLR) = 0xFFFFFFFFu;
 }
 
@@ -309,7 +238,7 @@ static void send_frame(const uint8_t *bytes, uint32_t length) {
 static void reply_start(uint8_t opcode, uint32_t value, uint32_t data_len) {
     uint8_t header[8];
     uint32_t length = data_len + 2;
-    header[0] = 1;
+    header[0] = DIRECTION_RESPONSE;
     header[1] = opcode;
     header[2] = (uint8_t)length;
     header[3] = (uint8_t)(length >> 8);
@@ -393,7 +322,7 @@ static void flash_start_program(uint32_t address, const uint8_t *data, uint32_t 
     const uint32_t *words = (const uint32_t *)data;
     flash_wait_idle();
     spi_command(SPI_CMD_WREN);
-    REG(SPI0_ADDR) = (address & SPI_ADDRESS_MASK) | (length << 24);
+    REG(SPI0_ADDR) = (address & SPI_ADDRESS_MASK) | (length << SPI_LENGTH_SHIFT);
     for (uint32_t i = 0; i < length / 4; i++) {
         REG(SPI0_W0 + 4 * i) = words[i];
     }
@@ -430,7 +359,7 @@ static void program_staged(int all) {
     }
     while (write_state.page_done < available) {
         uint32_t address = write_state.page_start + write_state.page_done;
-        uint32_t piece = PROGRAM_CHUNK - address % PROGRAM_CHUNK;
+        uint32_t piece = SPI_DATA_BUFFER_LEN - address % SPI_DATA_BUFFER_LEN;
         if (piece > available - write_state.page_done) {
             if (!all) {
                 return;
@@ -733,7 +662,7 @@ static void handle(const uint8_t *request, uint32_t request_len) {
     /* A frame whose length disagrees with its header lost or gained bytes on the line: its
      * opcode may be as wrong as its length, so it gets no reply (the host times out and
      * sends it again), as the ROM loader does. */
-    if (request_len < REQUEST_HEADER_LEN || request[0] != 0 ||
+    if (request_len < REQUEST_HEADER_LEN || request[0] != DIRECTION_REQUEST ||
         length != request_len - REQUEST_HEADER_LEN) {
         return;
     }
@@ -743,11 +672,11 @@ static void handle(const uint8_t *request, uint32_t request_len) {
     }
     switch (opcode) {
     case OP_SYNC:
-        if (length != 36) {
+        if (length != SYNC_PAYLOAD_LEN) {
             status = ERR_BAD_DATA_LEN;
             break;
         }
-        for (int i = 0; i < SYNC_REPLIES; i++) {
+        for (uint32_t i = 0; i < SYNC_REPLIES; i++) {
             reply(opcode, 0, 0, 0, STATUS_OK);
         }
         return;
@@ -879,7 +808,6 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             status = ERR_FAILED_SPI_OP;
         } else {
             reply(opcode, 0, 0, 0, STATUS_OK);
-            /* esptool asks for 64 frames in flight; more would only risk the RX FIFO. */
             if (in_flight == 0) {
                 in_flight = 1;
             } else if (in_flight > MAX_READ_IN_FLIGHT) {

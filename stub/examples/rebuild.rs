@@ -1,11 +1,18 @@
 //! Rebuilds the committed stub image from `stub/c/` with Debian's Xtensa toolchain:
 //! `cargo run -p esp-stub --example rebuild` (`apt-get install -y gcc-xtensa-lx106
-//! binutils-xtensa-lx106` first). Prints the image's sizes.
+//! binutils-xtensa-lx106` first). It first writes `c/protocol.h` from esp-protocol, then
+//! builds and writes the image, and prints its sizes.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The C source includes the facts esp-protocol defines: write them first.
+    let header = Path::new(env!("CARGO_MANIFEST_DIR")).join(esp_stub::facts::HEADER_PATH);
+    if let Err(error) = std::fs::write(&header, esp_stub::facts::protocol_header()) {
+        eprintln!("error: cannot write {}: {error}", header.display());
+        return ExitCode::FAILURE;
+    }
     let elf = match lx106_programs::Builder::new().stub() {
         Ok(elf) => elf,
         Err(error) => {

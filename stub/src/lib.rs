@@ -7,6 +7,8 @@
 
 use base64::Engine as _;
 
+pub mod facts;
+
 /// The stub image in esptool's JSON stub format (`entry`, `text`/`text_start`,
 /// `data`/`data_start`, `bss_start`; the bytes in base64), as `--stub-file` takes it.
 pub const IMAGE_JSON: &str = include_str!("../esp8266.json");

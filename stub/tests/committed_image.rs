@@ -3,6 +3,18 @@
 //! `cargo run -p esp-stub --example rebuild` and commit both.
 
 #[test]
+fn committed_header_is_what_esp_protocol_gives() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(esp_stub::facts::HEADER_PATH);
+    let committed = std::fs::read_to_string(&path).expect("the committed header");
+    assert!(
+        committed == esp_stub::facts::protocol_header(),
+        "stub/{} is not what esp-protocol gives: run `cargo run -p esp-stub --example rebuild` \
+         and commit the result",
+        esp_stub::facts::HEADER_PATH
+    );
+}
+
+#[test]
 fn committed_image_is_what_the_source_builds() {
     let elf = lx106_programs::Builder::new()
         .stub()
