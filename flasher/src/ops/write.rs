@@ -341,17 +341,20 @@ impl<T: Transport> Flasher<T> {
                 return Ok(());
             };
             let failed_at = at + acked.bytes as u32;
-            // Bytes of `part` surely on the flash: the stubs write each block they acknowledge,
-            // but esptool's may hold back up to their inflate window of a compressed stream.
+            // Bytes of `part` surely on the flash, even if the pulled cable also cut the chip's
+            // power: the stubs acknowledge a block once its checksum is good and program it
+            // after (flashlab's and esptool's), so the last acknowledged block may be missing,
+            // and esptool's may also hold back up to their inflate window of a compressed stream.
+            let programmed_blocks = acked.blocks.saturating_sub(1);
             let safe = match &compressed {
                 Some(compressed) => {
-                    let sent =
-                        (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
+                    let sent = (programmed_blocks * STUB_FLASH_BLOCK_SIZE as usize)
+                        .min(compressed.len());
                     inflated_len(&compressed[..sent])
                         .saturating_sub(STUB_INFLATE_WINDOW)
                         .min(part.len())
                 }
-                None => (acked.blocks * STUB_FLASH_BLOCK_SIZE as usize).min(part.len()),
+                None => (programmed_blocks * STUB_FLASH_BLOCK_SIZE as usize).min(part.len()),
             };
             if self.loader() == Loader::Stub && self.line_corrupted(&error, line_errors) {
                 let baud = self.connection.transport().baud();
