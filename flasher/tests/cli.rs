@@ -909,3 +909,43 @@ fn regression_emu_file_of_no_flash_size_was_rewritten_as_a_flash_image() {
         .warns("fw.bin is 256KB but the port asks for 1MB");
     assert_eq!(fs::read(&firmware).unwrap().len(), 256 * 1024);
 }
+
+/// On an erased fake chip (the ID says 4MB, 1MB is there) `write_flash 0x100000` reported
+/// "Hash of data verified" while it overwrote 0x0: the wrap test gave up on erased flash.
+#[test]
+fn regression_a_write_past_the_real_size_of_an_erased_fake_chip_overwrote_0x0() {
+    let dir = temp();
+    fs::write(dir.path().join("blank.bin"), vec![0xFF; 4 * MB]).unwrap();
+    fs::write(dir.path().join("fw.bin"), firmware_image(0x2000, 9)).unwrap();
+    let port = "emu:file=blank.bin,fault=fake-size:real=1MB";
+    for args in [
+        &["write_flash", "0x100000", "fw.bin"][..],
+        &["read_flash", "0x0", "ALL", "all.bin"],
+        &["verify_flash", "0x100000", "fw.bin"],
+        &["erase_region", "0x100000", "0x1000"],
+        &["backup", "b.bin"],
+    ] {
+        let run = flasher(dir.path(), &[&["--port", port][..], args].concat()).expect(1);
+        run.warns("the flash ID claims 4MB but the chip's addresses wrap every 1MB: only 1MB is really there")
+            .warns("nothing was read or written past its real size");
+        assert!(
+            !run.stdout.contains("Hash of data verified"),
+            "{args:?}: {run:?}"
+        );
+    }
+    let flash = fs::read(dir.path().join("blank.bin")).unwrap();
+    // Saving the virtual fake chip wrote back only its real 1MB, shrinking the file.
+    assert_eq!(flash.len(), 4 * MB, "the flash file changed size");
+    assert!(
+        flash.iter().all(|&byte| byte == 0xFF),
+        "the flash changed (the probe's marker, or a wrapped write)"
+    );
+    assert!(!dir.path().join("all.bin").exists() && !dir.path().join("b.bin").exists());
+    // Within the real size, the same chip is written as usual.
+    flasher(
+        dir.path(),
+        &["--port", port, "write_flash", "0x80000", "fw.bin"],
+    )
+    .expect(0)
+    .says("Hash of data verified.");
+}

@@ -120,7 +120,7 @@ pub struct Session {
     flasher: Flasher<Line>,
     out: Rc<Output>,
     /// The file the virtual flash is saved to at the end.
-    emu_file: Option<PathBuf>,
+    emu_file: Option<EmuFile>,
     /// When the session started, in real time.
     started: Instant,
 }
@@ -240,8 +240,8 @@ impl Session {
                     kind: LineKind::Emulator(emulator),
                     ..
                 }),
-                Some(path),
-            ) => save_flash(path, emulator.device().flash().as_bytes()),
+                Some(file),
+            ) => save_flash(file, emulator.device().flash().as_bytes()),
             (Ok(_), _) => Ok(()),
             (Err(error), _) => Err(CmdError::from(error)),
         };
@@ -356,7 +356,7 @@ fn connect_line(
     label: &str,
     options: &ConnectOptions,
     out: &Rc<Output>,
-    emu_file: Option<PathBuf>,
+    emu_file: Option<EmuFile>,
 ) -> Result<Session, Error> {
     let reporter = Reporter::new(out.clone(), label);
     let flasher = Flasher::connect(line, options, Box::new(reporter))?;
@@ -399,6 +399,16 @@ fn open_emulator(
     let label = format!("emu:{}", size_name(contents.len() as u64));
     let mut flash_options = FlashOptions::default();
     plan.flash.apply_to(&mut flash_options);
+    // A fake-size chip keeps only its real memory: the file's bytes past it are saved back
+    // as they were, so the file keeps the size the chip claims.
+    let emu_file = spec.file.clone().map(|path| EmuFile {
+        tail: flash_options
+            .physical_size
+            .and_then(|real| contents.get(real..))
+            .unwrap_or_default()
+            .to_vec(),
+        path,
+    });
     let flash = SpiFlash::new(contents, flash_options)
         .map_err(|error| CmdError::Usage(format!("--port {port}: {error}")))?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
@@ -439,8 +449,7 @@ fn open_emulator(
         trace: connect.trace.then(|| out.clone()),
         virtual_port: Some(port),
     };
-    connect_line(line, &label, options, out, spec.file.clone())
-        .map_err(|error| no_answer(error, &[label]))
+    connect_line(line, &label, options, out, emu_file).map_err(|error| no_answer(error, &[label]))
 }
 
 /// The virtual flash's first contents and a sentence saying where they came from.
@@ -498,9 +507,17 @@ fn emu_contents(spec: &EmuSpec) -> Result<(Vec<u8>, String), CmdError> {
     }
 }
 
-/// Writes the virtual flash back to its file.
-fn save_flash(path: &Path, data: &[u8]) -> Result<(), CmdError> {
-    esp_flasher::backup::write_file_atomically(path, data).map_err(CmdError::from)
+/// The file behind an `emu:...,file=` flash.
+struct EmuFile {
+    path: PathBuf,
+    /// The file's bytes past the memory a fake-size chip really has (empty for a genuine one).
+    tail: Vec<u8>,
+}
+
+/// Writes the virtual flash (its real memory, then the file's bytes past it) back to its file.
+fn save_flash(file: &EmuFile, memory: &[u8]) -> Result<(), CmdError> {
+    let data = [memory, &file.tail].concat();
+    esp_flasher::backup::write_file_atomically(&file.path, &data).map_err(CmdError::from)
 }
 
 /// No `--port`: try each USB serial port, known adapters first. None at all means the
