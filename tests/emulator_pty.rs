@@ -464,3 +464,112 @@ fn regression_kill_9_lost_blocks_the_chip_had_acknowledged() {
         "bytes before the write"
     );
 }
+
+/// Mounts a tmpfs of `size` at `mount` (root only); false where that cannot be done.
+fn mount_tmpfs(mount: &Path, size: &str) -> bool {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(mount)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): this full-disk test does not run");
+    }
+    mounted
+}
+
+/// Fills the file system of `folder` with a file of zeros until a write fails.
+fn fill(folder: &Path) {
+    let mut filler = fs::File::create(folder.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 * KIB];
+    while filler.write_all(&chunk).is_ok() {}
+    // The last partial chunk may sit in no block yet: fill byte by byte.
+    while filler.write_all(&[0]).is_ok() {}
+}
+
+/// A full disk under the flash file: the emulator said "Hash of data verified" to esptool and
+/// only then exited with part of the data saved. Now the write that fails stops it before any
+/// reply to the command that changed the flash; and a new flash file that cannot be created
+/// whole is not left behind.
+#[test]
+fn regression_a_full_disk_was_reported_after_the_client_was_told_the_write_succeeded() {
+    use esp_flasher::transport::{SerialTransport, Transport};
+    use esp_protocol::packet::BeginParams;
+    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    fs::create_dir(&mount).unwrap();
+    if !mount_tmpfs(&mount, "512k") {
+        return;
+    }
+    // A flash file whose blocks are not allocated yet (sparse zeros): writing into it needs
+    // space, as on a sparse copy or a copy-on-write file system.
+    let flash = mount.join("flash.bin");
+    fs::File::create(&flash)
+        .unwrap()
+        .set_len(256 * KIB as u64)
+        .unwrap();
+    fill(&mount);
+    let result = std::panic::catch_unwind(|| {
+        let created = Command::new(binary("esp-emulator"))
+            .args(["--flash", path_arg(&mount.join("new.bin")), "--size", "1MB"])
+            .output()
+            .unwrap();
+        assert!(!created.status.success());
+        assert!(
+            !mount.join("new.bin").exists(),
+            "a truncated new flash file was left"
+        );
+
+        let emulator = Emulator::spawn(
+            &["--flash", path_arg(&flash)],
+            &dir.path().join("emulator.log"),
+        );
+        let mut port = SerialTransport::open(emulator.port(), 115_200).unwrap();
+        let mut decoder = SlipDecoder::new();
+        // Sends a command; true if its reply arrives before the port goes quiet or away.
+        let mut answered = |command: &Request| {
+            port.write_all(&slip::encode_to_vec(&command.to_bytes()))
+                .unwrap();
+            let mut buffer = [0u8; 256];
+            loop {
+                let count = port.read(&mut buffer, Duration::from_secs(3)).unwrap_or(0);
+                if count == 0 {
+                    return false;
+                }
+                let replied = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
+                    matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(command.opcode() as u8)))
+                });
+                if replied {
+                    return true;
+                }
+            }
+        };
+        assert!(
+            answered(&Request::Sync),
+            "SYNC changes nothing and is answered"
+        );
+        // FLASH_BEGIN erases (changes) the sectors it will write: that change cannot be kept.
+        let begun = answered(&Request::FlashBegin(BeginParams {
+            size: 0x4000,
+            blocks: 4,
+            block_size: 0x1000,
+            offset: 0,
+            encrypted: None,
+        }));
+        assert!(
+            !begun,
+            "the chip acknowledged an erase the disk could not keep"
+        );
+        let (status, stderr) = emulator.terminate();
+        assert!(!status.success(), "{stderr}");
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+    });
+    let unmounted = Command::new("umount").arg(&mount).status();
+    assert!(unmounted.is_ok_and(|status| status.success()));
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
