@@ -573,3 +573,127 @@ fn regression_a_full_disk_was_reported_after_the_client_was_told_the_write_succe
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The emulator's peak resident memory (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> usize {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * KIB
+}
+
+/// Opens the pty, sends SYNC and reads until its reply: the emulator serves a new session.
+fn answers_sync(port: &str) -> bool {
+    use esp_flasher::transport::{SerialTransport, Transport};
+    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+    let mut line = SerialTransport::open(port, 115_200).unwrap();
+    line.discard_input().unwrap();
+    line.write_all(&slip::encode_to_vec(&Request::Sync.to_bytes()))
+        .unwrap();
+    let mut decoder = SlipDecoder::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let count = line.read(&mut buffer, Duration::from_secs(1)).unwrap_or(0);
+        let synced = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
+            matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(Request::Sync.opcode() as u8)))
+        });
+        if synced {
+            return true;
+        }
+    }
+    false
+}
+
+/// Writes each flood to the pty in 64 KiB pieces, stopping at the first write that fails (a
+/// full queue pushes back until the port's write timeout); returns the bytes written.
+fn flood(port: &str, floods: Vec<Vec<u8>>) -> usize {
+    use esp_flasher::transport::{SerialTransport, Transport};
+    let mut line = SerialTransport::open(port, 115_200).unwrap();
+    let mut written = 0;
+    for piece in floods.iter().flat_map(|flood| flood.chunks(64 * KIB)) {
+        if line.write_all(piece).is_err() {
+            break;
+        }
+        written += piece.len();
+    }
+    written
+}
+
+/// Floods every bounded queue of the emulator, never reading: replies (the output backlog),
+/// host bytes (an unterminated frame; the realtime input queue) and the register file
+/// (WRITE_REG to every undecoded register address). The peak RSS stays under 64 MB, and the
+/// next client is answered. Before the bounds: READ_FLASH windows took RSS to 313 MB,
+/// WRITE_REG to 6M addresses added 74 MB, a 50 MB input grew the input queue.
+#[test]
+fn flooding_every_queue_keeps_the_emulator_under_64_mb_and_serving() {
+    use esp_emulator::machine::MAX_UNKNOWN_REGISTERS;
+    use esp_protocol::packet::RegisterWrite;
+    use esp_protocol::slip;
+
+    const LIMIT: usize = 64 * 1024 * KIB;
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    fs::write(&flash, vec![0xFF; 256 * KIB]).unwrap();
+    // Replies nobody reads: 2 MB of SYNCs, 8 replies each.
+    let sync = slip::encode_to_vec(&Request::Sync.to_bytes());
+    let syncs = sync.repeat(2 * 1024 * KIB / sync.len());
+    // One frame that never ends: 50 MB.
+    let mut endless = vec![0xC0];
+    endless.resize(50 * 1024 * KIB, 0x55);
+    // WRITE_REG to 8 times as many undecoded register addresses as the store keeps, 64 a
+    // packet (the WRITE_REG path takes about 150 µs a write here, so not all 250,000).
+    let writes: Vec<RegisterWrite> = (0x3FF0_1000u32..0x3FFE_8000)
+        .step_by(4)
+        .take(8 * MAX_UNKNOWN_REGISTERS)
+        .map(|address| RegisterWrite {
+            address,
+            value: address,
+            mask: u32::MAX,
+            delay_us: 0,
+        })
+        .collect();
+    let registers: Vec<u8> = writes
+        .chunks(64)
+        .flat_map(|chunk| slip::encode_to_vec(&Request::WriteReg(chunk.to_vec()).to_bytes()))
+        .collect();
+
+    for realtime in [false, true] {
+        let mut args = vec!["--flash", path_arg(&flash)];
+        if realtime {
+            // At 115200 baud the line takes 11.5 KB/s: the input queue fills at once.
+            args.push("--realtime");
+        }
+        let emulator = Emulator::spawn(&args, &dir.path().join("emulator.log"));
+        let floods = match realtime {
+            false => vec![syncs.clone(), endless.clone(), registers.clone()],
+            true => vec![endless.clone()],
+        };
+        let total: usize = floods.iter().map(Vec::len).sum();
+        let written = flood(emulator.port(), floods);
+        assert!(
+            realtime || written == total,
+            "the emulator stopped reading after {written} of {total} bytes"
+        );
+        let peak = peak_rss(emulator.pid());
+        assert!(
+            peak < LIMIT,
+            "realtime {realtime}: peak RSS {} MB",
+            peak / (1024 * KIB)
+        );
+        assert!(
+            answers_sync(emulator.port()),
+            "realtime {realtime}: the next client"
+        );
+        let (status, stderr) = emulator.terminate();
+        assert!(status.success(), "{stderr}");
+        eprintln!(
+            "realtime {realtime}: {} MB sent, peak RSS {:.1} MB",
+            written / (1024 * KIB),
+            peak as f64 / (1024 * KIB) as f64
+        );
+    }
+}
