@@ -16,7 +16,11 @@ use crate::output::Output;
 /// Checks the image against its record (if any) before connecting, then against the chip,
 /// and writes it at 0x0.
 pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    finish_interrupted_backup(&args.file, out)?;
+    // A backup on read-only media can still be restored: load_restore_image takes a
+    // committed image from its temporary name.
+    if let Err(CmdError::Failed { message, .. }) = finish_interrupted_backup(&args.file, out) {
+        out.warn(format!("{message}; restoring from the files as they are"));
+    }
     let image = load_restore_image(&args.file).map_err(|error| match error {
         Error::File { path, source } => {
             CmdError::Usage(format!("{}: {}", path.display(), io_reason(&source)))
