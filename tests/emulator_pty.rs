@@ -488,15 +488,80 @@ fn fill(folder: &Path) {
     while filler.write_all(&[0]).is_ok() {}
 }
 
+/// Sends `command`; true if its reply arrives before the port goes quiet (3 s) or away.
+fn answered(port: &mut esp_flasher::transport::SerialTransport, command: &Request) -> bool {
+    use esp_flasher::transport::Transport;
+    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+    // A server that stops while the bytes drain makes the write fail: no answer either.
+    if port
+        .write_all(&slip::encode_to_vec(&command.to_bytes()))
+        .is_err()
+    {
+        return false;
+    }
+    let mut decoder = SlipDecoder::new();
+    let mut buffer = [0u8; 256];
+    loop {
+        let count = port.read(&mut buffer, Duration::from_secs(3)).unwrap_or(0);
+        if count == 0 {
+            return false;
+        }
+        let replied = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
+            matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(command.opcode() as u8)))
+        });
+        if replied {
+            return true;
+        }
+    }
+}
+
+/// The same without root: the library's server with a persist hook that finds the disk full
+/// as soon as the flash has changed. The change is never acknowledged and the server stops
+/// with the disk's error.
+#[test]
+fn a_persist_hook_that_fails_stops_the_server_before_the_reply() {
+    use esp_flasher::transport::SerialTransport;
+    use esp_protocol::packet::BeginParams;
+
+    let _ptys = PtyUse::shared();
+    let options = PtyOptions {
+        persist: Some(Box::new(|flash: &mut SpiFlash| {
+            match flash.dirty_sectors().next() {
+                Some(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "No space left on device",
+                )),
+                None => Ok(()),
+            }
+        })),
+        ..PtyOptions::default()
+    };
+    let flash = SpiFlash::blank(256 * KIB).unwrap();
+    let server = PtyServer::start(DeviceConfig::default(), flash, options).unwrap();
+    let mut port = SerialTransport::open(server.slave_path().to_str().unwrap(), 115_200).unwrap();
+    assert!(answered(&mut port, &Request::Sync));
+    let begin = Request::FlashBegin(BeginParams {
+        size: 0x1000,
+        blocks: 1,
+        block_size: 0x1000,
+        offset: 0,
+        encrypted: None,
+    });
+    assert!(!answered(&mut port, &begin), "the erase was acknowledged");
+    let Err(error) = server.stop() else {
+        panic!("the server went on after the disk refused a change");
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+}
+
 /// A full disk under the flash file: the emulator said "Hash of data verified" to esptool and
 /// only then exited with part of the data saved. Now the write that fails stops it before any
 /// reply to the command that changed the flash; and a new flash file that cannot be created
 /// whole is not left behind.
 #[test]
 fn regression_a_full_disk_was_reported_after_the_client_was_told_the_write_succeeded() {
-    use esp_flasher::transport::{SerialTransport, Transport};
+    use esp_flasher::transport::SerialTransport;
     use esp_protocol::packet::BeginParams;
-    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 
     let dir = tempfile::tempdir().unwrap();
     let mount = dir.path().join("small");
@@ -528,25 +593,7 @@ fn regression_a_full_disk_was_reported_after_the_client_was_told_the_write_succe
             &dir.path().join("emulator.log"),
         );
         let mut port = SerialTransport::open(emulator.port(), 115_200).unwrap();
-        let mut decoder = SlipDecoder::new();
-        // Sends a command; true if its reply arrives before the port goes quiet or away.
-        let mut answered = |command: &Request| {
-            port.write_all(&slip::encode_to_vec(&command.to_bytes()))
-                .unwrap();
-            let mut buffer = [0u8; 256];
-            loop {
-                let count = port.read(&mut buffer, Duration::from_secs(3)).unwrap_or(0);
-                if count == 0 {
-                    return false;
-                }
-                let replied = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
-                    matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(command.opcode() as u8)))
-                });
-                if replied {
-                    return true;
-                }
-            }
-        };
+        let mut answered = |command: &Request| answered(&mut port, command);
         assert!(
             answered(&Request::Sync),
             "SYNC changes nothing and is answered"
