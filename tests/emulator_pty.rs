@@ -494,7 +494,7 @@ fn answered(port: &mut esp_flasher::transport::SerialTransport, command: &Reques
     use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
     // A server that stops while the bytes drain makes the write fail: no answer either.
     if port
-        .write_all(&slip::encode_to_vec(&command.to_bytes()))
+        .write_all(&slip::encode_to_vec(&command.to_bytes().unwrap()))
         .is_err()
     {
         return false;
@@ -638,7 +638,7 @@ fn answers_sync(port: &str) -> bool {
     use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
     let mut line = SerialTransport::open(port, 115_200).unwrap();
     line.discard_input().unwrap();
-    line.write_all(&slip::encode_to_vec(&Request::Sync.to_bytes()))
+    line.write_all(&slip::encode_to_vec(&Request::Sync.to_bytes().unwrap()))
         .unwrap();
     let mut decoder = SlipDecoder::new();
     let mut buffer = [0u8; 4096];
@@ -686,7 +686,7 @@ fn flooding_every_queue_keeps_the_emulator_under_64_mb_and_serving() {
     let flash = dir.path().join("flash.bin");
     fs::write(&flash, vec![0xFF; 256 * KIB]).unwrap();
     // Replies nobody reads: 2 MB of SYNCs, 8 replies each.
-    let sync = slip::encode_to_vec(&Request::Sync.to_bytes());
+    let sync = slip::encode_to_vec(&Request::Sync.to_bytes().unwrap());
     let syncs = sync.repeat(2 * 1024 * KIB / sync.len());
     // One frame that never ends: 50 MB.
     let mut endless = vec![0xC0];
@@ -705,7 +705,9 @@ fn flooding_every_queue_keeps_the_emulator_under_64_mb_and_serving() {
         .collect();
     let registers: Vec<u8> = writes
         .chunks(64)
-        .flat_map(|chunk| slip::encode_to_vec(&Request::WriteReg(chunk.to_vec()).to_bytes()))
+        .flat_map(|chunk| {
+            slip::encode_to_vec(&Request::WriteReg(chunk.to_vec()).to_bytes().unwrap())
+        })
         .collect();
 
     for realtime in [false, true] {
