@@ -137,7 +137,8 @@ fn an_interrupted_backup_removes_its_temporary_files() {
         .iter()
         .enumerate()
     {
-        let seed = format!("emu:1MB,seed={}", round + 10);
+        // 4MB: the files take long enough to write for the signal to fall among them.
+        let seed = format!("emu:4MB,seed={}", round + 10);
         let mut child = spawn(dir.path(), &["--port", &seed, "backup", "b.bin"]);
         let writing = wait_for_temporary(dir.path(), &mut child);
         signal(&child, name);
@@ -169,6 +170,7 @@ fn an_interrupted_backup_removes_its_temporary_files() {
         );
         old = read;
     }
+    eprintln!("{interrupted_while_writing} of 6 signals arrived while the files were written");
     assert!(
         interrupted_while_writing > 0,
         "no signal arrived while the files were written"
