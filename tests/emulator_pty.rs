@@ -464,3 +464,285 @@ fn regression_kill_9_lost_blocks_the_chip_had_acknowledged() {
         "bytes before the write"
     );
 }
+
+/// Mounts a tmpfs of `size` at `mount` (root only); false where that cannot be done.
+fn mount_tmpfs(mount: &Path, size: &str) -> bool {
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(mount)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): this full-disk test does not run");
+    }
+    mounted
+}
+
+/// Fills the file system of `folder` with a file of zeros until a write fails.
+fn fill(folder: &Path) {
+    let mut filler = fs::File::create(folder.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 * KIB];
+    while filler.write_all(&chunk).is_ok() {}
+    // The last partial chunk may sit in no block yet: fill byte by byte.
+    while filler.write_all(&[0]).is_ok() {}
+}
+
+/// Sends `command`; true if its reply arrives before the port goes quiet (3 s) or away.
+fn answered(port: &mut esp_flasher::transport::SerialTransport, command: &Request) -> bool {
+    use esp_flasher::transport::Transport;
+    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+    // A server that stops while the bytes drain makes the write fail: no answer either.
+    if port
+        .write_all(&slip::encode_to_vec(&command.to_bytes().unwrap()))
+        .is_err()
+    {
+        return false;
+    }
+    let mut decoder = SlipDecoder::new();
+    let mut buffer = [0u8; 256];
+    loop {
+        let count = port.read(&mut buffer, Duration::from_secs(3)).unwrap_or(0);
+        if count == 0 {
+            return false;
+        }
+        let replied = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
+            matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(command.opcode() as u8)))
+        });
+        if replied {
+            return true;
+        }
+    }
+}
+
+/// The same without root: the library's server with a persist hook that finds the disk full
+/// as soon as the flash has changed. The change is never acknowledged and the server stops
+/// with the disk's error.
+#[test]
+fn a_persist_hook_that_fails_stops_the_server_before_the_reply() {
+    use esp_flasher::transport::SerialTransport;
+    use esp_protocol::packet::BeginParams;
+
+    let _ptys = PtyUse::shared();
+    let options = PtyOptions {
+        persist: Some(Box::new(|flash: &mut SpiFlash| {
+            match flash.dirty_sectors().next() {
+                Some(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "No space left on device",
+                )),
+                None => Ok(()),
+            }
+        })),
+        ..PtyOptions::default()
+    };
+    let flash = SpiFlash::blank(256 * KIB).unwrap();
+    let server = PtyServer::start(DeviceConfig::default(), flash, options).unwrap();
+    let mut port = SerialTransport::open(server.slave_path().to_str().unwrap(), 115_200).unwrap();
+    assert!(answered(&mut port, &Request::Sync));
+    let begin = Request::FlashBegin(BeginParams {
+        size: 0x1000,
+        blocks: 1,
+        block_size: 0x1000,
+        offset: 0,
+        encrypted: None,
+    });
+    assert!(!answered(&mut port, &begin), "the erase was acknowledged");
+    let Err(error) = server.stop() else {
+        panic!("the server went on after the disk refused a change");
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+}
+
+/// A full disk under the flash file: the emulator said "Hash of data verified" to esptool and
+/// only then exited with part of the data saved. Now the write that fails stops it before any
+/// reply to the command that changed the flash; and a new flash file that cannot be created
+/// whole is not left behind.
+#[test]
+fn regression_a_full_disk_was_reported_after_the_client_was_told_the_write_succeeded() {
+    use esp_flasher::transport::SerialTransport;
+    use esp_protocol::packet::BeginParams;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    fs::create_dir(&mount).unwrap();
+    if !mount_tmpfs(&mount, "512k") {
+        return;
+    }
+    // A flash file whose blocks are not allocated yet (sparse zeros): writing into it needs
+    // space, as on a sparse copy or a copy-on-write file system.
+    let flash = mount.join("flash.bin");
+    fs::File::create(&flash)
+        .unwrap()
+        .set_len(256 * KIB as u64)
+        .unwrap();
+    fill(&mount);
+    let result = std::panic::catch_unwind(|| {
+        let created = Command::new(binary("esp-emulator"))
+            .args(["--flash", path_arg(&mount.join("new.bin")), "--size", "1MB"])
+            .output()
+            .unwrap();
+        assert!(!created.status.success());
+        assert!(
+            !mount.join("new.bin").exists(),
+            "a truncated new flash file was left"
+        );
+
+        let emulator = Emulator::spawn(
+            &["--flash", path_arg(&flash)],
+            &dir.path().join("emulator.log"),
+        );
+        let mut port = SerialTransport::open(emulator.port(), 115_200).unwrap();
+        let mut answered = |command: &Request| answered(&mut port, command);
+        assert!(
+            answered(&Request::Sync),
+            "SYNC changes nothing and is answered"
+        );
+        // FLASH_BEGIN erases (changes) the sectors it will write: that change cannot be kept.
+        let begun = answered(&Request::FlashBegin(BeginParams {
+            size: 0x4000,
+            blocks: 4,
+            block_size: 0x1000,
+            offset: 0,
+            encrypted: None,
+        }));
+        assert!(
+            !begun,
+            "the chip acknowledged an erase the disk could not keep"
+        );
+        let (status, stderr) = emulator.terminate();
+        assert!(!status.success(), "{stderr}");
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+    });
+    let unmounted = Command::new("umount").arg(&mount).status();
+    assert!(unmounted.is_ok_and(|status| status.success()));
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The emulator's peak resident memory (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> usize {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * KIB
+}
+
+/// Opens the pty, sends SYNC and reads until its reply: the emulator serves a new session.
+fn answers_sync(port: &str) -> bool {
+    use esp_flasher::transport::{SerialTransport, Transport};
+    use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+    let mut line = SerialTransport::open(port, 115_200).unwrap();
+    line.discard_input().unwrap();
+    line.write_all(&slip::encode_to_vec(&Request::Sync.to_bytes().unwrap()))
+        .unwrap();
+    let mut decoder = SlipDecoder::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let count = line.read(&mut buffer, Duration::from_secs(1)).unwrap_or(0);
+        let synced = decoder.feed_to_vec(&buffer[..count]).iter().any(|event| {
+            matches!(event, SlipEvent::Frame(frame) if frame.get(1) == Some(&(Request::Sync.opcode() as u8)))
+        });
+        if synced {
+            return true;
+        }
+    }
+    false
+}
+
+/// Writes each flood to the pty in 64 KiB pieces, stopping at the first write that fails (a
+/// full queue pushes back until the port's write timeout); returns the bytes written.
+fn flood(port: &str, floods: Vec<Vec<u8>>) -> usize {
+    use esp_flasher::transport::{SerialTransport, Transport};
+    let mut line = SerialTransport::open(port, 115_200).unwrap();
+    let mut written = 0;
+    for piece in floods.iter().flat_map(|flood| flood.chunks(64 * KIB)) {
+        if line.write_all(piece).is_err() {
+            break;
+        }
+        written += piece.len();
+    }
+    written
+}
+
+/// Floods every bounded queue of the emulator, never reading: replies (the output backlog),
+/// host bytes (an unterminated frame; the realtime input queue) and the register file
+/// (WRITE_REG to every undecoded register address). The peak RSS stays under 64 MB, and the
+/// next client is answered. Before the bounds: READ_FLASH windows took RSS to 313 MB,
+/// WRITE_REG to 6M addresses added 74 MB, a 50 MB input grew the input queue.
+#[test]
+fn flooding_every_queue_keeps_the_emulator_under_64_mb_and_serving() {
+    use esp_emulator::machine::MAX_UNKNOWN_REGISTERS;
+    use esp_protocol::packet::RegisterWrite;
+    use esp_protocol::slip;
+
+    const LIMIT: usize = 64 * 1024 * KIB;
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    fs::write(&flash, vec![0xFF; 256 * KIB]).unwrap();
+    // Replies nobody reads: 2 MB of SYNCs, 8 replies each.
+    let sync = slip::encode_to_vec(&Request::Sync.to_bytes().unwrap());
+    let syncs = sync.repeat(2 * 1024 * KIB / sync.len());
+    // One frame that never ends: 50 MB.
+    let mut endless = vec![0xC0];
+    endless.resize(50 * 1024 * KIB, 0x55);
+    // WRITE_REG to 8 times as many undecoded register addresses as the store keeps, 64 a
+    // packet (the WRITE_REG path takes about 150 µs a write here, so not all 250,000).
+    let writes: Vec<RegisterWrite> = (0x3FF0_1000u32..0x3FFE_8000)
+        .step_by(4)
+        .take(8 * MAX_UNKNOWN_REGISTERS)
+        .map(|address| RegisterWrite {
+            address,
+            value: address,
+            mask: u32::MAX,
+            delay_us: 0,
+        })
+        .collect();
+    let registers: Vec<u8> = writes
+        .chunks(64)
+        .flat_map(|chunk| {
+            slip::encode_to_vec(&Request::WriteReg(chunk.to_vec()).to_bytes().unwrap())
+        })
+        .collect();
+
+    for realtime in [false, true] {
+        let mut args = vec!["--flash", path_arg(&flash)];
+        if realtime {
+            // At 115200 baud the line takes 11.5 KB/s: the input queue fills at once.
+            args.push("--realtime");
+        }
+        let emulator = Emulator::spawn(&args, &dir.path().join("emulator.log"));
+        let floods = match realtime {
+            false => vec![syncs.clone(), endless.clone(), registers.clone()],
+            true => vec![endless.clone()],
+        };
+        let total: usize = floods.iter().map(Vec::len).sum();
+        let written = flood(emulator.port(), floods);
+        assert!(
+            realtime || written == total,
+            "the emulator stopped reading after {written} of {total} bytes"
+        );
+        let peak = peak_rss(emulator.pid());
+        assert!(
+            peak < LIMIT,
+            "realtime {realtime}: peak RSS {} MB",
+            peak / (1024 * KIB)
+        );
+        assert!(
+            answers_sync(emulator.port()),
+            "realtime {realtime}: the next client"
+        );
+        let (status, stderr) = emulator.terminate();
+        assert!(status.success(), "{stderr}");
+        eprintln!(
+            "realtime {realtime}: {} MB sent, peak RSS {:.1} MB",
+            written / (1024 * KIB),
+            peak as f64 / (1024 * KIB) as f64
+        );
+    }
+}

@@ -23,12 +23,15 @@ Ports:
                                     and --baud, as with esptool
   --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
                                     the built-in virtual ESP8266: a Sonoff-like sample flash each
-                                    run, or loaded from and saved back to PATH (a new PATH starts
-                                    with the sample firmware). A model of a stub answers; with
-                                    stub=run its CPU runs the stub uploaded to it (--stub-file,
-                                    else an installed esptool's)
+                                    run (firmware at 0x0, SDK settings at the end; not blank),
+                                    or loaded from and saved back to PATH (a new PATH starts
+                                    with that sample). Its CPU runs the uploaded stub
+                                    (flashlab's own, or --stub-file); stub=model answers with
+                                    a model of a stub instead
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
-                                    adapters first), else the virtual ESP8266
+                                    adapters first); with none, commands that
+                                    only read use the virtual ESP8266 and say so, and commands
+                                    that change the flash fail (give --port emu: to mean it)
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
 
@@ -200,7 +203,7 @@ pub enum Command {
     Version,
     /// Save the whole flash and a .json record of the chip to FILE
     Backup(BackupArgs),
-    /// Write a backup made by `backup` back to the chip
+    /// Write a backup made by `backup`, or a plain firmware image, back to the chip at 0x0
     Restore(RestoreArgs),
 }
 
@@ -425,7 +428,10 @@ pub struct RestoreArgs {
     /// Header flash parameters to write the image's header with
     #[command(flatten)]
     pub params: FlashParamArgs,
-    /// A flash image made by `backup` (its FILE.json record is read too)
+    /// Write even if the record names another chip or flash, or the image's header does not fit the chip
+    #[arg(long)]
+    pub force: bool,
+    /// A flash image made by `backup` (its FILE.json record is read too), or a plain firmware image
     pub file: PathBuf,
 }
 

@@ -189,7 +189,7 @@ pub enum Error {
     },
 
     /// The flash's addresses wrap: less memory is present than its ID claims.
-    #[error("the flash ID claims {} but the chip's addresses wrap every {}: only {} is really there, so a {} backup would hold the same {} {} times", size_name((*.claimed).into()), size_name((*.real).into()), size_name((*.real).into()), size_name((*.claimed).into()), size_name((*.real).into()), .claimed / .real)]
+    #[error("the flash ID claims {} but the chip's addresses wrap every {}: only {} is really there, and reading or writing past {:#x} reaches 0x0 again", size_name((*.claimed).into()), size_name((*.real).into()), size_name((*.real).into()), .real)]
     FlashWraps {
         /// Bytes the JEDEC ID claims.
         claimed: u32,
@@ -264,6 +264,15 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+
+    /// The image does not fit the connected chip in ways `--force` may override.
+    #[error("{path} does not fit this chip: {}", .mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    RestoreMismatch {
+        /// The image.
+        path: PathBuf,
+        /// What does not fit.
+        mismatches: Vec<crate::backup::Mismatch>,
     },
 
     /// A backup record that could not be used.

@@ -21,6 +21,7 @@ pub mod connection;
 #[cfg(feature = "emulator")]
 pub mod emulator_transport;
 pub mod error;
+pub mod files;
 pub mod flasher;
 pub mod ops;
 pub mod progress;

@@ -30,12 +30,37 @@ fn main() -> ExitCode {
         }
     };
     let out = Output::new(cli.connect.trace);
+    remove_temporaries_on_interrupt();
     match cmd::run(&cli, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             error.print(&out);
             error.exit_code()
         }
+    }
+}
+
+/// On Ctrl-C, SIGTERM or SIGHUP (Ctrl-C and closing the console on Windows): removes the
+/// temporary files of any write not yet committed, waiting for a commit in progress, and
+/// exits 130. Without it the process would die and leave them behind.
+fn remove_temporaries_on_interrupt() {
+    let installed = ctrlc::set_handler(|| {
+        let removed = esp_flasher::files::remove_unfinished();
+        match removed.is_empty() {
+            true => eprintln!("Interrupted."),
+            false => eprintln!(
+                "Interrupted: removed the unfinished {}; nothing was replaced.",
+                removed
+                    .iter()
+                    .map(|path| format!("'{}'", path.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        std::process::exit(130);
+    });
+    if let Err(error) = installed {
+        eprintln!("Warning: cannot catch Ctrl-C ({error}); an interrupted write may leave a .esp-flasher.tmp file");
     }
 }
 

@@ -196,6 +196,16 @@ pub enum Warning {
         /// Where the write starts again (a sector boundary at or before the failed block).
         resume: u32,
     },
+    /// Without a stub the flash's real size cannot be measured, so a fake chip whose
+    /// addresses wrap would go unnoticed.
+    RealSizeUnchecked,
+    /// A backup read from the built-in virtual chip is being written to a board.
+    VirtualBackup {
+        /// The `emu:` port it was read from.
+        emu: String,
+    },
+    /// A mismatch between the image and the chip that `--force` let through.
+    Forced(crate::backup::Mismatch),
     /// The backup was taken from another chip.
     DifferentChip {
         /// MAC recorded in the backup.
@@ -233,6 +243,16 @@ impl std::fmt::Display for Warning {
                 f,
                 "the line corrupted the block written at about {address:#010x}; writing again from {resume:#010x}"
             ),
+            Warning::RealSizeUnchecked => f.write_str(
+                "the ROM loader cannot check that the flash is as large as its ID claims (a stub can); \
+                 on a fake chip a write past its real size overwrites the start",
+            ),
+            Warning::VirtualBackup { emu } => write!(
+                f,
+                "this backup was read from the built-in virtual ESP8266 ({emu}), not from a board: \
+                 it holds sample contents, not a firmware of yours"
+            ),
+            Warning::Forced(mismatch) => write!(f, "{mismatch} (written anyway: --force)"),
             Warning::DifferentChip { recorded_mac, connected_mac } => write!(
                 f,
                 "the backup was taken from the chip with MAC {recorded_mac}, this one is {connected_mac}"

@@ -155,6 +155,9 @@ fn help_documents_exit_codes_and_ports() {
         .says("1  the operation failed")
         .says("2  usage error");
     run.says("emu:").says("--stub-file").says("write-flash");
+    // The sample flash is described as it is: not blank.
+    run.says("firmware at 0x0, SDK settings at the end; not blank")
+        .says("change the flash fail (give --port emu: to mean it)");
     flasher(dir.path(), &["write_flash", "--help"])
         .expect(0)
         .says("--flash-size");
@@ -508,8 +511,24 @@ fn restore_warns_about_size_mismatch_and_esp8285_flash_mode() {
             "small-backup.bin",
         ],
     )
+    .expect(1);
+    run.warns("does not fit this chip: the backup was read from flash ID ef4014, but this chip's flash is ef4016")
+        .warns("add --force to write it anyway");
+    let run = flasher_with_stub(
+        dir.path(),
+        &[
+            "--port",
+            "emu:4MB,file=big.bin",
+            "restore",
+            "--force",
+            "small-backup.bin",
+        ],
+    )
     .expect(0);
-    run.warns("Warning:").warns("-fs 1MB").warns("SDK");
+    run.warns("Warning:")
+        .warns("-fs 1MB")
+        .warns("SDK")
+        .warns("(written anyway: --force)");
 
     let run = flasher_with_stub(
         dir.path(),
@@ -517,6 +536,7 @@ fn restore_warns_about_size_mismatch_and_esp8285_flash_mode() {
             "--port",
             "emu:1MB,chip=esp8285",
             "restore",
+            "--force",
             "-fm",
             "qio",
             "small-backup.bin",
@@ -621,6 +641,79 @@ fn without_a_port_a_serial_port_or_the_virtual_chip_is_used() {
     } else {
         run.says("serial port(s):");
     }
+}
+
+/// True when this machine has no serial port, so that a command without --port meets the
+/// no-board case (the machines the tests run on have none; a developer's may).
+fn no_serial_port_here(dir: &Path) -> bool {
+    let found = flasher(dir, &["chip_id"])
+        .stdout
+        .contains("No serial port found");
+    if !found {
+        eprintln!("a serial port is present: the no-board case cannot be reached on this machine");
+    }
+    found
+}
+
+/// With no board attached, `write_flash 0x0 x.bin` ran on the built-in virtual chip and
+/// exited 0: a script's `&& echo flashed` passed without hardware.
+#[test]
+fn regression_commands_that_change_the_flash_ran_on_the_virtual_chip_without_a_board() {
+    let dir = temp();
+    if !no_serial_port_here(dir.path()) {
+        return;
+    }
+    fs::write(dir.path().join("x.bin"), firmware_image(0x2000, 3)).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("write_flash", &["write_flash", "0x0", "x.bin"]),
+        ("erase_flash", &["erase_flash"]),
+        ("erase_region", &["erase_region", "0x0", "0x1000"]),
+        ("write_flash_status", &["write_flash_status", "0"]),
+        ("write_mem", &["write_mem", "0x3ffe8000", "1"]),
+        ("restore", &["restore", "--force", "x.bin"]),
+    ];
+    for (command, args) in cases {
+        let run = flasher(dir.path(), args).expect(1);
+        run.warns(&format!(
+            "no board found (serial ports found: none): {command} changes the flash"
+        ))
+        .warns("--port emu:4MB");
+        assert!(
+            !run.stdout.contains("Virtual ESP8266")
+                && !run.stdout.contains("Hash of data verified"),
+            "{command} reached the virtual chip: {run:?}"
+        );
+    }
+}
+
+/// The README's first command: with no board, `backup` runs on the virtual chip, says so in
+/// its output and in the record, and exits 0.
+#[test]
+fn the_readme_first_backup_runs_on_the_named_virtual_chip_and_its_record_says_so() {
+    let dir = temp();
+    if !no_serial_port_here(dir.path()) {
+        return;
+    }
+    flasher(dir.path(), &["backup", "sonoff-backup.bin"])
+        .expect(0)
+        .says("No serial port found: using the built-in virtual ESP8266 (emu:4MB)")
+        .says("Hash of data verified.")
+        .says("(the built-in virtual ESP8266EX (emu:4MB), MAC");
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("sonoff-backup.bin.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["virtual"], true);
+    assert_eq!(record["emu"], "emu:4MB");
+}
+
+#[test]
+fn a_backup_from_an_emu_port_names_that_port_in_its_record() {
+    let dir = temp();
+    flasher(dir.path(), &["--port", "emu:1MB,seed=3", "backup", "b.bin"]).expect(0);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("b.bin.json")).unwrap()).unwrap();
+    assert_eq!(record["virtual"], true);
+    assert_eq!(record["emu"], "emu:1MB,seed=3");
 }
 
 #[test]
@@ -815,4 +908,44 @@ fn regression_emu_file_of_no_flash_size_was_rewritten_as_a_flash_image() {
         .expect(2)
         .warns("fw.bin is 256KB but the port asks for 1MB");
     assert_eq!(fs::read(&firmware).unwrap().len(), 256 * 1024);
+}
+
+/// On an erased fake chip (the ID says 4MB, 1MB is there) `write_flash 0x100000` reported
+/// "Hash of data verified" while it overwrote 0x0: the wrap test gave up on erased flash.
+#[test]
+fn regression_a_write_past_the_real_size_of_an_erased_fake_chip_overwrote_0x0() {
+    let dir = temp();
+    fs::write(dir.path().join("blank.bin"), vec![0xFF; 4 * MB]).unwrap();
+    fs::write(dir.path().join("fw.bin"), firmware_image(0x2000, 9)).unwrap();
+    let port = "emu:file=blank.bin,fault=fake-size:real=1MB";
+    for args in [
+        &["write_flash", "0x100000", "fw.bin"][..],
+        &["read_flash", "0x0", "ALL", "all.bin"],
+        &["verify_flash", "0x100000", "fw.bin"],
+        &["erase_region", "0x100000", "0x1000"],
+        &["backup", "b.bin"],
+    ] {
+        let run = flasher(dir.path(), &[&["--port", port][..], args].concat()).expect(1);
+        run.warns("the flash ID claims 4MB but the chip's addresses wrap every 1MB: only 1MB is really there")
+            .warns("nothing was read or written past its real size");
+        assert!(
+            !run.stdout.contains("Hash of data verified"),
+            "{args:?}: {run:?}"
+        );
+    }
+    let flash = fs::read(dir.path().join("blank.bin")).unwrap();
+    // Saving the virtual fake chip wrote back only its real 1MB, shrinking the file.
+    assert_eq!(flash.len(), 4 * MB, "the flash file changed size");
+    assert!(
+        flash.iter().all(|&byte| byte == 0xFF),
+        "the flash changed (the probe's marker, or a wrapped write)"
+    );
+    assert!(!dir.path().join("all.bin").exists() && !dir.path().join("b.bin").exists());
+    // Within the real size, the same chip is written as usual.
+    flasher(
+        dir.path(),
+        &["--port", port, "write_flash", "0x80000", "fw.bin"],
+    )
+    .expect(0)
+    .says("Hash of data verified.");
 }

@@ -10,8 +10,9 @@ use esp_emulator::faults::LinkFaults;
 use esp_emulator::flash::{FlashOptions, SpiFlash};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::firmware_image;
-use esp_flasher::backup::{self, record_path, BackupRecord};
+use esp_flasher::backup::{self, record_path, BackupRecord, Mismatch, RestoreOptions};
 use esp_flasher::ops::baud::{lower_rate, AUTO_BAUD_RATES};
+use esp_flasher::ops::size_probe::{real_size_limit, wrap_size};
 use esp_flasher::progress::{Operation, RetryReason};
 use esp_flasher::{
     BeforeReset, ChipKind, ConnectOptions, EmulatorTransport, Error, Event, EventLog, Flasher,
@@ -628,7 +629,7 @@ fn backup_writes_the_image_and_its_record() {
     let (mut flasher, _) = connect(filled(contents.clone()), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    let record = backup::backup(&mut flasher, &path).unwrap();
+    let record = backup::backup(&mut flasher, &path, None).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
     let saved: BackupRecord =
         serde_json::from_str(&std::fs::read_to_string(record_path(&path)).unwrap()).unwrap();
@@ -656,7 +657,7 @@ fn backup_resumes_after_a_short_read() {
     let (mut flasher, log) = connect_to(transport, true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    backup::backup(&mut flasher, &path).unwrap();
+    backup::backup(&mut flasher, &path, None).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
     assert!(
         matches!(retries(&log)[..], [RetryReason::ShortFrame { .. }]),
@@ -681,7 +682,7 @@ fn backup_resumes_after_a_timeout() {
     let (mut flasher, log) = connect_to(transport, true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    backup::backup(&mut flasher, &path).unwrap();
+    backup::backup(&mut flasher, &path, None).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
     assert_eq!(retries(&log), vec![RetryReason::Timeout]);
 }
@@ -712,7 +713,8 @@ fn bit_flips_at_1e_5_a_backup_still_completes_with_any_seed() {
         let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("board.bin");
-        backup::backup(&mut flasher, &path).unwrap_or_else(|error| panic!("seed {seed}: {error}"));
+        backup::backup(&mut flasher, &path, None)
+            .unwrap_or_else(|error| panic!("seed {seed}: {error}"));
         assert!(std::fs::read(&path).unwrap() == contents, "seed {seed}");
         assert!(!retries(&log).is_empty(), "seed {seed}: no retry at all");
     }
@@ -739,7 +741,7 @@ fn a_disconnect_mid_backup_leaves_no_file_under_the_final_name() {
     let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    let error = backup::backup(&mut flasher, &path).unwrap_err();
+    let error = backup::backup(&mut flasher, &path, None).unwrap_err();
     // The message names the block being read when the cable was pulled.
     let Error::ReadInterrupted {
         address,
@@ -795,10 +797,168 @@ fn restore_writes_a_backup_back() {
     let (mut flasher, _) = connect(filled(contents.clone()), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    backup::backup(&mut flasher, &path).unwrap();
+    backup::backup(&mut flasher, &path, None).unwrap();
     flasher.erase_flash().unwrap();
-    backup::restore(&mut flasher, &path, &WriteOptions::default()).unwrap();
+    backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap();
     assert_eq!(flash_contents(&flasher), &contents[..]);
+}
+
+fn warnings(log: &EventLog) -> Vec<Warning> {
+    log.events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Warning(warning) => Some(warning),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An "ESP32-S3" record restored onto an ESP8266 with no word of warning.
+#[test]
+fn regression_a_record_of_another_chip_and_flash_restored_silently() {
+    let contents = sample_flash(MB);
+    let (mut flasher, log) = connect(filled(contents.clone()), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    let mut record = backup::backup(&mut flasher, &path, None).unwrap();
+    record.chip = "ESP32-S3".into();
+    record.flash_jedec_id = 0xC84017;
+    std::fs::write(record_path(&path), serde_json::to_string(&record).unwrap()).unwrap();
+    flasher.erase_flash().unwrap();
+    let error = backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap_err();
+    let Error::RestoreMismatch { mismatches, .. } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(mismatches.len(), 2, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("read from an ESP32-S3, but this chip is an ESP8266EX"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("flash ID c84017"), "{error}");
+    assert!(
+        flash_contents(&flasher).iter().all(|&byte| byte == 0xFF),
+        "written before refusing"
+    );
+    let forced = RestoreOptions {
+        force: true,
+        ..RestoreOptions::default()
+    };
+    backup::restore(&mut flasher, &path, &forced).unwrap();
+    assert_eq!(flash_contents(&flasher), &contents[..]);
+    let forced_warnings = warnings(&log)
+        .into_iter()
+        .filter(|warning| matches!(warning, Warning::Forced(_)))
+        .count();
+    assert_eq!(forced_warnings, 2);
+}
+
+#[test]
+fn a_virtual_chips_backup_written_to_a_board_is_warned_about() {
+    let (mut flasher, log) = connect(filled(sample_flash(MB)), true);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("board.bin");
+    let record = backup::backup(&mut flasher, &path, Some("emu:1MB")).unwrap();
+    assert!(record.from_virtual_chip);
+    assert_eq!(record.emu.as_deref(), Some("emu:1MB"));
+    let to_virtual = RestoreOptions {
+        to_virtual_chip: true,
+        ..RestoreOptions::default()
+    };
+    backup::restore(&mut flasher, &path, &to_virtual).unwrap();
+    assert!(!warnings(&log)
+        .iter()
+        .any(|w| matches!(w, Warning::VirtualBackup { .. })));
+    backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap();
+    assert!(warnings(&log).contains(&Warning::VirtualBackup {
+        emu: "emu:1MB".into()
+    }));
+}
+
+/// A tutorial's plain image (no .json record): restored when its header fits the chip, and
+/// refused, naming what does not fit, until --force or a matching -fs.
+#[test]
+fn a_foreign_image_is_checked_by_its_header_and_needs_force_only_where_it_does_not_fit() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("image1M.bin");
+    let mut image = firmware_image(0x8000, 5);
+    image[2] = FlashMode::Dout as u8;
+    image[3] = 0x20; // 1MB, 40m
+    std::fs::write(&path, &image).unwrap();
+    let (mut flasher, _) = connect(blank(4 * MB), true);
+    backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap();
+    assert_eq!(&flash_contents(&flasher)[..image.len()], &image[..]);
+
+    // The header says 4MB, the chip has 1MB.
+    image[3] = 0x40;
+    std::fs::write(&path, &image).unwrap();
+    let (mut flasher, _) = connect(blank(MB), true);
+    let error = backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(&error, Error::RestoreMismatch { mismatches, .. }
+            if mismatches == &[Mismatch::HeaderSizeTooLarge { header: 4 * MB as u32, flash: MB as u32 }]),
+        "{error}"
+    );
+    assert!(error.to_string().contains("give -fs 1MB"), "{error}");
+    let with_size = RestoreOptions {
+        write: WriteOptions {
+            header: HeaderParams {
+                size: HeaderSize::Set(FlashSize::Size1M),
+                ..HeaderParams::default()
+            },
+            ..WriteOptions::default()
+        },
+        ..RestoreOptions::default()
+    };
+    backup::restore(&mut flasher, &path, &with_size).unwrap();
+    assert_eq!(flash_contents(&flasher)[3], 0x20);
+
+    // Not an image at all: refused, then written with --force.
+    std::fs::write(&path, [0u8; 0x2000]).unwrap();
+    let (mut flasher, _) = connect(blank(MB), true);
+    let error = backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("first byte 0x00, not 0xe9"),
+        "{error}"
+    );
+    assert_eq!(flash_contents(&flasher)[0], 0xFF);
+    let forced = RestoreOptions {
+        force: true,
+        ..RestoreOptions::default()
+    };
+    backup::restore(&mut flasher, &path, &forced).unwrap();
+    assert_eq!(&flash_contents(&flasher)[..0x2000], &[0u8; 0x2000][..]);
+}
+
+#[test]
+fn a_foreign_qio_image_needs_force_or_dout_on_an_esp8285() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("fw.bin");
+    let mut image = firmware_image(0x4000, 6);
+    image[2] = FlashMode::Qio as u8;
+    image[3] = 0x20;
+    std::fs::write(&path, &image).unwrap();
+    let transport =
+        EmulatorTransport::new(device(blank(MB), Chip::Esp8285, DeviceFaults::default()));
+    let (mut flasher, _) = connect_to(transport, true);
+    let error = backup::restore(&mut flasher, &path, &RestoreOptions::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("needs dout (give -fm dout)"),
+        "{error}"
+    );
+    let dout = RestoreOptions {
+        write: WriteOptions {
+            header: HeaderParams {
+                mode: Some(FlashMode::Dout),
+                ..HeaderParams::default()
+            },
+            ..WriteOptions::default()
+        },
+        ..RestoreOptions::default()
+    };
+    backup::restore(&mut flasher, &path, &dout).unwrap();
+    assert_eq!(flash_contents(&flasher)[2], FlashMode::Dout as u8);
 }
 
 #[test]
@@ -808,7 +968,7 @@ fn restore_warns_about_a_bigger_flash_and_a_non_dout_image_on_an_esp8285() {
     let (mut source, _) = connect(filled(contents.clone()), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    backup::backup(&mut source, &path).unwrap();
+    backup::backup(&mut source, &path, None).unwrap();
 
     let transport = EmulatorTransport::new(device(
         blank(2 * MB),
@@ -816,7 +976,12 @@ fn restore_warns_about_a_bigger_flash_and_a_non_dout_image_on_an_esp8285() {
         DeviceFaults::default(),
     ));
     let (mut target, log) = connect_to(transport, true);
-    backup::restore(&mut target, &path, &WriteOptions::default()).unwrap();
+    // Another chip and flash: restored only with --force, each mismatch then a warning.
+    let forced = RestoreOptions {
+        force: true,
+        ..RestoreOptions::default()
+    };
+    backup::restore(&mut target, &path, &forced).unwrap();
     let warnings: Vec<Warning> = log
         .events()
         .into_iter()
@@ -1039,7 +1204,7 @@ fn regression_lost_read_reply_does_not_step_the_baud_down() {
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
-    backup::backup(&mut flasher, &path).unwrap();
+    backup::backup(&mut flasher, &path, None).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), contents);
     assert_eq!(retries(&log), vec![RetryReason::Timeout]);
     assert_eq!(
@@ -1401,7 +1566,7 @@ fn regression_fake_flash_size_is_detected_by_backup_without_writing() {
     let (mut flasher, _) = connect(flash_with(options, contents), true);
     let before = flash_contents(&flasher).to_vec();
     let directory = tempfile::tempdir().unwrap();
-    let error = backup::backup(&mut flasher, &directory.path().join("b.bin")).unwrap_err();
+    let error = backup::backup(&mut flasher, &directory.path().join("b.bin"), None).unwrap_err();
     assert!(
         matches!(
             error,
@@ -1419,15 +1584,50 @@ fn regression_fake_flash_size_is_detected_by_backup_without_writing() {
 #[test]
 fn genuine_and_erased_flash_do_not_count_as_wrapping() {
     let (mut flasher, _) = connect(filled(sample_flash(4 * MB)), true);
-    assert_eq!(
-        backup::wrap_size(&mut flasher, 4 * MB as u32).unwrap(),
-        None
-    );
+    assert_eq!(wrap_size(&mut flasher, 4 * MB as u32).unwrap(), None);
     let (mut flasher, _) = connect(blank(4 * MB), true);
+    assert_eq!(wrap_size(&mut flasher, 4 * MB as u32).unwrap(), None);
+    // The marker the probe wrote into the erased flash is erased again.
+    assert!(flash_contents(&flasher).iter().all(|&byte| byte == 0xFF));
+}
+
+/// A blank fake 4MB chip that holds 1MB: the wrap test was skipped because sector 0 was
+/// erased, and a write at 0x100000 then landed on 0x0.
+#[test]
+fn regression_an_erased_fake_size_chip_was_not_probed_before_a_write_past_its_size() {
+    let options = FlashOptions {
+        physical_size: Some(MB),
+        ..FlashOptions::default()
+    };
+    let (mut flasher, _) = connect(flash_with(options, vec![0xFF; 4 * MB]), true);
     assert_eq!(
-        backup::wrap_size(&mut flasher, 4 * MB as u32).unwrap(),
-        None
+        wrap_size(&mut flasher, 4 * MB as u32).unwrap(),
+        Some(MB as u32)
     );
+    let error = real_size_limit(&mut flasher, (MB + SECTOR) as u64).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::FlashWraps {
+                claimed: 0x40_0000,
+                real: 0x10_0000
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("only 1MB is really there"),
+        "{error}"
+    );
+    assert!(real_size_limit(&mut flasher, MB as u64).is_ok());
+    assert!(
+        flash_contents(&flasher).iter().all(|&byte| byte == 0xFF),
+        "the probe left its marker"
+    );
+    let directory = tempfile::tempdir().unwrap();
+    let error = backup::backup(&mut flasher, &directory.path().join("b.bin"), None).unwrap_err();
+    assert!(matches!(error, Error::FlashWraps { .. }), "{error}");
+    assert!(files_in(directory.path()).is_empty());
 }
 
 #[test]

@@ -4,18 +4,20 @@ use std::rc::Rc;
 
 use esp_flasher::backup::{backup, record_path};
 
-use super::files::check_output;
+use super::files::{check_output, finish_interrupted_backup};
 use super::session::{with_chip, Stopwatch};
 use super::CmdError;
 use crate::cli::{BackupArgs, ConnectArgs};
 use crate::output::{rate, Output};
 
-/// Reads and checks the flash, then writes the image and its record.
+/// Reads and checks the flash, then writes the image and its record as one pair.
 pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
     check_output(&args.file)?;
+    finish_interrupted_backup(&args.file, out)?;
     with_chip(connect, out, |flasher, out| {
         let started = Stopwatch::start(flasher);
-        let record = backup(flasher, &args.file)?;
+        let virtual_port = flasher.transport().virtual_port().map(str::to_string);
+        let record = backup(flasher, &args.file, virtual_port.as_deref())?;
         let seconds = started.seconds(flasher);
         out.line(format!(
             "Read {} bytes from 0x00000000 in {seconds:.1} seconds{} to '{}'.",
@@ -24,10 +26,13 @@ pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result
             args.file.display()
         ));
         out.line("Hash of data verified.");
+        let origin = match &record.emu {
+            Some(emu) => format!("the built-in virtual {} ({emu})", record.chip),
+            None => record.chip.clone(),
+        };
         out.line(format!(
-            "Backup record: '{}' ({}, MAC {}, flash ID {:06x}, MD5 {}).",
+            "Backup record: '{}' ({origin}, MAC {}, flash ID {:06x}, MD5 {}).",
             record_path(&args.file).display(),
-            record.chip,
             record.mac,
             record.flash_jedec_id,
             record.md5

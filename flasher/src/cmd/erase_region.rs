@@ -2,9 +2,10 @@
 
 use std::rc::Rc;
 
+use esp_flasher::ops::size_probe::real_size_limit;
 use esp_protocol::rom_erase::SECTOR_SIZE;
 
-use super::session::{with_chip, Stopwatch};
+use super::session::{with_chip_to_change, Stopwatch};
 use super::CmdError;
 use crate::cli::{ConnectArgs, EraseRegionArgs};
 use crate::output::Output;
@@ -27,7 +28,9 @@ pub fn run(
             args.size
         )));
     }
-    with_chip(connect, out, |flasher, out| {
+    with_chip_to_change("erase_region", connect, out, |flasher, out| {
+        flasher.check_in_flash(args.address, args.size.into())?;
+        real_size_limit(flasher, u64::from(args.address) + u64::from(args.size))?;
         out.line("Erasing flash memory region (this may take a while depending on size)...");
         let started = Stopwatch::start(flasher);
         flasher.erase_region(args.address, args.size)?;

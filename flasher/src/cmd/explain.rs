@@ -44,8 +44,8 @@ impl From<Error> for CmdError {
                 sectors[0]
             )),
             Error::FlashWraps { real, .. } => Some(format!(
-                "The chip is fake or mislabelled: back up the real size with esp-flasher read_flash 0 {real:#x} FILE, \
-                 and write images for a {} flash (-fs {}).",
+                "The chip is fake or mislabelled: nothing was read or written past its real size. Back up what is there \
+                 with esp-flasher read_flash 0 {real:#x} FILE, and write images for a {} flash (-fs {}).",
                 size_name((*real).into()),
                 size_name((*real).into())
             )),
@@ -82,6 +82,15 @@ impl From<Error> for CmdError {
             ),
             Error::BadRecord { .. } => Some(
                 "restore needs FILE and FILE.json exactly as backup wrote them.".into(),
+            ),
+            Error::File { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Some(
+                "Free some space there and run the command again: nothing was replaced (a previous file or backup of \
+                 that name is as it was)."
+                    .into(),
+            ),
+            Error::RestoreMismatch { .. } => Some(
+                "Check that the image is meant for this board (a backup of this chip is); add --force to write it anyway."
+                    .into(),
             ),
             Error::UnsupportedChip { .. } => Some(
                 "esp-flasher handles the ESP8266 and ESP8285; use esptool for the ESP32 family.".into(),

@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use esp_flasher::backup::{finish_interrupted, Interrupted};
 use esp_flasher::ops::write::share_a_sector;
 
 use super::CmdError;
 use crate::cli::parse_u32;
+use crate::output::Output;
 
 /// A file to put at a flash address.
 #[derive(Debug)]
@@ -92,6 +94,28 @@ pub fn check_output(path: &Path) -> Result<(), CmdError> {
                 parent.display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// Settles what an interrupted backup of `image` left (finishing it, or removing its
+/// temporary files) and says what was done.
+pub fn finish_interrupted_backup(image: &Path, out: &Output) -> Result<(), CmdError> {
+    match finish_interrupted(image)? {
+        Interrupted::Nothing => {}
+        Interrupted::Removed(files) => out.line(format!(
+            "Removed what an interrupted backup left: {} ('{}' and its record are as before).",
+            files
+                .iter()
+                .map(|file| format!("'{}'", file.display()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            image.display()
+        )),
+        Interrupted::Finished => out.line(format!(
+            "An interrupted backup had written its record but not yet renamed its image: '{}' now holds that image.",
+            image.display()
+        )),
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 use std::rc::Rc;
 
+use esp_flasher::ops::size_probe::real_size_limit;
+
 use super::files::check_output;
 use super::session::{with_chip, Stopwatch};
 use super::CmdError;
@@ -19,6 +21,8 @@ pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Res
             ReadSize::Bytes(size) => size,
             ReadSize::All => flasher.flash_size()?.saturating_sub(args.address),
         };
+        flasher.check_in_flash(args.address, size.into())?;
+        real_size_limit(flasher, u64::from(args.address) + u64::from(size))?;
         let started = Stopwatch::start(flasher);
         flasher.read_flash_to_file(args.address, size, &args.file)?;
         let seconds = started.seconds(flasher);

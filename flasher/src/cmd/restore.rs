@@ -1,32 +1,49 @@
-//! `restore [-fs/-fm/-ff] FILE`: writes a backup made by `backup` back to the chip.
+//! `restore [-fs/-fm/-ff] [--force] FILE`: writes a backup made by `backup`, or a plain
+//! firmware image, back to the chip.
 
 use std::rc::Rc;
 
-use esp_flasher::backup::{load_backup, restore};
+use esp_flasher::backup::{load_restore_image, restore, RestoreOptions};
 use esp_flasher::{Error, Loader, WriteOptions};
 
-use super::files::io_reason;
-use super::session::{with_chip, Stopwatch};
+use super::files::{finish_interrupted_backup, io_reason};
+use super::session::{with_chip_to_change, Stopwatch};
 use super::write_flash::{header_params, print_region};
 use super::CmdError;
 use crate::cli::{ConnectArgs, RestoreArgs};
 use crate::output::Output;
 
-/// Checks the backup against its record before connecting, then writes it at 0x0.
+/// Checks the image against its record (if any) before connecting, then against the chip,
+/// and writes it at 0x0.
 pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    load_backup(&args.file).map_err(|error| match error {
+    // A backup on read-only media can still be restored: load_restore_image takes a
+    // committed image from its temporary name.
+    if let Err(CmdError::Failed { message, .. }) = finish_interrupted_backup(&args.file, out) {
+        out.warn(format!("{message}; restoring from the files as they are"));
+    }
+    let image = load_restore_image(&args.file).map_err(|error| match error {
         Error::File { path, source } => {
             CmdError::Usage(format!("{}: {}", path.display(), io_reason(&source)))
         }
         other => CmdError::Usage(other.to_string()),
     })?;
-    with_chip(connect, out, |flasher, out| {
+    if image.record.is_none() {
+        out.line(format!(
+            "'{}' has no .json record: checking its header against the chip instead.",
+            args.file.display()
+        ));
+    }
+    with_chip_to_change("restore", connect, out, |flasher, out| {
         let stub = flasher.loader() == Loader::Stub;
-        let options = WriteOptions {
-            compress: stub,
-            verify: stub,
-            skip_unchanged: stub,
-            header: header_params(&args.params),
+        let options = RestoreOptions {
+            write: WriteOptions {
+                compress: stub,
+                verify: stub,
+                skip_unchanged: stub,
+                header: header_params(&args.params),
+            },
+            force: args.force,
+            to_virtual_chip: flasher.transport().virtual_port().is_some(),
         };
         let started = Stopwatch::start(flasher);
         let report = restore(flasher, &args.file, &options)?;

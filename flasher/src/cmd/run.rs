@@ -2,14 +2,14 @@
 
 use std::rc::Rc;
 
-use super::session::Session;
+use super::session::{Access, Session};
 use super::CmdError;
 use crate::cli::ConnectArgs;
 use crate::output::Output;
 
 /// Starts the firmware; `--after` does not apply, the chip is already running it.
 pub fn run(connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    Session::open(connect, out)?.run(None, |flasher, out| {
+    Session::open(connect, out, Access::ReadOnly)?.run(None, |flasher, out| {
         flasher.run()?;
         out.line("Running the firmware in flash.");
         Ok(())

@@ -41,6 +41,8 @@ const KNOWN_ADAPTERS: [(u16, u16, &str); 6] = [
 pub struct Line {
     kind: LineKind,
     trace: Option<Rc<Output>>,
+    /// The `emu:` spec of the virtual chip on this line; `None` for a serial port.
+    virtual_port: Option<String>,
 }
 
 enum LineKind {
@@ -49,6 +51,11 @@ enum LineKind {
 }
 
 impl Line {
+    /// The `emu:` spec when this line reaches the virtual chip, not a board.
+    pub fn virtual_port(&self) -> Option<&str> {
+        self.virtual_port.as_deref()
+    }
+
     fn inner(&mut self) -> &mut dyn Transport {
         match &mut self.kind {
             LineKind::Serial(serial) => serial,
@@ -113,7 +120,7 @@ pub struct Session {
     flasher: Flasher<Line>,
     out: Rc<Output>,
     /// The file the virtual flash is saved to at the end.
-    emu_file: Option<PathBuf>,
+    emu_file: Option<EmuFile>,
     /// When the session started, in real time.
     started: Instant,
 }
@@ -137,17 +144,49 @@ impl Stopwatch {
     }
 }
 
-/// Connects as `connect` says, runs `body`, then resets as `--after` says.
+/// What a command may do to the chip, which decides whether a search for a board that finds
+/// no serial port may fall back to the built-in virtual chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only (or runs a demonstration): with no port found, the virtual chip answers,
+    /// and the output says so.
+    ReadOnly,
+    /// Changes the flash or the chip (the command's name, for the message): it reaches the
+    /// virtual chip only through an explicit `--port emu:...`, so that a script's
+    /// `esp-flasher write_flash ... && echo flashed` never passes without a board.
+    Changes(&'static str),
+}
+
+/// Connects as `connect` says, runs `body`, then resets as `--after` says; for commands
+/// that only read.
 pub fn with_chip<F>(connect: &ConnectArgs, out: &Rc<Output>, body: F) -> Result<(), CmdError>
 where
     F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
 {
-    Session::open(connect, out)?.run(Some(connect.after), body)
+    Session::open(connect, out, Access::ReadOnly)?.run(Some(connect.after), body)
+}
+
+/// [`with_chip`] for a command that changes the flash or the chip (`command` names it):
+/// without `--port`, only a board found on a serial port will do.
+pub fn with_chip_to_change<F>(
+    command: &'static str,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+    body: F,
+) -> Result<(), CmdError>
+where
+    F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
+{
+    Session::open(connect, out, Access::Changes(command))?.run(Some(connect.after), body)
 }
 
 impl Session {
     /// Checks the port spec and the stub, then connects; nothing is sent before both are good.
-    pub fn open(connect: &ConnectArgs, out: &Rc<Output>) -> Result<Session, CmdError> {
+    pub fn open(
+        connect: &ConnectArgs,
+        out: &Rc<Output>,
+        access: Access,
+    ) -> Result<Session, CmdError> {
         let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
         if let PortArg::Serial(name) = &port {
             check_serial_name(name)?;
@@ -159,8 +198,11 @@ impl Session {
                 connect_line(line, &name, &options, out, None)
                     .map_err(|error| no_answer(error, std::slice::from_ref(&name)))
             }
-            PortArg::Emulator(spec) => open_emulator(&spec, connect, &options, out),
-            PortArg::Scan => scan(connect, &options, out),
+            PortArg::Emulator(spec) => {
+                let given = connect.port.clone().unwrap_or_else(|| "emu".into());
+                open_emulator(&spec, given, connect, &options, out)
+            }
+            PortArg::Scan => scan(connect, &options, out, access),
         }
     }
 
@@ -198,8 +240,8 @@ impl Session {
                     kind: LineKind::Emulator(emulator),
                     ..
                 }),
-                Some(path),
-            ) => save_flash(path, emulator.device().flash().as_bytes()),
+                Some(file),
+            ) => save_flash(file, emulator.device().flash().as_bytes()),
             (Ok(_), _) => Ok(()),
             (Err(error), _) => Err(CmdError::from(error)),
         };
@@ -304,6 +346,7 @@ fn open_serial(name: &str, trace: Option<Rc<Output>>) -> Result<Line, CmdError> 
     Ok(Line {
         kind: LineKind::Serial(serial),
         trace,
+        virtual_port: None,
     })
 }
 
@@ -313,7 +356,7 @@ fn connect_line(
     label: &str,
     options: &ConnectOptions,
     out: &Rc<Output>,
-    emu_file: Option<PathBuf>,
+    emu_file: Option<EmuFile>,
 ) -> Result<Session, Error> {
     let reporter = Reporter::new(out.clone(), label);
     let flasher = Flasher::connect(line, options, Box::new(reporter))?;
@@ -342,9 +385,10 @@ fn no_answer(error: Error, tried: &[String]) -> CmdError {
     }
 }
 
-/// Builds the virtual chip `spec` describes and connects to it.
+/// Builds the virtual chip `spec` describes (`port` as the user would give it) and connects to it.
 fn open_emulator(
     spec: &EmuSpec,
+    port: String,
     connect: &ConnectArgs,
     options: &ConnectOptions,
     out: &Rc<Output>,
@@ -355,12 +399,18 @@ fn open_emulator(
     let label = format!("emu:{}", size_name(contents.len() as u64));
     let mut flash_options = FlashOptions::default();
     plan.flash.apply_to(&mut flash_options);
-    let flash = SpiFlash::new(contents, flash_options).map_err(|error| {
-        CmdError::Usage(format!(
-            "--port {}: {error}",
-            connect.port.as_deref().unwrap_or("emu")
-        ))
-    })?;
+    // A fake-size chip keeps only its real memory: the file's bytes past it are saved back
+    // as they were, so the file keeps the size the chip claims.
+    let emu_file = spec.file.clone().map(|path| EmuFile {
+        tail: flash_options
+            .physical_size
+            .and_then(|real| contents.get(real..))
+            .unwrap_or_default()
+            .to_vec(),
+        path,
+    });
+    let flash = SpiFlash::new(contents, flash_options)
+        .map_err(|error| CmdError::Usage(format!("--port {port}: {error}")))?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
     let model = spec.stub == Some(EmuStub::Model)
@@ -397,9 +447,9 @@ fn open_emulator(
     let line = Line {
         kind: LineKind::Emulator(Box::new(EmulatorTransport::with_link(link))),
         trace: connect.trace.then(|| out.clone()),
+        virtual_port: Some(port),
     };
-    connect_line(line, &label, options, out, spec.file.clone())
-        .map_err(|error| no_answer(error, &[label]))
+    connect_line(line, &label, options, out, emu_file).map_err(|error| no_answer(error, &[label]))
 }
 
 /// The virtual flash's first contents and a sentence saying where they came from.
@@ -457,25 +507,39 @@ fn emu_contents(spec: &EmuSpec) -> Result<(Vec<u8>, String), CmdError> {
     }
 }
 
-/// Writes the virtual flash back to its file.
-fn save_flash(path: &Path, data: &[u8]) -> Result<(), CmdError> {
-    esp_flasher::backup::write_file_atomically(path, data).map_err(CmdError::from)
+/// The file behind an `emu:...,file=` flash.
+struct EmuFile {
+    path: PathBuf,
+    /// The file's bytes past the memory a fake-size chip really has (empty for a genuine one).
+    tail: Vec<u8>,
 }
 
-/// No `--port`: try each USB serial port, known adapters first; none at all means the virtual chip.
+/// Writes the virtual flash (its real memory, then the file's bytes past it) back to its file.
+fn save_flash(file: &EmuFile, memory: &[u8]) -> Result<(), CmdError> {
+    let data = [memory, &file.tail].concat();
+    esp_flasher::backup::write_file_atomically(&file.path, &data).map_err(CmdError::from)
+}
+
+/// No `--port`: try each USB serial port, known adapters first. None at all means the
+/// virtual chip for a command that only reads, and a failure for one that changes the chip.
 fn scan(
     connect: &ConnectArgs,
     options: &ConnectOptions,
     out: &Rc<Output>,
+    access: Access,
 ) -> Result<Session, CmdError> {
     let ports = available_ports();
-    if ports.is_empty() {
-        out.line(format!(
-            "No serial port found: using the built-in virtual ESP8266 (emu:{}). \
-             Connect a board or pass --port to use hardware.",
-            size_name(DEFAULT_EMU_SIZE.into())
-        ));
-        return open_emulator(&EmuSpec::default(), connect, options, out);
+    let default_emu = format!("emu:{}", size_name(DEFAULT_EMU_SIZE.into()));
+    match (ports.is_empty(), access) {
+        (true, Access::ReadOnly) => {
+            out.line(format!(
+                "No serial port found: using the built-in virtual ESP8266 ({default_emu}). \
+                 Connect a board or pass --port to use hardware."
+            ));
+            return open_emulator(&EmuSpec::default(), default_emu, connect, options, out);
+        }
+        (true, Access::Changes(command)) => return Err(no_board_to_change(command, &default_emu)),
+        (false, _) => {}
     }
     out.line(format!(
         "Found {} serial port(s): {}",
@@ -506,6 +570,21 @@ fn scan(
         },
         &tried,
     ))
+}
+
+/// The failure of a command that changes the chip when no serial port was found: it names
+/// the ports found (none) and the explicit way to the virtual chip.
+fn no_board_to_change(command: &str, default_emu: &str) -> CmdError {
+    CmdError::failed(
+        format!(
+            "no board found (serial ports found: none): {command} changes the flash, so it does not fall back \
+             to the built-in virtual ESP8266"
+        ),
+        format!(
+            "Connect the board's USB serial adapter, or give its port with --port (e.g. /dev/ttyUSB0 or COM3). \
+             To run it on the virtual chip, say so: --port {default_emu} (add ,file=PATH to keep its flash)."
+        ),
+    )
 }
 
 /// The USB serial ports present, known ESP adapters first.

@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use esp_flasher::ops::size_probe::real_size_limit;
 use esp_flasher::{Error, HeaderSize};
 use esp_protocol::flash_params::FlashSize;
 use esp_protocol::image::patch_flash_params;
@@ -24,6 +25,11 @@ pub fn run(
         for region in &regions {
             flasher.check_in_flash(region.address, region.data.len() as u64)?;
         }
+        let end = regions
+            .iter()
+            .map(|r| u64::from(r.address) + r.data.len() as u64)
+            .max();
+        real_size_limit(flasher, end.unwrap_or(0))?;
         warn_if_larger_than_flash(&args.params, flasher, out)?;
         let header = header_params(&args.params);
         let size = match header.size {

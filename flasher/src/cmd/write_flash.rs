@@ -2,13 +2,14 @@
 
 use std::rc::Rc;
 
+use esp_flasher::ops::size_probe::real_size_limit;
 use esp_flasher::{
     Flasher, HeaderParams, HeaderSize, Loader, Region, RegionReport, Transport, WriteOptions,
 };
 use esp_protocol::flash_params::size_name;
 
 use super::files::{read_regions, Region as FileRegion};
-use super::session::{with_chip, Stopwatch};
+use super::session::{with_chip_to_change, Stopwatch};
 use super::CmdError;
 use crate::cli::{ConnectArgs, FlashParamArgs, FlashSizeArg, WriteFlashArgs};
 use crate::output::{rate, Output};
@@ -16,7 +17,7 @@ use crate::output::{rate, Output};
 /// Reads every file first, then writes them region by region.
 pub fn run(args: &WriteFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
     let regions = read_regions(&args.addr_file)?;
-    with_chip(connect, out, |flasher, out| {
+    with_chip_to_change("write_flash", connect, out, |flasher, out| {
         let stub = flasher.loader() == Loader::Stub;
         let verify = match (args.verify, args.no_verify) {
             (true, _) => true,
@@ -40,6 +41,11 @@ pub fn run(args: &WriteFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Re
             })
             .collect();
         flasher.check_regions(&to_write)?;
+        let end = to_write
+            .iter()
+            .map(|r| u64::from(r.address) + r.data.len() as u64)
+            .max();
+        real_size_limit(flasher, end.unwrap_or(0))?;
         warn_if_larger_than_flash(&args.params, flasher, out)?;
         if args.erase_all {
             out.line("Erasing flash memory (this may take a while)...");

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::session::with_chip;
+use super::session::with_chip_to_change;
 use super::CmdError;
 use crate::cli::{ConnectArgs, WriteFlashStatusArgs};
 use crate::output::Output;
@@ -22,7 +22,7 @@ pub fn run(
         )));
     }
     let width = 2 + 2 * bytes;
-    with_chip(connect, out, |flasher, out| {
+    with_chip_to_change("write_flash_status", connect, out, |flasher, out| {
         let before = flasher.read_flash_status(bytes)?;
         out.line(format!("Initial flash memory status: {before:#0width$x}"));
         out.line(format!(

@@ -4,5 +4,6 @@ pub mod baud;
 pub mod erase;
 pub mod mem;
 pub mod read;
+pub mod size_probe;
 pub mod spi;
 pub mod write;

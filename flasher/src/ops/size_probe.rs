@@ -1,0 +1,106 @@
+//! Is the flash as large as its ID claims? A fake or mislabelled chip answers to every
+//! address of the size its JEDEC ID names, but its addresses wrap at the memory really
+//! there, so a write past it overwrites the start and a read past it returns the start again.
+//!
+//! The probe runs on the host, through the stub's MD5s: [`real_size_limit`] is the one entry
+//! point, so an on-chip probe can replace [`wrap_size`] without touching its callers.
+
+use esp_protocol::rom_erase::SECTOR_SIZE;
+
+use crate::connection::Loader;
+use crate::error::{Error, Result};
+use crate::flasher::Flasher;
+use crate::ops::erase::md5_of;
+use crate::ops::write::{Region, WriteOptions};
+use crate::progress::{Event, Warning};
+use crate::transport::Transport;
+
+/// The smallest flash there is: no chip wraps below it.
+const SMALLEST: u32 = 256 * 1024;
+
+/// Fails with [`Error::FlashWraps`] when `end` (the end of a read or write) lies past the
+/// memory the chip really has. Without a stub nothing can be measured, and a warning says so.
+pub fn real_size_limit<T: Transport>(flasher: &mut Flasher<T>, end: u64) -> Result<()> {
+    if end <= u64::from(SMALLEST) {
+        return Ok(());
+    }
+    if flasher.loader() != Loader::Stub {
+        flasher.report(Event::Warning(Warning::RealSizeUnchecked));
+        return Ok(());
+    }
+    let claimed = flasher.flash_size()?;
+    match wrap_size(flasher, claimed)? {
+        Some(real) if end > u64::from(real) => Err(Error::FlashWraps { claimed, real }),
+        _ => Ok(()),
+    }
+}
+
+/// The size after which the flash's addresses wrap, if they wrap below `claimed`.
+///
+/// For each window from half the claimed size down: a chip that wraps at the window reads
+/// the same at `a` and `a + window`. The device's MD5s of a sector and then of the two halves
+/// usually tell at once (a genuine chip's first sector differs from the one in the middle).
+/// When both halves read the same (an erased flash), only a write can tell: a marker is
+/// written into an erased sector and looked for one window further, then erased again.
+pub fn wrap_size<T: Transport>(flasher: &mut Flasher<T>, claimed: u32) -> Result<Option<u32>> {
+    let mut wraps_at = None;
+    let mut window = claimed / 2;
+    while window >= SMALLEST {
+        if !wraps_every(flasher, window)? {
+            break;
+        }
+        wraps_at = Some(window);
+        window /= 2;
+    }
+    Ok(wraps_at)
+}
+
+/// True when the flash reads the same at `a` and `a + window`, as a chip of `window` bytes does.
+fn wraps_every<T: Transport>(flasher: &mut Flasher<T>, window: u32) -> Result<bool> {
+    if flasher.flash_md5(0, SECTOR_SIZE)? != flasher.flash_md5(window, SECTOR_SIZE)?
+        || flasher.flash_md5(0, window)? != flasher.flash_md5(window, window)?
+    {
+        return Ok(false);
+    }
+    let erased = md5_of(&[0xFF; SECTOR_SIZE as usize]);
+    // Where an erased sector is likeliest: the start of a blank chip, the end of the first half.
+    let candidates = [0, window - SECTOR_SIZE, window / 2];
+    for sector in candidates {
+        if flasher.flash_md5(sector, SECTOR_SIZE)? == erased {
+            return marker_seen_one_window_on(flasher, sector, window);
+        }
+    }
+    // Both halves hold the same bytes and no erased sector can take a marker: whatever is
+    // there, a read past `window` returns nothing the first half does not; treat it as wrapping.
+    Ok(true)
+}
+
+/// Writes a marker into the erased sector at `sector`, checks whether it shows at
+/// `sector + window`, and erases the sector again.
+fn marker_seen_one_window_on<T: Transport>(
+    flasher: &mut Flasher<T>,
+    sector: u32,
+    window: u32,
+) -> Result<bool> {
+    let marker: Vec<u8> = b"esp-flasher size probe "
+        .iter()
+        .cycle()
+        .zip(0u32..)
+        .map(|(byte, index)| byte ^ (index >> 5) as u8)
+        .take(SECTOR_SIZE as usize)
+        .collect();
+    let options = WriteOptions {
+        verify: false,
+        ..WriteOptions::default()
+    };
+    flasher.write_flash(
+        &[Region {
+            address: sector,
+            data: marker.clone(),
+        }],
+        &options,
+    )?;
+    let seen = flasher.flash_md5(sector + window, SECTOR_SIZE)? == md5_of(&marker);
+    flasher.erase_region(sector, SECTOR_SIZE)?;
+    Ok(seen)
+}
