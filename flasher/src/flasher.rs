@@ -66,6 +66,8 @@ pub struct Flasher<T: Transport> {
     pub(crate) auto_baud: bool,
     /// Whether the stub answers SPI_FLASH_MD5_PIECES (flashlab's does); unknown until asked.
     pub(crate) md5_pieces: Option<bool>,
+    /// Whether the stub answers READ_FLASH_DEFLATE (flashlab's does); unknown until asked.
+    pub(crate) deflate_reads: Option<bool>,
 }
 
 impl<T: Transport> Flasher<T> {
@@ -108,6 +110,7 @@ impl<T: Transport> Flasher<T> {
             },
             auto_baud: false,
             md5_pieces: None,
+            deflate_reads: None,
         };
         flasher.attach_flash()?;
         let jedec_id = flasher.read_jedec_id()?;

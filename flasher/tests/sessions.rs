@@ -668,8 +668,9 @@ fn backup_resumes_after_a_short_read() {
 #[test]
 fn backup_resumes_after_a_timeout() {
     let contents = sample_flash(MB);
+    // flashlab's stub answers the backup's reads with compressed blocks.
     let timeout = CommandTimeout {
-        opcode: Opcode::ReadFlash as u8,
+        opcode: Opcode::ReadFlashDeflate as u8,
         nth: 3,
     };
     let faults = DeviceFaults {
@@ -751,7 +752,8 @@ fn a_disconnect_mid_backup_leaves_no_file_under_the_final_name() {
     };
     assert!(matches!(**source, Error::Io(_)), "{error}");
     assert_eq!(*bytes_read, *address as usize);
-    assert!((0x30000..0x60000).contains(address), "{error}");
+    // Compressed blocks: the 300 KB on the wire carried more flash than that.
+    assert!((0x30000..0xA0000).contains(address), "{error}");
     assert!(
         error
             .to_string()
@@ -1022,7 +1024,8 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
 #[test]
 fn regression_lost_read_reply_does_not_step_the_baud_down() {
     let contents = sample_flash(MB);
-    // READ_FLASH 1 is the probe at the top rate; 2 is the backup's first block.
+    // READ_FLASH 1 is the probe at the top rate; 2 is the backup's first block (plain: at
+    // that rate deflating on the chip does not pay).
     let timeout = CommandTimeout {
         opcode: Opcode::ReadFlash as u8,
         nth: 2,
