@@ -68,6 +68,9 @@ pub struct Flasher<T: Transport> {
     pub(crate) md5_pieces: Option<bool>,
     /// Whether the stub answers READ_FLASH_DEFLATE (flashlab's does); unknown until asked.
     pub(crate) deflate_reads: Option<bool>,
+    /// Read blocks still to go as plain READ_FLASH because the last compressed one saved
+    /// little (see `ops::read`).
+    pub(crate) plain_blocks_ahead: u32,
 }
 
 impl<T: Transport> Flasher<T> {
@@ -111,6 +114,7 @@ impl<T: Transport> Flasher<T> {
             auto_baud: false,
             md5_pieces: None,
             deflate_reads: None,
+            plain_blocks_ahead: 0,
         };
         flasher.attach_flash()?;
         let jedec_id = flasher.read_jedec_id()?;
