@@ -226,6 +226,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A sparse read: the chip's MD5 of a piece of flash differs from the bytes it sent for it.
+    #[error(
+        "the chip's MD5 of {size} bytes at {address:#x} differs from the bytes it sent for them"
+    )]
+    ReadDisagrees {
+        /// Flash offset of the piece.
+        address: u32,
+        /// Its length.
+        size: usize,
+    },
+
     /// A read that kept failing after retries.
     #[error("reading flash failed at {address:#x} after {attempts} attempts ({reason}); {bytes_read} bytes were read before it")]
     ReadFailed {

@@ -66,6 +66,11 @@ pub struct Flasher<T: Transport> {
     pub(crate) auto_baud: bool,
     /// Whether the stub answers SPI_FLASH_MD5_PIECES (flashlab's does); unknown until asked.
     pub(crate) md5_pieces: Option<bool>,
+    /// Whether the stub answers READ_FLASH_DEFLATE (flashlab's does); unknown until asked.
+    pub(crate) deflate_reads: Option<bool>,
+    /// Read blocks still to go as plain READ_FLASH because the last compressed one saved
+    /// little (see `ops::read`).
+    pub(crate) plain_blocks_ahead: u32,
 }
 
 impl<T: Transport> Flasher<T> {
@@ -108,6 +113,8 @@ impl<T: Transport> Flasher<T> {
             },
             auto_baud: false,
             md5_pieces: None,
+            deflate_reads: None,
+            plain_blocks_ahead: 0,
         };
         flasher.attach_flash()?;
         let jedec_id = flasher.read_jedec_id()?;

@@ -133,7 +133,19 @@ opcodes! {
     /// flashlab's stub only: the MD5 of each piece of a flash region, in one reply
     /// (esptool's stubs answer "not implemented" or "invalid command").
     SpiFlashMd5Pieces = 0xE0, "SPI_FLASH_MD5_PIECES";
+    /// flashlab's stub only: READ_FLASH with each block deflated on the chip when that makes
+    /// it shorter (see [`Command::ReadFlashDeflate`]).
+    ReadFlashDeflate = 0xE1, "READ_FLASH_DEFLATE";
 }
+
+/// The largest block READ_FLASH_DEFLATE sends in one frame (a flash sector).
+pub const MAX_DEFLATE_READ_BLOCK: u32 = 0x1000;
+/// The header of each READ_FLASH_DEFLATE block frame: the kind, then the block's MD5.
+pub const DEFLATE_READ_HEADER_LEN: usize = 17;
+/// READ_FLASH_DEFLATE block kind: the block's bytes as they are.
+pub const DEFLATE_READ_RAW: u8 = 0;
+/// READ_FLASH_DEFLATE block kind: a raw deflate stream (RFC 1951) of the block.
+pub const DEFLATE_READ_DEFLATED: u8 = 1;
 
 /// Most digests one SPI_FLASH_MD5_PIECES reply carries (4 KiB of data).
 pub const MAX_MD5_PIECES: u32 = 256;
@@ -456,6 +468,23 @@ pub enum Command {
         /// Frames the device may send ahead of the host's acknowledgement.
         max_in_flight: u32,
     },
+    /// READ_FLASH_DEFLATE (flashlab's stub): `size` bytes at `address` in blocks of
+    /// `block_size` (at most [`MAX_DEFLATE_READ_BLOCK`]), after an empty success reply. Each
+    /// block comes as one frame: [`DEFLATE_READ_RAW`] or [`DEFLATE_READ_DEFLATED`], the
+    /// block's 16-byte MD5, then its bytes or a raw deflate stream of them (sent only when
+    /// shorter). The host acknowledges as for READ_FLASH (the 4-byte count of block bytes
+    /// received), the stub keeps at most `max_in_flight` blocks ahead, and a last frame holds
+    /// the MD5 of the whole range.
+    ReadFlashDeflate {
+        /// Flash offset.
+        address: u32,
+        /// Bytes to read.
+        size: u32,
+        /// Bytes per block.
+        block_size: u32,
+        /// Blocks the device may send ahead of the host's acknowledgement.
+        max_in_flight: u32,
+    },
     /// RUN_USER_CODE.
     RunUserCode,
 }
@@ -484,6 +513,7 @@ impl Command {
             Command::EraseFlash => Opcode::EraseFlash,
             Command::EraseRegion { .. } => Opcode::EraseRegion,
             Command::ReadFlash { .. } => Opcode::ReadFlash,
+            Command::ReadFlashDeflate { .. } => Opcode::ReadFlashDeflate,
             Command::RunUserCode => Opcode::RunUserCode,
         }
     }
@@ -553,6 +583,12 @@ impl Command {
                 packet_size,
                 max_in_flight,
             } => words(out, &[*address, *size, *packet_size, *max_in_flight]),
+            Command::ReadFlashDeflate {
+                address,
+                size,
+                block_size,
+                max_in_flight,
+            } => words(out, &[*address, *size, *block_size, *max_in_flight]),
             Command::EraseFlash | Command::RunUserCode => {}
         }
         let length = match length_field(out.len() - start - HEADER_LEN) {
@@ -750,6 +786,15 @@ impl Command {
                     address: w[0],
                     size: w[1],
                     unit: w[2],
+                }
+            }
+            Opcode::ReadFlashDeflate => {
+                let w = exact(16, "16")?;
+                Command::ReadFlashDeflate {
+                    address: w[0],
+                    size: w[1],
+                    block_size: w[2],
+                    max_in_flight: w[3],
                 }
             }
         })

@@ -102,6 +102,12 @@ fn command() -> impl Strategy<Value = Command> {
             packet_size: w[2],
             max_in_flight: w[3],
         }),
+        proptest::array::uniform4(any::<u32>()).prop_map(|w| Command::ReadFlashDeflate {
+            address: w[0],
+            size: w[1],
+            block_size: w[2],
+            max_in_flight: w[3],
+        }),
         Just(Command::RunUserCode),
     ]
 }

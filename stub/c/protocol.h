@@ -26,6 +26,7 @@
 #define OP_READ_FLASH 0xD2u
 #define OP_RUN_USER_CODE 0xD3u
 #define OP_SPI_FLASH_MD5_PIECES 0xE0u
+#define OP_READ_FLASH_DEFLATE 0xE1u
 
 /* Status codes (a stub replies [code, 0]; 0 is success) */
 #define ERR_BAD_DATA_LEN 0xC0u
@@ -50,6 +51,10 @@
 #define MAX_DATA_BLOCK 0x4000u
 #define MAX_READ_PACKET 0x1000u
 #define MAX_MD5_PIECES 0x100u
+#define MAX_DEFLATE_READ_BLOCK 0x1000u
+#define DEFLATE_READ_HEADER_LEN 0x11u
+#define DEFLATE_READ_RAW 0x00u
+#define DEFLATE_READ_DEFLATED 0x01u
 
 /* SLIP (RFC 1055) */
 #define SLIP_END 0xC0u

@@ -27,6 +27,7 @@
 
 #include <stdint.h>
 
+#include "deflate.h"
 #include "inflate.h"
 #include "protocol.h"
 #include "rom.h"
@@ -92,7 +93,15 @@ static struct {
     uint32_t page_done;    /* bytes of page_buffer already programmed (a multiple of 4) */
 } write_state;
 static uint8_t page_buffer[SECTOR_SIZE] __attribute__((aligned(4)));
-static struct inflater inflater;
+/* A compressed write inflates and a compressed read deflates, never both at once (a read
+ * ends a compressed write), so they share their working memory. */
+static union {
+    struct inflater inflater;
+    struct {
+        struct deflater deflater;
+        uint8_t out[SECTOR_SIZE];
+    } read;
+} work;
 
 /* MEM_BEGIN / MEM_DATA in progress. */
 static struct {
@@ -448,7 +457,7 @@ static uint8_t flash_begin(const uint8_t *payload, uint32_t length, int compress
     write_state.page_done = 0;
     memset(page_buffer, 0xFF, 4);
     if (compressed) {
-        inflate_init(&inflater);
+        inflate_init(&work.inflater);
     }
     return STATUS_OK;
 }
@@ -494,7 +503,7 @@ static uint8_t flash_data_check(const uint8_t *payload, uint32_t length, uint32_
 /* Writes a checked block's data (already acknowledged) and starts programming all of it. */
 static void flash_data_write(const uint8_t *data, uint32_t length, int compressed) {
     if (compressed) {
-        int status = inflate_feed(&inflater, data, length, inflated, 0);
+        int status = inflate_feed(&work.inflater, data, length, inflated, 0);
         if (status == INFLATE_ERROR && write_state.error == STATUS_OK) {
             write_state.error = ERR_INFLATE_ERROR;
         }
@@ -591,6 +600,47 @@ static void read_flash(uint32_t address, uint32_t length, uint32_t packet_size,
     reading = 0;
     MD5Final(digest, &context);
     send_frame(digest, sizeof digest);
+}
+
+/* READ_FLASH_DEFLATE: blocks of block_size, each one frame of its kind, its MD5 and its
+ * bytes, deflated when that is shorter; at most max_in_flight blocks ahead of the host's
+ * acknowledgements (bytes of blocks received, as for READ_FLASH); then the range's MD5. */
+static void read_flash_deflate(uint32_t address, uint32_t length, uint32_t block_size,
+                               uint32_t max_in_flight) {
+    static struct rom_md5 range_md5, block_md5;
+    uint8_t header[DEFLATE_READ_HEADER_LEN];
+    uint32_t sent = 0;
+    MD5Init(&range_md5);
+    reading = 1;
+    read_acked = 0;
+    read_ack_broken = 0;
+    while (!read_ack_broken && read_acked < length) {
+        if (sent < length && sent - read_acked < block_size * max_in_flight) {
+            uint32_t chunk = length - sent < block_size ? length - sent : block_size;
+            const uint8_t *bytes = read_flash_bytes(address + sent, chunk);
+            uint32_t packed;
+            if (bytes == 0) {
+                break;
+            }
+            MD5Update(&range_md5, bytes, chunk);
+            MD5Init(&block_md5);
+            MD5Update(&block_md5, bytes, chunk);
+            MD5Final(header + 1, &block_md5);
+            packed = deflate_block(&work.read.deflater, bytes, chunk, work.read.out, chunk - 1);
+            header[0] = packed != 0 ? DEFLATE_READ_DEFLATED : DEFLATE_READ_RAW;
+            send_raw(SLIP_END);
+            send_escaped(header, sizeof header);
+            send_escaped(packed != 0 ? work.read.out : bytes, packed != 0 ? packed : chunk);
+            send_raw(SLIP_END);
+            sent += chunk;
+        }
+        if (read_acked > sent) {
+            break;
+        }
+    }
+    reading = 0;
+    MD5Final(header + 1, &range_md5);
+    send_frame(header + 1, 16);
 }
 
 /* ---- Commands ---- */
@@ -814,6 +864,31 @@ static void handle(const uint8_t *request, uint32_t request_len) {
                 in_flight = MAX_READ_IN_FLIGHT;
             }
             read_flash(address, size, packet_size, in_flight);
+            return;
+        }
+        break;
+    }
+    case OP_READ_FLASH_DEFLATE: {
+        uint32_t address = read_le32(payload);
+        uint32_t size = read_le32(payload + 4);
+        uint32_t block_size = read_le32(payload + 8);
+        uint32_t in_flight = read_le32(payload + 12);
+        if (length != 16 || block_size == 0 || block_size > MAX_DEFLATE_READ_BLOCK) {
+            status = ERR_BAD_DATA_LEN;
+        } else if (!in_flash(address, size)) {
+            status = ERR_FAILED_SPI_OP;
+        } else {
+            reply(opcode, 0, 0, 0, STATUS_OK);
+            if (in_flight == 0) {
+                in_flight = 1;
+            } else if (in_flight > MAX_READ_IN_FLIGHT) {
+                in_flight = MAX_READ_IN_FLIGHT;
+            }
+            /* The compressor takes the inflater's memory: a compressed write must begin again. */
+            if (write_state.compressed) {
+                write_state.active = 0;
+            }
+            read_flash_deflate(address, size, block_size, in_flight);
             return;
         }
         break;

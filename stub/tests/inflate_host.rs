@@ -8,12 +8,11 @@
 //! `status=.. total=.. calls=.. feeds=..` to stderr, and exits with 2 when an invariant breaks
 //! (a write outside the struct, output outside the window, DONE/ERROR not staying, ...).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod host_c;
 
 use flate2::write::ZlibEncoder;
 use flate2::{Compression, Decompress, FlushDecompress, Status};
@@ -26,98 +25,12 @@ const ERROR: i32 = -1;
 /// Long enough for 1 MiB under the sanitizers on a slow machine; a hang ends here.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-struct Driver {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-/// Builds the driver once per test process: with sanitizers if the compiler can (and the result
-/// runs), else plainly.
-fn driver() -> &'static Path {
-    static DRIVER: OnceLock<Driver> = OnceLock::new();
-    &DRIVER
-        .get_or_init(|| {
-            let c_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("c");
-            remove_stale_builds();
-            let dir = tempfile::Builder::new()
-                .prefix("inflate-host-")
-                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-                .expect("temporary directory for the inflate driver");
-            let path = dir.path().join("inflate_driver");
-            let sources = [
-                c_dir.join("inflate.c"),
-                c_dir.join("host").join("inflate_driver.c"),
-            ];
-            let sanitized = [
-                "-O1",
-                "-g",
-                "-fsanitize=address,undefined",
-                "-fno-sanitize-recover=all",
-            ];
-            let plain = ["-O2", "-g"];
-            let mut errors = String::new();
-            for flags in [&sanitized[..], &plain[..]] {
-                let result = Command::new("cc")
-                    .args(flags)
-                    .args(["-std=c99", "-Wall", "-Wextra"])
-                    .args(&sources)
-                    .arg("-o")
-                    .arg(&path)
-                    .output();
-                let output = match result {
-                    Ok(output) => output,
-                    Err(error) => panic!(
-                        "the host C compiler `cc` cannot be started ({error}); \
-                         install one (e.g. `apt-get install gcc`) to run these tests"
-                    ),
-                };
-                if output.status.success() && smoke_test(&path) {
-                    return Driver { _dir: dir, path };
-                }
-                errors.push_str(&String::from_utf8_lossy(&output.stderr));
-            }
-            panic!("cannot build the inflate driver with `cc`:\n{errors}");
-        })
-        .path
-}
-
-/// The build directory lives as long as the process (statics are not dropped), so earlier
-/// runs' directories are removed here once they are an hour old.
-fn remove_stale_builds() {
-    let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(3600)));
-        if old
-            && entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("inflate-host-")
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn smoke_test(path: &Path) -> bool {
-    driver_command(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-fn driver_command(path: &Path) -> Command {
-    let mut command = Command::new(path);
-    command
-        .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
-        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
-    command
+/// The driver, built once per test process.
+fn driver() -> &'static host_c::Driver {
+    static DRIVER: OnceLock<host_c::Driver> = OnceLock::new();
+    DRIVER.get_or_init(|| {
+        host_c::Driver::build("inflate_driver", &["inflate.c", "host/inflate_driver.c"])
+    })
 }
 
 /// What the driver reported.
@@ -138,41 +51,7 @@ fn run(chunks: &[&[u8]]) -> Outcome {
     }
     framed.extend_from_slice(&u32::MAX.to_le_bytes());
 
-    let mut child = driver_command(driver())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the inflate driver");
-    let mut stdin = child.stdin.take().unwrap();
-    // A crashed driver closes the pipe early; the exit status tells.
-    let writer = thread::spawn(move || drop(stdin.write_all(&framed)));
-    let mut stdout = child.stdout.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        stdout.read_to_end(&mut bytes).map(|_| bytes)
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let err_reader = thread::spawn(move || {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).map(|_| text)
-    });
-
-    let deadline = Instant::now() + TIMEOUT;
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("wait for the inflate driver") {
-            break exit;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the inflate driver hung ({} chunks)", chunks.len());
-        }
-        thread::sleep(Duration::from_millis(1));
-    };
-    writer.join().unwrap();
-    let output = out_reader.join().unwrap().expect("driver stdout");
-    let log = err_reader.join().unwrap().expect("driver stderr");
+    let (exit, output, log) = driver().run(framed, TIMEOUT);
     assert!(exit.success(), "the inflate driver failed ({exit}):\n{log}");
 
     let line = log

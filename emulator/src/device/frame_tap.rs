@@ -7,9 +7,9 @@
 //! - `timeout:op=NAME,nth=N` drops the Nth request frame with that opcode
 //!   before it reaches the UART, so the stub never sees it and never answers;
 //! - `short-read:frame=N,drop=K` cuts K bytes from the end of the Nth
-//!   READ_FLASH data frame the stub sends;
+//!   READ_FLASH or READ_FLASH_DEFLATE data frame the stub sends;
 //! - `bad-md5` inverts the digest in SPI_FLASH_MD5 replies and in the digest
-//!   frame that ends a READ_FLASH.
+//!   frame that ends a READ_FLASH or READ_FLASH_DEFLATE.
 //!
 //! Only whole frames are held back (until their closing 0xC0); bytes between
 //! frames pass at once, and a frame no fault touches leaves byte for byte as
@@ -18,7 +18,8 @@
 use std::collections::HashMap;
 
 use esp_protocol::packet::{
-    Opcode, RequestFrame, DIRECTION_RESPONSE, HEADER_LEN, STUB_READ_PACKET_SIZE,
+    Opcode, RequestFrame, DEFLATE_READ_HEADER_LEN, DIRECTION_RESPONSE, HEADER_LEN,
+    STUB_READ_PACKET_SIZE,
 };
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent, MAX_FRAME_LEN};
 
@@ -104,11 +105,16 @@ fn payload_of(raw: &[u8]) -> Option<Vec<u8>> {
         })
 }
 
-/// A READ_FLASH the host asked for, as the tap follows it.
+/// A READ_FLASH or READ_FLASH_DEFLATE the host asked for, as the tap follows it.
 #[derive(Debug, Clone, Copy)]
 struct ReadInProgress {
-    /// Data bytes the stub has still to send.
+    /// Its opcode.
+    opcode: u8,
+    /// Flash bytes the stub has still to send.
     remaining: u64,
+    /// Flash bytes per data frame: READ_FLASH_DEFLATE's block size (its frames, deflated
+    /// or not, each carry one block); for READ_FLASH, a frame's length is what it carries.
+    block_size: Option<u64>,
     /// The stub's reply to the request has been seen.
     acknowledged: bool,
 }
@@ -211,12 +217,31 @@ impl FrameTap {
             ));
             return false;
         }
-        if request.opcode == Opcode::ReadFlash as u8 && request.payload.len() >= 8 {
-            let size = u32::from_le_bytes(request.payload[4..8].try_into().expect("4 bytes"));
-            self.read = Some(ReadInProgress {
-                remaining: u64::from(size),
-                acknowledged: false,
-            });
+        let word = |at: usize| {
+            request
+                .payload
+                .get(at..at + 4)
+                .map(|bytes| u64::from(u32::from_le_bytes(bytes.try_into().expect("4 bytes"))))
+        };
+        if request.opcode == Opcode::ReadFlash as u8 {
+            if let Some(size) = word(4) {
+                self.read = Some(ReadInProgress {
+                    opcode: request.opcode,
+                    remaining: size,
+                    block_size: None,
+                    acknowledged: false,
+                });
+            }
+        }
+        if request.opcode == Opcode::ReadFlashDeflate as u8 {
+            if let (Some(size), Some(block_size)) = (word(4), word(8)) {
+                self.read = Some(ReadInProgress {
+                    opcode: request.opcode,
+                    remaining: size,
+                    block_size: Some(block_size.max(1)),
+                    acknowledged: false,
+                });
+            }
         }
         true
     }
@@ -227,13 +252,18 @@ impl FrameTap {
         let is_response = payload.len() >= HEADER_LEN && payload[0] == DIRECTION_RESPONSE;
         if let Some(read) = self.read.as_mut() {
             if !read.acknowledged {
-                if is_response && payload[1] == Opcode::ReadFlash as u8 {
+                if is_response && payload[1] == read.opcode {
                     read.acknowledged = true;
                 }
                 return None;
             }
-            if read.remaining > 0 && payload.len() <= STUB_READ_PACKET_SIZE as usize {
-                read.remaining = read.remaining.saturating_sub(payload.len() as u64);
+            let largest = match read.block_size {
+                Some(block_size) => DEFLATE_READ_HEADER_LEN + block_size as usize,
+                None => STUB_READ_PACKET_SIZE as usize,
+            };
+            if read.remaining > 0 && payload.len() <= largest {
+                let carried = read.block_size.unwrap_or(payload.len() as u64);
+                read.remaining = read.remaining.saturating_sub(carried);
                 self.read_frames_sent += 1;
                 let short = self
                     .faults
@@ -242,7 +272,7 @@ impl FrameTap {
                 let keep = payload.len().saturating_sub(short.drop);
                 payload.truncate(keep);
                 self.notes.push(format!(
-                    "fault: READ_FLASH data frame #{} cut to {keep} bytes",
+                    "fault: read data frame #{} cut to {keep} bytes",
                     self.read_frames_sent
                 ));
                 return Some(payload);

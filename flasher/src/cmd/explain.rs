@@ -66,6 +66,11 @@ impl From<Error> for CmdError {
                 "The line is unreliable: try a shorter cable, a lower --baud or another USB port, then read again."
                     .into(),
             ),
+            Error::ReadDisagrees { .. } => Some(
+                "The flash reads unreliably: check the power supply (the ESP8266 draws 300 mA peaks), \
+                 then read again (nothing was saved)."
+                    .into(),
+            ),
             Error::ReadInterrupted { .. } => Some(
                 "The connection to the chip was lost: check the cable and the power supply, put the board in \
                  download mode again and read again (nothing was saved)."
