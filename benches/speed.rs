@@ -21,6 +21,13 @@
 //! the emulator's read/write syscalls on the pty, less what a bare connect costs), each over
 //! `baud / 10` bytes per second for the transfer time the tool itself prints. Peak resident
 //! memory (VmHWM) of esp-flasher backing up 4MB and of the emulator close the run.
+//!
+//! A second table times whole backups under `--realtime` (connect included, as a user waits
+//! for them): the 1MB Sonoff-like flash at 115200 and 2M, the 4MB POW-like one at 921600, and
+//! 1MB of incompressible data at 921600; esp-flasher as it runs by default (erased sectors
+//! skipped, blocks deflated on the chip where that pays), esp-flasher with `-u` (plain
+//! READ_FLASH blocks, erased sectors still skipped) and esptool's `read-flash`.
+//! `cargo bench --bench speed -- backups` runs only that table.
 
 #[allow(dead_code)]
 #[path = "../tests/util.rs"]
@@ -100,8 +107,125 @@ enum Tool {
 enum Case {
     Connect,
     Backup,
+    /// esp-flasher's `backup -u`: plain READ_FLASH blocks (esptool runs its usual read).
+    PlainBackup,
     Write,
     Rewrite,
+}
+
+/// One row of the whole-backup table.
+struct BackupRow {
+    name: &'static str,
+    baud: u32,
+    flash_size: usize,
+    /// Incompressible data over the whole flash instead of the Sonoff-like sample.
+    incompressible: bool,
+    /// What the issue asks of esp-flasher's default backup, in seconds.
+    target: Option<f64>,
+}
+
+const BACKUP_ROWS: [BackupRow; 4] = [
+    BackupRow {
+        name: "Sonoff-like 1MB, 115200",
+        baud: 115_200,
+        flash_size: MB,
+        incompressible: false,
+        target: Some(35.0),
+    },
+    BackupRow {
+        name: "Sonoff-like 1MB, 2M",
+        baud: 2_000_000,
+        flash_size: MB,
+        incompressible: false,
+        target: Some(2.5),
+    },
+    BackupRow {
+        name: "POW-like 4MB, 921600",
+        baud: 921_600,
+        flash_size: 4 * MB,
+        incompressible: false,
+        target: Some(10.0),
+    },
+    BackupRow {
+        name: "incompressible 1MB, 921600",
+        baud: 921_600,
+        flash_size: MB,
+        incompressible: true,
+        target: None,
+    },
+];
+
+/// Whole backups under `--realtime`, connect included: esp-flasher, esp-flasher `-u` and
+/// esptool on the same flash, each checked against it.
+fn run_backups(setup: &Setup) {
+    let dir = setup.dir.path();
+    println!("== whole backups under --realtime, connect included (wall seconds)");
+    println!(
+        "  {:<28} {:>11} {:>11} {:>9} {:>8}  {:>7}  {:>6}",
+        "flash, baud", "esp-flasher", "(-u, plain)", "esptool", "ratio", "target", "bytes/wire"
+    );
+    for row in &BACKUP_ROWS {
+        let flash = if row.incompressible {
+            incompressible(row.flash_size)
+        } else {
+            sonoff_like_flash(row.flash_size, 1)
+        };
+        let scenario = Scenario {
+            name: row.name,
+            realtime: true,
+            baud: row.baud,
+            adapter_limit: None,
+            flash_size: row.flash_size,
+            image_size: 0,
+        };
+        let flash_path = dir.join("flash.bin");
+        let mut walls = Vec::new();
+        let mut default_transfer = None;
+        for (tool, case) in [
+            (Tool::EspFlasher, Case::Backup),
+            (Tool::EspFlasher, Case::PlainBackup),
+            (Tool::Esptool, Case::Backup),
+        ] {
+            fs::write(&flash_path, &flash).expect("write the flash file");
+            let measured = run_tool(setup, &scenario, tool, case, &flash_path, &flash_path);
+            check_result(case, &scenario, &flash_path, dir, tool, &[], &[], &flash);
+            if tool == Tool::EspFlasher && case == Case::Backup {
+                default_transfer = measured.transfer;
+            }
+            walls.push(measured.wall);
+        }
+        // Flash bytes per second of the transfer, over what the line carries (baud / 10).
+        let over_wire = default_transfer.map_or("?".to_owned(), |seconds| {
+            format!(
+                "{:.2}x",
+                row.flash_size as f64 / seconds / (f64::from(row.baud) / 10.0)
+            )
+        });
+        let target = row.target.map_or("-".to_owned(), |target| {
+            let verdict = if walls[0] <= target { "met" } else { "MISSED" };
+            format!("<={target}s {verdict}")
+        });
+        println!(
+            "  {:<28} {:>10.2}s {:>10.2}s {:>8.2}s {:>7.1}x  {:>7}  {:>6}",
+            row.name,
+            walls[0],
+            walls[1],
+            walls[2],
+            walls[2] / walls[0],
+            target,
+            over_wire
+        );
+    }
+    println!();
+}
+
+/// `size` bytes that no compressor shrinks: MD5 in counter mode.
+fn incompressible(size: usize) -> Vec<u8> {
+    use md5::{Digest, Md5};
+    (0..size.div_ceil(16) as u64)
+        .flat_map(|counter| Md5::digest(counter.to_le_bytes()))
+        .take(size)
+        .collect()
 }
 
 /// What one tool run measured.
@@ -135,6 +259,14 @@ fn main() {
         esptool: util::esptool("5.6.0"),
         dir: tempfile::tempdir().expect("temporary directory"),
     };
+    if std::env::args().any(|argument| argument == "backups") {
+        run_backups(&setup);
+        println!(
+            "\nWhole benchmark: {:.0} s.",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     println!(
         "esp-flasher vs esptool 5.6.0 on esp-emulator (release builds); wall seconds per run."
     );
@@ -147,6 +279,7 @@ fn main() {
             memory = Some(results);
         }
     }
+    run_backups(&setup);
     if let Some((flasher_hwm, emulator_hwm)) = memory {
         println!("Peak resident memory (VmHWM), backing up 4MB:");
         println!(
@@ -234,7 +367,7 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
         }
         let label = match case {
             Case::Connect => "connect",
-            Case::Backup => "1 backup",
+            Case::Backup | Case::PlainBackup => "1 backup",
             Case::Write => "2 write",
             Case::Rewrite => "3 rewrite",
         };
@@ -283,7 +416,7 @@ fn link_use(
     };
     let capacity = baud as f64 / 10.0 * transfer;
     let (payload, wire) = match case {
-        Case::Backup => (
+        Case::Backup | Case::PlainBackup => (
             Some(scenario.flash_size as u64),
             measured.chip_to_host.saturating_sub(connect.1),
         ),
@@ -331,6 +464,7 @@ fn tool_command(
             match case {
                 Case::Connect => command.args(["flash_id"]),
                 Case::Backup => command.args(["backup", &out]),
+                Case::PlainBackup => command.args(["backup", "-u", &out]),
                 Case::Write | Case::Rewrite => command.args(["write_flash", "0x0", &file]),
             };
         }
@@ -339,7 +473,9 @@ fn tool_command(
             command.args(["--port", port, "--baud", &baud]);
             match case {
                 Case::Connect => command.args(["flash-id"]),
-                Case::Backup => command.args(["read-flash", "0", &size, &out]),
+                Case::Backup | Case::PlainBackup => {
+                    command.args(["read-flash", "0", &size, &out])
+                }
                 Case::Write | Case::Rewrite => command.args(["write-flash", "0x0", &file]),
             };
         }
@@ -412,7 +548,7 @@ fn check_result(
     let flash = fs::read(flash_path).expect("read the flash file back");
     match case {
         Case::Connect => {}
-        Case::Backup => {
+        Case::Backup | Case::PlainBackup => {
             let read = fs::read(dir.join("read.bin")).expect("the backup exists");
             assert!(read == factory, "{name}'s backup differs from the flash");
         }

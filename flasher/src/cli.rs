@@ -218,6 +218,9 @@ pub struct ReadFlashArgs {
     pub size: ReadSize,
     /// Where to save the data
     pub file: PathBuf,
+    /// Read the blocks as they are: the chip does not deflate them (erased sectors are still skipped)
+    #[arg(short = 'u', long)]
+    pub no_compress: bool,
 }
 
 /// `write_flash [OPTIONS] ADDR FILE [ADDR FILE ...]`.
@@ -420,6 +423,9 @@ pub struct MergeBinArgs {
 pub struct BackupArgs {
     /// The flash image to write; the record goes to FILE.json
     pub file: PathBuf,
+    /// Read the blocks as they are: the chip does not deflate them (erased sectors are still skipped)
+    #[arg(short = 'u', long)]
+    pub no_compress: bool,
 }
 
 /// `restore [-fs/-fm/-ff] FILE`.

@@ -66,7 +66,8 @@ pub struct Flasher<T: Transport> {
     pub(crate) auto_baud: bool,
     /// Whether the stub answers SPI_FLASH_MD5_PIECES (flashlab's does); unknown until asked.
     pub(crate) md5_pieces: Option<bool>,
-    /// Whether the stub answers READ_FLASH_DEFLATE (flashlab's does); unknown until asked.
+    /// Whether reads may use READ_FLASH_DEFLATE: `Some(false)` once the stub has said it lacks
+    /// the command (flashlab's has it) or the user asked for plain reads; unknown until asked.
     pub(crate) deflate_reads: Option<bool>,
     /// Read blocks still to go as plain READ_FLASH because the last compressed one saved
     /// little (see `ops::read`).
@@ -221,6 +222,13 @@ impl<T: Transport> Flasher<T> {
                 .command(&Command::SpiSetParams(params), DEFAULT_TIMEOUT)?;
         }
         Ok(())
+    }
+
+    /// Reads plain READ_FLASH blocks from now on, never READ_FLASH_DEFLATE (erased sectors are
+    /// still skipped): `read_flash -u` and `backup -u`, and the baseline compressed reads are
+    /// measured against.
+    pub fn disable_compressed_reads(&mut self) {
+        self.deflate_reads = Some(false);
     }
 
     /// Switches the UART to `baud` (stub only; the ESP8266 ROM cannot).

@@ -15,6 +15,9 @@ pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result
     check_output(&args.file)?;
     finish_interrupted_backup(&args.file, out)?;
     with_chip(connect, out, |flasher, out| {
+        if args.no_compress {
+            flasher.disable_compressed_reads();
+        }
         let started = Stopwatch::start(flasher);
         let virtual_port = flasher.transport().virtual_port().map(str::to_string);
         let record = backup(flasher, &args.file, virtual_port.as_deref())?;

@@ -23,6 +23,9 @@ pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Res
         };
         flasher.check_in_flash(args.address, size.into())?;
         real_size_limit(flasher, u64::from(args.address) + u64::from(size))?;
+        if args.no_compress {
+            flasher.disable_compressed_reads();
+        }
         let started = Stopwatch::start(flasher);
         flasher.read_flash_to_file(args.address, size, &args.file)?;
         let seconds = started.seconds(flasher);
