@@ -331,7 +331,7 @@ fn run_scenario(setup: &Setup, scenario: &Scenario) -> (u64, u64) {
     );
     for case in [Case::Connect, Case::Backup, Case::Write, Case::Rewrite] {
         let flash_before = match case {
-            Case::Connect | Case::Backup | Case::Write => &factory,
+            Case::Connect | Case::Backup | Case::PlainBackup | Case::Write => &factory,
             Case::Rewrite => &{
                 let mut after_write = factory.clone();
                 after_write[..image.len()].copy_from_slice(&image);
@@ -473,9 +473,7 @@ fn tool_command(
             command.args(["--port", port, "--baud", &baud]);
             match case {
                 Case::Connect => command.args(["flash-id"]),
-                Case::Backup | Case::PlainBackup => {
-                    command.args(["read-flash", "0", &size, &out])
-                }
+                Case::Backup | Case::PlainBackup => command.args(["read-flash", "0", &size, &out]),
                 Case::Write | Case::Rewrite => command.args(["write-flash", "0x0", &file]),
             };
         }
