@@ -66,6 +66,8 @@ pub struct Flasher<T: Transport> {
     pub(crate) auto_baud: bool,
     /// Whether the stub answers SPI_FLASH_MD5_PIECES (flashlab's does); unknown until asked.
     pub(crate) md5_pieces: Option<bool>,
+    /// Whether the stub answers FLASH_REAL_SIZE (flashlab's does); unknown until asked.
+    pub(crate) real_size_on_chip: Option<bool>,
     /// Whether reads may use READ_FLASH_DEFLATE: `Some(false)` once the stub has said it lacks
     /// the command (flashlab's has it) or the user asked for plain reads; unknown until asked.
     pub(crate) deflate_reads: Option<bool>,
@@ -114,6 +116,7 @@ impl<T: Transport> Flasher<T> {
             },
             auto_baud: false,
             md5_pieces: None,
+            real_size_on_chip: None,
             deflate_reads: None,
             plain_blocks_ahead: 0,
         };

@@ -12,7 +12,7 @@ use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::firmware_image;
 use esp_flasher::backup::{self, record_path, BackupRecord, Mismatch, RestoreOptions};
 use esp_flasher::ops::baud::{lower_rate, AUTO_BAUD_RATES};
-use esp_flasher::ops::size_probe::{real_size_limit, wrap_size};
+use esp_flasher::ops::size_probe::{real_size_limit, real_size_on_chip, wrap_size};
 use esp_flasher::progress::{Operation, RetryReason};
 use esp_flasher::{
     BeforeReset, ChipKind, ConnectOptions, EmulatorTransport, Error, Event, EventLog, Flasher,
@@ -1893,7 +1893,8 @@ fn lost_bytes_at_1e_5_a_compressed_sparse_backup_still_completes() {
         flasher.transport_mut().link_mut().faults_mut().drop_rate = 1e-5;
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("board.bin");
-        backup::backup(&mut flasher, &path, None).unwrap_or_else(|error| panic!("seed {seed}: {error}"));
+        backup::backup(&mut flasher, &path, None)
+            .unwrap_or_else(|error| panic!("seed {seed}: {error}"));
         assert!(std::fs::read(&path).unwrap() == contents, "seed {seed}");
     }
 }
@@ -2004,5 +2005,113 @@ mod compressed_backup {
                 }
             }
         }
+    }
+}
+
+// --- FLASH_REAL_SIZE, flashlab's stub only ---
+
+mod real_size {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A flash whose ID claims `claimed` bytes but whose addresses wrap at `physical`.
+    fn fake_chip(claimed: usize, physical: usize, contents: &[u8]) -> SpiFlash {
+        let mut claimed_contents = vec![0xFF; claimed];
+        claimed_contents[..physical].copy_from_slice(&contents[..physical]);
+        let options = FlashOptions {
+            physical_size: (physical < claimed).then_some(physical),
+            ..FlashOptions::default()
+        };
+        flash_with(options, claimed_contents)
+    }
+
+    /// What a physical flash may hold: erased, firmware-like, firmware with erased sectors
+    /// scattered through it, or one pattern repeated so both halves of every window agree.
+    fn contents(kind: u8, physical: usize, seed: u8) -> Vec<u8> {
+        match kind % 4 {
+            0 => vec![0xFF; physical],
+            1 => sample_flash(physical),
+            2 => {
+                let mut bytes = sample_flash(physical);
+                for sector in bytes.chunks_mut(SECTOR).step_by(3 + seed as usize % 5) {
+                    sector.fill(0xFF);
+                }
+                bytes
+            }
+            _ => pattern(SECTOR, seed).repeat(physical / SECTOR),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Two implementations of one probe: the chip's (FLASH_REAL_SIZE, executed on the
+        /// virtual CPU) and the host's (MD5s and a marker write through the stub) must find
+        /// the same size, and neither may leave anything behind on the flash.
+        #[test]
+        fn the_chip_and_the_host_find_the_same_real_size(
+            claimed_log in 19u32..23,
+            physical_shift in 0u32..4,
+            kind in any::<u8>(),
+            seed in any::<u8>(),
+        ) {
+            let claimed = 1usize << claimed_log;
+            let physical = (claimed >> physical_shift).max(256 * 1024);
+            let contents = contents(kind, physical, seed);
+            let (mut flasher, _) = connect(fake_chip(claimed, physical, &contents), true);
+            let before = flash_contents(&flasher).to_vec();
+            let on_chip = real_size_on_chip(&mut flasher, claimed as u32).unwrap();
+            prop_assert!(flash_contents(&flasher) == &before[..], "the chip's probe changed the flash");
+            let from_host = wrap_size(&mut flasher, claimed as u32).unwrap();
+            prop_assert!(flash_contents(&flasher) == &before[..], "the host's probe changed the flash");
+            let from_host = from_host.unwrap_or(claimed as u32);
+            prop_assert_eq!(on_chip, Some(from_host));
+            // The repeated pattern has no erased sector to mark: both probes call it wrapping
+            // at the smallest window, whatever is really there; otherwise they are right.
+            if kind % 4 != 3 {
+                prop_assert_eq!(from_host, physical as u32);
+            }
+        }
+    }
+
+    #[test]
+    fn esptools_stubs_have_no_real_size_command_and_the_host_probes() {
+        let options = FlashOptions {
+            physical_size: Some(MB),
+            ..FlashOptions::default()
+        };
+        let device = Device::new(
+            DeviceConfig {
+                execution: CodeExecution::StubModel,
+                ..DeviceConfig::default()
+            },
+            flash_with(options, vec![0xFF; 4 * MB]),
+        );
+        let options = ConnectOptions {
+            stub: Some(StubImage::virtual_device_model()),
+            ..ConnectOptions::default()
+        };
+        let mut flasher = Flasher::connect(
+            EmulatorTransport::new(device),
+            &options,
+            Box::new(EventLog::new()),
+        )
+        .expect("connects");
+        assert_eq!(
+            real_size_on_chip(&mut flasher, 4 * MB as u32).unwrap(),
+            None
+        );
+        let error = real_size_limit(&mut flasher, 2 * MB as u64).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::FlashWraps {
+                    claimed: 0x40_0000,
+                    real: 0x10_0000
+                }
+            ),
+            "{error}"
+        );
+        assert!(flash_contents(&flasher).iter().all(|&byte| byte == 0xFF));
     }
 }

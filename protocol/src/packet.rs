@@ -136,7 +136,14 @@ opcodes! {
     /// flashlab's stub only: READ_FLASH with each block deflated on the chip when that makes
     /// it shorter (see [`Command::ReadFlashDeflate`]).
     ReadFlashDeflate = 0xE1, "READ_FLASH_DEFLATE";
+    /// flashlab's stub only: the size at which the flash's addresses wrap, measured on the
+    /// chip (see [`Command::FlashRealSize`]).
+    FlashRealSize = 0xE2, "FLASH_REAL_SIZE";
 }
+
+/// The smallest flash an ESP8266 module carries: no chip wraps below it, so FLASH_REAL_SIZE
+/// does not look further down.
+pub const SMALLEST_FLASH: u32 = 256 * 1024;
 
 /// The largest block READ_FLASH_DEFLATE sends in one frame (a flash sector).
 pub const MAX_DEFLATE_READ_BLOCK: u32 = 0x1000;
@@ -151,6 +158,14 @@ pub const DEFLATE_READ_DEFLATED: u8 = 1;
 pub const MAX_MD5_PIECES: u32 = 256;
 
 impl Opcode {
+    /// The commands only flashlab's stub answers: to esptool's stubs they are as unknown as
+    /// any other byte.
+    pub const FLASHLAB_ONLY: [Opcode; 3] = [
+        Opcode::SpiFlashMd5Pieces,
+        Opcode::ReadFlashDeflate,
+        Opcode::FlashRealSize,
+    ];
+
     /// The opcode with esptool's name, e.g. `FLASH_DEFL_DATA` (case-insensitive).
     pub fn from_name(name: &str) -> Option<Opcode> {
         Opcode::ALL
@@ -485,6 +500,16 @@ pub enum Command {
         /// Blocks the device may send ahead of the host's acknowledgement.
         max_in_flight: u32,
     },
+    /// FLASH_REAL_SIZE (flashlab's stub): the reply's value is the size at which the flash's
+    /// addresses wrap (a fake or mislabelled chip answers to every address its ID claims but
+    /// has less memory), or `claimed` when they do not wrap below it. For each window from
+    /// `claimed / 2` down to [`SMALLEST_FLASH`] the stub compares the flash at `a` and
+    /// `a + window`; when both halves hold the same bytes it programs a marker into an erased
+    /// sector, looks for it one window on, and erases the sector again.
+    FlashRealSize {
+        /// The size the flash's JEDEC ID claims (a power of two).
+        claimed: u32,
+    },
     /// RUN_USER_CODE.
     RunUserCode,
 }
@@ -514,6 +539,7 @@ impl Command {
             Command::EraseRegion { .. } => Opcode::EraseRegion,
             Command::ReadFlash { .. } => Opcode::ReadFlash,
             Command::ReadFlashDeflate { .. } => Opcode::ReadFlashDeflate,
+            Command::FlashRealSize { .. } => Opcode::FlashRealSize,
             Command::RunUserCode => Opcode::RunUserCode,
         }
     }
@@ -589,6 +615,7 @@ impl Command {
                 block_size,
                 max_in_flight,
             } => words(out, &[*address, *size, *block_size, *max_in_flight]),
+            Command::FlashRealSize { claimed } => words(out, &[*claimed]),
             Command::EraseFlash | Command::RunUserCode => {}
         }
         let length = match length_field(out.len() - start - HEADER_LEN) {
@@ -796,6 +823,10 @@ impl Command {
                     block_size: w[2],
                     max_in_flight: w[3],
                 }
+            }
+            Opcode::FlashRealSize => {
+                let w = exact(4, "4")?;
+                Command::FlashRealSize { claimed: w[0] }
             }
         })
     }

@@ -108,6 +108,7 @@ fn command() -> impl Strategy<Value = Command> {
             block_size: w[2],
             max_in_flight: w[3],
         }),
+        any::<u32>().prop_map(|claimed| Command::FlashRealSize { claimed }),
         Just(Command::RunUserCode),
     ]
 }

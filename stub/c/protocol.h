@@ -27,6 +27,7 @@
 #define OP_RUN_USER_CODE 0xD3u
 #define OP_SPI_FLASH_MD5_PIECES 0xE0u
 #define OP_READ_FLASH_DEFLATE 0xE1u
+#define OP_FLASH_REAL_SIZE 0xE2u
 
 /* Status codes (a stub replies [code, 0]; 0 is success) */
 #define ERR_BAD_DATA_LEN 0xC0u
@@ -55,6 +56,7 @@
 #define DEFLATE_READ_HEADER_LEN 0x11u
 #define DEFLATE_READ_RAW 0x00u
 #define DEFLATE_READ_DEFLATED 0x01u
+#define SMALLEST_FLASH 0x40000u
 
 /* SLIP (RFC 1055) */
 #define SLIP_END 0xC0u

@@ -8,6 +8,7 @@
 
 void *memcpy(void *destination, const void *source, uint32_t length);
 void *memset(void *destination, int value, uint32_t length);
+int memcmp(const void *first, const void *second, uint32_t length);
 
 void ets_delay_us(uint32_t microseconds);
 void uart_div_modify(uint32_t uart, uint32_t divider);

@@ -643,6 +643,104 @@ static void read_flash_deflate(uint32_t address, uint32_t length, uint32_t block
     send_frame(header + 1, 16);
 }
 
+/* ---- FLASH_REAL_SIZE: where a fake chip's addresses wrap ---- */
+
+/* 1 when [a, a + length) and [b, b + length) hold the same bytes (sector by sector, by
+ * their MD5s, so one read buffer serves), 0 when not, -1 when the ROM cannot read. */
+static int same_bytes(uint32_t a, uint32_t b, uint32_t length) {
+    uint8_t first[16], second[16];
+    for (uint32_t at = 0; at < length; at += SECTOR_SIZE) {
+        if (flash_md5(a + at, SECTOR_SIZE, first) != 0 ||
+            flash_md5(b + at, SECTOR_SIZE, second) != 0) {
+            return -1;
+        }
+        if (memcmp(first, second, sizeof first) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The probe's marker: a word pattern no firmware or erased flash holds by chance. */
+static uint32_t marker_word(uint32_t index) {
+    return 0xF1A5B10Bu ^ (index * 0x9E3779B9u);
+}
+
+/* 1 when the sector at `address` is erased (all 0xFF). */
+static int sector_erased(uint32_t address) {
+    const uint32_t *words = (const uint32_t *)read_flash_bytes(address, SECTOR_SIZE);
+    if (words == 0) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < SECTOR_SIZE / 4; i++) {
+        if (words[i] != 0xFFFFFFFFu) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Programs the marker into the erased sector at `address`, reports whether it shows one
+ * window on (1) or not (0), and erases the sector again. */
+static int marker_seen_one_window_on(uint32_t address, uint32_t window) {
+    uint32_t words[SPI_DATA_BUFFER_LEN / 4];
+    const uint32_t *seen;
+    int wraps = 1;
+    for (uint32_t at = 0; at < SECTOR_SIZE; at += SPI_DATA_BUFFER_LEN) {
+        for (uint32_t i = 0; i < SPI_DATA_BUFFER_LEN / 4; i++) {
+            words[i] = marker_word(at / 4 + i);
+        }
+        flash_start_program(address + at, (const uint8_t *)words, SPI_DATA_BUFFER_LEN);
+    }
+    flash_wait_idle();
+    seen = (const uint32_t *)read_flash_bytes(address + window, SECTOR_SIZE);
+    for (uint32_t i = 0; i < SECTOR_SIZE / 4; i++) {
+        if (seen == 0 || seen[i] != marker_word(i)) {
+            wraps = 0;
+            break;
+        }
+    }
+    flash_start_erase(SPI_CMD_SE, address);
+    flash_wait_idle();
+    return wraps;
+}
+
+/* 1 when the flash reads the same at a and a + window, as a chip of `window` bytes does;
+ * -1 when the ROM cannot read. Both halves alike (a blank chip) cannot tell by reading: a
+ * marker in an erased sector must show one window on. */
+static int wraps_every(uint32_t window) {
+    const uint32_t candidates[3] = {0, window - SECTOR_SIZE, window / 2};
+    int same = same_bytes(0, window, window);
+    if (same != 1) {
+        return same;
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+        if (sector_erased(candidates[i])) {
+            return marker_seen_one_window_on(candidates[i], window);
+        }
+    }
+    /* Both halves alike and no erased sector to mark: nothing past the window differs from
+     * what the first half holds, so it is treated as wrapping. */
+    return 1;
+}
+
+/* The size at which the flash's addresses wrap, `claimed` when they do not wrap below it,
+ * 0 when the ROM cannot read. */
+static uint32_t flash_real_size(uint32_t claimed) {
+    uint32_t real = claimed;
+    for (uint32_t window = claimed / 2; window >= SMALLEST_FLASH; window /= 2) {
+        int wraps = wraps_every(window);
+        if (wraps < 0) {
+            return 0;
+        }
+        if (!wraps) {
+            break;
+        }
+        real = window;
+    }
+    return real;
+}
+
 /* ---- Commands ---- */
 
 /* True when [address, address + length) reaches the stub's own code, data or buffers. */
@@ -831,6 +929,22 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         }
         reply_end(status);
         return;
+    }
+    case OP_FLASH_REAL_SIZE: {
+        uint32_t claimed = read_le32(payload);
+        /* A power of two, as JEDEC capacities are, inside what SPI_SET_PARAMS set. */
+        if (length != 4 || claimed < SMALLEST_FLASH || (claimed & (claimed - 1)) != 0 ||
+            claimed > flash_size) {
+            status = ERR_BAD_DATA_LEN;
+        } else if (write_state.active) {
+            status = ERR_INVALID_COMMAND;
+        } else {
+            value = flash_real_size(claimed);
+            if (value == 0) {
+                status = ERR_FAILED_SPI_OP;
+            }
+        }
+        break;
     }
     case OP_ERASE_FLASH:
         if (SPIEraseChip() != 0) {

@@ -127,8 +127,7 @@ impl Device {
         let opcode = request.opcode;
         let flavor = self.stub.flavor;
         // flashlab's own commands are as unknown to esptool's stubs as any other.
-        let known = Opcode::from_byte(opcode)
-            .filter(|&op| op != Opcode::SpiFlashMd5Pieces && op != Opcode::ReadFlashDeflate);
+        let known = Opcode::from_byte(opcode).filter(|op| !Opcode::FLASHLAB_ONLY.contains(op));
         let Some(known) = known else {
             self.reply(opcode, 0, &[], failure(unknown_opcode(flavor, opcode)));
             return;
@@ -215,9 +214,9 @@ impl Device {
                 self.start_read_flash(opcode, address, size, packet_size, max_in_flight);
                 return;
             }
-            Command::SpiFlashMd5Pieces { .. } | Command::ReadFlashDeflate { .. } => {
-                Err(unknown_opcode(flavor, opcode))
-            }
+            Command::SpiFlashMd5Pieces { .. }
+            | Command::ReadFlashDeflate { .. }
+            | Command::FlashRealSize { .. } => Err(unknown_opcode(flavor, opcode)),
             Command::RunUserCode => {
                 if flavor == StubFlavor::Legacy {
                     self.trace_line(|| {

@@ -2,12 +2,15 @@
 //! address of the size its JEDEC ID names, but its addresses wrap at the memory really
 //! there, so a write past it overwrites the start and a read past it returns the start again.
 //!
-//! The probe runs on the host, through the stub's MD5s: [`real_size_limit`] is the one entry
-//! point, so an on-chip probe can replace [`wrap_size`] without touching its callers.
+//! [`real_size_limit`] is the one entry point. With flashlab's stub the chip measures itself
+//! (FLASH_REAL_SIZE, one request); with esptool's stubs the same probe runs from the host,
+//! through the stub's MD5s and a marker write ([`wrap_size`]).
 
+use esp_protocol::packet::{Command, SMALLEST_FLASH};
 use esp_protocol::rom_erase::SECTOR_SIZE;
+use esp_protocol::status::ErrorCode;
 
-use crate::connection::Loader;
+use crate::connection::{timeout_per_mb, Loader, MD5_SECONDS_PER_MB};
 use crate::error::{Error, Result};
 use crate::flasher::Flasher;
 use crate::ops::erase::md5_of;
@@ -15,13 +18,10 @@ use crate::ops::write::{Region, WriteOptions};
 use crate::progress::{Event, Warning};
 use crate::transport::Transport;
 
-/// The smallest flash there is: no chip wraps below it.
-const SMALLEST: u32 = 256 * 1024;
-
 /// Fails with [`Error::FlashWraps`] when `end` (the end of a read or write) lies past the
 /// memory the chip really has. Without a stub nothing can be measured, and a warning says so.
 pub fn real_size_limit<T: Transport>(flasher: &mut Flasher<T>, end: u64) -> Result<()> {
-    if end <= u64::from(SMALLEST) {
+    if end <= u64::from(SMALLEST_FLASH) {
         return Ok(());
     }
     if flasher.loader() != Loader::Stub {
@@ -29,13 +29,48 @@ pub fn real_size_limit<T: Transport>(flasher: &mut Flasher<T>, end: u64) -> Resu
         return Ok(());
     }
     let claimed = flasher.flash_size()?;
-    match wrap_size(flasher, claimed)? {
+    let wraps_at = match real_size_on_chip(flasher, claimed)? {
+        Some(real) => (real < claimed).then_some(real),
+        None => wrap_size(flasher, claimed)?,
+    };
+    match wraps_at {
         Some(real) if end > u64::from(real) => Err(Error::FlashWraps { claimed, real }),
         _ => Ok(()),
     }
 }
 
-/// The size after which the flash's addresses wrap, if they wrap below `claimed`.
+/// The chip's own measurement (FLASH_REAL_SIZE): the size at which its addresses wrap, or
+/// `claimed`; `None` when the stub does not have the command (esptool's).
+pub fn real_size_on_chip<T: Transport>(
+    flasher: &mut Flasher<T>,
+    claimed: u32,
+) -> Result<Option<u32>> {
+    if flasher.real_size_on_chip == Some(false) {
+        return Ok(None);
+    }
+    // At worst the chip hashes both halves of every window: twice the claimed size.
+    let timeout = timeout_per_mb(MD5_SECONDS_PER_MB, claimed.saturating_mul(2));
+    match flasher
+        .connection
+        .command(&Command::FlashRealSize { claimed }, timeout)
+    {
+        Ok(response) => {
+            flasher.real_size_on_chip = Some(true);
+            Ok(Some(response.value))
+        }
+        Err(Error::Device {
+            code: ErrorCode::CommandNotImplemented | ErrorCode::InvalidCommand,
+            ..
+        }) => {
+            flasher.real_size_on_chip = Some(false);
+            Ok(None)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// The size after which the flash's addresses wrap, if they wrap below `claimed`, probed from
+/// the host.
 ///
 /// For each window from half the claimed size down: a chip that wraps at the window reads
 /// the same at `a` and `a + window`. The device's MD5s of a sector and then of the two halves
@@ -45,7 +80,7 @@ pub fn real_size_limit<T: Transport>(flasher: &mut Flasher<T>, end: u64) -> Resu
 pub fn wrap_size<T: Transport>(flasher: &mut Flasher<T>, claimed: u32) -> Result<Option<u32>> {
     let mut wraps_at = None;
     let mut window = claimed / 2;
-    while window >= SMALLEST {
+    while window >= SMALLEST_FLASH {
         if !wraps_every(flasher, window)? {
             break;
         }
