@@ -268,6 +268,15 @@ pub enum Error {
         jedec_id: u32,
     },
 
+    /// Another esp-flasher run is writing the same output file.
+    #[error("another esp-flasher is writing {} (it holds {})", .path.display(), .lock.display())]
+    OutputBusy {
+        /// The output file.
+        path: PathBuf,
+        /// The lock file it holds.
+        lock: PathBuf,
+    },
+
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     File {

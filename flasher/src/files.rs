@@ -11,8 +11,12 @@
 //!
 //! The temporary files of writes not yet committed are listed while they exist, so that the
 //! binary's Ctrl-C and SIGTERM handler can remove them ([`remove_unfinished`]) before it exits.
+//!
+//! A run that writes an output holds [`OutputLock`] on it from start to end, so a second run
+//! on the same name is refused before it touches the first one's temporary files.
 
 use std::ffi::OsString;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -52,6 +56,83 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     let mut name = OsString::from(path.as_os_str());
     name.push(TEMPORARY_SUFFIX);
     PathBuf::from(name)
+}
+
+/// The suffix of the lock file beside an output while a run writes it.
+pub const LOCK_SUFFIX: &str = ".esp-flasher.lock";
+
+/// An exclusive lock on an output name, held by the run that writes it, from before it reads
+/// the chip until its file (or backup pair) is in place. The operating system releases it
+/// however the run ends, kill -9 included, so a lock file left behind is simply taken over.
+#[derive(Debug)]
+pub struct OutputLock {
+    /// Locked while open.
+    file: File,
+    path: PathBuf,
+}
+
+impl OutputLock {
+    /// Locks `output` (through `OUTPUT.esp-flasher.lock`), or fails with
+    /// [`Error::OutputBusy`] when another run holds it.
+    pub fn acquire(output: &Path) -> Result<OutputLock> {
+        let mut name = OsString::from(output.as_os_str());
+        name.push(LOCK_SUFFIX);
+        let path = PathBuf::from(name);
+        let failed = |source| Error::File {
+            path: path.clone(),
+            source,
+        };
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(failed)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::OutputBusy {
+                        path: output.to_path_buf(),
+                        lock: path,
+                    })
+                }
+                Err(TryLockError::Error(source)) => return Err(failed(source)),
+            }
+            // A holder that finished removed the lock file after this run opened it: the lock
+            // just taken is on a file no one else will open; take the one at the name now.
+            if still_named(&file, &path) {
+                return Ok(OutputLock { file, path });
+            }
+        }
+    }
+}
+
+/// Whether `file` is the file `path` names now.
+#[cfg(unix)]
+fn still_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Elsewhere the lock file is never removed (see `Drop`), so the name always names it.
+#[cfg(not(unix))]
+fn still_named(_file: &File, _path: &Path) -> bool {
+    true
+}
+
+impl Drop for OutputLock {
+    /// On Unix the lock file goes while still locked, and a run that opened it meanwhile
+    /// notices (`still_named`). Windows has no portable way to tell that a name now names
+    /// another file, so there the empty lock file stays beside the output.
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
 }
 
 /// The folder `path` is in ("." for a bare name).
@@ -287,6 +368,23 @@ pub(crate) mod tests {
             self.alive();
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_second_lock_on_one_output_is_refused_until_the_first_is_dropped() {
+        let folder = tempfile::tempdir().unwrap();
+        let output = folder.path().join("b.bin");
+        let first = OutputLock::acquire(&output).unwrap();
+        let error = OutputLock::acquire(&output).unwrap_err();
+        assert!(
+            matches!(&error, Error::OutputBusy { path, .. } if *path == output),
+            "{error}"
+        );
+        drop(first);
+        let again = OutputLock::acquire(&output).unwrap();
+        drop(again);
+        #[cfg(unix)]
+        assert!(names(folder.path()).is_empty(), "the lock file is removed");
     }
 
     fn names(folder: &Path) -> Vec<String> {

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use esp_flasher::backup::{finish_interrupted, load_backup, record_path, BackupRecord};
+use esp_flasher::files::OutputLock;
 
 /// Starts `esp-flasher args` in `dir`.
 fn spawn(dir: &Path, args: &[&str]) -> Child {
@@ -217,4 +218,46 @@ fn a_backup_onto_a_full_disk_fails_and_keeps_the_previous_pair() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Two runs writing one backup: the second used to settle the first one's temporary image as
+/// "left by an interrupted backup" and remove it under the running first. Now the second is
+/// refused before it touches anything.
+#[test]
+fn regression_a_second_backup_of_the_same_file_removed_the_first_runs_temporary_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("b.bin");
+    // The first run, as it stands while it reads the chip: its lock, and its image half written.
+    let first_run = OutputLock::acquire(&image).unwrap();
+    let temporary = dir.path().join("b.bin.esp-flasher.tmp");
+    fs::write(&temporary, [0x5A; 1000]).unwrap();
+
+    let second = backup(dir.path(), 3);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another esp-flasher is writing") && stderr.contains("b.bin"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(&temporary).unwrap(),
+        [0x5A; 1000],
+        "the first run's file was touched"
+    );
+    assert!(!image.exists() && !record_path(&image).exists());
+
+    drop(first_run);
+    fs::remove_file(&temporary).unwrap();
+    let third = backup(dir.path(), 3);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    pair(dir.path());
+    assert!(temporaries(dir.path()).is_empty());
+    assert!(
+        !dir.path().join("b.bin.esp-flasher.lock").exists(),
+        "the lock file is removed at the end"
+    );
 }

@@ -4,6 +4,8 @@ use std::rc::Rc;
 
 use esp_flasher::backup::{backup, record_path};
 
+use esp_flasher::files::OutputLock;
+
 use super::files::{check_output, finish_interrupted_backup};
 use super::session::{with_chip, Stopwatch};
 use super::CmdError;
@@ -13,6 +15,8 @@ use crate::output::{rate, Output};
 /// Reads and checks the flash, then writes the image and its record as one pair.
 pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
     check_output(&args.file)?;
+    // Held until the file is in place: a second run writing the same name is refused now.
+    let _lock = OutputLock::acquire(&args.file)?;
     finish_interrupted_backup(&args.file, out)?;
     with_chip(connect, out, |flasher, out| {
         if args.no_compress {

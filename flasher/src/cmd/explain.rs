@@ -85,6 +85,10 @@ impl From<Error> for CmdError {
             Error::UnknownFlashSize { .. } => Some(
                 "Give the size explicitly, e.g. -fs 4MB, or read with an explicit size instead of ALL.".into(),
             ),
+            Error::OutputBusy { .. } => Some(
+                "Wait for that run to finish, or give this one another file name: nothing was read or written."
+                    .into(),
+            ),
             Error::BadRecord { .. } => Some(
                 "restore needs FILE and FILE.json exactly as backup wrote them.".into(),
             ),

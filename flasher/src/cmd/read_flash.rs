@@ -4,6 +4,8 @@ use std::rc::Rc;
 
 use esp_flasher::ops::size_probe::real_size_limit;
 
+use esp_flasher::files::OutputLock;
+
 use super::files::check_output;
 use super::session::{with_chip, Stopwatch};
 use super::CmdError;
@@ -13,6 +15,8 @@ use crate::output::{rate, Output};
 /// Reads the range (ALL: up to the end of the flash) and saves it once complete.
 pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
     check_output(&args.file)?;
+    // Held until the file is in place: a second run writing the same name is refused now.
+    let _lock = OutputLock::acquire(&args.file)?;
     if args.size == ReadSize::Bytes(0) {
         return Err(CmdError::Usage("read_flash size 0 reads nothing".into()));
     }
