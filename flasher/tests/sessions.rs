@@ -68,6 +68,17 @@ fn connect_to(transport: EmulatorTransport, stub: bool) -> (Flasher<EmulatorTran
     (flasher, log)
 }
 
+/// The chip with `flash` behind a link with `faults`, its randomness seeded with `seed`.
+fn over_link(flash: SpiFlash, faults: LinkFaults, seed: u64) -> EmulatorTransport {
+    let device = device(flash, Chip::Esp8266Ex, DeviceFaults::default());
+    let config = LinkConfig {
+        faults,
+        seed,
+        ..LinkConfig::default()
+    };
+    EmulatorTransport::with_link(Link::new(device, config))
+}
+
 fn connect(flash: SpiFlash, stub: bool) -> (Flasher<EmulatorTransport>, EventLog) {
     connect_to(
         EmulatorTransport::new(device(flash, Chip::Esp8266Ex, DeviceFaults::default())),
@@ -698,20 +709,8 @@ fn bit_flips_at_1e_5_a_backup_still_completes_with_any_seed() {
             bitflip_rate: 1e-5,
             ..LinkFaults::default()
         };
-        let device = device(
-            filled(contents.clone()),
-            Chip::Esp8266Ex,
-            DeviceFaults::default(),
-        );
-        let link = Link::new(
-            device,
-            LinkConfig {
-                faults,
-                seed,
-                ..LinkConfig::default()
-            },
-        );
-        let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
+        let (mut flasher, log) =
+            connect_to(over_link(filled(contents.clone()), faults, seed), true);
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("board.bin");
         backup::backup(&mut flasher, &path, None)
@@ -727,19 +726,7 @@ fn a_disconnect_mid_backup_leaves_no_file_under_the_final_name() {
         disconnect_after: Some(300_000),
         ..LinkFaults::default()
     };
-    let device = device(
-        filled(sample_flash(MB)),
-        Chip::Esp8266Ex,
-        DeviceFaults::default(),
-    );
-    let link = Link::new(
-        device,
-        LinkConfig {
-            faults,
-            ..LinkConfig::default()
-        },
-    );
-    let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
+    let (mut flasher, _) = connect_to(over_link(filled(sample_flash(MB)), faults, 0), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     let error = backup::backup(&mut flasher, &path, None).unwrap_err();
@@ -1668,15 +1655,7 @@ fn regression_cable_pulled_during_write_names_the_address_reached() {
         disconnect_counts_host: true,
         ..LinkFaults::default()
     };
-    let device = device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default());
-    let link = Link::new(
-        device,
-        LinkConfig {
-            faults,
-            ..LinkConfig::default()
-        },
-    );
-    let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
+    let (mut flasher, _) = connect_to(over_link(blank(MB), faults, 0), true);
     let data = pattern(0x20000, 4);
     let options = WriteOptions {
         compress: false,
@@ -1799,19 +1778,7 @@ fn a_backup_moves_fewer_bytes_than_the_flash_holds() {
         disconnect_after: Some((MB as u64) * 6 / 10),
         ..LinkFaults::default()
     };
-    let device = device(
-        filled(contents.clone()),
-        Chip::Esp8266Ex,
-        DeviceFaults::default(),
-    );
-    let link = Link::new(
-        device,
-        LinkConfig {
-            faults,
-            ..LinkConfig::default()
-        },
-    );
-    let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
+    let (mut flasher, log) = connect_to(over_link(filled(contents.clone()), faults, 0), true);
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     let started = flasher.transport().now();
@@ -1876,19 +1843,10 @@ fn esptools_stubs_have_no_read_flash_deflate_and_the_flasher_falls_back() {
 fn lost_bytes_at_1e_5_a_compressed_sparse_backup_still_completes() {
     let contents = sample_flash(MB);
     for seed in 1..=4 {
-        let device = device(
-            filled(contents.clone()),
-            Chip::Esp8266Ex,
-            DeviceFaults::default(),
+        let (mut flasher, _) = connect_to(
+            over_link(filled(contents.clone()), LinkFaults::default(), seed),
+            true,
         );
-        let link = Link::new(
-            device,
-            LinkConfig {
-                seed,
-                ..LinkConfig::default()
-            },
-        );
-        let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
         // Bytes are lost from the backup's first command on, not during the stub's upload.
         flasher.transport_mut().link_mut().faults_mut().drop_rate = 1e-5;
         let directory = tempfile::tempdir().unwrap();
@@ -1979,9 +1937,7 @@ mod compressed_backup {
             faults in link_faults(),
             seed in any::<u64>(),
         ) {
-            let device = device(filled(contents.clone()), Chip::Esp8266Ex, DeviceFaults::default());
-            let link = Link::new(device, LinkConfig { seed, ..LinkConfig::default() });
-            let (mut flasher, _) = connect_to(EmulatorTransport::with_link(link), true);
+            let (mut flasher, _) = connect_to(over_link(filled(contents.clone()), LinkFaults::default(), seed), true);
             // The faults start with the backup: connecting is not what this is about.
             *flasher.transport_mut().link_mut().faults_mut() = faults;
             let directory = tempfile::tempdir().unwrap();
