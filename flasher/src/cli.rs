@@ -29,9 +29,9 @@ Ports:
                                     (flashlab's own, or --stub-file); stub=model answers with
                                     a model of a stub instead
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
-                                    adapters first); with none, commands that
-                                    only read use the virtual ESP8266 and say so, and commands
-                                    that change the flash fail (give --port emu: to mean it)
+                                    adapters first); with none, backup (the first run)
+                                    uses the virtual ESP8266 and says so, and every other
+                                    command fails (give --port emu: to mean it)
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
 

@@ -37,15 +37,29 @@ fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Lock files of the [`OutputLock`]s this process holds, for [`remove_unfinished`].
+static HELD_LOCKS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn held_locks() -> MutexGuard<'static, Vec<PathBuf>> {
+    HELD_LOCKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Removes the temporary files of every write not yet committed and returns their names; for
 /// a signal handler, just before the process exits. A commit in progress is waited for, so
-/// what is on disk afterwards is the old file (or pair) or the new one, never a mix.
+/// what is on disk afterwards is the old file (or pair) or the new one, never a mix. The lock
+/// files of held [`OutputLock`]s go too (on Unix, as their `Drop` would).
 pub fn remove_unfinished() -> Vec<PathBuf> {
     let mut list = unfinished();
     let removed: Vec<PathBuf> = list
         .drain(..)
         .filter(|path| std::fs::remove_file(path).is_ok())
         .collect();
+    #[cfg(unix)]
+    for lock in held_locks().drain(..) {
+        let _ = std::fs::remove_file(lock);
+    }
     // Keep the lock until the process exits: no commit may start after the cleanup.
     std::mem::forget(list);
     removed
@@ -102,6 +116,7 @@ impl OutputLock {
             // A holder that finished removed the lock file after this run opened it: the lock
             // just taken is on a file no one else will open; take the one at the name now.
             if still_named(&file, &path) {
+                held_locks().push(path.clone());
                 return Ok(OutputLock { file, path });
             }
         }
@@ -129,6 +144,7 @@ impl Drop for OutputLock {
     /// notices (`still_named`). Windows has no portable way to tell that a name now names
     /// another file, so there the empty lock file stays beside the output.
     fn drop(&mut self) {
+        held_locks().retain(|held| held != &self.path);
         #[cfg(unix)]
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();

@@ -157,7 +157,7 @@ fn help_documents_exit_codes_and_ports() {
     run.says("emu:").says("--stub-file").says("write-flash");
     // The sample flash is described as it is: not blank.
     run.says("firmware at 0x0, SDK settings at the end; not blank")
-        .says("change the flash fail (give --port emu: to mean it)");
+        .says("command fails (give --port emu: to mean it)");
     flasher(dir.path(), &["write_flash", "--help"])
         .expect(0)
         .says("--flash-size");
@@ -631,13 +631,11 @@ fn trace_shows_the_bytes_on_the_line() {
 }
 
 #[test]
-fn without_a_port_a_serial_port_or_the_virtual_chip_is_used() {
+fn without_a_port_a_serial_port_is_searched_for() {
     let dir = temp();
     let run = flasher(dir.path(), &["chip_id"]);
-    if run.stdout.contains("No serial port found") {
-        run.expect(0)
-            .says("using the built-in virtual ESP8266 (emu:4MB). Connect a board or pass --port to use hardware.")
-            .says("Chip ID: 0x");
+    if run.stderr.contains("serial ports found: none") {
+        run.expect(1);
     } else {
         run.says("serial port(s):");
     }
@@ -647,8 +645,8 @@ fn without_a_port_a_serial_port_or_the_virtual_chip_is_used() {
 /// no-board case (the machines the tests run on have none; a developer's may).
 fn no_serial_port_here(dir: &Path) -> bool {
     let found = flasher(dir, &["chip_id"])
-        .stdout
-        .contains("No serial port found");
+        .stderr
+        .contains("serial ports found: none");
     if !found {
         eprintln!("a serial port is present: the no-board case cannot be reached on this machine");
     }
@@ -684,6 +682,45 @@ fn regression_commands_that_change_the_flash_ran_on_the_virtual_chip_without_a_b
             "{command} reached the virtual chip: {run:?}"
         );
     }
+}
+
+/// With no board attached, `read_flash 0 0x100000 image1M.bin` read the built-in virtual
+/// chip's sample flash and exited 0: a "backup" of no board at all, which `verify_flash` then
+/// called verified.
+#[test]
+fn regression_read_flash_without_a_board_saved_the_virtual_chips_sample_data() {
+    let dir = temp();
+    if !no_serial_port_here(dir.path()) {
+        return;
+    }
+    fs::write(dir.path().join("x.bin"), firmware_image(0x2000, 3)).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "read_flash",
+            &["read_flash", "0", "0x100000", "image1M.bin"],
+        ),
+        ("verify_flash", &["verify_flash", "0x0", "x.bin"]),
+        ("flash_id", &["flash_id"]),
+        ("chip_id", &["chip_id"]),
+        ("read_mac", &["read_mac"]),
+        ("read_mem", &["read_mem", "0x3ff00050"]),
+        ("dump_mem", &["dump_mem", "0x3ffe8000", "16", "mem.bin"]),
+        ("read_flash_status", &["read_flash_status"]),
+        ("run", &["run"]),
+    ];
+    for (command, args) in cases {
+        let run = flasher(dir.path(), args).expect(1);
+        run.warns(&format!(
+            "no board found (serial ports found: none): {command} reads a board"
+        ))
+        .warns("--port emu:4MB");
+        assert!(
+            !run.stdout.contains("Virtual ESP8266") && !run.stdout.contains("verified"),
+            "{command} reached the virtual chip: {run:?}"
+        );
+    }
+    assert!(!dir.path().join("image1M.bin").exists());
+    assert!(!dir.path().join("mem.bin").exists());
 }
 
 /// The README's first command: with no board, `backup` runs on the virtual chip, says so in

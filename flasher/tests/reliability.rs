@@ -157,6 +157,10 @@ fn an_interrupted_backup_removes_its_temporary_files() {
             interrupted_while_writing += 1;
         }
         assert!(temporaries(dir.path()).is_empty(), "round {round} {name}");
+        assert!(
+            !dir.path().join("b.bin.esp-flasher.lock").exists(),
+            "round {round} {name}: the lock file is left"
+        );
         let read = pair(dir.path());
         let is_new = read.1.emu.as_deref() == Some(seed.as_str());
         assert!(read == old || is_new, "round {round}");
@@ -245,6 +249,18 @@ fn regression_a_second_backup_of_the_same_file_removed_the_first_runs_temporary_
         "the first run's file was touched"
     );
     assert!(!image.exists() && !record_path(&image).exists());
+
+    // Nor may a restore of that file settle the running backup's files.
+    let restore = spawn(dir.path(), &["--port", "emu:1MB", "restore", "b.bin"])
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&restore.stderr);
+    assert_eq!(restore.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another esp-flasher is writing"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&temporary).unwrap(), [0x5A; 1000]);
 
     drop(first_run);
     fs::remove_file(&temporary).unwrap();

@@ -7,7 +7,7 @@ use esp_flasher::backup::{backup, record_path};
 use esp_flasher::files::OutputLock;
 
 use super::files::{check_output, finish_interrupted_backup};
-use super::session::{with_chip, Stopwatch};
+use super::session::{with_chip_or_demonstration, Stopwatch};
 use super::CmdError;
 use crate::cli::{BackupArgs, ConnectArgs};
 use crate::output::{rate, Output};
@@ -18,7 +18,7 @@ pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result
     // Held until the file is in place: a second run writing the same name is refused now.
     let _lock = OutputLock::acquire(&args.file)?;
     finish_interrupted_backup(&args.file, out)?;
-    with_chip(connect, out, |flasher, out| {
+    with_chip_or_demonstration(connect, out, |flasher, out| {
         if args.no_compress {
             flasher.disable_compressed_reads();
         }

@@ -9,7 +9,7 @@ use crate::output::Output;
 
 /// Prints "Chip ID: 0x...".
 pub fn run(connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    with_chip(connect, out, |flasher, out| {
+    with_chip("chip_id", connect, out, |flasher, out| {
         out.line(format!("Chip ID: {:#010x}", flasher.chip().chip_id));
         Ok(())
     })

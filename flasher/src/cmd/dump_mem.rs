@@ -17,7 +17,7 @@ pub fn run(args: &DumpMemArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Resul
         )));
     }
     check_output(&args.file)?;
-    with_chip(connect, out, |flasher, out| {
+    with_chip("dump_mem", connect, out, |flasher, out| {
         out.line(format!(
             "Dumping {} bytes from {:#010x} to file '{}'...",
             args.size,

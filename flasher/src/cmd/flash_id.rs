@@ -11,7 +11,7 @@ use crate::output::Output;
 
 /// Prints "Manufacturer: ef", "Device: 4016" and "Detected flash size: 4MB".
 pub fn run(connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    with_chip(connect, out, |flasher, out| {
+    with_chip("flash_id", connect, out, |flasher, out| {
         let flash = flasher.flash_info();
         let manufacturer = (flash.jedec_id >> 16) as u8;
         let device = flash.jedec_id & 0xFFFF;

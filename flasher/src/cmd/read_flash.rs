@@ -20,7 +20,7 @@ pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Res
     if args.size == ReadSize::Bytes(0) {
         return Err(CmdError::Usage("read_flash size 0 reads nothing".into()));
     }
-    with_chip(connect, out, |flasher, out| {
+    with_chip("read_flash", connect, out, |flasher, out| {
         let size = match args.size {
             ReadSize::Bytes(size) => size,
             ReadSize::All => flasher.flash_size()?.saturating_sub(args.address),

@@ -13,7 +13,7 @@ pub fn run(
     connect: &ConnectArgs,
     out: &Rc<Output>,
 ) -> Result<(), CmdError> {
-    with_chip(connect, out, |flasher, out| {
+    with_chip("read_flash_status", connect, out, |flasher, out| {
         let status = flasher.read_flash_status(usize::from(args.bytes))?;
         out.line(format!("Flash memory status: {status:#06x}"));
         Ok(())

@@ -9,7 +9,7 @@ use crate::output::Output;
 
 /// Prints "MAC: aa:bb:cc:dd:ee:ff".
 pub fn run(connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    with_chip(connect, out, |flasher, out| {
+    with_chip("read_mac", connect, out, |flasher, out| {
         out.line(format!("{:<20}{}", "MAC:", flasher.chip().mac_string()));
         Ok(())
     })

@@ -9,7 +9,7 @@ use crate::output::Output;
 
 /// Prints "0xADDR = 0xVALUE".
 pub fn run(args: &ReadMemArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    with_chip(connect, out, |flasher, out| {
+    with_chip("read_mem", connect, out, |flasher, out| {
         let value = flasher.read_mem(args.address)?;
         out.line(format!("{:#010x} = {value:#010x}", args.address));
         Ok(())

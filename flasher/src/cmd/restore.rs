@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use esp_flasher::backup::{load_restore_image, restore, RestoreOptions};
+use esp_flasher::files::OutputLock;
 use esp_flasher::{Error, Loader, WriteOptions};
 
 use super::files::{finish_interrupted_backup, io_reason};
@@ -16,6 +17,13 @@ use crate::output::Output;
 /// Checks the image against its record (if any) before connecting, then against the chip,
 /// and writes it at 0x0.
 pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+    // A backup of this file still running must finish first: settling its files now would
+    // take its temporary image for one an interrupted run left. Where no lock file can be
+    // made (read-only media), no esp-flasher can be writing there either.
+    let _lock = match OutputLock::acquire(&args.file) {
+        Err(busy @ Error::OutputBusy { .. }) => return Err(busy.into()),
+        held_or_read_only => held_or_read_only.ok(),
+    };
     // A backup on read-only media can still be restored: load_restore_image takes a
     // committed image from its temporary name.
     if let Err(CmdError::Failed { message, .. }) = finish_interrupted_backup(&args.file, out) {

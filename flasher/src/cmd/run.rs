@@ -9,7 +9,15 @@ use crate::output::Output;
 
 /// Starts the firmware; `--after` does not apply, the chip is already running it.
 pub fn run(connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
-    Session::open(connect, out, Access::ReadOnly)?.run(None, |flasher, out| {
+    Session::open(
+        connect,
+        out,
+        Access::Board {
+            command: "run",
+            changes: false,
+        },
+    )?
+    .run(None, |flasher, out| {
         flasher.run()?;
         out.line("Running the firmware in flash.");
         Ok(())

@@ -144,30 +144,42 @@ impl Stopwatch {
     }
 }
 
-/// What a command may do to the chip, which decides whether a search for a board that finds
-/// no serial port may fall back to the built-in virtual chip.
+/// Whether a search for a board that finds no serial port may fall back to the built-in
+/// virtual chip: only for the README's first run, `backup`, which names the virtual chip and
+/// says so in its record. Anything else reaches the virtual chip only through an explicit
+/// `--port emu:...`, so that neither a script's `esp-flasher write_flash ... && echo flashed`
+/// nor a `read_flash` "backup" of sample data passes without a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Reads only (or runs a demonstration): with no port found, the virtual chip answers,
-    /// and the output says so.
-    ReadOnly,
-    /// Changes the flash or the chip (the command's name, for the message): it reaches the
-    /// virtual chip only through an explicit `--port emu:...`, so that a script's
-    /// `esp-flasher write_flash ... && echo flashed` never passes without a board.
-    Changes(&'static str),
+    /// The first-run demonstration: with no port found, the virtual chip answers, and the
+    /// output says so.
+    Demonstration,
+    /// A board only (the command's name, and whether it changes the flash, for the message).
+    Board {
+        command: &'static str,
+        changes: bool,
+    },
 }
 
 /// Connects as `connect` says, runs `body`, then resets as `--after` says; for commands
-/// that only read.
-pub fn with_chip<F>(connect: &ConnectArgs, out: &Rc<Output>, body: F) -> Result<(), CmdError>
+/// that only read (`command` names it). Without `--port`, only a board will do.
+pub fn with_chip<F>(
+    command: &'static str,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+    body: F,
+) -> Result<(), CmdError>
 where
     F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
 {
-    Session::open(connect, out, Access::ReadOnly)?.run(Some(connect.after), body)
+    let access = Access::Board {
+        command,
+        changes: false,
+    };
+    Session::open(connect, out, access)?.run(Some(connect.after), body)
 }
 
-/// [`with_chip`] for a command that changes the flash or the chip (`command` names it):
-/// without `--port`, only a board found on a serial port will do.
+/// [`with_chip`] for a command that changes the flash or the chip.
 pub fn with_chip_to_change<F>(
     command: &'static str,
     connect: &ConnectArgs,
@@ -177,7 +189,24 @@ pub fn with_chip_to_change<F>(
 where
     F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
 {
-    Session::open(connect, out, Access::Changes(command))?.run(Some(connect.after), body)
+    let access = Access::Board {
+        command,
+        changes: true,
+    };
+    Session::open(connect, out, access)?.run(Some(connect.after), body)
+}
+
+/// [`with_chip`] for `backup`, the README's first run: with no serial port at all, the
+/// built-in virtual chip answers, named in the output and in the record.
+pub fn with_chip_or_demonstration<F>(
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+    body: F,
+) -> Result<(), CmdError>
+where
+    F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
+{
+    Session::open(connect, out, Access::Demonstration)?.run(Some(connect.after), body)
 }
 
 impl Session {
@@ -531,14 +560,16 @@ fn scan(
     let ports = available_ports();
     let default_emu = format!("emu:{}", size_name(DEFAULT_EMU_SIZE.into()));
     match (ports.is_empty(), access) {
-        (true, Access::ReadOnly) => {
+        (true, Access::Demonstration) => {
             out.line(format!(
                 "No serial port found: using the built-in virtual ESP8266 ({default_emu}). \
                  Connect a board or pass --port to use hardware."
             ));
             return open_emulator(&EmuSpec::default(), default_emu, connect, options, out);
         }
-        (true, Access::Changes(command)) => return Err(no_board_to_change(command, &default_emu)),
+        (true, Access::Board { command, changes }) => {
+            return Err(no_board(command, changes, &default_emu))
+        }
         (false, _) => {}
     }
     out.line(format!(
@@ -574,11 +605,16 @@ fn scan(
 
 /// The failure of a command that changes the chip when no serial port was found: it names
 /// the ports found (none) and the explicit way to the virtual chip.
-fn no_board_to_change(command: &str, default_emu: &str) -> CmdError {
+fn no_board(command: &str, changes: bool, default_emu: &str) -> CmdError {
+    let why = if changes {
+        "changes the flash"
+    } else {
+        "reads a board (the virtual chip holds sample data)"
+    };
     CmdError::failed(
         format!(
-            "no board found (serial ports found: none): {command} changes the flash, so it does not fall back \
-             to the built-in virtual ESP8266"
+            "no board found (serial ports found: none): {command} {why}, so it does not fall back to \
+             the built-in virtual ESP8266"
         ),
         format!(
             "Connect the board's USB serial adapter, or give its port with --port (e.g. /dev/ttyUSB0 or COM3). \

@@ -21,7 +21,7 @@ pub fn run(
     out: &Rc<Output>,
 ) -> Result<(), CmdError> {
     let regions = read_regions(&args.addr_file)?;
-    with_chip(connect, out, |flasher, out| {
+    with_chip("verify_flash", connect, out, |flasher, out| {
         for region in &regions {
             flasher.check_in_flash(region.address, region.data.len() as u64)?;
         }
