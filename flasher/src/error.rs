@@ -151,6 +151,22 @@ pub enum Error {
         alignment: u32,
     },
 
+    /// The ROM loader would erase bytes outside the data: it erases whole sectors (and, for
+    /// some ranges, one more), and cannot read them first to write them back.
+    #[error(
+        "the ROM loader erases whole sectors: writing {size} bytes at {address:#x} would also erase {} ({} bytes outside the file)",
+        .lost.iter().map(|range| format!("{:#x}..{:#x}", range.start, range.end)).collect::<Vec<_>>().join(" and "),
+        .lost.iter().map(|range| range.end - range.start).sum::<u32>()
+    )]
+    RomWouldEraseOutside {
+        /// Flash offset of the data.
+        address: u32,
+        /// Bytes of data.
+        size: u32,
+        /// The flash ranges outside the data that the ROM would erase.
+        lost: Vec<std::ops::Range<u32>>,
+    },
+
     /// Flash contents after a write differ from the data.
     #[error(
         "verification failed at {address:#x} ({size} bytes): flash MD5 {got}, data MD5 {expected}"

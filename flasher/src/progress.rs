@@ -162,11 +162,6 @@ pub enum Event {
 pub enum Warning {
     /// The port has no DTR/RTS lines (a pty), so no reset could be done; sent once.
     ModemLinesUnsupported,
-    /// The ROM will erase one sector more than the data needs.
-    RomEraseOvershoot {
-        /// Flash offset of the extra sector.
-        extra_sector_address: u32,
-    },
     /// A backup's size differs from the connected chip's flash size.
     FlashSizeMismatch {
         /// Bytes in the backup.
@@ -220,10 +215,6 @@ impl std::fmt::Display for Warning {
         match self {
             Warning::ModemLinesUnsupported => f.write_str(
                 "the port has no DTR/RTS lines, so the chip was not reset; it must already be in the loader",
-            ),
-            Warning::RomEraseOvershoot { extra_sector_address } => write!(
-                f,
-                "the ROM loader cannot erase this region exactly: the sector at {extra_sector_address:#x} is erased too"
             ),
             Warning::FlashSizeMismatch { image_size, flash_size, suggested_size_name } => write!(
                 f,

@@ -358,7 +358,7 @@ fn every_command_on_1mb_and_4mb_with_and_without_a_stub() {
             let flash = firmware_flash(bytes);
             fs::write(dir.path().join("flash.bin"), &flash).unwrap();
             fs::write(dir.path().join("boot.bin"), &flash[..0x1000]).unwrap();
-            fs::write(dir.path().join("app.bin"), firmware_image(0x1800, 3)).unwrap();
+            fs::write(dir.path().join("app.bin"), firmware_image(0x2000, 3)).unwrap();
             let port = format!("emu:{size},file=flash.bin");
             for (line, rom_ok) in commands {
                 let mut args = vec!["--port", port.as_str()];

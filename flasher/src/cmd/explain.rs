@@ -85,6 +85,11 @@ impl From<Error> for CmdError {
             Error::UnknownFlashSize { .. } => Some(
                 "Give the size explicitly, e.g. -fs 4MB, or read with an explicit size instead of ALL.".into(),
             ),
+            Error::RomWouldEraseOutside { .. } => Some(
+                "Drop --no-stub: the stub reads those bytes first and writes them back. Or pad the file to whole 4 KiB \
+                 sectors and write it at a sector boundary."
+                    .into(),
+            ),
             Error::OutputBusy { .. } => Some(
                 "Wait for that run to finish, or give this one another file name: nothing was read or written."
                     .into(),

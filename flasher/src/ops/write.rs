@@ -179,11 +179,14 @@ impl<T: Transport> Flasher<T> {
         check_sector_overlap(&sorted)?;
         for region in &sorted {
             self.check_in_flash(region.address, region.data.len() as u64)?;
-            if self.loader() == Loader::Rom && !region.address.is_multiple_of(ROM_WRITE_ALIGNMENT) {
-                return Err(Error::UnalignedWrite {
-                    address: region.address,
-                    alignment: ROM_WRITE_ALIGNMENT,
-                });
+            if self.loader() == Loader::Rom {
+                if !region.address.is_multiple_of(ROM_WRITE_ALIGNMENT) {
+                    return Err(Error::UnalignedWrite {
+                        address: region.address,
+                        alignment: ROM_WRITE_ALIGNMENT,
+                    });
+                }
+                check_rom_erases_only_the_data(region)?;
             }
         }
         Ok(())
@@ -649,13 +652,8 @@ impl<T: Transport> Flasher<T> {
         let (block_size, erase_size) = match self.loader() {
             Loader::Stub => (STUB_FLASH_BLOCK_SIZE, bytes.len() as u32),
             Loader::Rom => {
+                // check_regions made sure the plan erases exactly the data's sectors.
                 let plan = rom_erase_plan(address, bytes.len() as u32);
-                if plan.extra_sectors > 0 {
-                    let extra_sector_address = (plan.erased_sectors.end - 1) * SECTOR_SIZE;
-                    self.report(Event::Warning(Warning::RomEraseOvershoot {
-                        extra_sector_address,
-                    }));
-                }
                 (ROM_FLASH_BLOCK_SIZE, plan.size_to_send)
             }
         };
@@ -799,6 +797,27 @@ fn zlib_best(bytes: &[u8]) -> Vec<u8> {
         .write_all(bytes)
         .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Refuses a region the ROM loader cannot write without erasing bytes outside it: it erases
+/// whole sectors, one more for some ranges (its erase quirk), and cannot read them first.
+fn check_rom_erases_only_the_data(region: &Region) -> Result<()> {
+    let size = region.data.len() as u32;
+    let end = region.address + size;
+    let erased = rom_erase_plan(region.address, size).erased_sectors;
+    let (erased_start, erased_end) = (erased.start * SECTOR_SIZE, erased.end * SECTOR_SIZE);
+    let lost: Vec<std::ops::Range<u32>> = [erased_start..region.address, end..erased_end]
+        .into_iter()
+        .filter(|range| !range.is_empty())
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    Err(Error::RomWouldEraseOutside {
+        address: region.address,
+        size,
+        lost,
+    })
 }
 
 #[cfg(test)]
