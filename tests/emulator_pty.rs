@@ -373,6 +373,25 @@ fn regression_link_replaced_and_deleted_a_file_it_did_not_create() {
     assert!(!flash.exists(), "nothing is created on a refused start");
 }
 
+/// `--flash new.bin --link new.bin`: the new flash file was created, then replaced by the
+/// link to the pty, and the link deleted at exit: everything a client wrote was gone.
+#[test]
+fn regression_a_link_named_as_the_new_flash_file_deleted_it_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("new.bin");
+    let (code, stderr) = refused(&[
+        "--flash",
+        path_arg(&flash),
+        "--size",
+        "256KB",
+        "--link",
+        path_arg(&flash),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is also the --flash file"), "{stderr}");
+    assert!(!flash.exists(), "nothing is created on a refused start");
+}
+
 /// Each `--scenario` run without `--flash` left its 1.1 MB folder of input files behind.
 #[test]
 fn regression_scenario_runs_left_their_input_folders_behind() {
@@ -586,6 +605,21 @@ fn regression_a_full_disk_was_reported_after_the_client_was_told_the_write_succe
         assert!(
             !mount.join("new.bin").exists(),
             "a truncated new flash file was left"
+        );
+        // Nor for a scenario's flash, which used to be written with a plain fs::write.
+        let scenario = Command::new(binary("esp-emulator"))
+            .args(["--scenario", "short-read", "--flash"])
+            .arg(mount.join("scenario.bin"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&scenario.stderr);
+        assert!(
+            !scenario.status.success() && stderr.contains("cannot create flash file"),
+            "{stderr}"
+        );
+        assert!(
+            !mount.join("scenario.bin").exists(),
+            "a truncated scenario flash file was left"
         );
 
         let emulator = Emulator::spawn(

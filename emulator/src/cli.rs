@@ -357,6 +357,24 @@ fn lock(file: File, path: &Path) -> Result<Flock<File>, Failure> {
 
 /// Creates the flash file, locked before anything is written, filled with 0xFF.
 fn create_erased(path: &Path, size: usize) -> Result<Flock<File>, Failure> {
+    let erased = vec![0xFF; SECTOR_SIZE * 16];
+    create_flash_file(path, |file| {
+        (0..size / erased.len()).try_for_each(|_| file.write_all(&erased))
+    })
+}
+
+/// Creates a new flash file holding `contents` (a scenario's flash), locked while it is
+/// written; on a full disk no truncated file is left.
+pub fn create_flash_file_with(path: &Path, contents: &[u8]) -> Result<(), Failure> {
+    create_flash_file(path, |file| file.write_all(contents)).map(drop)
+}
+
+/// Creates `path` (it must not exist), locks it, lets `fill` write it and syncs it; a file
+/// that cannot be written whole is removed, so that none is mistaken for a flash image.
+fn create_flash_file(
+    path: &Path,
+    fill: impl FnOnce(&mut Flock<File>) -> io::Result<()>,
+) -> Result<Flock<File>, Failure> {
     let failed = |error: io::Error| {
         Failure::runtime(format!(
             "cannot create flash file {}: {error}",
@@ -382,10 +400,7 @@ fn create_erased(path: &Path, size: usize) -> Result<Flock<File>, Failure> {
         Err(error) => return Err(failed(error)),
     };
     let mut file = lock(file, path)?;
-    let erased = vec![0xFF; SECTOR_SIZE * 16];
-    let filled = (0..size / erased.len())
-        .try_for_each(|_| file.write_all(&erased))
-        .and_then(|()| file.sync_all());
+    let filled = fill(&mut file).and_then(|()| file.sync_all());
     if let Err(error) = filled {
         // A full disk: no truncated file is left to be mistaken for a flash image.
         let _ = std::fs::remove_file(path);

@@ -85,7 +85,7 @@ fn run(args: Args) -> Result<(), Failure> {
         return boot_report(file, *size, *flash_wiring);
     }
     if let Some(link) = &args.link {
-        check_link_path(link)?;
+        check_link_path(link, args.flash.as_deref())?;
     }
     let board = match &args.scenario {
         Some(name) => scenario_board(name, args.flash.as_deref())?,
@@ -168,6 +168,8 @@ fn run(args: Args) -> Result<(), Failure> {
     }
 
     let outcome = serve(&server, &received, backing.as_deref(), &args, verbose);
+    // The pty the link points at, if it is still ours (a pulled cable moves it).
+    let last_slave = server.slave_path();
     let stopped = server
         .stop()
         .map_err(|error| Failure::runtime(format!("the pty server failed: {error}")));
@@ -183,8 +185,8 @@ fn run(args: Args) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(inputs);
     }
     if let Some(link) = &args.link {
-        // Only a link that still points at a pty of ours: another run may have taken it over.
-        if std::fs::read_link(link).is_ok_and(|target| is_pty_path(&target)) {
+        // Only a link that still points at our pty: another run may have taken it over.
+        if std::fs::read_link(link).is_ok_and(|target| target == last_slave) {
             let _ = std::fs::remove_file(link);
         }
     }
@@ -325,8 +327,7 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
         }
         Some(path) => {
             let contents = scenario.flash_contents().map_err(Failure::usage)?;
-            std::fs::write(path, &contents)
-                .map_err(|error| Failure::runtime(format!("cannot write flash file {}: {error}", path.display())))?;
+            cli::create_flash_file_with(path, &contents)?;
             Some(cli::load_flash(path, Some(contents.len()))?.into_backing(path, contents.len())?)
         }
         None => None,
@@ -418,7 +419,16 @@ fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<
 /// `--link PATH` may only be a path that does not exist or a symlink to a pty that an
 /// earlier run left behind: anything else would be replaced, then deleted at exit.
 #[cfg(unix)]
-fn check_link_path(link: &Path) -> Result<(), Failure> {
+fn check_link_path(link: &Path, flash: Option<&Path>) -> Result<(), Failure> {
+    // The flash file does not exist yet when it is new: compare the names as given.
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if flash.is_some_and(|flash| absolute(flash) == absolute(link)) {
+        return Err(Failure::usage(format!(
+            "--link {} is also the --flash file: the link would replace the flash file and be \
+             deleted at exit; give the link another name",
+            link.display()
+        )));
+    }
     match std::fs::symlink_metadata(link) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Ok(metadata)
