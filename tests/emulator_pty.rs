@@ -301,6 +301,44 @@ fn regression_two_emulators_on_one_flash_file_mix_data() {
     assert!(second.terminate().0.success());
 }
 
+/// `esp-flasher --port emu:...,file=flash.bin` on the file an esp-emulator was serving read
+/// it, wrote its own copy over the name at exit, and the emulator went on saving into the
+/// file no name led to any more: whichever wrote last won.
+#[test]
+fn regression_esp_flasher_wrote_over_a_flash_file_an_emulator_was_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let emulator = Emulator::spawn(
+        &["--flash", path_arg(&flash), "--size", "256KB"],
+        &dir.path().join("emulator.log"),
+    );
+    let before = fs::read(&flash).unwrap();
+    let port = format!("emu:256KB,file={}", flash.display());
+    let run = Command::new(binary("esp-flasher"))
+        .args(["--port", &port, "erase_flash"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another program (an esp-emulator serving it?)"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&flash).unwrap(), before);
+    let (status, stderr) = emulator.terminate();
+    assert!(status.success(), "{stderr}");
+    // Once the emulator is gone the file is free.
+    let run = Command::new(binary("esp-flasher"))
+        .args(["--port", &port, "flash_id"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 #[test]
 fn regression_realtime_burst_leaves_the_port_deaf_for_the_next_client() {
     use std::os::unix::fs::OpenOptionsExt;

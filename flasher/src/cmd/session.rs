@@ -11,6 +11,7 @@ use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::sonoff_like_flash;
+use esp_flasher::files::OutputLock;
 use esp_flasher::{
     AfterReset, BeforeReset, ConnectOptions, EmulatorTransport, Error, Flasher, LineControl,
     SerialTransport, StubImage, Transport,
@@ -424,19 +425,22 @@ fn open_emulator(
 ) -> Result<Session, CmdError> {
     let plan =
         FaultPlan::parse(&spec.faults).map_err(|error| CmdError::Usage(error.to_string()))?;
+    // Locked before it is read, so no other run changes it between the read and the save.
+    let held = spec.file.as_deref().map(hold_flash_file).transpose()?;
     let (contents, origin) = emu_contents(spec)?;
     let label = format!("emu:{}", size_name(contents.len() as u64));
     let mut flash_options = FlashOptions::default();
     plan.flash.apply_to(&mut flash_options);
     // A fake-size chip keeps only its real memory: the file's bytes past it are saved back
     // as they were, so the file keeps the size the chip claims.
-    let emu_file = spec.file.clone().map(|path| EmuFile {
+    let emu_file = spec.file.clone().zip(held).map(|(path, held)| EmuFile {
         tail: flash_options
             .physical_size
             .and_then(|real| contents.get(real..))
             .unwrap_or_default()
             .to_vec(),
         path,
+        _held: held,
     });
     let flash = SpiFlash::new(contents, flash_options)
         .map_err(|error| CmdError::Usage(format!("--port {port}: {error}")))?;
@@ -541,6 +545,51 @@ struct EmuFile {
     path: PathBuf,
     /// The file's bytes past the memory a fake-size chip really has (empty for a genuine one).
     tail: Vec<u8>,
+    /// Its locks, held until the session ends.
+    _held: HeldFlashFile,
+}
+
+/// The locks on an `emu:...,file=` flash file: the [`OutputLock`] other esp-flasher runs
+/// take, and the file's own lock, which an `esp-emulator` serving the file holds.
+struct HeldFlashFile {
+    _output: OutputLock,
+    _file: Option<std::fs::File>,
+}
+
+/// Locks an `emu:...,file=` flash file for this run, or says who holds it.
+fn hold_flash_file(path: &Path) -> Result<HeldFlashFile, CmdError> {
+    let output = OutputLock::acquire(path)?;
+    // A new file has no lock to take: nothing else can be using it.
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(_) => {
+            return Ok(HeldFlashFile {
+                _output: output,
+                _file: None,
+            })
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(HeldFlashFile {
+            _output: output,
+            _file: Some(file),
+        }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CmdError::failed(
+            format!(
+                "flash file {} is in use by another program (an esp-emulator serving it?)",
+                path.display()
+            ),
+            "Stop that program first, or give esp-flasher a copy of the file.".to_string(),
+        )),
+        Err(std::fs::TryLockError::Error(error)) => Err(CmdError::failed(
+            format!(
+                "cannot lock flash file {}: {}",
+                path.display(),
+                io_reason(&error)
+            ),
+            "Use a file on a local disk.".to_string(),
+        )),
+    }
 }
 
 /// Writes the virtual flash (its real memory, then the file's bytes past it) back to its file.
