@@ -10,7 +10,7 @@ use crate::chip::{ChipInfo, CHIP_DETECT_MAGIC_REG, EFUSE_REGS, ESP8266_MAGIC};
 use crate::connection::{AfterReset, BeforeReset, Connection, Loader, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::progress::{Event, ProgressSink};
-use crate::stub::{run_stub, StubImage};
+use crate::stub::{run_stub_retrying, StubImage};
 use crate::transport::Transport;
 
 /// Bytes per FLASH_DATA block the ESP8266 ROM takes.
@@ -101,7 +101,7 @@ impl<T: Transport> Flasher<T> {
         connection.report(Event::Connected(chip.clone()));
         if let Some(stub) = &options.stub {
             if connection.loader() == Loader::Rom {
-                run_stub(&mut connection, stub)?;
+                run_stub_retrying(&mut connection, stub)?;
             } else {
                 // SYNC was answered by a stub left running by an earlier session.
                 connection.report(Event::StubRunning);

@@ -144,12 +144,20 @@ impl ProgressSink for Reporter {
                 }
             }
             Event::Retrying {
+                operation,
                 address,
                 attempt,
                 reason,
-            } => out.warn(format!(
-                "block at {address:#010x} failed ({reason}); reading it again (attempt {attempt})"
-            )),
+            } => {
+                let again = match operation {
+                    Operation::Read => "reading it again",
+                    Operation::Write => "sending it again",
+                    Operation::StubUpload => "uploading the stub again",
+                };
+                out.warn(format!(
+                    "block at {address:#010x} failed ({reason}); {again} (attempt {attempt})"
+                ))
+            }
             Event::Skipped { address, bytes, .. } if *bytes > 0 => out.line(format!(
                 "Skipped {bytes} bytes already in flash at {address:#010x}."
             )),

@@ -119,9 +119,11 @@ pub enum Event {
         /// What was done.
         operation: Operation,
     },
-    /// A read block failed and is being read again.
+    /// A block failed and is being read, sent or uploaded again.
     Retrying {
-        /// Flash offset of the block.
+        /// What the block belongs to.
+        operation: Operation,
+        /// Flash offset of the block (RAM address for the stub's upload).
         address: u32,
         /// Attempt about to start (2 for the first retry).
         attempt: u32,

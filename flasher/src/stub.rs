@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use esp_protocol::packet::{BeginParams, Command, DataBlock, STUB_GREETING};
+use esp_protocol::status::ErrorCode;
 
 use crate::connection::{Connection, Loader, DEFAULT_TIMEOUT, MEM_END_ROM_TIMEOUT};
 use crate::error::{Error, Result};
-use crate::progress::{Event, Operation};
+use crate::progress::{Event, Operation, RetryReason};
 use crate::transport::Transport;
 
 /// Environment variable naming a stub JSON file.
@@ -119,8 +120,104 @@ impl StubImage {
     }
 }
 
-/// Uploads `stub` through the ROM loader, starts it and waits for "OHAI".
-pub fn run_stub<T: Transport>(connection: &mut Connection<T>, stub: &StubImage) -> Result<()> {
+/// Uploads of the stub before giving up: the ROM loader does not take a block again, so a
+/// block the line lost or corrupted (no reply, or a checksum the ROM refused) starts the
+/// upload over, after a new SYNC.
+const UPLOAD_ATTEMPTS: u32 = 3;
+/// How long the line must be quiet before a SYNC after a failed upload.
+const RESYNC_DRAIN: Duration = Duration::from_millis(300);
+/// SYNCs tried after a failed upload.
+const RESYNC_TRIES: u32 = 5;
+
+/// [`run_stub`], started over when the line loses or corrupts a block of the upload. A stub
+/// that did start (its greeting was what the line lost) answers the new SYNC and is kept.
+pub fn run_stub_retrying<T: Transport>(
+    connection: &mut Connection<T>,
+    stub: &StubImage,
+) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        let line_errors = connection.line_errors();
+        let (address, error) = match run_stub(connection, stub) {
+            Ok(()) => return Ok(()),
+            Err((address, error)) => (address, error),
+        };
+        let reason = match &error {
+            Error::Timeout { .. } | Error::StubDidNotStart
+                if connection.line_errors() > line_errors =>
+            {
+                RetryReason::Garbled
+            }
+            Error::Timeout { .. } | Error::StubDidNotStart => RetryReason::Timeout,
+            Error::Device {
+                code: ErrorCode::BadDataChecksum | ErrorCode::BadDataLength,
+                ..
+            } => RetryReason::Garbled,
+            _ => return Err(error),
+        };
+        if attempt == UPLOAD_ATTEMPTS {
+            return Err(error);
+        }
+        attempt += 1;
+        connection.report(Event::Retrying {
+            operation: Operation::StubUpload,
+            address,
+            attempt,
+            reason,
+        });
+        connection.drain(RESYNC_DRAIN)?;
+        if resync(connection)? == Some(Loader::Stub) {
+            connection.set_loader(Loader::Stub);
+            connection.report(Event::StubRunning);
+            return Ok(());
+        }
+    }
+}
+
+/// SYNC until something answers: the loader that did, or `None` if nothing did.
+fn resync<T: Transport>(connection: &mut Connection<T>) -> Result<Option<Loader>> {
+    for _ in 0..RESYNC_TRIES {
+        match connection.sync() {
+            Ok(loader) => return Ok(Some(loader)),
+            Err(Error::Timeout { .. }) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(None)
+}
+
+/// Uploads `stub` through the ROM loader, starts it and waits for "OHAI"; on failure, the
+/// RAM address of the block (or segment) that failed, with the error.
+fn run_stub<T: Transport>(
+    connection: &mut Connection<T>,
+    stub: &StubImage,
+) -> std::result::Result<(), (u32, Error)> {
+    let mut failed_at = stub.entry;
+    let mut upload = || -> Result<()> {
+        upload_segments(connection, stub, &mut failed_at)?;
+        failed_at = stub.entry;
+        connection.command(
+            &Command::MemEnd {
+                execute: true,
+                entry: stub.entry,
+            },
+            MEM_END_ROM_TIMEOUT,
+        )?;
+        wait_for_greeting(connection)?;
+        connection.set_loader(Loader::Stub);
+        connection.report(Event::StubRunning);
+        Ok(())
+    };
+    upload().map_err(|error| (failed_at, error))
+}
+
+/// MEM_BEGIN and MEM_DATA for each of the stub's segments; `failed_at` follows the block
+/// being sent.
+fn upload_segments<T: Transport>(
+    connection: &mut Connection<T>,
+    stub: &StubImage,
+    failed_at: &mut u32,
+) -> Result<()> {
     for (address, bytes) in stub.segments() {
         connection.report(Event::Started {
             operation: Operation::StubUpload,
@@ -135,8 +232,10 @@ pub fn run_stub<T: Transport>(connection: &mut Connection<T>, stub: &StubImage) 
             offset: address,
             encrypted: None,
         };
+        *failed_at = address;
         connection.command(&Command::MemBegin(begin), DEFAULT_TIMEOUT)?;
         for (sequence, chunk) in bytes.chunks(RAM_BLOCK_SIZE).enumerate() {
+            *failed_at = address + (sequence * RAM_BLOCK_SIZE) as u32;
             let block = DataBlock {
                 sequence: sequence as u32,
                 data: chunk.to_vec(),
@@ -153,16 +252,6 @@ pub fn run_stub<T: Transport>(connection: &mut Connection<T>, stub: &StubImage) 
             operation: Operation::StubUpload,
         });
     }
-    connection.command(
-        &Command::MemEnd {
-            execute: true,
-            entry: stub.entry,
-        },
-        MEM_END_ROM_TIMEOUT,
-    )?;
-    wait_for_greeting(connection)?;
-    connection.set_loader(Loader::Stub);
-    connection.report(Event::StubRunning);
     Ok(())
 }
 
@@ -261,7 +350,7 @@ mod tests {
         let mut connection = Connection::new(transport, Box::new(Silent));
         assert!(matches!(
             run_stub(&mut connection, &stub),
-            Err(Error::StubDidNotStart)
+            Err((0, Error::StubDidNotStart))
         ));
     }
 }

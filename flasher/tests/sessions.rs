@@ -1421,10 +1421,16 @@ fn regression_write_over_an_adapter_losing_bytes_stops_naming_the_address() {
 fn regression_no_1mb_write_survived_a_dropped_byte() {
     let mut resent = 0;
     for seed in 0..20u64 {
+        // From the first SYNC on, the stub's upload through the ROM included.
+        let faults = LinkFaults {
+            drop_rate: 1e-5,
+            bitflip_rate: 1e-5,
+            ..LinkFaults::default()
+        };
         let link = Link::new(
             device(blank(MB), Chip::Esp8266Ex, DeviceFaults::default()),
             LinkConfig {
-                faults: LinkFaults::default(),
+                faults,
                 seed,
                 model_baud: true,
             },
@@ -1440,10 +1446,6 @@ fn regression_no_1mb_write_survived_a_dropped_byte() {
             Box::new(log.clone()),
         )
         .unwrap_or_else(|error| panic!("seed {seed}: connect: {error}"));
-        // The write's line, not the connection's: faults start once the stub runs.
-        let faults = flasher.transport_mut().link_mut().faults_mut();
-        faults.drop_rate = 1e-5;
-        faults.bitflip_rate = 1e-5;
         let data = pseudo_random(MB, seed as u32);
         let region = Region {
             address: 0,

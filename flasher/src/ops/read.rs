@@ -286,6 +286,7 @@ impl<T: Transport> Flasher<T> {
             attempt += 1;
             attempts_in_all += 1;
             self.report(Event::Retrying {
+                operation: Operation::Read,
                 address,
                 attempt: attempts_in_all,
                 reason,

@@ -632,6 +632,7 @@ impl<T: Transport> Flasher<T> {
             }
             attempt += 1;
             self.report(Event::Retrying {
+                operation: Operation::Write,
                 address,
                 attempt,
                 reason,
