@@ -309,9 +309,11 @@ impl<T: Transport> Flasher<T> {
     }
 
     /// Writes `bytes` at `address` (part of the region at `region_address`), reporting progress
-    /// as `(bytes done before, total)`. With `--baud auto`, a data block the line corrupts
-    /// steps the rate down and the write goes on from that block: a new stream (compressed
-    /// anew) at the last sector boundary the flash surely holds, for the rest of the run.
+    /// as `(bytes done before, total)`. A data block the line corrupts (after its resends) is
+    /// followed by a new SYNC, and the write goes on from that block: a new stream (compressed
+    /// anew) at the last sector boundary the flash surely holds, for the rest of the run. With
+    /// `--baud auto` the rate steps down first; at a fixed rate (or the lowest) the write
+    /// resumes at most [`RESUMES_AT_ONE_RATE`] times before it stops, naming the address.
     fn write_run(
         &mut self,
         region_address: u32,
@@ -322,6 +324,7 @@ impl<T: Transport> Flasher<T> {
         compressed_size: &mut Option<usize>,
     ) -> Result<()> {
         let mut start = 0;
+        let mut resumes_at_this_rate = 0;
         loop {
             let at = address + start as u32;
             let part = &bytes[start..];
@@ -362,7 +365,11 @@ impl<T: Transport> Flasher<T> {
             if self.loader() == Loader::Stub && self.line_corrupted(&error, line_errors) {
                 let baud = self.connection.transport().baud();
                 self.resync_after_failure()?;
-                if !self.step_baud_down()? {
+                if self.step_baud_down()? {
+                    resumes_at_this_rate = 0;
+                } else if resumes_at_this_rate < RESUMES_AT_ONE_RATE {
+                    resumes_at_this_rate += 1;
+                } else {
                     return Err(Error::WriteCorrupted {
                         address: region_address,
                         at: failed_at,
@@ -704,6 +711,9 @@ impl<T: Transport> Flasher<T> {
     }
 }
 
+/// Times a write resumes at one baud rate after a corrupted block (with `--baud auto` the rate
+/// steps down instead while it can): a line that keeps corrupting stops the write.
+pub const RESUMES_AT_ONE_RATE: u32 = 3;
 /// The ROM loader writes whole words: a write must start on one.
 const ROM_WRITE_ALIGNMENT: u32 = 4;
 /// Bytes per digest at the first level of the skip-unchanged comparison.
