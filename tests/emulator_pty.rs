@@ -522,6 +522,79 @@ fn regression_kill_9_lost_blocks_the_chip_had_acknowledged() {
     );
 }
 
+/// kill -9 of the emulator at moments spread over a compressed write through flashlab's stub
+/// (executed by the virtual CPU, which acknowledges a block before programming it): whatever
+/// esp-flasher then says the flash is written up to is in the file, and the bytes past the
+/// region are as they were.
+#[test]
+fn a_kill_9_during_a_stub_write_keeps_what_esp_flasher_was_told_is_written() {
+    const SIZE: usize = 1024 * KIB;
+    let dir = tempfile::tempdir().unwrap();
+    let image = esp_emulator::sample_firmware::firmware_image(768 * KIB, 3);
+    let image_path = dir.path().join("image.bin");
+    fs::write(&image_path, &image).unwrap();
+    let mut interrupted = 0;
+    for round in 0..6u32 {
+        let flash = dir.path().join(format!("flash{round}.bin"));
+        let initial = pseudo_random(SIZE, u64::from(round) + 90);
+        fs::write(&flash, &initial).unwrap();
+        let emulator = Emulator::spawn(
+            &["--flash", path_arg(&flash), "--realtime"],
+            &dir.path().join(format!("emulator{round}.log")),
+        );
+        let flasher = std::process::Command::new(binary("esp-flasher"))
+            .args([
+                "--port",
+                emulator.port(),
+                "--baud",
+                "921600",
+                "write_flash",
+                "0x0",
+            ])
+            .arg(&image_path)
+            .env_remove("ESP_FLASHER_STUB")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The connect and stub upload take about 1.3 s, the write about 8 s more.
+        std::thread::sleep(Duration::from_millis(1500 + 1200 * u64::from(round)));
+        let killed = Command::new("kill")
+            .args(["-KILL", &emulator.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let (status, _) = emulator.terminate();
+        let output = flasher.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let file = fs::read(&flash).unwrap();
+        assert!(
+            file[image.len()..] == initial[image.len()..],
+            "round {round}: past the region"
+        );
+        if output.status.success() {
+            assert!(
+                file[..image.len()] == image[..],
+                "round {round}: reported written"
+            );
+            continue;
+        }
+        assert!(!status.success(), "round {round}: killed, not exited");
+        let reached = stderr
+            .split("the flash is written up to about 0x")
+            .nth(1)
+            .and_then(|rest| rest.get(..8))
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("round {round}: no address reached in:\n{stderr}"));
+        assert!(
+            file[..reached] == image[..reached],
+            "round {round}: esp-flasher said {reached:#x} is written; the file differs before it"
+        );
+        interrupted += 1;
+    }
+    assert!(interrupted > 0, "no kill fell inside a write");
+}
+
 /// Mounts a tmpfs of `size` at `mount` (root only); false where that cannot be done.
 fn mount_tmpfs(mount: &Path, size: &str) -> bool {
     let mounted = Command::new("mount")
