@@ -284,10 +284,15 @@ fn regression_two_emulators_on_one_flash_file_mix_data() {
     );
     let (code, stderr) = refused(&["--flash", path_arg(&flash)]);
     assert_eq!(code, 1);
+    // Linux names the holder's process (from /proc/locks); elsewhere it goes unnamed.
+    let holder = match cfg!(target_os = "linux") {
+        true => format!(" (process {})", first.pid()),
+        false => String::new(),
+    };
     assert!(
         stderr.contains(&format!(
-            "{} is in use by another esp-emulator (it holds a lock on it); stop that one or use another file",
-            flash.display()
+            "{} is in use by another esp-emulator{holder} (it holds a lock on it); stop that one or use another file",
+            flash.display(),
         )),
         "{stderr}"
     );

@@ -343,16 +343,47 @@ impl LoadedFlash {
 
 /// Takes the exclusive lock on the flash file, or names the instance that holds it.
 fn lock(file: File, path: &Path) -> Result<Flock<File>, Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = file
+        .metadata()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
+        .ok();
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
         Errno::EWOULDBLOCK => Failure::runtime(format!(
-            "{} is in use by another esp-emulator (it holds a lock on it); stop that one or use another file",
-            path.display()
+            "{} is in use by another esp-emulator{} (it holds a lock on it); stop that one or use another file",
+            path.display(),
+            inode
+                .and_then(|(device, inode)| lock_holder(device, inode))
+                .map_or(String::new(), |pid| format!(" (process {pid})"))
         )),
         _ => Failure::runtime(format!(
             "cannot lock flash file {}: {errno}; use a file on a local file system",
             path.display()
         )),
     })
+}
+
+/// The process holding a `flock` on the file `(device, inode)`, from Linux's /proc/locks
+/// (lines such as `1: FLOCK  ADVISORY  WRITE 4242 08:01:1234567 0 EOF`, the device as
+/// hexadecimal major:minor).
+#[cfg(target_os = "linux")]
+fn lock_holder(device: u64, inode: u64) -> Option<u32> {
+    use nix::sys::stat::{major, minor};
+    let file = format!("{:02x}:{:02x}:{inode}", major(device), minor(device));
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, locked) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        (*kind == "FLOCK" && *locked == file)
+            .then(|| pid.parse().ok())
+            .flatten()
+    })
+}
+
+/// Other systems have no /proc/locks: the holder goes unnamed.
+#[cfg(not(target_os = "linux"))]
+fn lock_holder(_device: u64, _inode: u64) -> Option<u32> {
+    None
 }
 
 /// Creates the flash file, locked before anything is written, filled with 0xFF.
