@@ -630,10 +630,7 @@ fn flash_id_and_whole_chip_backup_over_the_pty_4mb() {
 /// MD5 of `data`, lower-case hex, as the backup record stores it.
 fn md5_hex(data: &[u8]) -> String {
     use md5::Digest as _;
-    md5::Md5::digest(data)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(md5::Md5::digest(data))
 }
 
 // ---------------------------------------------------------------------------------------------

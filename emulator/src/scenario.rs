@@ -394,11 +394,9 @@ impl Scenario {
 
     /// The record esp-flasher's `backup` writes beside an image taken from this board.
     fn backup_record(&self, image: &[u8]) -> String {
+        // By hand: the hex crate has no separator.
         let mac = SCENARIO_MAC.map(|octet| format!("{octet:02x}")).join(":");
-        let md5: String = Md5::digest(image)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let md5 = hex::encode(Md5::digest(image));
         let jedec_id = 0xEF4000 | image.len().trailing_zeros();
         let chip = match self.chip() {
             Ok(Chip::Esp8266Ex) => "ESP8266EX",

@@ -16,14 +16,13 @@ use esp_protocol::flash_params::{FlashMode, FlashSize};
 use esp_protocol::image::{read_flash_params, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
 
 use crate::chip::ChipKind;
-use crate::error::{hex, Error, Result};
+use crate::error::{Error, Result};
 use crate::files::{remove_if_present, temporary_path, write_pair, Disk, RealDisk};
 use crate::flasher::Flasher;
 use crate::ops::erase::md5_of;
 use crate::ops::size_probe::real_size_limit;
 use crate::ops::write::{HeaderSize, Region, WriteOptions, WriteReport};
 use crate::progress::{Event, Warning};
-use crate::rfc3339;
 use crate::transport::Transport;
 
 pub use crate::files::write_file_atomically;
@@ -132,7 +131,7 @@ fn pending_image(image: &Path) -> Option<Vec<u8>> {
     let json = std::fs::read_to_string(record_path(image)).ok()?;
     let record: BackupRecord = serde_json::from_str(&json).ok()?;
     let data = std::fs::read(temporary_path(image)).ok()?;
-    (data.len() == record.flash_size as usize && hex(&md5_of(&data)) == record.md5).then_some(data)
+    (data.len() == record.flash_size as usize && hex::encode(md5_of(&data)) == record.md5).then_some(data)
 }
 
 /// Reads the whole flash into `path` and writes the record beside it. `virtual_port` is the
@@ -151,8 +150,8 @@ pub fn backup<T: Transport>(
         return Err(Error::VerifyFailed {
             address: 0,
             size: data.len(),
-            expected: hex(&expected),
-            got: hex(&on_device),
+            expected: hex::encode(expected),
+            got: hex::encode(on_device),
         });
     }
     flasher.report(Event::Verified {
@@ -164,8 +163,8 @@ pub fn backup<T: Transport>(
         mac: flasher.chip().mac_string(),
         flash_jedec_id: flasher.flash_info().jedec_id,
         flash_size: size,
-        md5: hex(&expected),
-        date: rfc3339::format_utc(SystemTime::now()),
+        md5: hex::encode(expected),
+        date: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         tool: concat!("esp-flasher ", env!("CARGO_PKG_VERSION")).to_string(),
         from_virtual_chip: virtual_port.is_some(),
         emu: virtual_port.map(str::to_string),
@@ -222,7 +221,7 @@ pub fn load_backup(path: &Path) -> Result<(Vec<u8>, BackupRecord)> {
             record.flash_size
         )));
     }
-    let md5 = hex(&md5_of(&data));
+    let md5 = hex::encode(md5_of(&data));
     if md5 != record.md5 {
         if let Some(pending) = pending_image(path) {
             return Ok((pending, record));
@@ -513,7 +512,7 @@ mod tests {
             mac: "18:fe:34:00:00:01".into(),
             flash_jedec_id: 0xEF4016,
             flash_size: data.len() as u32,
-            md5: hex(&md5_of(data)),
+            md5: hex::encode(md5_of(data)),
             date: "2026-01-01T00:00:00Z".into(),
             tool: "test".into(),
             from_virtual_chip: virtual_port.is_some(),

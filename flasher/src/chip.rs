@@ -59,7 +59,7 @@ impl fmt::Display for ChipInfo {
     }
 }
 
-/// `aa:bb:cc:dd:ee:ff`.
+/// `aa:bb:cc:dd:ee:ff` (by hand: the hex crate has no separator).
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))

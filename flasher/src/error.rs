@@ -356,11 +356,6 @@ fn describe_sectors(sectors: &[u32]) -> String {
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl From<esp_protocol::chip::UnknownOui> for Error {
     fn from(unknown: esp_protocol::chip::UnknownOui) -> Self {
         Error::UnknownOui {

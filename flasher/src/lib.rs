@@ -25,7 +25,6 @@ pub mod files;
 pub mod flasher;
 pub mod ops;
 pub mod progress;
-pub mod rfc3339;
 pub mod stub;
 pub mod transport;
 

@@ -261,7 +261,7 @@ fn capitalize(text: &str) -> String {
     }
 }
 
-/// Bytes as space-separated hex, for `--trace`.
+/// Bytes as space-separated hex, for `--trace` (by hand: the hex crate has no separator).
 pub fn hex_dump(bytes: &[u8]) -> String {
     bytes
         .iter()

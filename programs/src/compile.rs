@@ -162,11 +162,7 @@ impl Recipe<'_> {
             hasher.update((contents.len() as u64).to_le_bytes());
             hasher.update(&contents);
         }
-        Ok(hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect())
+        Ok(hex::encode(hasher.finalize()))
     }
 }
 

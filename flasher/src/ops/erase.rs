@@ -9,7 +9,7 @@ use md5::{Digest, Md5};
 use crate::connection::{
     timeout_per_mb, CHIP_ERASE_TIMEOUT, ERASE_SECONDS_PER_MB, MD5_SECONDS_PER_MB,
 };
-use crate::error::{hex, Error, Result};
+use crate::error::{Error, Result};
 use crate::flasher::Flasher;
 use crate::progress::Event;
 use crate::transport::Transport;
@@ -136,8 +136,8 @@ impl<T: Transport> Flasher<T> {
             return Err(Error::VerifyFailed {
                 address,
                 size: data.len(),
-                expected: hex(&expected),
-                got: hex(&on_flash),
+                expected: hex::encode(expected),
+                got: hex::encode(on_flash),
             });
         }
         self.report(Event::Verified {
@@ -153,17 +153,13 @@ fn parse_md5_response(data: &[u8]) -> Result<[u8; 16]> {
     let unexpected = || Error::UnexpectedResponse {
         opcode: Opcode::SpiFlashMd5,
         expected: "a 16-byte digest".into(),
-        got: format!("{} bytes: {}", data.len(), hex(data)),
+        got: format!("{} bytes: {}", data.len(), hex::encode(data)),
     };
     match data.len() {
         16 => Ok(data.try_into().expect("16 bytes")),
         32 => {
-            let text = std::str::from_utf8(data).map_err(|_| unexpected())?;
             let mut digest = [0u8; 16];
-            for (index, byte) in digest.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * index..2 * index + 2], 16)
-                    .map_err(|_| unexpected())?;
-            }
+            hex::decode_to_slice(data, &mut digest).map_err(|_| unexpected())?;
             Ok(digest)
         }
         _ => Err(unexpected()),
@@ -178,7 +174,10 @@ mod tests {
     fn md5_replies_in_both_forms() {
         let digest = md5_of(b"abc");
         assert_eq!(parse_md5_response(&digest).unwrap(), digest);
-        assert_eq!(parse_md5_response(hex(&digest).as_bytes()).unwrap(), digest);
+        assert_eq!(
+            parse_md5_response(hex::encode(digest).as_bytes()).unwrap(),
+            digest
+        );
         assert!(matches!(
             parse_md5_response(&[1, 2]),
             Err(Error::UnexpectedResponse { .. })
