@@ -10,7 +10,7 @@ use std::process::ExitStatus;
 use esp_emulator::sample_firmware::firmware_image;
 use tempfile::TempDir;
 
-use crate::util::{pseudo_random, run_output, Emulator, Esptool};
+use crate::util::{pseudo_random, run_output, with_both_esptools, Emulator, Esptool};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -142,23 +142,8 @@ fn text_like(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Defines `#[test]`s running `fn name(tool: &Esptool)` with each esptool version.
-macro_rules! with_both_versions {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn esptool_5_6_0() {
-                super::$name(&crate::util::esptool("5.6.0"));
-            }
-            #[test]
-            fn esptool_4_12_0() {
-                super::$name(&crate::util::esptool("4.12.0"));
-            }
-        }
-    )*};
-}
-
-with_both_versions!(
+// Each with esptool 5.6.0 and 4.12.0.
+with_both_esptools!(
     chip_id_with_default_and_no_reset,
     read_mac,
     flash_id_1mb,
@@ -654,7 +639,7 @@ fn fault_fake_size(tool: &Esptool) {
     assert!(file[0x100000..0x101000].iter().all(|&byte| byte == 0xFF));
 }
 
-with_both_versions!(stub_images_match_the_device_model);
+with_both_esptools!(stub_images_match_the_device_model);
 
 /// The device tells the stubs apart by entry point; the shipped images must agree.
 fn stub_images_match_the_device_model(tool: &Esptool) {

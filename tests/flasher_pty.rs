@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use esp_emulator::sample_firmware::{firmware_image, sonoff_like_flash};
 use tempfile::TempDir;
 
-use crate::util::{binary, esptool, pseudo_random, run_output, wait_with_limit, Emulator, Esptool};
+use crate::util::{
+    binary, esptool, pseudo_random, run_output, wait_with_limit, with_both_esptools, Emulator,
+    Esptool,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -692,22 +695,7 @@ fn seed_sequence_over_the_pty_changes_only_header_bytes_2_and_3() {
 // 3. Cross-checks with the real esptool on the same virtual device.
 // ---------------------------------------------------------------------------------------------
 
-/// Defines `#[test]`s running `fn name(tool: &Esptool)` with each esptool version.
-macro_rules! with_both_esptools {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn esptool_5_6_0() {
-                super::$name(&crate::util::esptool("5.6.0"));
-            }
-            #[test]
-            fn esptool_4_12_0() {
-                super::$name(&crate::util::esptool("4.12.0"));
-            }
-        }
-    )*};
-}
-
+// Each with esptool 5.6.0 and 4.12.0.
 with_both_esptools!(
     esptool_reads_back_what_esp_flasher_wrote,
     esp_flasher_reads_back_what_esptool_wrote,

@@ -47,8 +47,9 @@ fn profile_dir() -> PathBuf {
 /// The path of workspace binary `name` (of the package of the same name), built once per
 /// test process with the test's profile.
 ///
-/// The root package does not own the binaries, so cargo does not rebuild them for its tests;
-/// `cargo build` is a quick no-op when they are up to date.
+/// The root package does not own the binaries, so cargo neither builds them for its tests
+/// nor sets `CARGO_BIN_EXE_*`; escargot runs the nested `cargo build` and reads the
+/// binary's path from cargo's messages (a quick no-op when it is up to date).
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT
@@ -59,34 +60,22 @@ pub fn binary(name: &str) -> PathBuf {
         return path.clone();
     }
     let profile = profile_dir();
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .current_dir(workspace_root())
-        .args(["build", "--quiet", "--package", name, "--bin", name])
-        .env("CARGO_TARGET_DIR", target_dir());
-    match profile.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            command.arg("--release");
-        }
-        Some(other) => {
-            command.args(["--profile", other]);
-        }
+    let build = escargot::CargoBuild::new()
+        .manifest_path(workspace_root().join("Cargo.toml"))
+        .package(name)
+        .bin(name)
+        .target_dir(target_dir());
+    let build = match profile.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => build,
+        Some("release") => build.release(),
+        Some(other) => build.profile(other),
         None => panic!("cannot tell the cargo profile from {}", profile.display()),
-    }
-    let status = command
-        .status()
-        .unwrap_or_else(|error| panic!("cannot run cargo to build {name}: {error}"));
-    assert!(
-        status.success(),
-        "cargo build --bin {name} failed: {status}"
-    );
-    let path = profile.join(name);
-    assert!(
-        path.is_file(),
-        "cargo built {name} but {} does not exist",
-        path.display()
-    );
+    };
+    let path = build
+        .run()
+        .unwrap_or_else(|error| panic!("cargo build --bin {name} failed: {error}"))
+        .path()
+        .to_owned();
     built.insert(name.to_owned(), path.clone());
     path
 }
@@ -416,3 +405,24 @@ pub fn cpu_time(pid: u32) -> Duration {
         .sum();
     Duration::from_millis(ticks * 1000 / USER_HZ)
 }
+
+/// Declares, for each function `name(&Esptool)` listed, a module `name` of two tests that run
+/// it with esptool 5.6.0 and with 4.12.0: `with_both_esptools!(read_mac, flash_id_1mb);`.
+// The benches include this file too and declare no such tests.
+#[allow(unused_macros)]
+macro_rules! with_both_esptools {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn esptool_5_6_0() {
+                super::$name(&crate::util::esptool("5.6.0"));
+            }
+            #[test]
+            fn esptool_4_12_0() {
+                super::$name(&crate::util::esptool("4.12.0"));
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use with_both_esptools;
