@@ -1,7 +1,11 @@
 //! Every failure scenario of `fixtures/scenarios/`, reproduced with the real esptool 5.6.0
 //! (installed from PyPI on demand) and with esp-flasher against `esp-emulator --scenario`:
-//! each tool's exit code and key output line must be those the scenario file recorded, so a
-//! change that breaks the emulator's fidelity, or esp-flasher's answer, fails here.
+//! each tool's exit code and its whole output must be those the scenario file recorded, with
+//! times and rates (numbers with one decimal point) and paths filtered out, and the key line
+//! must be among the output's lines. A change that breaks the emulator's fidelity, or
+//! changes what esp-flasher says, fails here. `FLASHLAB_UPDATE_SCENARIOS=1 cargo test
+//! --test tests scenarios` writes this run's outputs into the scenario files instead, for
+//! review in the diff.
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -117,6 +121,16 @@ fn run_tool(scenario: &Scenario, tool: Tool, run: &ToolRun) {
         "no line matches the recorded key line\n  {}\nin {context}",
         run.line
     );
+    if std::env::var_os(UPDATE_VARIABLE).is_some() {
+        record_output(&scenario.name, tool, &(as_shown(&output).join("\n") + "\n"));
+    } else {
+        assert_same_output(
+            &run.output,
+            &output,
+            run.compared_through.as_deref(),
+            &context,
+        );
+    }
     let (status, stderr) = emulator.terminate();
     assert!(status.success(), "emulator exit {status}: {stderr}");
     if let Some(expected) = &run.boot {
@@ -138,6 +152,136 @@ fn run_tool(scenario: &Scenario, tool: Tool, run: &ToolRun) {
             scenario.name
         );
     }
+}
+
+/// Set, the scenario tests record each tool's output in the scenario files instead of
+/// comparing it.
+const UPDATE_VARIABLE: &str = "FLASHLAB_UPDATE_SCENARIOS";
+
+/// Fails unless `actual` is the `recorded` output, times and rates aside (and only through
+/// the line `through`, if given), naming the first line that differs.
+fn assert_same_output(recorded: &str, actual: &str, through: Option<&str>, context: &str) {
+    let recorded = filter_measurements(recorded);
+    let actual = filter_measurements(actual);
+    let compared = |text| {
+        let mut lines = as_shown(text);
+        if let Some(end) = through.and_then(|last| lines.iter().position(|line| *line == last)) {
+            lines.truncate(end + 1);
+        }
+        lines
+    };
+    let (recorded, actual) = (compared(&recorded), compared(&actual));
+    let lines = recorded.len().max(actual.len());
+    if let Some(index) = (0..lines).find(|&index| recorded.get(index) != actual.get(index)) {
+        panic!(
+            "output line {} differs from the recorded one (times and rates filtered; \
+             {UPDATE_VARIABLE}=1 records the new output)\n  recorded: {}\n  now:      {}\nin {context}",
+            index + 1,
+            recorded.get(index).unwrap_or(&"(no more lines)"),
+            actual.get(index).unwrap_or(&"(no more lines)"),
+        );
+    }
+}
+
+/// The lines of `text` that are compared: each line as its last carriage return leaves it,
+/// without trailing blanks and blank last lines, and without esptool 5's progress-bar lines
+/// (`Reading from 0x00001000 ━╸  1.6% 4.00kB/256.00kB [0s]`), whose count and elapsed
+/// seconds follow the machine's speed.
+fn as_shown(text: &str) -> Vec<&str> {
+    let is_progress_bar = |line: &&str| line.ends_with("s]") && line.contains("% ");
+    let mut lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.rsplit('\r').next().unwrap_or(line).trim_end())
+        .filter(|line| !is_progress_bar(line))
+        .collect();
+    while lines.last() == Some(&"") {
+        lines.pop();
+    }
+    lines
+}
+
+/// `text` with every number that has one decimal point (a time, a rate) replaced by `{n}`,
+/// and every run of dots (a wait drawn as it lasts: "Connecting.....") made three;
+/// version numbers such as `v5.6.0` are kept.
+fn filter_measurements(text: &str) -> String {
+    let mut dots_collapsed = String::with_capacity(text.len());
+    for piece in text.split_inclusive(|c: char| c != '.') {
+        // Each piece is a run of dots, then one other character (or the end).
+        let dots = piece.len() - piece.trim_start_matches('.').len();
+        let rest = &piece[dots..];
+        dots_collapsed.push_str(if dots >= 2 { "..." } else { &piece[..dots] });
+        dots_collapsed.push_str(rest);
+    }
+    let text = dots_collapsed.as_str();
+    let mut filtered = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let (before, from_digit) = rest.split_at(start);
+        filtered.push_str(before);
+        let end = from_digit
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(from_digit.len());
+        // A full stop after an integer is not a decimal point.
+        let number = from_digit[..end].trim_end_matches('.');
+        let part_of_a_word = before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '.');
+        if number.matches('.').count() == 1 && !part_of_a_word {
+            filtered.push_str("{n}");
+        } else {
+            filtered.push_str(number);
+        }
+        rest = &from_digit[number.len()..];
+    }
+    filtered.push_str(rest);
+    filtered
+}
+
+/// Writes `output` as `tool`'s recorded output into scenario `name`'s file.
+fn record_output(name: &str, tool: Tool, output: &str) {
+    const START: &str = "output = '''\n";
+    let path = crate::util::workspace_root()
+        .join("fixtures/scenarios")
+        .join(format!("{name}.toml"));
+    let text = fs::read_to_string(&path).unwrap();
+    let section = match tool {
+        Tool::Esptool => "[esptool]",
+        Tool::EspFlasher => "[esp_flasher]",
+    };
+    let section_at = text
+        .find(section)
+        .expect("the scenario has the tool's section");
+    let start = section_at + text[section_at..].find(START).expect("an output") + START.len();
+    let end = start + text[start..].find("'''").expect("the output's end");
+    assert!(
+        !output.contains("'''"),
+        "the output cannot be a TOML literal string"
+    );
+    fs::write(&path, format!("{}{output}{}", &text[..start], &text[end..])).unwrap();
+}
+
+#[test]
+fn measurements_are_filtered_and_the_rest_is_kept() {
+    assert_eq!(
+        filter_measurements("Read 4 bytes in 0.6 seconds (3738.0 kbit/s) from 0x00007000."),
+        "Read 4 bytes in {n} seconds ({n} kbit/s) from 0x00007000."
+    );
+    assert_eq!(
+        filter_measurements("esptool v5.6.0 at 74880."),
+        "esptool v5.6.0 at 74880."
+    );
+    assert_eq!(
+        filter_measurements("took 12.5 s, 7 attempts."),
+        "took {n} s, 7 attempts."
+    );
+    assert_eq!(
+        filter_measurements("Connecting.......\nWaiting..\nDone."),
+        "Connecting...\nWaiting...\nDone."
+    );
+    assert_eq!(
+        as_shown(
+            "a\nWriting 10%\rWrote 100 bytes. \nWriting at 0x0 ━╸ 1.6% 4.00kB/256.00kB [0s]\n\n"
+        ),
+        ["a", "Wrote 100 bytes."]
+    );
 }
 
 /// Runs `command` with stdout and stderr into `log`; returns the exit code and the text.

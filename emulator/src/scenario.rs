@@ -230,6 +230,9 @@ pub struct ToolRun {
     pub line: String,
     /// The whole output (stdout then stderr), as recorded.
     pub output: String,
+    /// The output is compared through the first line equal to this one: what follows
+    /// depends on timing (a client's reconnect loop racing the replugged port).
+    pub compared_through: Option<String>,
     /// A line the boot log or verdict holds when the board boots from flash afterwards.
     pub boot: Option<String>,
     /// A file the command writes that must equal the board's flash.
