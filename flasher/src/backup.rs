@@ -131,7 +131,8 @@ fn pending_image(image: &Path) -> Option<Vec<u8>> {
     let json = std::fs::read_to_string(record_path(image)).ok()?;
     let record: BackupRecord = serde_json::from_str(&json).ok()?;
     let data = std::fs::read(temporary_path(image)).ok()?;
-    (data.len() == record.flash_size as usize && hex::encode(md5_of(&data)) == record.md5).then_some(data)
+    (data.len() == record.flash_size as usize && hex::encode(md5_of(&data)) == record.md5)
+        .then_some(data)
 }
 
 /// Reads the whole flash into `path` and writes the record beside it. `virtual_port` is the
