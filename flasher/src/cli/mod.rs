@@ -1,11 +1,18 @@
-//! The command line: esptool-compatible argv rewriting, the clap definitions
-//! and the parsers for numbers, sizes and flash parameters.
+//! The command line: the clap definitions (the options every command shares, flattened into
+//! [`Cli`], and each command's arguments) and the parsers for numbers, sizes and flash
+//! parameters. The `emu:` port spec is in [`emu`], esptool's spellings are rewritten in
+//! [`rewrite`] before clap sees them.
 
-use std::ffi::OsString;
+mod emu;
+mod rewrite;
+
+pub use emu::{EmuSpec, EmuStub, PortArg};
+pub use rewrite::normalize_args;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
 use esp_protocol::numbers;
 
@@ -450,118 +457,6 @@ pub enum ReadSize {
     All,
 }
 
-/// `--port`: a serial port, the virtual chip, or none (scan).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortArg {
-    /// A serial port by name.
-    Serial(String),
-    /// `emu:...`, the in-process virtual ESP8266.
-    Emulator(EmuSpec),
-    /// No `--port`: look for one.
-    Scan,
-}
-
-impl PortArg {
-    /// Reads `--port`; `emu:` specs are checked here, before anything is opened.
-    pub fn parse(port: Option<&str>) -> Result<PortArg, String> {
-        match port {
-            None => Ok(PortArg::Scan),
-            Some("") => Err(
-                "--port is empty: give the board's serial port (e.g. /dev/ttyUSB0 or COM3), emu:SIZE, or no --port to search"
-                    .into(),
-            ),
-            Some("emu") => Ok(PortArg::Emulator(EmuSpec::default())),
-            Some(text) => match text.strip_prefix("emu:") {
-                Some(spec) => EmuSpec::parse(spec).map(PortArg::Emulator),
-                None => Ok(PortArg::Serial(text.to_string())),
-            },
-        }
-    }
-}
-
-/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,stub=model|run]` asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EmuSpec {
-    /// Flash size in bytes; `None`: the file's length, else 4 MB.
-    pub size: Option<u32>,
-    /// Where the flash contents are loaded from and saved back to.
-    pub file: Option<PathBuf>,
-    /// `--fault` specs for the emulator (they may contain commas).
-    pub faults: Vec<String>,
-    /// An ESP8285 instead of an ESP8266EX.
-    pub esp8285: bool,
-    /// Seed of the random faults and of a new file's sample firmware.
-    pub seed: u64,
-    /// `stub=model` or `stub=run`: who answers once a stub is uploaded.
-    pub stub: Option<EmuStub>,
-}
-
-/// `stub=` in an `emu:` spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmuStub {
-    /// The behavioural model of a stub answers; nothing uploaded runs.
-    Model,
-    /// The virtual CPU runs the uploaded stub (from --stub-file, else an installed esptool).
-    Run,
-}
-
-impl EmuSpec {
-    /// Parses what follows `emu:`. A comma-separated part that is not a known
-    /// `key=value` continues the fault before it (`fault=short-read:frame=3,drop=8`).
-    pub fn parse(spec: &str) -> Result<EmuSpec, String> {
-        let mut emu = EmuSpec::default();
-        let bad = |problem: String| format!("--port emu:{spec}: {problem}");
-        let mut in_fault = false;
-        for (index, part) in spec.split(',').enumerate() {
-            let continues_fault = in_fault;
-            in_fault = false;
-            match part.split_once('=') {
-                Some(("file", path)) if !path.is_empty() => emu.file = Some(PathBuf::from(path)),
-                Some(("fault", fault)) if !fault.is_empty() => {
-                    emu.faults.push(fault.to_string());
-                    in_fault = true;
-                }
-                Some(("seed", seed)) => {
-                    emu.seed =
-                        u64::from(parse_u32(seed).map_err(|error| bad(format!("seed {error}")))?)
-                }
-                Some(("chip", chip)) => emu.esp8285 = parse_emu_chip(chip).map_err(bad)?,
-                Some(("stub", "model")) => emu.stub = Some(EmuStub::Model),
-                Some(("stub", "run")) => emu.stub = Some(EmuStub::Run),
-                Some(("stub", other)) => {
-                    return Err(bad(format!("stub={other}: use stub=model or stub=run")))
-                }
-                Some(("size", size)) => emu.size = Some(parse_size(size).map_err(bad)?),
-                _ if index == 0 && part.is_empty() => {}
-                _ if index == 0 && !part.contains('=') => {
-                    emu.size = Some(parse_size(part).map_err(bad)?)
-                }
-                _ if continues_fault => {
-                    let fault = emu.faults.last_mut().expect("a fault was pushed");
-                    fault.push(',');
-                    fault.push_str(part);
-                    in_fault = true;
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N or stub=model|run"
-                    )))
-                }
-            }
-        }
-        Ok(emu)
-    }
-}
-
-/// Parses `chip=`: true for an ESP8285.
-fn parse_emu_chip(chip: &str) -> Result<bool, String> {
-    match chip.to_ascii_lowercase().as_str() {
-        "esp8266" | "esp8266ex" => Ok(false),
-        "esp8285" => Ok(true),
-        _ => Err(format!("unknown chip \"{chip}\" (esp8266 or esp8285)")),
-    }
-}
-
 /// Parses an address or count: esp-protocol's one number grammar (decimal, 0x, 0o, 0b).
 pub fn parse_u32(text: &str) -> Result<u32, String> {
     numbers::parse_number(text).map_err(|error| error.to_string())
@@ -650,103 +545,12 @@ pub fn one_line_error(error: &clap::Error) -> String {
     }
 }
 
-/// esptool's two-letter short flags and the long options they stand for.
-const TWO_LETTER_FLAGS: [(&str, &str); 3] = [
-    ("-fs", "--flash-size"),
-    ("-fm", "--flash-mode"),
-    ("-ff", "--flash-freq"),
-];
-
-/// Global options that take a value in the next argument.
-const GLOBAL_OPTIONS_WITH_VALUE: [&str; 11] = [
-    "-p",
-    "--port",
-    "-b",
-    "--baud",
-    "-c",
-    "--chip",
-    "--before",
-    "-a",
-    "--after",
-    "--stub-file",
-    "--stub_file",
-];
-
-/// Rewrites esptool spellings into what clap takes: `-fs 1MB` → `--flash-size 1MB`,
-/// `--flash_size=detect` → `--flash-size=detect`, `write_flash` → `write-flash`.
-/// Nothing after `--` is touched, and only the subcommand word is renamed.
-pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let subcommands: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|sub| sub.get_name().to_string())
-        .collect();
-    let mut out = Vec::new();
-    let mut args = args.into_iter();
-    out.extend(args.next()); // the program name
-    let mut seen_subcommand = false;
-    let mut value_follows = false;
-    for arg in args.by_ref() {
-        let Some(text) = arg.to_str() else {
-            out.push(arg);
-            value_follows = false;
-            continue;
-        };
-        if value_follows {
-            value_follows = false;
-            out.push(arg);
-        } else if text == "--" {
-            out.push(arg);
-            break;
-        } else if let Some(long) = rewrite_flag(text) {
-            value_follows = !seen_subcommand && GLOBAL_OPTIONS_WITH_VALUE.contains(&text);
-            out.push(long.into());
-        } else if !seen_subcommand && !text.starts_with('-') {
-            seen_subcommand = true;
-            let hyphenated = text.replace('_', "-");
-            out.push(if subcommands.contains(&hyphenated) {
-                hyphenated.into()
-            } else {
-                arg
-            });
-        } else {
-            value_follows = !seen_subcommand && GLOBAL_OPTIONS_WITH_VALUE.contains(&text);
-            out.push(arg);
-        }
-    }
-    out.extend(args);
-    out
-}
-
-/// The clap spelling of an esptool flag, if it differs.
-fn rewrite_flag(text: &str) -> Option<String> {
-    for (short, long) in TWO_LETTER_FLAGS {
-        if text == short {
-            return Some(long.to_string());
-        }
-        if let Some(value) = text
-            .strip_prefix(short)
-            .and_then(|rest| rest.strip_prefix('='))
-        {
-            return Some(format!("{long}={value}"));
-        }
-    }
-    let name = text.strip_prefix("--")?;
-    let (name, value) = match name.split_once('=') {
-        Some((name, value)) => (name, Some(value)),
-        None => (name, None),
-    };
-    if !name.contains('_') {
-        return None;
-    }
-    let name = name.replace('_', "-");
-    Some(match value {
-        Some(value) => format!("--{name}={value}"),
-        None => format!("--{name}"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+
+    use clap::CommandFactory;
+
     use super::*;
 
     /// Parses a command line given as one string, after the esptool rewrite.
@@ -791,78 +595,9 @@ mod tests {
         assert!(connect_with("-b 9600 flash_id", &[("ESPTOOL_BAUD", "fast")]).is_ok());
     }
 
-    fn strings(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
-
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn rewrites_two_letter_flags_and_underscores() {
-        let out = normalize_args(strings(&[
-            "esp-flasher",
-            "--port",
-            "COM5",
-            "write_flash",
-            "-fs",
-            "1MB",
-            "-fm=dout",
-            "--flash_freq=40m",
-            "0x0",
-            "my_file.bin",
-        ]));
-        assert_eq!(
-            out,
-            strings(&[
-                "esp-flasher",
-                "--port",
-                "COM5",
-                "write-flash",
-                "--flash-size",
-                "1MB",
-                "--flash-mode=dout",
-                "--flash-freq=40m",
-                "0x0",
-                "my_file.bin",
-            ])
-        );
-    }
-
-    #[test]
-    fn leaves_values_and_arguments_after_double_dash_alone() {
-        let out = normalize_args(strings(&[
-            "esp-flasher",
-            "--port",
-            "read_flash",
-            "read_flash",
-            "0",
-            "ALL",
-            "--",
-            "-fs",
-        ]));
-        assert_eq!(
-            out,
-            strings(&[
-                "esp-flasher",
-                "--port",
-                "read_flash",
-                "read-flash",
-                "0",
-                "ALL",
-                "--",
-                "-fs"
-            ])
-        );
-    }
-
-    #[test]
-    fn unknown_subcommand_is_left_for_clap_to_name() {
-        let out = normalize_args(strings(&["esp-flasher", "flash_it"]));
-        assert_eq!(out, strings(&["esp-flasher", "flash_it"]));
-        assert!(parse("flash_it").is_err());
     }
 
     #[test]
@@ -956,43 +691,6 @@ mod tests {
             assert_eq!(cli.connect.before, BeforeArg::NoReset);
             assert_eq!(cli.connect.after, AfterArg::NoReset);
         }
-    }
-
-    #[test]
-    fn emulator_port_specs() {
-        assert_eq!(PortArg::parse(None), Ok(PortArg::Scan));
-        assert!(PortArg::parse(Some(""))
-            .unwrap_err()
-            .contains("--port is empty"));
-        assert_eq!(
-            PortArg::parse(Some("COM5")),
-            Ok(PortArg::Serial("COM5".into()))
-        );
-        assert_eq!(
-            PortArg::parse(Some("emu")),
-            Ok(PortArg::Emulator(EmuSpec::default()))
-        );
-        assert_eq!(
-            PortArg::parse(Some("emu:")),
-            Ok(PortArg::Emulator(EmuSpec::default()))
-        );
-        let PortArg::Emulator(emu) = PortArg::parse(Some(
-            "emu:1MB,file=demo-flash.bin,fault=short-read:frame=3,drop=8,fault=bad-md5,chip=esp8285,seed=7",
-        ))
-        .unwrap() else {
-            panic!("not an emulator")
-        };
-        assert_eq!(emu.size, Some(0x10_0000));
-        assert_eq!(emu.file, Some(PathBuf::from("demo-flash.bin")));
-        assert_eq!(emu.faults, ["short-read:frame=3,drop=8", "bad-md5"]);
-        assert!(emu.esp8285);
-        assert_eq!(emu.seed, 7);
-        assert!(EmuSpec::parse("1MB,frobnicate")
-            .unwrap_err()
-            .contains("\"frobnicate\""));
-        assert!(EmuSpec::parse("3 MB").is_err());
-        assert!(EmuSpec::parse("chip=esp32").is_err());
-        assert!(EmuSpec::parse("file=a.bin,drop=8").is_err());
     }
 
     #[test]
