@@ -13,7 +13,7 @@ use esp_emulator::boot::ResetCause;
 use esp_emulator::device::BootMode;
 use esp_emulator::flash::SpiFlash;
 use esp_emulator::machine::{Machine, MachineConfig, ROM};
-use esp_emulator::rom_functions::{self, RomOutcome, RomState, ROM_FUNCTIONS};
+use esp_emulator::rom_functions::{self, rom_functions, RomOutcome, RomState};
 use esp_protocol::image;
 use lx106_programs::{
     Builder, ElfProgram, LoadSegment, OptLevel, OUTPUT_CAPACITY, OUTPUT_LEN_OFFSET,
@@ -329,7 +329,7 @@ semantics_tests!(
 fn the_rom_functions_the_programs_link_against_are_implemented_at_those_addresses() {
     let symbols = lx106_programs::rom_symbols().expect("ld/rom.ld");
     for symbol in symbols {
-        let found = ROM_FUNCTIONS
+        let found = rom_functions()
             .iter()
             .find(|function| function.address == symbol.address)
             .unwrap_or_else(|| {
@@ -347,7 +347,7 @@ fn the_rom_functions_the_programs_link_against_are_implemented_at_those_addresse
         );
     }
     assert!(
-        ROM_FUNCTIONS
+        rom_functions()
             .iter()
             .all(|function| function.address != EXIT_ADDRESS),
         "the tests' exit address must not be a ROM function"

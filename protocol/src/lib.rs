@@ -5,7 +5,8 @@
 //! packets, status codes, the firmware image format and the ROM's quirks, and
 //! the chip facts both need: the chip-detect and eFuse registers and the eFuse
 //! layout (`chip`), the SPI flash controller, opcodes and status bits
-//! (`spi_flash`), the UARTs' registers (`uart`).
+//! (`spi_flash`), the UARTs' registers (`uart`), and the mask ROM's function
+//! addresses (`rom_functions`).
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
@@ -15,6 +16,7 @@ pub mod image;
 pub mod numbers;
 pub mod packet;
 pub mod rom_erase;
+pub mod rom_functions;
 pub mod slip;
 pub mod spi_flash;
 pub mod status;

@@ -26,8 +26,10 @@ use xtensa_lx106::cause::LEVEL1_INTERRUPT;
 use xtensa_lx106::sr;
 
 use super::guest::{load32, store32, Fault};
-use super::table::{RETURN_FROM_EXCEPTION, UNHANDLED_EXCEPTION, UNHANDLED_INTERRUPT};
 use super::{Call, RomHost, RomOutcome};
+use esp_protocol::rom_functions::{
+    XTOS_RETURN_FROM_EXC, XTOS_UNHANDLED_EXCEPTION, XTOS_UNHANDLED_INTERRUPT,
+};
 
 /// Interrupts the LX106 of the ESP8266 has (0..=14; 14 is the NMI).
 pub(super) const INTERRUPT_COUNT: usize = 15;
@@ -70,11 +72,11 @@ pub(super) struct ExceptionFrame {
 }
 
 pub(super) fn default_interrupt_handlers() -> [(u32, u32); INTERRUPT_COUNT] {
-    std::array::from_fn(|number| (UNHANDLED_INTERRUPT, number as u32))
+    std::array::from_fn(|number| (XTOS_UNHANDLED_INTERRUPT, number as u32))
 }
 
 pub(super) fn default_exception_handlers() -> [u32; EXCEPTION_CAUSES] {
-    [UNHANDLED_EXCEPTION; EXCEPTION_CAUSES]
+    [XTOS_UNHANDLED_EXCEPTION; EXCEPTION_CAUSES]
 }
 
 fn sr_or_zero<H: RomHost>(call: &Call<'_, H>, register: u8) -> u32 {
@@ -173,8 +175,8 @@ pub(super) fn exception_vector<H: RomHost>(call: &mut Call<'_, H>) -> Result<Rom
         .exception_handlers
         .get(cause as usize)
         .copied()
-        .unwrap_or(UNHANDLED_EXCEPTION);
-    if handler == UNHANDLED_EXCEPTION {
+        .unwrap_or(XTOS_UNHANDLED_EXCEPTION);
+    if handler == XTOS_UNHANDLED_EXCEPTION {
         return fatal(call, cause);
     }
     let frame = push_frame(call, cause, 0)?;
@@ -239,7 +241,7 @@ fn call_handler<H: RomHost>(
     frame: u32,
     (first, second): (u32, u32),
 ) -> Result<RomOutcome, Fault> {
-    call.cpu.set_ar(0, RETURN_FROM_EXCEPTION);
+    call.cpu.set_ar(0, XTOS_RETURN_FROM_EXC);
     call.cpu.set_ar(1, frame);
     call.cpu.set_ar(2, first);
     call.cpu.set_ar(3, second);
@@ -362,12 +364,12 @@ pub(super) fn set_exception_handler<H: RomHost>(
     let previous = std::mem::replace(
         slot,
         if handler == 0 {
-            UNHANDLED_EXCEPTION
+            XTOS_UNHANDLED_EXCEPTION
         } else {
             handler
         },
     );
-    call.return_u32(if previous == UNHANDLED_EXCEPTION {
+    call.return_u32(if previous == XTOS_UNHANDLED_EXCEPTION {
         0
     } else {
         previous
@@ -386,12 +388,12 @@ pub(super) fn set_interrupt_handler<H: RomHost>(
         return call.return_u32(0);
     };
     let new = if handler == 0 {
-        (UNHANDLED_INTERRUPT, number)
+        (XTOS_UNHANDLED_INTERRUPT, number)
     } else {
         (handler, arg.unwrap_or(number))
     };
     let (previous, _) = std::mem::replace(slot, new);
-    call.return_u32(if previous == UNHANDLED_INTERRUPT {
+    call.return_u32(if previous == XTOS_UNHANDLED_INTERRUPT {
         0
     } else {
         previous
@@ -488,10 +490,10 @@ pub(super) fn set_intclear<H: RomHost>(call: &mut Call<'_, H>) -> Result<RomOutc
 mod tests {
     use xtensa_lx106::{sr, Stop};
 
-    use super::super::table::{address_of, RETURN_FROM_EXCEPTION, UNHANDLED_INTERRUPT};
     use super::super::test_host::{Rig, RETURN_ADDRESS, STACK_TOP};
     use super::super::RomOutcome;
     use super::{FRAME_CAUSE, FRAME_PC, FRAME_RESERVE};
+    use esp_protocol::rom_functions::{address_of, XTOS_RETURN_FROM_EXC, XTOS_UNHANDLED_INTERRUPT};
 
     const INTERRUPTED_PC: u32 = 0x4010_0100;
     const HANDLER: u32 = 0x4010_2000;
@@ -553,7 +555,7 @@ mod tests {
         assert_eq!(rig.cpu.pc(), HANDLER);
         assert_eq!(
             (rig.cpu.ar(0), rig.cpu.ar(1), rig.cpu.ar(2), rig.cpu.ar(3)),
-            (RETURN_FROM_EXCEPTION, frame, 0x1234, frame)
+            (XTOS_RETURN_FROM_EXC, frame, 0x1234, frame)
         );
         assert_eq!(
             rig.cpu.read_sr(sr::PS),
@@ -619,7 +621,7 @@ mod tests {
         rig.cpu.write_sr(sr::INTSET, 1 << SOFTWARE_INTERRUPT);
         take_interrupts(&mut rig);
         assert_eq!(rig.resume(), RomOutcome::Returned);
-        assert_eq!(rig.cpu.pc(), UNHANDLED_INTERRUPT);
+        assert_eq!(rig.cpu.pc(), XTOS_UNHANDLED_INTERRUPT);
         let outcome = rig.resume();
         assert!(
             matches!(&outcome, RomOutcome::Halted { reason } if reason.starts_with("level-1 interrupt 7 ")),
@@ -638,7 +640,10 @@ mod tests {
             rig.call_ok("_xtos_set_interrupt_handler_arg", &[5, 0, 0]),
             HANDLER
         );
-        assert_eq!(rig.state.interrupt_handlers[5], (UNHANDLED_INTERRUPT, 5));
+        assert_eq!(
+            rig.state.interrupt_handlers[5],
+            (XTOS_UNHANDLED_INTERRUPT, 5)
+        );
         assert_eq!(
             rig.call_ok("_xtos_set_interrupt_handler", &[15, HANDLER]),
             0,

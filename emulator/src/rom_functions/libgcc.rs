@@ -151,7 +151,11 @@ mod tests {
             let helper = address_of(name).unwrap();
             assert_eq!(rig.cpu.read_sr(sr::EPC1), Some(helper));
             assert_eq!(rig.cpu.read_sr(sr::EXCCAUSE), Some(0));
-            assert_eq!(rig.cpu.pc(), 0x4000_0050, "user exception vector");
+            assert_eq!(
+                Some(rig.cpu.pc()),
+                address_of("_UserExceptionVector"),
+                "user exception vector"
+            );
             assert_ne!(rig.cpu.pc(), RETURN_ADDRESS);
             assert_eq!(rig.cpu.read_sr(sr::PS).unwrap() & 0x10, 0x10, "PS.EXCM set");
             // With the ROM's vectors and no handler the chip reports a fatal exception.

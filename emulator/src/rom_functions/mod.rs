@@ -16,7 +16,8 @@
 //! `flashchip` descriptor ([`FlashChipParams::for_flash`], [`FlashChipParams::store`]) where the
 //! ROM's boot code keeps it, since the SPI functions take their bounds from there.
 //!
-//! Every ROM address lives in one table ([`ROM_FUNCTIONS`]: address, name, implementation). The
+//! The ROM's addresses come from esp-protocol's table of ROM functions; [`rom_functions`] pairs
+//! each with the Rust routine that does its work, if the virtual chip has one. The
 //! exception vectors are handled when VECBASE is still the ROM's: a level-1 interrupt runs the
 //! attached handlers (guest code, called with the ROM's 0x50-byte exception frame on the stack
 //! and returning to `_xtos_return_from_exc`), an exception with a handler registered through
@@ -38,7 +39,8 @@ mod table;
 mod test_host;
 mod uart;
 
-pub use table::{address_of, RomFunction, LOADER_RETURN, ROM_FUNCTIONS};
+pub use esp_protocol::rom_functions::{address_of, LOADER_RETURN};
+pub use table::{rom_functions, RomFunction};
 
 use xtensa_lx106::{Bus, Cpu};
 

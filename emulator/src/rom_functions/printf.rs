@@ -16,8 +16,8 @@
 //! are out, the ROM function returns to its caller.
 
 use super::guest::{load32, load8, Fault};
-use super::table::PUTC_RETURN;
 use super::{Call, RomHost, RomOutcome};
+use esp_protocol::rom_functions::PUTC_RETURN;
 
 /// Where formatted text goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,9 +339,9 @@ pub(super) fn ets_vprintf<H: RomHost>(call: &mut Call<'_, H>) -> Result<RomOutco
 
 #[cfg(test)]
 mod tests {
-    use super::super::table::{address_of, PUTC_RETURN};
     use super::super::test_host::{Rig, RETURN_ADDRESS, STACK_TOP, TX_FIFO_LEN};
     use super::super::RomOutcome;
+    use esp_protocol::rom_functions::{address_of, PUTC_RETURN};
 
     const FORMAT: u32 = 0x3FFF_0000;
     const STRING: u32 = 0x3FFF_0100;

@@ -128,7 +128,7 @@ mod tests {
     use xtensa_lx106::sr;
 
     use super::super::test_host::Rig;
-    use super::super::{ResetKind, RomOutcome};
+    use super::super::{address_of, ResetKind, RomOutcome, LOADER_RETURN};
     use super::*;
 
     #[test]
@@ -156,7 +156,7 @@ mod tests {
             assert_eq!(rig.call(name, &[]), RomOutcome::Reset(ResetKind::RomEntry));
         }
         assert_eq!(
-            rig.call_at(0x4000_10a8, &[]),
+            rig.call_at(LOADER_RETURN, &[]),
             RomOutcome::Reset(ResetKind::ReturnToLoader)
         );
         assert_eq!(rig.call_ok("rtc_get_reset_reason", &[]), 1, "power-on");
@@ -194,7 +194,11 @@ mod tests {
         rig.cpu.write_sr(sr::PS, 0x23);
         assert_eq!(rig.call("ets_run", &[]), RomOutcome::Blocked);
         assert_eq!(rig.cpu.read_sr(sr::PS), Some(0x20));
-        assert_eq!(rig.cpu.pc(), 0x4000_0e04, "still in ets_run");
+        assert_eq!(
+            rig.cpu.pc(),
+            address_of("ets_run").unwrap(),
+            "still in ets_run"
+        );
         rig.call_ok("ets_set_user_start", &[0x4010_0000]);
         assert_eq!(rig.state.user_start(), 0x4010_0000);
     }
