@@ -327,7 +327,7 @@ semantics_tests!(
 
 #[test]
 fn the_rom_functions_the_programs_link_against_are_implemented_at_those_addresses() {
-    let symbols = lx106_programs::rom_symbols().expect("ld/rom.ld");
+    let symbols = lx106_programs::rom_ld::rom_symbols();
     for symbol in symbols {
         let found = rom_functions()
             .iter()

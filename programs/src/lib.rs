@@ -1,15 +1,16 @@
 //! `lx106-programs` holds flashlab's own C programs for the ESP8266 and builds
 //! them on demand with Debian's Xtensa toolchain (`xtensa-lx106-elf-gcc`, no
 //! SDK, `-nostdlib`, Debian's libgcc, the mask ROM's functions by address from
-//! `ld/rom.ld`). The semantics programs (`c/semantics/`) are also built for the
-//! host, so `esp-emulator`'s tests can check that the interpreter (`xtensa-lx106`)
-//! and the ROM's functions in Rust compute what the host computes; `hello` is a
-//! RAM program for `esptool load_ram` and `blink` a bare-metal firmware for
-//! boot from flash. Builds land in `target/lx106-programs/<name>-<opt>/` and are
-//! cached by a digest of their inputs. Nothing here runs the programs.
-
+//! `ld/rom.ld`, which [`rom_ld`] renders from esp-protocol). The semantics
+//! programs (`c/semantics/`) are also built for the host, so `esp-emulator`'s
+//! tests can check that the interpreter (`xtensa-lx106`) and the ROM's
+//! functions in Rust compute what the host computes; `hello` is a RAM program
+//! for `esptool load_ram` and `blink` a bare-metal firmware for boot from
+//! flash. Builds land in `target/lx106-programs/<name>-<opt>/` and are cached
+//! by a digest of their inputs. Nothing here runs the programs.
 mod compile;
 mod elf;
+pub mod rom_ld;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -156,14 +157,6 @@ pub enum BuildError {
         path: PathBuf,
         /// What does not fit.
         reason: String,
-    },
-    /// A `PROVIDE(` line of `ld/rom.ld` that is not `PROVIDE(name = 0xADDRESS);`.
-    #[error("{}: cannot read `{line}` as PROVIDE(name = 0xADDRESS);", path.display())]
-    UnreadableProvide {
-        /// The linker script.
-        path: PathBuf,
-        /// The line.
-        line: String,
     },
     /// esp-protocol refused to build the image.
     #[error("building the ESP8266 image: {0}")]
@@ -427,51 +420,6 @@ impl Builder {
         let path = self.compilers.build(&recipe, &ld_dir())?;
         ElfProgram::read(&path)
     }
-}
-
-/// A ROM function the programs call, as `ld/rom.ld` places it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RomSymbol {
-    /// Its name in the SDK's linker script.
-    pub name: String,
-    /// Its address in the mask ROM.
-    pub address: u32,
-}
-
-/// The ROM functions `ld/rom.ld` provides to the programs (its `PROVIDE(name = 0x...);` lines).
-pub fn rom_symbols() -> Result<Vec<RomSymbol>, BuildError> {
-    let path = ld_dir().join("rom.ld");
-    let text = fs::read_to_string(&path).map_err(|source| BuildError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let mut symbols = Vec::new();
-    for line in text.lines().map(str::trim) {
-        let Some(assignment) = line
-            .strip_prefix("PROVIDE(")
-            .and_then(|rest| rest.strip_suffix(");"))
-        else {
-            continue;
-        };
-        let parsed = assignment.split_once('=').and_then(|(name, value)| {
-            let digits = value.trim().strip_prefix("0x")?;
-            let address = u32::from_str_radix(digits, 16).ok()?;
-            Some(RomSymbol {
-                name: name.trim().to_owned(),
-                address,
-            })
-        });
-        match parsed {
-            Some(symbol) => symbols.push(symbol),
-            None => {
-                return Err(BuildError::UnreadableProvide {
-                    path,
-                    line: line.to_owned(),
-                })
-            }
-        }
-    }
-    Ok(symbols)
 }
 
 fn crate_dir() -> PathBuf {

@@ -193,16 +193,29 @@ fn addresses_are_named_by_function() {
 
 #[test]
 fn rom_symbols_lists_the_provided_functions() {
-    let symbols = rom_symbols().unwrap();
-    assert!(symbols.contains(&RomSymbol {
-        name: "__udivsi3".to_owned(),
-        address: 0x4000_e21c
-    }));
-    assert!(symbols.contains(&RomSymbol {
-        name: "ets_printf".to_owned(),
-        address: 0x4000_24cc
-    }));
-    assert!(symbols
-        .iter()
-        .all(|symbol| (0x4000_0000..0x4001_0000).contains(&symbol.address)));
+    let symbols = rom_ld::rom_symbols();
+    let address = |name: &str| {
+        symbols
+            .iter()
+            .find(|symbol| symbol.name == name)
+            .map(|symbol| symbol.address)
+    };
+    assert_eq!(address("__udivsi3"), Some(0x4000_e21c));
+    assert_eq!(address("ets_printf"), Some(0x4000_24cc));
+    assert_eq!(
+        address("__addsf3"),
+        None,
+        "libgcc's soft floats are not provided"
+    );
+}
+
+#[test]
+fn committed_rom_ld_is_what_esp_protocol_gives() {
+    let committed = fs::read_to_string(rom_ld::rom_ld_path()).expect("the committed ld/rom.ld");
+    assert!(
+        committed == rom_ld::linker_script(),
+        "programs/{} is not what esp-protocol gives: run `cargo run -p esp-stub --example \
+         rebuild` and commit the result",
+        rom_ld::ROM_LD_PATH
+    );
 }

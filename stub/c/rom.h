@@ -1,5 +1,6 @@
 /* The ESP8266 mask ROM functions the stub calls. Their addresses are in
- * programs/ld/rom.ld (the public facts of the SDK's eagle.rom.addr.v6.ld); the
+ * esp-protocol's rom_functions (the public facts of the SDK's
+ * eagle.rom.addr.v6.ld), placed by the generated programs/ld/rom.ld; the
  * prototypes are the SDK's. Flash functions return 0 on success. */
 #ifndef STUB_ROM_H
 #define STUB_ROM_H
