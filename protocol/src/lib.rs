@@ -5,16 +5,19 @@
 //! packets, status codes, the firmware image format and the ROM's quirks, and
 //! the chip facts both need: the chip-detect and eFuse registers and the eFuse
 //! layout (`chip`), the SPI flash controller, opcodes and status bits
-//! (`spi_flash`), the UARTs' registers (`uart`), and the mask ROM's function
-//! addresses (`rom_functions`).
+//! (`spi_flash`), the UARTs' registers (`uart`), the other peripherals'
+//! registers (`peripherals`), the memory map (`memory_map`) and the mask ROM's
+//! function addresses (`rom_functions`).
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
 pub mod chip;
 pub mod flash_params;
 pub mod image;
+pub mod memory_map;
 pub mod numbers;
 pub mod packet;
+pub mod peripherals;
 pub mod rom_erase;
 pub mod rom_functions;
 pub mod slip;

@@ -14,9 +14,6 @@ pub struct RomFunction {
     pub address: u32,
 }
 
-/// Where the mask ROM is mapped; every address here lies in it.
-pub const ROM_RANGE: std::ops::Range<u32> = 0x4000_0000..0x4001_0000;
-
 /// Where level-1 interrupt and exception handlers return to (`_xtos_return_from_exc`).
 pub const XTOS_RETURN_FROM_EXC: u32 = 0x4000_dc54;
 /// The handler of interrupts nothing was attached to (`_xtos_unhandled_interrupt`).
@@ -177,6 +174,7 @@ pub fn address_of(name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory_map::ROM;
 
     #[test]
     fn sorted_unique_and_inside_the_rom() {
@@ -189,14 +187,14 @@ mod tests {
             );
         }
         for function in ROM_FUNCTIONS {
-            assert!(ROM_RANGE.contains(&function.address), "{}", function.name);
+            assert!(ROM.contains(&function.address), "{}", function.name);
             let same_name = ROM_FUNCTIONS
                 .iter()
                 .filter(|other| other.name == function.name);
             assert_eq!(same_name.count(), 1, "{}", function.name);
         }
         for return_point in [LOADER_RETURN, PUTC_RETURN] {
-            assert!(ROM_RANGE.contains(&return_point));
+            assert!(ROM.contains(&return_point));
             assert!(ROM_FUNCTIONS
                 .iter()
                 .all(|function| function.address != return_point));

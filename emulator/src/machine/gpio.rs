@@ -1,7 +1,7 @@
-//! GPIO0..15 at 0x60000300: OUT 0x00 (set and clear through W1TS 0x04 and
-//! W1TC 0x08), ENABLE 0x0C (W1TS 0x10, W1TC 0x14), IN 0x18, STATUS 0x1C (W1TS
-//! 0x20, W1TC 0x24); the other registers (pin configuration, sigma-delta, RTC
-//! calibration) are stored and read back.
+//! GPIO0..15 (the registers are esp-protocol's `peripherals::gpio`): OUT (set
+//! and clear through OUT_W1TS and OUT_W1TC), ENABLE (ENABLE_W1TS, ENABLE_W1TC),
+//! IN, STATUS (STATUS_W1TS, STATUS_W1TC); the other registers (pin
+//! configuration, sigma-delta, RTC calibration) are stored and read back.
 //!
 //! IN reads an output-enabled pin's own level and the boot strapping
 //! otherwise: GPIO0 low in download mode and high when booting from flash,
@@ -13,21 +13,10 @@
 //! last advanced, at most [`MAX_GPIO_EVENTS`] until taken; later changes are
 //! dropped. No pin ever changes as an input, so GPIO interrupts never fire.
 
+use esp_protocol::peripherals::gpio::reg;
+
 /// GPIO output changes kept until taken; later ones are dropped.
 pub const MAX_GPIO_EVENTS: usize = 4096;
-
-mod reg {
-    pub const OUT: u32 = 0x00;
-    pub const OUT_W1TS: u32 = 0x04;
-    pub const OUT_W1TC: u32 = 0x08;
-    pub const ENABLE: u32 = 0x0C;
-    pub const ENABLE_W1TS: u32 = 0x10;
-    pub const ENABLE_W1TC: u32 = 0x14;
-    pub const IN: u32 = 0x18;
-    pub const STATUS: u32 = 0x1C;
-    pub const STATUS_W1TS: u32 = 0x20;
-    pub const STATUS_W1TC: u32 = 0x24;
-}
 
 /// OUT, ENABLE and STATUS cover GPIO0..15.
 const PIN_MASK: u32 = 0xFFFF;

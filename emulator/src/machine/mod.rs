@@ -66,8 +66,9 @@ mod tests;
 
 use esp_protocol::uart::{UART0_BASE, UART1_BASE};
 use std::collections::HashMap;
-use std::ops::Range;
 
+use esp_protocol::memory_map::{IO, RTC_MEMORY, XLMI};
+use esp_protocol::peripherals::{self, SPI1_BASE, WDEV_MICROSECONDS};
 use esp_protocol::spi_flash::controller::SPI0_BASE;
 use thiserror::Error;
 use xtensa_lx106::{Bus, BusFault};
@@ -86,14 +87,7 @@ pub use gpio::MAX_GPIO_EVENTS;
 pub use uart::{int as uart_int, FIFO_LEN as UART_FIFO_LEN};
 pub use watchdog::FEED_VALUE as WATCHDOG_FEED_VALUE;
 
-/// Data RAM.
-pub const DRAM: Range<u32> = 0x3FFE_8000..0x4000_0000;
-/// Instruction RAM, cache RAM included.
-pub const IRAM: Range<u32> = 0x4010_0000..0x4011_0000;
-/// The mask ROM.
-pub const ROM: Range<u32> = 0x4000_0000..0x4001_0000;
-/// Where the cache maps the flash.
-pub const FLASH_CACHE: Range<u32> = 0x4020_0000..0x4030_0000;
+pub use esp_protocol::memory_map::{DRAM, FLASH_CACHE, IRAM, ROM};
 /// Address esptool reads to tell the chips apart.
 pub const CHIP_DETECT_MAGIC_ADDR: u32 = esp_protocol::chip::CHIP_DETECT_MAGIC_REG;
 /// The ESP8266's value at [`CHIP_DETECT_MAGIC_ADDR`].
@@ -124,31 +118,21 @@ pub mod interrupt {
     pub const FRC2: u32 = 10;
 }
 
-/// DPORT, the eFuse words and the WiFi MAC's registers (the core's XLMI port).
-const XLMI: Range<u32> = 0x3FF0_0000..0x3FFE_8000;
-/// The peripheral registers and RTC memory.
-const IO: Range<u32> = 0x6000_0000..0x6001_0000;
-const DPORT_BASE: u32 = 0x3FF0_0000;
+// The register blocks, by esp-protocol's names for them.
+const DPORT_BASE: u32 = peripherals::dport::BASE;
 const DPORT_WORDS: usize = 64;
-/// DPORT: edge interrupt enables; bit 1 lets FRC1's edge interrupt through.
-const DPORT_EDGE_INT_ENABLE: u32 = 0x04;
+const DPORT_EDGE_INT_ENABLE: u32 = peripherals::dport::EDGE_INT_ENABLE;
+/// The EDGE_INT_ENABLE bit of FRC1.
 const EDGE_INT_FRC1: u32 = 1 << 1;
-/// DPORT: bit 0 doubles the CPU clock (160 MHz at an 80 MHz APB).
-const DPORT_CPU_CLOCK: u32 = 0x14;
+const DPORT_CPU_CLOCK: u32 = peripherals::dport::CPU_CLOCK;
 /// DPORT offset of the first of the four eFuse words (esptool's ESP_OTP_MAC0).
 const DPORT_EFUSE: u32 = esp_protocol::chip::EFUSE_REGS[0] - DPORT_BASE;
-/// The WiFi MAC's free-running microsecond counter (the SDK's `system_get_time`).
-const WDEV_MICROSECONDS: u32 = 0x3FF2_0C00;
-
-const SPI1_BASE: u32 = 0x6000_0100;
-const GPIO_BASE: u32 = 0x6000_0300;
-const TIMER_BASE: u32 = 0x6000_0600;
-const RTC_BASE: u32 = 0x6000_0700;
-const IO_MUX_BASE: u32 = 0x6000_0800;
-const WATCHDOG_BASE: u32 = 0x6000_0900;
-/// RTC register holding the hardware reset cause in bits 3:0.
-const RTC_RESET_CAUSE: u32 = 0x14;
-const RTC_MEMORY: Range<u32> = 0x6000_1000..0x6000_1400;
+const GPIO_BASE: u32 = peripherals::gpio::BASE;
+const TIMER_BASE: u32 = peripherals::timer::BASE;
+const RTC_BASE: u32 = peripherals::rtc::BASE;
+const IO_MUX_BASE: u32 = peripherals::io_mux::BASE;
+const WATCHDOG_BASE: u32 = peripherals::watchdog::BASE;
+const RTC_RESET_CAUSE: u32 = peripherals::rtc::RESET_CAUSE;
 const REGISTER_BLOCK_WORDS: usize = 64;
 
 /// What the chip is built with.

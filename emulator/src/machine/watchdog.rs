@@ -1,7 +1,7 @@
-//! The hardware watchdog at 0x60000900: CTRL 0x00 (bit 0 enables it), the
-//! stage-0 and stage-1 timeouts at 0x04 and 0x08 (2^n units of 0.8 ms, n in
-//! bits 3:0), the current stage at 0x10 (read-only here) and the feed register
-//! 0x14, where writing 0x73 restarts the count.
+//! The hardware watchdog (its registers are esp-protocol's
+//! `peripherals::watchdog`): CTRL (bit 0 enables it), the stage-0 and stage-1
+//! timeouts (2^n units of 0.8 ms, n in bits 3:0), the current stage (read-only
+//! here) and FEED, where writing FEED_VALUE restarts the count.
 //!
 //! Model: once enabled and not fed for stage 0 plus stage 1, the watchdog
 //! bites: the chip must reset with cause "wdt reset". It is disabled after
@@ -9,18 +9,10 @@
 //! writing the registers. Not modelled: the stage-0 interrupt (ETS_WDT_INUM 8)
 //! and the response-mode bits of CTRL, which are stored and read back.
 
-/// Register offsets inside the watchdog block.
-mod reg {
-    pub const CTRL: u32 = 0x00;
-    pub const STAGE0_TIMEOUT: u32 = 0x04;
-    pub const STAGE1_TIMEOUT: u32 = 0x08;
-    pub const STAGE: u32 = 0x10;
-    pub const FEED: u32 = 0x14;
-}
+use esp_protocol::peripherals::watchdog::reg;
+pub use esp_protocol::peripherals::watchdog::FEED_VALUE;
 
 const CTRL_ENABLE: u32 = 1 << 0;
-/// The value that feeds the watchdog when written to FEED.
-pub const FEED_VALUE: u32 = 0x73;
 /// One timeout unit: 0.8 ms, in picoseconds.
 const UNIT_PS: u64 = 800_000_000;
 const BLOCK_WORDS: usize = 64;

@@ -16,12 +16,13 @@
 use super::guest::{load32, store32, Fault};
 use super::{Call, RomHost, RomOutcome};
 
-const GPIO_BASE: u32 = 0x6000_0300;
-const GPIO_OUT_W1TS: u32 = GPIO_BASE + 0x04;
-const GPIO_OUT_W1TC: u32 = GPIO_BASE + 0x08;
-const GPIO_ENABLE_W1TS: u32 = GPIO_BASE + 0x10;
-const GPIO_ENABLE_W1TC: u32 = GPIO_BASE + 0x14;
-const GPIO_IN: u32 = GPIO_BASE + 0x18;
+use esp_protocol::peripherals::gpio::{reg, BASE as GPIO_BASE};
+
+const GPIO_OUT_W1TS: u32 = GPIO_BASE + reg::OUT_W1TS;
+const GPIO_OUT_W1TC: u32 = GPIO_BASE + reg::OUT_W1TC;
+const GPIO_ENABLE_W1TS: u32 = GPIO_BASE + reg::ENABLE_W1TS;
+const GPIO_ENABLE_W1TC: u32 = GPIO_BASE + reg::ENABLE_W1TC;
+const GPIO_IN: u32 = GPIO_BASE + reg::IN;
 
 /// What the ROM's watchdog functions were asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

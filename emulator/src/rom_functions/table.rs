@@ -5,7 +5,8 @@
 
 use std::sync::OnceLock;
 
-use esp_protocol::rom_functions::{LOADER_RETURN, PUTC_RETURN, ROM_FUNCTIONS, ROM_RANGE};
+use esp_protocol::memory_map::ROM;
+use esp_protocol::rom_functions::{LOADER_RETURN, PUTC_RETURN, ROM_FUNCTIONS};
 
 use super::{exceptions, flash, guest::Fault, libgcc, md5, printf, strings, system, uart};
 use super::{Call, RomHost, RomOutcome};
@@ -388,17 +389,15 @@ pub fn rom_functions() -> &'static [RomFunction] {
 pub(super) fn lookup(address: u32) -> Option<&'static RomFunction> {
     static INDEX: OnceLock<Vec<u16>> = OnceLock::new();
     let index = INDEX.get_or_init(|| {
-        let mut index = vec![u16::MAX; ROM_RANGE.len()];
+        let mut index = vec![u16::MAX; ROM.len()];
         for (n, function) in rom_functions().iter().enumerate() {
-            if let Some(slot) =
-                index.get_mut(function.address.wrapping_sub(ROM_RANGE.start) as usize)
-            {
+            if let Some(slot) = index.get_mut(function.address.wrapping_sub(ROM.start) as usize) {
                 *slot = n as u16;
             }
         }
         index
     });
-    let slot = *index.get(address.wrapping_sub(ROM_RANGE.start) as usize)?;
+    let slot = *index.get(address.wrapping_sub(ROM.start) as usize)?;
     rom_functions().get(usize::from(slot))
 }
 
@@ -419,7 +418,7 @@ mod tests {
             );
         }
         for function in rom_functions() {
-            assert!(ROM_RANGE.contains(&function.address));
+            assert!(ROM.contains(&function.address));
         }
     }
 

@@ -1,18 +1,26 @@
 //! `image_info FILE`: the header, segments and checksums of a firmware image.
 
 use esp_protocol::image::{self, ImageVersion, Segment, StoredCheck};
+use esp_protocol::memory_map::{DRAM, FLASH_CACHE, IRAM};
+use esp_protocol::peripherals::dport;
 
 use super::files::read_input;
 use super::CmdError;
 use crate::cli::ImageInfoArgs;
 use crate::output::Output;
 
-/// The ESP8266 address ranges esptool names segments by.
+/// The ESP8266 address ranges esptool names segments by (its own, narrower than the chip's
+/// map: IRAM without the 32 KiB the flash cache may use, IROM as the SDK's irom0 from flash
+/// offset 0x1010 on, 896 KiB).
 const MEMORY_MAP: [(u32, u32, &str); 4] = [
-    (0x3FF0_0000, 0x3FF0_0010, "DPORT"),
-    (0x3FFE_8000, 0x4000_0000, "DRAM"),
-    (0x4010_0000, 0x4010_8000, "IRAM"),
-    (0x4020_1010, 0x402E_1010, "IROM"),
+    (dport::BASE, dport::BASE + 0x10, "DPORT"),
+    (DRAM.start, DRAM.end, "DRAM"),
+    (IRAM.start, IRAM.start + 0x8000, "IRAM"),
+    (
+        FLASH_CACHE.start + 0x1010,
+        FLASH_CACHE.start + 0xE_1010,
+        "IROM",
+    ),
 ];
 
 /// Prints what the image header and segments say; a file that is not an image fails.

@@ -38,6 +38,7 @@ use esp_protocol::packet::{
     encode_read_ack, Command, DEFLATE_READ_DEFLATED, DEFLATE_READ_HEADER_LEN, DEFLATE_READ_RAW,
     MAX_DEFLATE_READ_BLOCK, STUB_READ_PACKET_SIZE,
 };
+use esp_protocol::rom_erase::SECTOR_SIZE; // the unit of a sparse read
 use esp_protocol::status::ErrorCode;
 
 use crate::backup::write_file_atomically;
@@ -61,8 +62,6 @@ pub const DEFLATE_READ_MAX_BAUD: u32 = 1_500_000;
 pub const PLAIN_BLOCKS_AFTER_NO_GAIN: u32 = 8;
 /// Reads of at least this many bytes skip erased sectors (when the stub can tell them).
 pub const SPARSE_READ_MIN: u32 = 0x10000;
-/// The unit of a sparse read: a flash sector.
-const SECTOR_SIZE: u32 = 0x1000;
 /// SYNC tries when recovering from a failed block.
 const RESYNC_TRIES: u32 = 5;
 
