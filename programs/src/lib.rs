@@ -1,13 +1,15 @@
 //! `lx106-programs` holds flashlab's own C programs for the ESP8266 and builds
 //! them on demand with Debian's Xtensa toolchain (`xtensa-lx106-elf-gcc`, no
 //! SDK, `-nostdlib`, Debian's libgcc, the mask ROM's functions by address from
-//! `ld/rom.ld`, which [`rom_ld`] renders from esp-protocol). The semantics
+//! `ld/rom.ld`, which [`rom_ld`] renders from esp-protocol, as [`chip_h`]
+//! renders the firmware's register header). The semantics
 //! programs (`c/semantics/`) are also built for the host, so `esp-emulator`'s
 //! tests can check that the interpreter (`xtensa-lx106`) and the ROM's
 //! functions in Rust compute what the host computes; `hello` is a RAM program
 //! for `esptool load_ram` and `blink` a bare-metal firmware for boot from
 //! flash. Builds land in `target/lx106-programs/<name>-<opt>/` and are cached
 //! by a digest of their inputs. Nothing here runs the programs.
+pub mod chip_h;
 mod compile;
 mod elf;
 pub mod rom_ld;
@@ -420,6 +422,24 @@ impl Builder {
         let path = self.compilers.build(&recipe, &ld_dir())?;
         ElfProgram::read(&path)
     }
+}
+
+/// Writes the files rendered from esp-protocol (`ld/rom.ld`, `c/firmware/chip.h`); returns
+/// their paths.
+pub fn write_generated() -> Result<Vec<PathBuf>, BuildError> {
+    let files = [
+        (rom_ld::rom_ld_path(), rom_ld::linker_script()),
+        (chip_h::chip_h_path(), chip_h::chip_header()),
+    ];
+    let mut written = Vec::new();
+    for (path, text) in files {
+        fs::write(&path, text).map_err(|source| BuildError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn crate_dir() -> PathBuf {

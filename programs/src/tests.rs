@@ -210,6 +210,17 @@ fn rom_symbols_lists_the_provided_functions() {
 }
 
 #[test]
+fn committed_chip_h_is_what_esp_protocol_gives() {
+    let committed = fs::read_to_string(chip_h::chip_h_path()).expect("the committed chip.h");
+    assert!(
+        committed == chip_h::chip_header(),
+        "programs/{} is not what esp-protocol gives: run `cargo run -p esp-stub --example \
+         rebuild` and commit the result",
+        chip_h::CHIP_H_PATH
+    );
+}
+
+#[test]
 fn committed_rom_ld_is_what_esp_protocol_gives() {
     let committed = fs::read_to_string(rom_ld::rom_ld_path()).expect("the committed ld/rom.ld");
     assert!(

@@ -1,7 +1,7 @@
 //! Rebuilds the committed stub image from `stub/c/` with Debian's Xtensa toolchain:
 //! `cargo run -p esp-stub --example rebuild` (`apt-get install -y gcc-xtensa-lx106
-//! binutils-xtensa-lx106` first). It first writes `c/protocol.h` and `programs/ld/rom.ld`
-//! from esp-protocol, then builds and writes the image, and prints its sizes.
+//! binutils-xtensa-lx106` first). It first writes `c/protocol.h`, `programs/ld/rom.ld` and
+//! `programs/c/firmware/chip.h` from esp-protocol, then builds and writes the image, and prints its sizes.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,10 +13,9 @@ fn main() -> ExitCode {
         eprintln!("error: cannot write {}: {error}", header.display());
         return ExitCode::FAILURE;
     }
-    // And the linker script that places the ROM functions it calls.
-    let rom_ld = lx106_programs::rom_ld::rom_ld_path();
-    if let Err(error) = std::fs::write(&rom_ld, lx106_programs::rom_ld::linker_script()) {
-        eprintln!("error: cannot write {}: {error}", rom_ld.display());
+    // And the linker script that places the ROM functions it calls (with the programs' header).
+    if let Err(error) = lx106_programs::write_generated() {
+        eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
     let elf = match lx106_programs::Builder::new().stub() {
