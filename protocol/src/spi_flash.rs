@@ -18,6 +18,10 @@ pub mod controller {
     /// ADDR: the address of a built-in READ/PP (bits 23:0, byte count in 31:24), or the
     /// MSB-aligned address phase of a user transaction.
     pub const ADDR: u32 = 0x04;
+    /// ADDR of a built-in READ/PP: the flash address (24 bits) ...
+    pub const ADDR_ADDRESS_MASK: u32 = 0xFF_FFFF;
+    /// ... and above it the byte count.
+    pub const ADDR_LENGTH_SHIFT: u32 = 24;
     /// RD_STATUS: status registers of RDSR/WRSR.
     pub const RD_STATUS: u32 = 0x10;
     /// USR: which phases a user transaction runs.

@@ -42,18 +42,14 @@
 #define UART_RX_COUNT(status) ((status) & UART_STATUS_RX_COUNT_MASK)
 #define UART_TX_COUNT(status) (((status) >> UART_STATUS_TX_COUNT_SHIFT) & UART_STATUS_TX_COUNT_MASK)
 
-/* SPI0's built-in commands take the address in ADDR bits 23:0 and a page program's byte
- * count in bits 31:24, with the data in W0..W15; a command's CMD bit clears when it has
- * been sent. */
-#define SPI_ADDRESS_MASK 0xFFFFFFu
-#define SPI_LENGTH_SHIFT 24
+/* SPI0's built-in commands take the address in ADDR (SPI_ADDRESS_MASK) and a page program's
+ * byte count above it (SPI_LENGTH_SHIFT), with the data in W0..W15; a command's CMD bit
+ * clears when it has been sent. */
 
 #define STATUS_OK 0x00u
 #define MAX_FRAME (REQUEST_HEADER_LEN + DATA_HEADER_LEN + MAX_DATA_BLOCK)
 /* esptool asks for 64 frames in flight; more would only risk the RX FIFO. */
 #define MAX_READ_IN_FLIGHT 64u
-/* Where the ROM goes on with its loader (and so boots the firmware) when the stub returns. */
-#define ROM_RETURN_TO_LOADER 0x400010A8u
 
 /* Frames from the host. The receive interrupt decodes into frames[receiving]
  * and, once a frame is whole, marks it ready and moves to the other buffer;
@@ -1068,6 +1064,7 @@ static void handle(const uint8_t *request, uint32_t request_len) {
     case OP_RUN_USER_CODE:
         flush_tx();
         rx_stop();
+        /* The ROM goes on with its loader, and so boots the firmware. */
         ((void (*)(void))ROM_RETURN_TO_LOADER)();
         return;
     default:

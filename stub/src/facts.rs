@@ -1,13 +1,13 @@
 //! The facts the C stub shares with esp-flasher and esp-emulator, rendered as a C header from
 //! esp-protocol, where each is defined once: opcodes, status codes, packet sizes, SLIP bytes,
-//! and the UART0 and SPI0 registers. `cargo run -p esp-stub --example rebuild` writes it to
-//! `c/protocol.h`; the test `committed_image` fails while the committed header is not what
-//! esp-protocol gives.
-
+//! the UART0 and SPI0 registers, and where the ROM's loader goes on. `cargo run -p esp-stub
+//! --example rebuild` writes it to `c/protocol.h`; the test `committed_image` fails while the
+//! committed header is not what esp-protocol gives.
 use std::fmt::Write as _;
 
 use esp_protocol::packet::{self, Opcode};
 use esp_protocol::rom_erase::{SECTORS_PER_BLOCK, SECTOR_SIZE};
+use esp_protocol::rom_functions;
 use esp_protocol::slip;
 use esp_protocol::spi_flash::PAGE_SIZE;
 use esp_protocol::spi_flash::{controller as spi, status as flash_status};
@@ -141,6 +141,8 @@ pub fn protocol_header() -> String {
             named("SPI0_ADDR", spi0(spi::ADDR)),
             named("SPI0_RD_STATUS", spi0(spi::RD_STATUS)),
             named("SPI0_W0", spi0(spi::W0)),
+            named("SPI_ADDRESS_MASK", spi::ADDR_ADDRESS_MASK),
+            named("SPI_LENGTH_SHIFT", spi::ADDR_LENGTH_SHIFT),
             named("SPI_DATA_BUFFER_LEN", spi::DATA_BUFFER_LEN as u32),
             named("SPI_CMD_WREN", spi::CMD_WREN),
             named("SPI_CMD_RDSR", spi::CMD_RDSR),
@@ -149,6 +151,10 @@ pub fn protocol_header() -> String {
             named("SPI_CMD_BE", spi::CMD_BE),
             named("FLASH_STATUS_BUSY", u32::from(flash_status::BUSY)),
         ],
+    );
+    section(
+        "Mask ROM",
+        &[named("ROM_RETURN_TO_LOADER", rom_functions::LOADER_RETURN)],
     );
     out.push_str("\n#endif\n");
     out

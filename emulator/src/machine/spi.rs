@@ -23,10 +23,10 @@
 //! DP, RES and HPM (ignored), and any device on SPI1.
 
 use esp_protocol::spi_flash::controller::{
-    ADDR, CMD, CMD_BE, CMD_CE, CMD_PP, CMD_RDID, CMD_RDSR, CMD_READ, CMD_SE, CMD_USR, CMD_WRDI,
-    CMD_WREN, CMD_WRSR, DATA_BUFFER_LEN, RD_STATUS, USR, USR1, USR1_ADDR_BITLEN_SHIFT,
-    USR1_MISO_BITLEN_SHIFT, USR1_MOSI_BITLEN_SHIFT, USR2, USR_ADDR, USR_COMMAND, USR_MISO,
-    USR_MOSI, W0,
+    ADDR, ADDR_ADDRESS_MASK, ADDR_LENGTH_SHIFT, CMD, CMD_BE, CMD_CE, CMD_PP, CMD_RDID, CMD_RDSR,
+    CMD_READ, CMD_SE, CMD_USR, CMD_WRDI, CMD_WREN, CMD_WRSR, DATA_BUFFER_LEN, RD_STATUS, USR, USR1,
+    USR1_ADDR_BITLEN_SHIFT, USR1_MISO_BITLEN_SHIFT, USR1_MOSI_BITLEN_SHIFT, USR2, USR_ADDR,
+    USR_COMMAND, USR_MISO, USR_MOSI, W0,
 };
 
 use crate::flash::{opcode, SpiFlash};
@@ -34,9 +34,6 @@ use crate::flash::{opcode, SpiFlash};
 /// Bytes of register space a controller decodes.
 const BLOCK_LEN: u32 = 0x100;
 const BLOCK_WORDS: usize = (BLOCK_LEN / 4) as usize;
-
-/// ADDR of READ/PP: flash address in bits 23:0, byte count in 31:24.
-const ADDRESS_MASK: u32 = 0xFF_FFFF;
 
 /// One controller's registers.
 #[derive(Debug, Clone)]
@@ -76,8 +73,8 @@ impl SpiController {
             Some(bit) => 1 << bit,
             None => return,
         };
-        let address = self.read(ADDR) & ADDRESS_MASK;
-        let length = ((self.read(ADDR) >> 24) as usize).min(DATA_BUFFER_LEN);
+        let address = self.read(ADDR) & ADDR_ADDRESS_MASK;
+        let length = ((self.read(ADDR) >> ADDR_LENGTH_SHIFT) as usize).min(DATA_BUFFER_LEN);
         let mut wire = Wire(flash);
         match highest {
             CMD_READ => {

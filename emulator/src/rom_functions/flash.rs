@@ -30,6 +30,7 @@
 //! A descriptor with a zero page, sector or block size makes the ROM divide by zero: the
 //! virtual chip raises the IllegalInstruction exception libgcc raises for that.
 
+use esp_protocol::spi_flash::controller::ADDR_ADDRESS_MASK;
 use xtensa_lx106::cause::ILLEGAL_INSTRUCTION;
 
 use crate::flash::{opcode, status_bits};
@@ -43,8 +44,6 @@ const OK: u32 = 0;
 const ERR: u32 = 1;
 /// Bytes the SPI controller moves per command (W0..W7 as the ROM uses them).
 const CHUNK: u32 = 32;
-/// The controller sends 24-bit addresses.
-const ADDRESS_MASK: u32 = 0x00FF_FFFF;
 /// Offset of `status_mask` in the SpiFlashChip descriptor.
 const STATUS_MASK_OFFSET: u32 = 20;
 /// Block protection bits SPILock sets (BP0..BP2).
@@ -71,7 +70,7 @@ fn wait_until_idle<H: RomHost>(call: &mut Call<'_, H>) {
 fn command<H: RomHost>(call: &mut Call<'_, H>, instruction: u8, address: Option<u32>, data: &[u8]) {
     call.host.flash().spi_transaction(
         instruction,
-        address.map(|address| address & ADDRESS_MASK),
+        address.map(|address| address & ADDR_ADDRESS_MASK),
         data,
         &mut [],
     );
@@ -127,7 +126,7 @@ pub(super) fn spi_read<H: RomHost>(call: &mut Call<'_, H>) -> Result<RomOutcome,
         let mut buffer = [0u8; CHUNK as usize];
         call.host.flash().spi_transaction(
             opcode::READ_DATA,
-            Some(address.wrapping_add(done) & ADDRESS_MASK),
+            Some(address.wrapping_add(done) & ADDR_ADDRESS_MASK),
             &[],
             &mut buffer[..step as usize],
         );
