@@ -450,7 +450,9 @@ pub(crate) mod tests {
         let mut reply = b"noise".to_vec();
         slip::encode(&Response::ok(0x08, 1).to_bytes().unwrap(), &mut reply);
         slip::encode(
-            &Response::ok(0x0A, 0xFFF0_C101).to_bytes().unwrap(),
+            &Response::ok(0x0A, esp_protocol::chip::ESP8266_MAGIC)
+                .to_bytes()
+                .unwrap(),
             &mut reply,
         );
         transport.replies.push_back(reply);
@@ -458,12 +460,12 @@ pub(crate) mod tests {
         let response = connection
             .command(
                 &Command::ReadReg {
-                    address: 0x4000_1000,
+                    address: esp_protocol::chip::CHIP_DETECT_MAGIC_REG,
                 },
                 DEFAULT_TIMEOUT,
             )
             .unwrap();
-        assert_eq!(response.value, 0xFFF0_C101);
+        assert_eq!(response.value, esp_protocol::chip::ESP8266_MAGIC);
         assert_eq!(
             log.events(),
             vec![Event::Garbage {

@@ -624,7 +624,9 @@ fn change_baud_then_keep_working() {
 fn a_host_at_the_wrong_baud_rate_gets_no_sense_out_of_the_chip() {
     let (mut flasher, _) = connect(blank(MB), false);
     esp_flasher::Transport::set_baud(flasher.transport_mut(), 230_400).unwrap();
-    let error = flasher.read_reg(0x4000_1000).unwrap_err();
+    let error = flasher
+        .read_reg(esp_protocol::chip::CHIP_DETECT_MAGIC_REG)
+        .unwrap_err();
     assert!(
         matches!(
             error,

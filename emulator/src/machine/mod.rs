@@ -97,7 +97,13 @@ pub const CHIP_DETECT_MAGIC: u32 = esp_protocol::chip::ESP8266_MAGIC;
 pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
 /// UART0's CONF1 as the ROM loader leaves it: RX timeout enabled after 2 byte times,
 /// TX-empty threshold 0x60, RX-full threshold 1.
-const ROM_LOADER_UART_CONF1: u32 = 1 << 31 | 2 << 24 | 0x60 << 8 | 1;
+const ROM_LOADER_UART_CONF1: u32 = {
+    use esp_protocol::uart::conf1::*;
+    RX_TIMEOUT_ENABLE
+        | 2 << RX_TIMEOUT_THRESHOLD_SHIFT
+        | 0x60 << TXFIFO_EMPTY_THRESHOLD_SHIFT
+        | 1 << RXFIFO_FULL_THRESHOLD_SHIFT
+};
 /// The top of DRAM, where the ROM's stack lives and the stubs keep theirs: a polling loop
 /// that spills registers there without changing them does nothing.
 const STACK_AREA: u32 = 0x3FFF_E000;

@@ -60,15 +60,21 @@ fn iram_takes_only_32_bit_accesses() {
 #[test]
 fn rom_reads_the_chip_detect_magic_and_zero_and_refuses_the_rest() {
     let mut m = machine();
-    assert_eq!(m.read32(CHIP_DETECT_MAGIC_ADDR), Ok(0xFFF0_C101));
-    assert_eq!(m.read_reg(0x4000_1000), 0xFFF0_C101);
-    assert_eq!(m.read_reg(0x4000_1002), 0xFFF0_C101);
+    assert_eq!(m.read32(CHIP_DETECT_MAGIC_ADDR), Ok(CHIP_DETECT_MAGIC));
+    assert_eq!(m.read_reg(CHIP_DETECT_MAGIC_ADDR), CHIP_DETECT_MAGIC);
+    assert_eq!(m.read_reg(CHIP_DETECT_MAGIC_ADDR + 2), CHIP_DETECT_MAGIC);
     assert_eq!(m.read32(0x4000_2000), Ok(0));
-    assert_eq!(m.read8(0x4000_1000), Err(fault(0x4000_1000)));
-    assert_eq!(m.write32(0x4000_1000, 0), Err(fault(0x4000_1000)));
+    assert_eq!(
+        m.read8(CHIP_DETECT_MAGIC_ADDR),
+        Err(fault(CHIP_DETECT_MAGIC_ADDR))
+    );
+    assert_eq!(
+        m.write32(CHIP_DETECT_MAGIC_ADDR, 0),
+        Err(fault(CHIP_DETECT_MAGIC_ADDR))
+    );
     assert_eq!(m.fetch32(0x4000_0080), Err(fault(0x4000_0080)));
-    m.write_reg(0x4000_1000, 0, u32::MAX);
-    assert_eq!(m.read_reg(0x4000_1000), 0xFFF0_C101);
+    m.write_reg(CHIP_DETECT_MAGIC_ADDR, 0, u32::MAX);
+    assert_eq!(m.read_reg(CHIP_DETECT_MAGIC_ADDR), CHIP_DETECT_MAGIC);
 }
 
 #[test]
@@ -171,7 +177,7 @@ fn write_reg_merges_under_its_mask_and_reaches_ram() {
 fn efuse_words_are_read_only() {
     let mut m = machine();
     for (index, word) in EFUSES.iter().enumerate() {
-        let address = 0x3FF0_0050 + 4 * index as u32;
+        let address = esp_protocol::chip::EFUSE_REGS[index];
         assert_eq!(m.read_reg(address), *word);
         m.write_reg(address, !word, u32::MAX);
         assert_eq!(m.read32(address), Ok(*word));
@@ -181,25 +187,25 @@ fn efuse_words_are_read_only() {
 #[test]
 fn dport_registers_keep_what_is_written() {
     let mut m = machine();
-    m.write32(0x3FF0_0004, 0x2).unwrap();
-    assert_eq!(m.read32(0x3FF0_0004), Ok(0x2));
-    m.write8(0x3FF0_0005, 0x7).unwrap();
-    assert_eq!(m.read32(0x3FF0_0004), Ok(0x0702));
-    assert_eq!(m.read8(0x3FF0_0005), Ok(0x07));
+    m.write32(EDGE_INT_ENABLE, 0x2).unwrap();
+    assert_eq!(m.read32(EDGE_INT_ENABLE), Ok(0x2));
+    m.write8(EDGE_INT_ENABLE + 1, 0x7).unwrap();
+    assert_eq!(m.read32(EDGE_INT_ENABLE), Ok(0x0702));
+    assert_eq!(m.read8(EDGE_INT_ENABLE + 1), Ok(0x07));
 }
 
 // ---- UART ----
 
-const UART0: u32 = 0x6000_0000;
-const FIFO: u32 = UART0;
-const INT_RAW: u32 = UART0 + 0x04;
-const INT_ST: u32 = UART0 + 0x08;
-const INT_ENA: u32 = UART0 + 0x0C;
-const INT_CLR: u32 = UART0 + 0x10;
-const CLKDIV: u32 = UART0 + 0x14;
-const STATUS: u32 = UART0 + 0x1C;
-const CONF0: u32 = UART0 + 0x20;
-const CONF1: u32 = UART0 + 0x24;
+const UART0: u32 = esp_protocol::uart::UART0_BASE;
+const FIFO: u32 = UART0 + uart::reg::FIFO;
+const INT_RAW: u32 = UART0 + uart::reg::INT_RAW;
+const INT_ST: u32 = UART0 + uart::reg::INT_ST;
+const INT_ENA: u32 = UART0 + uart::reg::INT_ENA;
+const INT_CLR: u32 = UART0 + uart::reg::INT_CLR;
+const CLKDIV: u32 = UART0 + uart::reg::CLKDIV;
+const STATUS: u32 = UART0 + uart::reg::STATUS;
+const CONF0: u32 = UART0 + uart::reg::CONF0;
+const CONF1: u32 = UART0 + uart::reg::CONF1;
 const UART_LINE: u32 = 1 << interrupt::UART;
 
 #[test]
@@ -386,15 +392,15 @@ fn uart1_output_goes_to_its_log() {
 
 // ---- timers ----
 
-const FRC1_LOAD: u32 = 0x6000_0600;
-const FRC1_COUNT: u32 = 0x6000_0604;
-const FRC1_CTRL: u32 = 0x6000_0608;
-const FRC1_INT: u32 = 0x6000_060C;
-const FRC2_LOAD: u32 = 0x6000_0620;
-const FRC2_COUNT: u32 = 0x6000_0624;
-const FRC2_CTRL: u32 = 0x6000_0628;
-const FRC2_ALARM: u32 = 0x6000_0630;
-const EDGE_INT_ENABLE: u32 = 0x3FF0_0004;
+const FRC1_LOAD: u32 = TIMER_BASE + timers::reg::FRC1_LOAD;
+const FRC1_COUNT: u32 = TIMER_BASE + timers::reg::FRC1_COUNT;
+const FRC1_CTRL: u32 = TIMER_BASE + timers::reg::FRC1_CTRL;
+const FRC1_INT: u32 = TIMER_BASE + timers::reg::FRC1_INT;
+const FRC2_LOAD: u32 = TIMER_BASE + timers::reg::FRC2_LOAD;
+const FRC2_COUNT: u32 = TIMER_BASE + timers::reg::FRC2_COUNT;
+const FRC2_CTRL: u32 = TIMER_BASE + timers::reg::FRC2_CTRL;
+const FRC2_ALARM: u32 = TIMER_BASE + timers::reg::FRC2_ALARM;
+const EDGE_INT_ENABLE: u32 = DPORT_BASE + DPORT_EDGE_INT_ENABLE;
 const ENABLE: u32 = 1 << 7;
 const AUTOLOAD: u32 = 1 << 6;
 const LEVEL: u32 = 1;
@@ -483,38 +489,48 @@ fn frc2_counts_up_and_raises_its_alarm() {
 
 // ---- watchdog ----
 
+const WDT_CTRL: u32 = WATCHDOG_BASE + peripherals::watchdog::reg::CTRL;
+const WDT_STAGE0: u32 = WATCHDOG_BASE + peripherals::watchdog::reg::STAGE0_TIMEOUT;
+const WDT_STAGE1: u32 = WATCHDOG_BASE + peripherals::watchdog::reg::STAGE1_TIMEOUT;
+const WDT_STAGE: u32 = WATCHDOG_BASE + peripherals::watchdog::reg::STAGE;
+const WDT_FEED: u32 = WATCHDOG_BASE + peripherals::watchdog::reg::FEED;
+const RTC_CAUSE: u32 = RTC_BASE + RTC_RESET_CAUSE;
+/// Any RTC register and any word of RTC memory.
+const RTC_REGISTER: u32 = RTC_BASE + 0x30;
+const RTC_MEMORY_WORD: u32 = RTC_MEMORY.start + 0x100;
+
 #[test]
 fn watchdog_bites_when_not_fed_and_feeding_holds_it_off() {
     let mut m = machine();
     m.advance(1_000_000_000);
     assert!(!m.take_watchdog_bite(), "disabled after reset");
     // Stage 0 and stage 1 of 2^0 units each: 1.6 ms, 83200 ticks at 52 MHz.
-    m.write32(0x6000_0904, 0).unwrap();
-    m.write32(0x6000_0908, 0).unwrap();
-    m.write32(0x6000_0900, 1).unwrap();
+    m.write32(WDT_STAGE0, 0).unwrap();
+    m.write32(WDT_STAGE1, 0).unwrap();
+    m.write32(WDT_CTRL, 1).unwrap();
     let start = 1_000_000_000;
     assert_eq!(m.cycles_until_next_event(), Some(83_200));
     m.advance(start + 50_000);
-    assert_eq!(m.read32(0x6000_0910), Ok(1), "in stage 1");
-    m.write32(0x6000_0914, WATCHDOG_FEED_VALUE).unwrap();
-    assert_eq!(m.read32(0x6000_0910), Ok(0));
+    assert_eq!(m.read32(WDT_STAGE), Ok(1), "in stage 1");
+    m.write32(WDT_FEED, WATCHDOG_FEED_VALUE).unwrap();
+    assert_eq!(m.read32(WDT_STAGE), Ok(0));
     m.advance(start + 50_000 + 83_199);
     assert!(!m.take_watchdog_bite());
-    m.write32(0x6000_0914, 0x12).unwrap();
+    m.write32(WDT_FEED, 0x12).unwrap();
     m.advance(start + 50_000 + 83_200);
     assert!(m.take_watchdog_bite());
     assert!(!m.take_watchdog_bite(), "once");
     m.advance(start + 10_000_000);
     assert!(!m.take_watchdog_bite());
     m.reset(ResetCause::Watchdog);
-    assert_eq!(m.read32(0x6000_0714).unwrap() & 0xF, 4);
-    assert_eq!(m.read32(0x6000_0900), Ok(0));
+    assert_eq!(m.read32(RTC_CAUSE).unwrap() & 0xF, 4);
+    assert_eq!(m.read32(WDT_CTRL), Ok(0));
 }
 
 // ---- GPIO ----
 
-const GPIO_OUT: u32 = 0x6000_0300;
-const GPIO_IN: u32 = 0x6000_0318;
+const GPIO_OUT: u32 = GPIO_BASE + peripherals::gpio::reg::OUT;
+const GPIO_IN: u32 = GPIO_BASE + peripherals::gpio::reg::IN;
 
 #[test]
 fn gpio_changes_are_recorded_with_their_cycle() {
@@ -568,21 +584,21 @@ fn gpio_inputs_show_the_boot_strapping() {
 #[test]
 fn rtc_reports_the_reset_cause_and_keeps_its_memory_over_warm_resets() {
     let mut m = machine();
-    assert_eq!(m.read32(0x6000_0714), Ok(1));
-    m.write32(0x6000_0714, 0).unwrap();
-    assert_eq!(m.read32(0x6000_0714), Ok(1), "read-only");
-    m.write32(0x6000_1100, 0xC0FFEE).unwrap();
-    m.write32(0x6000_0730, 42).unwrap();
-    m.write32(0x3FFE_8000, 1).unwrap();
+    assert_eq!(m.read32(RTC_CAUSE), Ok(1));
+    m.write32(RTC_CAUSE, 0).unwrap();
+    assert_eq!(m.read32(RTC_CAUSE), Ok(1), "read-only");
+    m.write32(RTC_MEMORY_WORD, 0xC0FFEE).unwrap();
+    m.write32(RTC_REGISTER, 42).unwrap();
+    m.write32(DRAM.start, 1).unwrap();
     m.reset(ResetCause::ExternalPin);
     assert_eq!(m.reset_cause(), ResetCause::ExternalPin);
-    assert_eq!(m.read32(0x6000_0714), Ok(2));
-    assert_eq!(m.read32(0x6000_1100), Ok(0xC0FFEE));
-    assert_eq!(m.read32(0x6000_0730), Ok(42));
-    assert_eq!(m.read32(0x3FFE_8000), Ok(0));
+    assert_eq!(m.read32(RTC_CAUSE), Ok(2));
+    assert_eq!(m.read32(RTC_MEMORY_WORD), Ok(0xC0FFEE));
+    assert_eq!(m.read32(RTC_REGISTER), Ok(42));
+    assert_eq!(m.read32(DRAM.start), Ok(0));
     m.reset(ResetCause::PowerOn);
-    assert_eq!(m.read32(0x6000_1100), Ok(0));
-    assert_eq!(m.read32(0x6000_0730), Ok(0));
+    assert_eq!(m.read32(RTC_MEMORY_WORD), Ok(0));
+    assert_eq!(m.read32(RTC_REGISTER), Ok(0));
 }
 
 #[test]
@@ -597,7 +613,7 @@ fn microsecond_counter_follows_machine_time() {
 
 // ---- SPI ----
 
-const SPI0: u32 = 0x6000_0200;
+const SPI0: u32 = SPI0_BASE;
 
 /// esptool's `run_spiflash_command` over READ_REG/WRITE_REG; returns W0.
 fn user_command(
