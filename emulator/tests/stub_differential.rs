@@ -42,11 +42,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use esp_emulator::device::{CodeExecution, Device, DeviceConfig, Program, StubFlavor};
 use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_protocol::chip::{CHIP_DETECT_MAGIC_REG, EFUSE_REGS};
 use esp_protocol::packet::{
     encode_read_ack, stub_baud_change, BeginParams, Command, DataBlock, Response, SpiParams,
     DIRECTION_RESPONSE,
 };
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
+use esp_protocol::spi_flash::controller::{CMD, SPI0_BASE};
 use esp_protocol::status::Status;
 use md5::{Digest, Md5};
 use proptest::prelude::*;
@@ -76,11 +78,11 @@ const MAX_IDLE_POLLS: usize = 32;
 /// READ_REG addresses: eFuses, the UART divider, the chip-detect magic and the SPI command
 /// register. (RAM is not compared: the model runs no code, so nothing fills it.)
 const REGISTERS: [u32; 5] = [
-    0x3FF0_0050,
-    0x3FF0_005C,
+    EFUSE_REGS[0],
+    EFUSE_REGS[3],
     UART0_CLKDIV,
-    0x4000_1000,
-    0x6000_0200,
+    CHIP_DETECT_MAGIC_REG,
+    SPI0_BASE + CMD,
 ];
 
 /// A stub image as esptool's JSON describes it.

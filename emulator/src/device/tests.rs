@@ -367,8 +367,7 @@ fn efuses_give_esptool_the_configured_mac_and_chip_description() {
                 ..DeviceConfig::default()
             };
             let mut host = Host::new(config, SpiFlash::blank(flash_size).unwrap());
-            let words = [0x3FF0_0050, 0x3FF0_0054, 0x3FF0_0058, 0x3FF0_005C]
-                .map(|address| host.read_reg(address));
+            let words = esp_protocol::chip::EFUSE_REGS.map(|address| host.read_reg(address));
             assert_eq!(
                 esptool_chip_description(words),
                 description,
