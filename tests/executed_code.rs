@@ -542,10 +542,10 @@ fn regression_realtime_erase_by_an_executed_stub_took_half_the_datasheet_time() 
 }
 
 /// Where the delay program is loaded; its entry follows its two literals.
-const DELAY_LOAD_ADDRESS: u32 = 0x4010_0000;
+const DELAY_LOAD_ADDRESS: u32 = esp_protocol::memory_map::IRAM.start;
 const DELAY_ENTRY: u32 = DELAY_LOAD_ADDRESS + 8;
 /// UART0's FIFO register: a store sends a byte.
-const UART0_FIFO: u32 = 0x6000_0000;
+const UART0_FIFO: u32 = esp_protocol::uart::UART0_BASE + esp_protocol::uart::reg::FIFO;
 
 /// A RAM program that counts a register down from `count`, prints `X`, and does it again:
 /// ```text
