@@ -861,7 +861,8 @@ fn flooding_every_queue_keeps_the_emulator_under_64_mb_and_serving() {
         .collect();
 
     for realtime in [false, true] {
-        let mut args = vec!["--flash", path_arg(&flash)];
+        // -v: the emulator says when it has seen the flooding client hang up.
+        let mut args = vec!["--flash", path_arg(&flash), "-v"];
         if realtime {
             // At 115200 baud the line takes 11.5 KB/s: the input queue fills at once.
             args.push("--realtime");
@@ -883,9 +884,21 @@ fn flooding_every_queue_keeps_the_emulator_under_64_mb_and_serving() {
             "realtime {realtime}: peak RSS {} MB",
             peak / (1024 * KIB)
         );
+        // The next client comes once the flooder's session has ended: opened at once, it
+        // would share that session and the backlog the kernel still held for it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !emulator.stderr().contains("client closed the port") {
+            assert!(
+                Instant::now() < deadline,
+                "realtime {realtime}: the hang-up was never noticed:\n{}",
+                emulator.stderr()
+            );
+            std::thread::yield_now();
+        }
         assert!(
             answers_sync(emulator.port()),
-            "realtime {realtime}: the next client"
+            "realtime {realtime}: the next client\n{}",
+            emulator.stderr()
         );
         let (status, stderr) = emulator.terminate();
         assert!(status.success(), "{stderr}");
