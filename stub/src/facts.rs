@@ -74,9 +74,15 @@ pub fn protocol_header() -> String {
             named("MAX_READ_PACKET", packet::STUB_READ_PACKET_SIZE),
             named("MAX_MD5_PIECES", packet::MAX_MD5_PIECES),
             named("MAX_DEFLATE_READ_BLOCK", packet::MAX_DEFLATE_READ_BLOCK),
-            named("DEFLATE_READ_HEADER_LEN", packet::DEFLATE_READ_HEADER_LEN as u32),
+            named(
+                "DEFLATE_READ_HEADER_LEN",
+                packet::DEFLATE_READ_HEADER_LEN as u32,
+            ),
             named("DEFLATE_READ_RAW", u32::from(packet::DEFLATE_READ_RAW)),
-            named("DEFLATE_READ_DEFLATED", u32::from(packet::DEFLATE_READ_DEFLATED)),
+            named(
+                "DEFLATE_READ_DEFLATED",
+                u32::from(packet::DEFLATE_READ_DEFLATED),
+            ),
         ],
     );
     section(

@@ -348,8 +348,8 @@ impl<T: Transport> Flasher<T> {
             let programmed_blocks = acked.blocks.saturating_sub(1);
             let safe = match &compressed {
                 Some(compressed) => {
-                    let sent = (programmed_blocks * STUB_FLASH_BLOCK_SIZE as usize)
-                        .min(compressed.len());
+                    let sent =
+                        (programmed_blocks * STUB_FLASH_BLOCK_SIZE as usize).min(compressed.len());
                     inflated_len(&compressed[..sent])
                         .saturating_sub(STUB_INFLATE_WINDOW)
                         .min(part.len())
