@@ -1458,3 +1458,118 @@ mod properties {
         }
     }
 }
+
+/// A board with `wiring` and GPIO0 held by `jumper` where the wiring leaves it.
+fn wired(wiring: ResetWiring, jumper: BootMode) -> Host {
+    let config = DeviceConfig {
+        boot: jumper,
+        reset_wiring: wiring,
+        ..DeviceConfig::default()
+    };
+    Host::new(config, SpiFlash::blank(MIB).unwrap())
+}
+
+impl Host {
+    /// Sets DTR and RTS at `millis` ms.
+    fn lines_at(&mut self, millis: u64, dtr: bool, rts: bool) {
+        self.now = Duration::from_millis(millis);
+        self.device.set_control_lines(self.now, dtr, rts);
+    }
+
+    /// esptool's classic reset into the loader, from `start` ms: DTR and RTS one at a time,
+    /// with the intermediate states a sequential write goes through.
+    fn classic_reset(&mut self, start: u64) {
+        self.lines_at(start, false, true);
+        self.lines_at(start + 100, true, true);
+        self.lines_at(start + 100, true, false);
+        self.lines_at(start + 150, false, false);
+    }
+
+    fn answers_sync(&mut self) -> bool {
+        self.send(&Command::Sync);
+        !self.responses().is_empty()
+    }
+}
+
+#[test]
+fn nodemcu_wiring_classic_reset_enters_the_loader_from_a_flash_boot() {
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
+    assert_eq!(
+        host.device.program(),
+        Program::UserCode,
+        "GPIO0 pulled high"
+    );
+    host.output();
+    host.classic_reset(1_000);
+    host.now = Duration::from_millis(1_200);
+    assert!(host.answers_sync());
+    assert_eq!(host.device.program(), Program::RomLoader);
+}
+
+#[test]
+fn nodemcu_wiring_hard_reset_boots_the_flash_and_holds_the_chip_meanwhile() {
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
+    host.classic_reset(0);
+    host.now = Duration::from_millis(200);
+    assert!(host.answers_sync());
+    // --after hard_reset: RTS pulses EN low with DTR off.
+    host.lines_at(300, false, true);
+    assert!(host.device.in_reset());
+    assert!(!host.answers_sync(), "a chip held in reset says nothing");
+    host.lines_at(400, false, false);
+    host.now = Duration::from_millis(400) + STRAP_LATCH_DELAY;
+    let log = String::from_utf8(host.output()).unwrap();
+    assert!(log.contains("rst cause:2, boot mode:(3,6)"), "{log:?}");
+    assert_eq!(host.device.program(), Program::UserCode);
+}
+
+#[test]
+fn nodemcu_wiring_ignores_both_lines_asserted_as_a_terminal_opens_the_port() {
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Download);
+    host.lines_at(10, true, true);
+    assert!(!host.device.in_reset());
+    assert!(host.answers_sync());
+}
+
+#[test]
+fn regression_a_gpio0_glitch_after_en_rises_changes_the_boot_mode() {
+    // The sequential reset passes through DTR=RTS=on (GPIO0 high) as EN rises; the chip
+    // latches GPIO0 only after STRAP_LATCH_DELAY, by when DTR alone holds it low.
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
+    host.lines_at(0, false, true);
+    host.lines_at(100, true, true);
+    host.lines_at(101, true, false);
+    host.now = Duration::from_millis(100) + STRAP_LATCH_DELAY;
+    assert!(host.answers_sync());
+}
+
+#[test]
+fn direct_wiring_holds_the_chip_in_reset_while_rts_is_asserted() {
+    let mut host = wired(ResetWiring::Direct, BootMode::Flash);
+    host.lines_at(0, true, true);
+    assert!(host.device.in_reset());
+    host.lines_at(100, true, false);
+    host.now = Duration::from_millis(100) + STRAP_LATCH_DELAY;
+    assert!(host.answers_sync(), "DTR held GPIO0 low as EN rose");
+}
+
+#[test]
+fn without_wiring_the_lines_change_nothing_and_the_jumper_decides() {
+    let mut host = wired(ResetWiring::None, BootMode::Flash);
+    host.output();
+    host.classic_reset(0);
+    host.now = Duration::from_millis(300);
+    assert!(!host.device.in_reset());
+    assert!(
+        !host.answers_sync(),
+        "GPIO0 high: no loader, whatever esptool does"
+    );
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Download);
+    host.lines_at(0, false, true);
+    host.lines_at(100, false, false);
+    host.now = Duration::from_millis(200);
+    assert!(
+        host.answers_sync(),
+        "a jumper holding GPIO0 low wins over a hard reset"
+    );
+}
