@@ -17,6 +17,7 @@ pub mod link;
 pub mod machine;
 #[cfg(unix)]
 pub mod pty;
+pub mod rfc2217;
 pub mod rom_functions;
 pub mod sample_firmware;
 pub mod scenario;
