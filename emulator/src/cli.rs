@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use esp_emulator::boot::FlashWiring;
-use esp_emulator::device::{BootMode, Chip, CodeExecution};
+use esp_emulator::device::{BootMode, Chip, CodeExecution, ResetWiring};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
+use esp_emulator::listen::{Endpoint, EndpointError};
 use esp_protocol::flash_params::size_name;
 use esp_protocol::numbers::parse_size;
 use nix::errno::Errno;
@@ -65,8 +66,8 @@ pub struct Args {
     #[arg(long)]
     pub realtime: bool,
     /// Boot strapping: the ROM loader (download) or the firmware in flash.
-    #[arg(long, value_enum, default_value_t = BootArg::Download)]
-    pub boot: BootArg,
+    #[arg(long, value_enum)]
+    pub boot: Option<BootArg>,
     /// The flash data lines the module connects (default: qio, dout on an ESP8285); a boot
     /// from flash fails when the image header asks for a mode they do not carry.
     #[arg(long, value_name = "qio|dio|dout")]
@@ -76,6 +77,26 @@ pub struct Args {
     /// answers and nothing is executed (model).
     #[arg(long, value_enum, default_value_t = StubArg::Run)]
     pub stub: StubArg,
+    /// Also serve the chip on a network endpoint (repeatable): tcp://HOST:PORT, a raw byte
+    /// stream for esptool --port socket://HOST:PORT, or rfc2217://HOST:PORT, a Telnet
+    /// COM-port server (baud rate, DTR/RTS) for --port rfc2217://HOST:PORT. Port 0 picks a
+    /// free port; each bound URL is printed on its own stdout line, after the pty's.
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    pub listen: Vec<Endpoint>,
+    /// Serve no pseudo-terminal, only the --listen endpoints (the first line is then the
+    /// first endpoint).
+    #[arg(long, requires = "listen", conflicts_with = "link")]
+    pub no_pty: bool,
+    /// How the adapter's DTR and RTS reach EN and GPIO0 on an rfc2217:// endpoint: nodemcu
+    /// (the two-transistor auto-reset of NodeMCU/Wemos boards), direct (DTR to GPIO0, RTS
+    /// to EN) or none (GPIO0 where the jumper is, see --gpio0).
+    #[arg(long, value_enum, default_value_t = ResetWiringArg::None)]
+    pub reset_wiring: ResetWiringArg,
+    /// Where GPIO0 is held when the wiring does not pull it low: low (a jumper to ground:
+    /// the ROM loader) or high (the pull-up: the firmware in flash). Default: low with
+    /// --reset-wiring none, high otherwise.
+    #[arg(long, value_enum, conflicts_with_all = ["boot", "scenario"])]
+    pub gpio0: Option<Gpio0Arg>,
     /// Log client sessions and cable events to stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -120,6 +141,63 @@ impl From<ChipArg> for Chip {
             ChipArg::Esp8285 => Chip::Esp8285,
         }
     }
+}
+
+/// `--reset-wiring` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResetWiringArg {
+    /// The NodeMCU/Wemos two-transistor auto-reset circuit.
+    Nodemcu,
+    /// DTR to GPIO0 and RTS to EN, no transistors.
+    Direct,
+    /// No auto-reset: the lines reach nothing.
+    None,
+}
+
+impl From<ResetWiringArg> for ResetWiring {
+    fn from(wiring: ResetWiringArg) -> ResetWiring {
+        match wiring {
+            ResetWiringArg::Nodemcu => ResetWiring::NodeMcu,
+            ResetWiringArg::Direct => ResetWiring::Direct,
+            ResetWiringArg::None => ResetWiring::None,
+        }
+    }
+}
+
+/// `--gpio0` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Gpio0Arg {
+    /// Held low: the ROM serial loader at every reset.
+    Low,
+    /// Pulled high: the firmware in flash, unless the wiring pulls it low.
+    High,
+}
+
+impl From<Gpio0Arg> for BootMode {
+    fn from(level: Gpio0Arg) -> BootMode {
+        match level {
+            Gpio0Arg::Low => BootMode::Download,
+            Gpio0Arg::High => BootMode::Flash,
+        }
+    }
+}
+
+impl Args {
+    /// GPIO0 where nothing pulls it: --gpio0, else --boot when given, else low without
+    /// reset wiring (today's download mode) and high (the board's pull-up) with it.
+    pub fn gpio0(&self) -> BootMode {
+        match (self.gpio0, self.boot) {
+            (Some(level), _) => level.into(),
+            (None, Some(boot)) => boot.into(),
+            (None, None) if self.reset_wiring == ResetWiringArg::None => BootMode::Download,
+            (None, None) => BootMode::Flash,
+        }
+    }
+}
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    text.parse()
+        .map_err(|error: EndpointError| error.to_string())
 }
 
 /// `--stub` values.

@@ -9,11 +9,13 @@
 //! its `emu:` port, and the pseudo-terminal front end of the `esp-emulator`
 //! binary that real, unmodified clients such as esptool talk to. Everything but
 //! that front end (`pty`, Unix only) compiles on every target.
+pub mod board;
 pub mod boot;
 pub mod device;
 pub mod faults;
 pub mod flash;
 pub mod link;
+pub mod listen;
 pub mod machine;
 #[cfg(unix)]
 pub mod pty;

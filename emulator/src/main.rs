@@ -27,12 +27,14 @@ use std::process::ExitCode;
 #[cfg(unix)]
 use {
     cli::{Args, BackingFile, Failure, Helper},
+    esp_emulator::board::{Board as ChipBoard, BoardOptions, FlashPersist, ServerEvent},
     esp_emulator::boot::{self, FlashWiring, ResetCause},
-    esp_emulator::device::DeviceConfig,
+    esp_emulator::device::{Device, DeviceConfig},
     esp_emulator::faults::FaultPlan,
     esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES},
-    esp_emulator::link::LinkConfig,
-    esp_emulator::pty::{FlashPersist, PtyOptions, PtyServer, ServerEvent},
+    esp_emulator::link::{Link, LinkConfig},
+    esp_emulator::listen::{Endpoint, ListenOptions, Listener, Protocol},
+    esp_emulator::pty::PtyServer,
     esp_emulator::scenario::{self, Scenario},
     nix::sys::signal::{SigSet, Signal},
     std::io::{self, Write},
@@ -120,61 +122,115 @@ fn run(args: Args) -> Result<(), Failure> {
         mac: args.mac,
         realtime: args.realtime,
         execution: args.stub.into(),
+        reset_wiring: args.reset_wiring.into(),
         ..config
     };
-    let pty_options = PtyOptions {
-        link: LinkConfig {
+    let mut device = Device::new(config, flash);
+    device.set_trace(args.trace);
+    let link = Link::new(
+        device,
+        LinkConfig {
             model_baud: args.realtime,
             ..link
         },
-        realtime: args.realtime,
-        trace: args.trace,
-        on_event: Some(Box::new(move |event| {
-            let _ = events.send(Event::Server(event));
-        })),
-        persist: backing.clone().map(|backing| -> FlashPersist {
-            Box::new(move |flash| {
-                let mut backing = lock_backing(&backing);
-                backing.take_dirty(flash);
-                backing
-                    .write_unsaved()
-                    .map_err(|failure| io::Error::other(failure.message))
-            })
-        }),
-    };
-    let server = PtyServer::start(config, flash, pty_options)
-        .map_err(|error| Failure::runtime(format!("cannot open a pseudo-terminal: {error}")))?;
-    let slave = server.slave_path();
-    if let Some(link) = &args.link {
-        point_symlink(link, &slave)?;
+    );
+    let board = Arc::new(ChipBoard::new(
+        link,
+        BoardOptions {
+            realtime: args.realtime,
+            on_event: Some(Box::new(move |event| {
+                let _ = events.send(Event::Server(event));
+            })),
+            persist: backing.clone().map(|backing| -> FlashPersist {
+                Box::new(move |flash| {
+                    let mut backing = lock_backing(&backing);
+                    backing.take_dirty(flash);
+                    backing
+                        .write_unsaved()
+                        .map_err(|failure| io::Error::other(failure.message))
+                })
+            }),
+        },
+    ));
+    // The endpoints are bound before anything is printed: a port in use stops the start.
+    let mut listeners = Vec::new();
+    for endpoint in &args.listen {
+        let listener = Listener::start(Arc::clone(&board), *endpoint, ListenOptions::default())
+            .map_err(Failure::runtime)?;
+        listeners.push(listener);
     }
+    let server =
+        if args.no_pty {
+            None
+        } else {
+            Some(PtyServer::serve(Arc::clone(&board)).map_err(|error| {
+                Failure::runtime(format!("cannot open a pseudo-terminal: {error}"))
+            })?)
+        };
+    let slave = server.as_ref().map(PtyServer::slave_path);
+    if let (Some(link), Some(slave)) = (&args.link, &slave) {
+        point_symlink(link, slave)?;
+    }
+    // What each endpoint prints, the pty first: the first line stays the first endpoint.
+    let mut lines: Vec<String> = slave
+        .iter()
+        .map(|slave| slave.display().to_string())
+        .collect();
+    lines.extend(
+        listeners
+            .iter()
+            .map(|listener| listener.endpoint().to_string()),
+    );
     let verbose = args.verbose || args.trace;
     // The input files exist before the path is printed, so a client may start at once.
     let scenario_inputs = match &scenario {
-        Some(scenario) => describe_scenario(scenario, &slave, args.flash.as_deref())?,
+        Some(scenario) => {
+            let port = match (&slave, listeners.first()) {
+                (Some(slave), _) => slave.display().to_string(),
+                (None, Some(listener)) => esptool_port(listener.endpoint()),
+                (None, None) => unreachable!("clap requires --listen with --no-pty"),
+            };
+            describe_scenario(scenario, &port, args.flash.as_deref())?
+        }
         None => None,
     };
     let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "{}", slave.display());
+    for line in &lines {
+        let _ = writeln!(stdout, "{line}");
+    }
     let _ = stdout.flush();
     if scenario.is_none() && verbose {
         if let Some(flash) = &args.flash {
             eprintln!(
                 "esp-emulator: serving {} on {}",
                 flash.display(),
-                slave.display()
+                lines.join(", ")
             );
         }
     }
 
-    let outcome = serve(&server, &received, backing.as_deref(), &args, verbose);
-    let stopped = server
-        .stop()
-        .map_err(|error| Failure::runtime(format!("the pty server failed: {error}")));
-    let saved = stopped.and_then(|mut device| match backing.as_deref() {
+    let outcome = serve(
+        server.as_ref(),
+        &board,
+        &received,
+        backing.as_deref(),
+        &args,
+        verbose,
+    );
+    for listener in listeners {
+        listener.stop();
+    }
+    let stopped = match server {
+        Some(server) => server
+            .shut_down()
+            .map(drop)
+            .map_err(|error| Failure::runtime(format!("the pty server failed: {error}"))),
+        None => Ok(()),
+    };
+    let saved = stopped.and_then(|()| match backing.as_deref() {
         Some(backing) => {
             let mut backing = lock_backing(backing);
-            backing.save(device.flash_mut())?;
+            board.with_device(|device| backing.save(device.flash_mut()))?;
             backing.sync()
         }
         None => Ok(()),
@@ -191,10 +247,20 @@ fn run(args: Args) -> Result<(), Failure> {
     outcome.and(saved)
 }
 
-/// Waits for a signal, saving changed sectors meanwhile and handling the server's events.
+/// The `--port` esptool takes for `endpoint`: `socket://` for a raw TCP one.
+#[cfg(unix)]
+fn esptool_port(endpoint: Endpoint) -> String {
+    match endpoint.protocol {
+        Protocol::Tcp => format!("socket://{}", endpoint.address),
+        Protocol::Rfc2217 => endpoint.to_string(),
+    }
+}
+
+/// Waits for a signal, saving changed sectors meanwhile and handling the servers' events.
 #[cfg(unix)]
 fn serve(
-    server: &PtyServer,
+    server: Option<&PtyServer>,
+    board: &ChipBoard,
     events: &mpsc::Receiver<Event>,
     backing: Option<&Mutex<BackingFile>>,
     args: &Args,
@@ -221,7 +287,7 @@ fn serve(
                         "esp-emulator: client closed the port; the program the chip runs goes on"
                     );
                 }
-                save(server, backing)?;
+                save(board, backing)?;
             }
             Ok(Event::Server(ServerEvent::Replugged(path))) => {
                 eprintln!(
@@ -232,9 +298,34 @@ fn serve(
                     point_symlink(link, &path)?;
                 }
             }
+            Ok(Event::Server(ServerEvent::ClientConnected { endpoint, peer })) => {
+                if verbose {
+                    eprintln!("esp-emulator: {endpoint}: client {peer} connected");
+                }
+            }
+            Ok(Event::Server(ServerEvent::ClientGone {
+                endpoint,
+                peer,
+                reason,
+                dropped,
+            })) => {
+                if dropped {
+                    eprintln!("esp-emulator: {endpoint}: client {peer} dropped: {reason}");
+                } else if verbose {
+                    eprintln!("esp-emulator: {endpoint}: client {peer} {reason}; the chip goes on");
+                }
+                save(board, backing)?;
+            }
+            Ok(Event::Server(ServerEvent::ClientRefused {
+                endpoint,
+                peer,
+                reason,
+            })) => {
+                eprintln!("esp-emulator: {endpoint}: client {peer} refused: {reason}");
+            }
             Err(RecvTimeoutError::Timeout) => {
-                save(server, backing)?;
-                if !server.is_running() {
+                save(board, backing)?;
+                if server.is_some_and(|server| !server.is_running()) {
                     return Ok(());
                 }
             }
@@ -245,11 +336,11 @@ fn serve(
 
 /// Copies the changed sectors with the device paused, then writes them without holding it.
 #[cfg(unix)]
-fn save(server: &PtyServer, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
+fn save(board: &ChipBoard, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
     let Some(backing) = backing else {
         return Ok(());
     };
-    server.with_device(|device| lock_backing(backing).take_dirty(device.flash_mut()));
+    board.with_device(|device| lock_backing(backing).take_dirty(device.flash_mut()));
     lock_backing(backing).write_unsaved()
 }
 
@@ -292,7 +383,7 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
     let backing = loaded.into_backing(path, size)?;
     let config = DeviceConfig {
         chip: args.chip.into(),
-        boot: args.boot.into(),
+        boot: args.gpio0(),
         faults: plan.device,
         wiring: args.flash_wiring,
         ..DeviceConfig::default()
@@ -353,7 +444,7 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
 #[cfg(unix)]
 fn describe_scenario(
     scenario: &Scenario,
-    slave: &Path,
+    port: &str,
     flash_file: Option<&Path>,
 ) -> Result<Option<PathBuf>, Failure> {
     eprintln!(
@@ -363,7 +454,7 @@ fn describe_scenario(
     eprintln!(
         "esp-emulator: it fires once per run of esp-emulator: start it again for each command"
     );
-    let port = slave.display().to_string();
+    let port = port.to_owned();
     let mut directory = String::new();
     let mut temporary = None;
     if !scenario.inputs.is_empty() {
