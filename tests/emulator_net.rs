@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use esp_emulator::board::{Board, BoardOptions, ServerEvent};
-use esp_emulator::device::{Device, DeviceConfig};
+use esp_emulator::device::{BootMode, Device, DeviceConfig, Program, ResetWiring};
 use esp_emulator::flash::SpiFlash;
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::listen::{Endpoint, ListenOptions, Listener};
+use esp_emulator::sample_firmware::firmware_image;
 use esp_protocol::packet::SYNC_PAYLOAD;
 
 use crate::util::{binary, esptool, pseudo_random, run_output, Emulator};
@@ -402,4 +403,74 @@ fn esptool_over_rfc2217_reads_the_flash_id() {
     assert!(output.contains("Device: 4014"), "{output}");
     assert!(output.contains("Detected flash size: 1MB"), "{output}");
     assert!(emulator.terminate().0.success());
+}
+
+/// The NodeMCU board the issue asks for: esptool's own reset sequences over RFC 2217, no
+/// `--before`/`--after`, and the chip really goes into the loader and back to its firmware.
+#[test]
+fn nodemcu_wiring_over_rfc2217_resets_for_esptool_5_and_4_and_boots_the_flashed_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DeviceConfig {
+        // GPIO0 on the board's pull-up: only the auto-reset circuit selects the loader.
+        boot: BootMode::Flash,
+        reset_wiring: ResetWiring::NodeMcu,
+        ..DeviceConfig::default()
+    };
+    let mut device = Device::new(config, SpiFlash::blank(1024 * KIB).unwrap());
+    device.set_trace(true);
+    let board = Arc::new(Board::new(
+        Link::new(device, LinkConfig::default()),
+        BoardOptions::default(),
+    ));
+    let listener = listen(&board, "rfc2217://127.0.0.1:0", ListenOptions::default());
+    let port = listener.endpoint().to_string();
+    let image = dir.path().join("firmware.bin");
+    let firmware = firmware_image(64 * KIB, 5);
+    fs::write(&image, &firmware).unwrap();
+
+    let v5 = esptool("5.6.0");
+    let (status, output) = run_output(
+        &v5.executable,
+        &["--port", &port, "write-flash", "0x0", path_arg(&image)],
+        &dir.path().join("write.log"),
+    );
+    assert!(status.success(), "{output}");
+    assert!(!output.contains("NOT reset"), "{output}");
+    assert!(output.contains("Hash of data verified"), "{output}");
+    assert!(output.contains("Hard resetting via RTS pin"), "{output}");
+    assert_eq!(&board.flash_snapshot()[..firmware.len()], &firmware[..]);
+    // The hard reset released EN with GPIO0 high: the ROM boots the image just written.
+    let start = Instant::now();
+    let mut log = Vec::new();
+    while !String::from_utf8_lossy(&log).contains("boot mode:(3,6)") {
+        assert!(start.elapsed() < LIMIT, "no boot from flash: {log:?}");
+        board.with_link(|link| {
+            link.set_host_baud(74_880);
+            link.poll_output(board.now(), &mut log);
+        });
+        std::thread::yield_now();
+    }
+    let trace = board.with_device(|device| device.take_trace());
+    assert!(
+        trace
+            .iter()
+            .any(|line| line.contains("reset (ExternalPin), booting from flash: ")),
+        "{trace:?}"
+    );
+    assert!(!matches!(
+        board.with_device(|device| device.program()),
+        Program::RomLoader | Program::Stub(_)
+    ));
+
+    // The next session's default reset takes the running firmware back to the loader.
+    let v4 = esptool("4.12.0");
+    let (status, output) = run_output(
+        &v4.executable,
+        &["--port", &port, "flash_id"],
+        &dir.path().join("flash-id.log"),
+    );
+    assert!(status.success(), "{output}");
+    assert!(!output.contains("NOT reset"), "{output}");
+    assert!(output.contains("Uploading stub..."), "{output}");
+    assert!(output.contains("Detected flash size: 1MB"), "{output}");
 }

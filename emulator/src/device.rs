@@ -97,10 +97,18 @@ impl ResetWiring {
     }
 }
 
-/// How long after EN rises the chip latches its strapping pins and starts: longer than the
-/// few network round trips between two line changes of a sequential reset over RFC 2217,
-/// shorter than the 50 ms esptool holds GPIO0 low after releasing EN.
-pub const STRAP_LATCH_DELAY: Duration = Duration::from_millis(10);
+/// How long after EN rises the chip starts; GPIO0 pulled low at any time in this window
+/// selects the ROM loader.
+///
+/// A real chip latches GPIO0 within microseconds of EN rising, and a local serial port
+/// changes DTR and RTS microseconds apart. Over RFC 2217 every line change is a network
+/// round trip, and pyserial waits at least 50 ms for each acknowledgement, so esptool's
+/// sequential reset releases EN (DTR and RTS both asserted for a moment: both pins high)
+/// 50 ms or more before RTS drops and DTR pulls GPIO0 low. The window stands for the
+/// microseconds the sequence would take on a local port: wide enough for those waits, far
+/// shorter than the gap before the client's first SYNC, so a client that resets and syncs
+/// sees the chip that board would give it.
+pub const STRAP_WINDOW: Duration = Duration::from_millis(200);
 
 /// One READ_FLASH data frame that loses bytes from its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -274,10 +282,12 @@ pub struct Device {
     trace: Option<Vec<String>>,
     /// EN is held low by the reset wiring: the chip does nothing.
     held_in_reset: bool,
-    /// EN has risen: the chip latches its strapping and starts at this time.
+    /// EN has risen: the chip starts at this time ([`STRAP_WINDOW`] later).
     release_at: Option<Duration>,
     /// The reset wiring pulls GPIO0 low.
     gpio0_pulled_low: bool,
+    /// The wiring pulled GPIO0 low at some time since EN rose.
+    gpio0_low_since_release: bool,
 }
 
 impl Device {
@@ -318,6 +328,7 @@ impl Device {
             held_in_reset: false,
             release_at: None,
             gpio0_pulled_low: false,
+            gpio0_low_since_release: false,
         };
         device.restart(Duration::ZERO, ResetCause::PowerOn);
         device
@@ -444,13 +455,14 @@ impl Device {
     /// wiring ([`DeviceConfig::reset_wiring`]) turns them into EN and GPIO0 levels.
     ///
     /// EN pulled low holds the chip in reset: it sends nothing, what it was sending is lost
-    /// and what the host sends is ignored. When EN rises the chip latches GPIO0
-    /// [`STRAP_LATCH_DELAY`] later and starts: the ROM loader with GPIO0 low, the firmware
-    /// in flash with it high. Without wiring the lines change nothing.
+    /// and what the host sends is ignored. When EN rises the chip starts [`STRAP_WINDOW`]
+    /// later: the ROM loader if GPIO0 was pulled low in that window (or the jumper holds it
+    /// low), the firmware in flash otherwise. Without wiring the lines change nothing.
     pub fn set_control_lines(&mut self, now: Duration, dtr: bool, rts: bool) {
         self.advance_to(now);
         let (en_low, gpio0_low) = self.config.reset_wiring.pins(dtr, rts);
         self.gpio0_pulled_low = gpio0_low;
+        self.gpio0_low_since_release |= gpio0_low;
         if en_low && !self.held_in_reset {
             self.held_in_reset = true;
             self.release_at = None;
@@ -460,7 +472,8 @@ impl Device {
             self.trace_line(|| "chip: EN pulled low, held in reset".to_owned());
         } else if !en_low && self.held_in_reset {
             self.held_in_reset = false;
-            self.release_at = Some(now + STRAP_LATCH_DELAY);
+            self.release_at = Some(now + STRAP_WINDOW);
+            self.gpio0_low_since_release = gpio0_low;
             self.trace_line(|| "chip: EN released".to_owned());
         }
     }
@@ -470,9 +483,10 @@ impl Device {
         self.held_in_reset || self.release_at.is_some()
     }
 
-    /// GPIO0's level as the chip would latch it now: low when the wiring or the jumper pulls it.
+    /// GPIO0's level as the chip latches it: low when the wiring pulls it (or pulled it since
+    /// EN rose) or the jumper holds it.
     fn strapping(&self) -> BootMode {
-        if self.gpio0_pulled_low {
+        if self.gpio0_pulled_low || self.gpio0_low_since_release {
             BootMode::Download
         } else {
             self.config.boot
@@ -530,6 +544,7 @@ impl Device {
     /// already queued (a reply the software flushed before rebooting) still goes out.
     fn restart(&mut self, now: Duration, cause: ResetCause) {
         let strap = self.strapping();
+        self.gpio0_low_since_release = false;
         self.machine.set_strapping(strap);
         self.machine.reset(cause);
         self.execution = None;

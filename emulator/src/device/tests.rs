@@ -1501,7 +1501,7 @@ fn nodemcu_wiring_classic_reset_enters_the_loader_from_a_flash_boot() {
     );
     host.output();
     host.classic_reset(1_000);
-    host.now = Duration::from_millis(1_200);
+    host.now = Duration::from_millis(1_100) + STRAP_WINDOW;
     assert!(host.answers_sync());
     assert_eq!(host.device.program(), Program::RomLoader);
 }
@@ -1510,14 +1510,14 @@ fn nodemcu_wiring_classic_reset_enters_the_loader_from_a_flash_boot() {
 fn nodemcu_wiring_hard_reset_boots_the_flash_and_holds_the_chip_meanwhile() {
     let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
     host.classic_reset(0);
-    host.now = Duration::from_millis(200);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
     assert!(host.answers_sync());
     // --after hard_reset: RTS pulses EN low with DTR off.
-    host.lines_at(300, false, true);
+    host.lines_at(500, false, true);
     assert!(host.device.in_reset());
     assert!(!host.answers_sync(), "a chip held in reset says nothing");
-    host.lines_at(400, false, false);
-    host.now = Duration::from_millis(400) + STRAP_LATCH_DELAY;
+    host.lines_at(600, false, false);
+    host.now = Duration::from_millis(600) + STRAP_WINDOW;
     let log = String::from_utf8(host.output()).unwrap();
     assert!(log.contains("rst cause:2, boot mode:(3,6)"), "{log:?}");
     assert_eq!(host.device.program(), Program::UserCode);
@@ -1532,15 +1532,19 @@ fn nodemcu_wiring_ignores_both_lines_asserted_as_a_terminal_opens_the_port() {
 }
 
 #[test]
-fn regression_a_gpio0_glitch_after_en_rises_changes_the_boot_mode() {
-    // The sequential reset passes through DTR=RTS=on (GPIO0 high) as EN rises; the chip
-    // latches GPIO0 only after STRAP_LATCH_DELAY, by when DTR alone holds it low.
+fn regression_rfc2217_classic_reset_booted_the_flash_instead_of_the_loader() {
+    // Over RFC 2217 pyserial waits 50 ms or more for each line change: EN rises with
+    // DTR=RTS=on (GPIO0 high) 60 ms before RTS drops and DTR alone pulls GPIO0 low, and
+    // GPIO0 goes high again 100 ms after that.
     let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
     host.lines_at(0, false, true);
     host.lines_at(100, true, true);
-    host.lines_at(101, true, false);
-    host.now = Duration::from_millis(100) + STRAP_LATCH_DELAY;
+    assert!(!host.device.in_reset() || host.device.next_output_at().is_some());
+    host.lines_at(160, true, false);
+    host.lines_at(260, false, false);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
     assert!(host.answers_sync());
+    assert_eq!(host.device.program(), Program::RomLoader);
 }
 
 #[test]
@@ -1549,7 +1553,7 @@ fn direct_wiring_holds_the_chip_in_reset_while_rts_is_asserted() {
     host.lines_at(0, true, true);
     assert!(host.device.in_reset());
     host.lines_at(100, true, false);
-    host.now = Duration::from_millis(100) + STRAP_LATCH_DELAY;
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
     assert!(host.answers_sync(), "DTR held GPIO0 low as EN rose");
 }
 
@@ -1567,7 +1571,7 @@ fn without_wiring_the_lines_change_nothing_and_the_jumper_decides() {
     let mut host = wired(ResetWiring::NodeMcu, BootMode::Download);
     host.lines_at(0, false, true);
     host.lines_at(100, false, false);
-    host.now = Duration::from_millis(200);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
     assert!(
         host.answers_sync(),
         "a jumper holding GPIO0 low wins over a hard reset"
