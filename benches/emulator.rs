@@ -15,7 +15,11 @@
 //! 4. over the pty with the stub model: the `esp-emulator` binary, read by `esp-flasher`'s
 //!    library;
 //! 5. the emulator's CPU time while the real esptool 5.6.0 reads the same 4MB over the pty,
-//!    with the stub model and with its stub executed.
+//!    with the stub model and with its stub executed;
+//! 6. over TCP with the stub model: the `esp-emulator` binary with `--listen tcp://`, read by
+//!    `esp-flasher`'s library through a minimal socket transport defined here.
+//!
+//! `cargo bench --bench emulator -- tcp` runs section 6 alone.
 
 #[allow(dead_code)]
 #[path = "../tests/util.rs"]
@@ -53,6 +57,13 @@ const WRITE_ADDRESS: u32 = 0;
 
 fn main() {
     let flash = sonoff_like_flash(FLASH_SIZE, 1);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let flash_file = dir.path().join("flash.bin");
+    std::fs::write(&flash_file, &flash).expect("write the flash file");
+    if std::env::args().any(|arg| arg == "tcp") {
+        tcp_section(&flash_file, dir.path());
+        return;
+    }
     let model = StubImage::virtual_device_model();
     let device_only = Host::with_stub(&flash, CodeExecution::StubModel, &model)
         .and_then(|mut host| read_whole_flash(&mut host, &flash))
@@ -67,18 +78,16 @@ fn main() {
         mb_per_s(FLASH_SIZE, in_memory)
     );
 
-    let dir = tempfile::tempdir().expect("temporary directory");
     let esptool = util::esptool("5.6.0");
     real_stubs_in_memory(&esptool, &flash, dir.path());
 
-    let flash_file = dir.path().join("flash.bin");
-    std::fs::write(&flash_file, &flash).expect("write the flash file");
     let (pty_time, pty_cpu) = pty_read(&flash_file, dir.path());
     println!(
         "4. over the pty (esp-flasher), stub model:    {:7.1} MB/s, emulator CPU {:.2} s",
         mb_per_s(FLASH_SIZE, pty_time),
         pty_cpu.as_secs_f64()
     );
+    tcp_section(&flash_file, dir.path());
     for stub in ["model", "run"] {
         match esptool_read(&esptool, stub, &flash_file, dir.path()) {
             Ok((esptool_time, esptool_cpu, emulator_cpu)) => println!(
@@ -91,6 +100,15 @@ fn main() {
             Err(failure) => println!("5. esptool 5.6.0 read_flash 4MB, --stub {stub:5}: FAILED: {failure}"),
         }
     }
+}
+
+fn tcp_section(flash_file: &Path, dir: &Path) {
+    let (tcp_time, tcp_cpu) = tcp_read(flash_file, dir);
+    println!(
+        "6. over TCP (esp-flasher), stub model:       {:7.1} MB/s, emulator CPU {:.2} s",
+        mb_per_s(FLASH_SIZE, tcp_time),
+        tcp_cpu.as_secs_f64()
+    );
 }
 
 fn mb_per_s(bytes: usize, time: Duration) -> f64 {
@@ -466,6 +484,106 @@ fn pty_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
     let data = flasher
         .read_flash(0, FLASH_SIZE as u32)
         .expect("read over the pty");
+    let elapsed = started.elapsed();
+    let cpu = process_cpu(emulator.pid()) - cpu_before;
+    assert_eq!(data, std::fs::read(flash_file).unwrap());
+    drop(flasher);
+    emulator.terminate();
+    (elapsed, cpu)
+}
+
+/// esp-flasher's side of a `tcp://` endpoint: a byte stream with no rate and no lines.
+struct TcpLine {
+    stream: std::net::TcpStream,
+    opened: Instant,
+    baud: u32,
+}
+
+impl esp_flasher::Transport for TcpLine {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut self.stream, bytes)
+    }
+
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        match std::io::Read::read(&mut self.stream, buf) {
+            Ok(count) => Ok(count),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn set_baud(&mut self, baud: u32) -> std::io::Result<()> {
+        self.baud = baud;
+        Ok(())
+    }
+
+    fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    fn set_dtr(&mut self, _: bool) -> std::io::Result<esp_flasher::LineControl> {
+        Ok(esp_flasher::LineControl::Unsupported)
+    }
+
+    fn set_rts(&mut self, _: bool) -> std::io::Result<esp_flasher::LineControl> {
+        Ok(esp_flasher::LineControl::Unsupported)
+    }
+
+    fn discard_input(&mut self) -> std::io::Result<()> {
+        let mut buffer = [0u8; 4096];
+        while self.read(&mut buffer, Duration::ZERO)? > 0 {}
+        Ok(())
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn clock(&self) -> Duration {
+        self.opened.elapsed()
+    }
+}
+
+/// Reads the whole flash over the emulator binary's `tcp://` endpoint (stub model); returns
+/// the wall time and the emulator's CPU time during the read.
+fn tcp_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
+    let (emulator, lines) = util::Emulator::spawn_with_endpoints(
+        &[
+            "--flash",
+            flash_file.to_str().unwrap(),
+            "--stub",
+            "model",
+            "--no-pty",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ],
+        &dir.join("tcp.log"),
+        1,
+    );
+    let address = lines[0].strip_prefix("tcp://").expect("a tcp endpoint");
+    let stream = std::net::TcpStream::connect(address).expect("connect to the endpoint");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let transport = TcpLine {
+        stream,
+        opened: Instant::now(),
+        baud: 115_200,
+    };
+    let mut flasher = Flasher::connect(transport, &connect_options(), Box::new(Silent))
+        .expect("connect over TCP");
+    let cpu_before = process_cpu(emulator.pid());
+    let started = Instant::now();
+    let data = flasher
+        .read_flash(0, FLASH_SIZE as u32)
+        .expect("read over TCP");
     let elapsed = started.elapsed();
     let cpu = process_cpu(emulator.pid()) - cpu_before;
     assert_eq!(data, std::fs::read(flash_file).unwrap());

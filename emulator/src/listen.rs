@@ -609,8 +609,9 @@ impl Serving {
             .is_some_and(|telnet| telnet.suspended());
         let stepped = {
             let mut state = self.board.lock();
+            let take_output = !suspended && state.output_goes_to(&self.name);
             self.pump
-                .step(now, &mut state, !suspended)
+                .step(now, &mut state, take_output)
                 .map_err(|error| format!("the flash could not be saved: {error}"))?
         };
         for line in stepped.trace {
