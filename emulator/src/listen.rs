@@ -499,7 +499,11 @@ impl Serving {
         loop {
             let now = self.board.now();
             let wait = if self.outgoing.is_empty() {
-                self.pump.timeout(now, &self.board.lock().link)
+                // Rounded up to whole milliseconds, as on the pty: a wake-up for every byte
+                // on the wire would send one TCP segment per byte; the pump releases every
+                // byte that is due when it wakes, so the line rate is unaffected.
+                let due = self.pump.timeout(now, &self.board.lock().link);
+                Duration::from_millis(due.as_micros().div_ceil(1000) as u64)
             } else {
                 Duration::ZERO
             };
