@@ -474,3 +474,119 @@ fn nodemcu_wiring_over_rfc2217_resets_for_esptool_5_and_4_and_boots_the_flashed_
     assert!(output.contains("Uploading stub..."), "{output}");
     assert!(output.contains("Detected flash size: 1MB"), "{output}");
 }
+
+/// IAC SB COM-PORT-OPTION SET-BAUDRATE `baud` IAC SE.
+fn set_baudrate(baud: u32) -> Vec<u8> {
+    let mut request = vec![255, 250, 44, 1];
+    request.extend_from_slice(&baud.to_be_bytes());
+    request.extend_from_slice(&[255, 240]);
+    request
+}
+
+/// Reads until `wanted` shows up in what came (true) or `limit` passes (false).
+fn receives_within(stream: &mut TcpStream, wanted: &[u8], limit: Duration) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        match stream.read(&mut buffer) {
+            Ok(0) => return false,
+            Ok(count) => received.extend_from_slice(&buffer[..count]),
+            Err(_) => {}
+        }
+        if received
+            .windows(wanted.len())
+            .any(|window| window == wanted)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn with_realtime_the_rfc2217_baud_rate_must_match_the_chips() {
+    let device = Device::new(
+        DeviceConfig {
+            realtime: true,
+            ..DeviceConfig::default()
+        },
+        SpiFlash::blank(256 * KIB).unwrap(),
+    );
+    let link = Link::new(
+        device,
+        LinkConfig {
+            model_baud: true,
+            ..LinkConfig::default()
+        },
+    );
+    let board = Arc::new(Board::new(
+        link,
+        BoardOptions {
+            realtime: true,
+            ..BoardOptions::default()
+        },
+    ));
+    let listener = listen(&board, "rfc2217://127.0.0.1:0", ListenOptions::default());
+    let mut client = TcpStream::connect(listener.endpoint().address).unwrap();
+    // At 9600 the chip, listening at 115200, reads the SYNC as garbage: no reply.
+    client.write_all(&set_baudrate(9_600)).unwrap();
+    let mut acknowledged = set_baudrate(9_600);
+    acknowledged[3] = 101;
+    assert!(receives_within(&mut client, &acknowledged, LIMIT));
+    client.write_all(&sync_frame()).unwrap();
+    assert!(
+        !receives_within(&mut client, &[0xC0, 0x01, 0x08], Duration::from_secs(1)),
+        "a SYNC sent at 9600 baud was understood at 115200"
+    );
+    assert_eq!(board.with_link(|link| link.host_baud()), 9_600);
+    // At the chip's rate it answers.
+    client.write_all(&set_baudrate(115_200)).unwrap();
+    let start = Instant::now();
+    loop {
+        client.write_all(&sync_frame()).unwrap();
+        if receives_within(&mut client, &[0xC0, 0x01, 0x08], Duration::from_millis(500)) {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "no SYNC reply at 115200");
+    }
+}
+
+#[test]
+fn esptool_4_over_socket_reads_the_chip_id_twice() {
+    let tool = esptool("4.12.0");
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    let (emulator, lines) = Emulator::spawn_with_endpoints(
+        &[
+            "--flash",
+            path_arg(&flash),
+            "--size",
+            "1MB",
+            "--no-pty",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ],
+        &dir.path().join("emulator.log"),
+        1,
+    );
+    let port = format!("socket://{}", lines[0].strip_prefix("tcp://").unwrap());
+    // The second run finds the stub the first one left running: no reset over a socket.
+    for (run, expected) in [(1, "Uploading stub..."), (2, "Stub is already running")] {
+        let (status, output) = run_output(
+            &tool.executable,
+            &["--port", &port, "--before", "no_reset", "chip_id"],
+            &dir.path().join(format!("chip-id-{run}.log")),
+        );
+        assert!(status.success(), "run {run}:\n{output}");
+        assert!(
+            output.contains("Chip ID: 0x00a1b2c3"),
+            "run {run}:\n{output}"
+        );
+        assert!(output.contains(expected), "run {run}:\n{output}");
+    }
+    assert!(emulator.terminate().0.success());
+}
