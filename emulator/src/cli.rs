@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
@@ -17,8 +16,12 @@ use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
 use esp_emulator::listen::{Endpoint, EndpointError};
 use esp_protocol::flash_params::size_name;
 use esp_protocol::numbers::parse_size;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+
+/// The flash file, locked (`flock`) on Unix against a second emulator; unlocked elsewhere.
+#[cfg(unix)]
+type LockedFile = nix::fcntl::Flock<File>;
+#[cfg(not(unix))]
+type LockedFile = File;
 
 /// Size of a flash file created without `--size`.
 const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
@@ -327,7 +330,7 @@ fn parse_mac(text: &str) -> Result<[u8; 6], String> {
 pub struct BackingFile {
     path: PathBuf,
     /// Locked while the process runs.
-    file: Flock<File>,
+    file: LockedFile,
     /// Sectors taken from the device but not yet written, by byte offset.
     unsaved: BTreeMap<usize, Vec<u8>>,
 }
@@ -338,7 +341,7 @@ pub struct LoadedFlash {
     /// The flash contents, as long as the chip.
     pub contents: Vec<u8>,
     /// The file, locked, or `None` when it must be created.
-    file: Option<Flock<File>>,
+    file: Option<LockedFile>,
 }
 
 /// Reads the flash file at `path`, checking its length against `size`, or plans to create it.
@@ -420,7 +423,10 @@ impl LoadedFlash {
 }
 
 /// Takes the exclusive lock on the flash file, or names the instance that holds it.
-fn lock(file: File, path: &Path) -> Result<Flock<File>, Failure> {
+#[cfg(unix)]
+fn lock(file: File, path: &Path) -> Result<LockedFile, Failure> {
+    use nix::errno::Errno;
+    use nix::fcntl::{Flock, FlockArg};
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
         Errno::EWOULDBLOCK => Failure::runtime(format!(
             "{} is in use by another esp-emulator (it holds a lock on it); stop that one or use another file",
@@ -433,8 +439,14 @@ fn lock(file: File, path: &Path) -> Result<Flock<File>, Failure> {
     })
 }
 
+/// No `flock` here: the file is used unlocked.
+#[cfg(not(unix))]
+fn lock(file: File, _: &Path) -> Result<LockedFile, Failure> {
+    Ok(file)
+}
+
 /// Creates the flash file, locked before anything is written, filled with 0xFF.
-fn create_erased(path: &Path, size: usize) -> Result<Flock<File>, Failure> {
+fn create_erased(path: &Path, size: usize) -> Result<LockedFile, Failure> {
     let failed = |error: io::Error| {
         Failure::runtime(format!(
             "cannot create flash file {}: {error}",
@@ -492,7 +504,11 @@ impl BackingFile {
     /// Writes the copied sectors; those that fail stay queued for the next attempt.
     pub fn write_unsaved(&mut self) -> Result<(), Failure> {
         while let Some((offset, data)) = self.unsaved.pop_first() {
-            if let Err(error) = self.file.write_all_at(&data, offset as u64) {
+            let mut file: &File = &self.file;
+            let written = file
+                .seek(SeekFrom::Start(offset as u64))
+                .and_then(|_| file.write_all(&data));
+            if let Err(error) = written {
                 self.unsaved.insert(offset, data);
                 return Err(Failure::runtime(format!(
                     "cannot write flash file {}: {error}",

@@ -18,13 +18,10 @@
 //! closes the port and on SIGINT/SIGTERM, after which the file is synced and the command
 //! exits 0.
 
-#[cfg(unix)]
 mod cli;
 
 use std::process::ExitCode;
 
-// Everything below but the Windows `main` serves the pty, so it is Unix-only.
-#[cfg(unix)]
 use {
     cli::{Args, BackingFile, Failure, Helper},
     esp_emulator::board::{Board as ChipBoard, BoardOptions, FlashPersist, ServerEvent},
@@ -34,9 +31,8 @@ use {
     esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES},
     esp_emulator::link::{Link, LinkConfig},
     esp_emulator::listen::{Endpoint, ListenOptions, Listener, Protocol},
-    esp_emulator::pty::PtyServer,
     esp_emulator::scenario::{self, Scenario},
-    nix::sys::signal::{SigSet, Signal},
+    pty_front::Pty,
     std::io::{self, Write},
     std::path::{Path, PathBuf},
     std::sync::mpsc::{self, RecvTimeoutError},
@@ -44,21 +40,48 @@ use {
     std::time::Duration,
 };
 
-/// The pty front end needs a Unix pseudo-terminal; on Windows the binary says so and where to go.
+/// The pty front end: a Unix pseudo-terminal, which Windows does not have.
+#[cfg(unix)]
+mod pty_front {
+    pub use esp_emulator::pty::PtyServer as Pty;
+}
+
+/// No pseudo-terminal on this OS: a type with no values, so the code that serves one is
+/// never reached (`run` asks for --listen instead).
 #[cfg(not(unix))]
-fn main() -> ExitCode {
-    eprintln!(
-        "esp-emulator: the pseudo-terminal front end needs Linux or macOS; on Windows run the \
-         virtual ESP8266 in-process with esp-flasher --port emu:1MB (add ,file=flash.bin to keep its flash)"
-    );
-    ExitCode::from(2)
+mod pty_front {
+    use esp_emulator::board::Board;
+    use std::io;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    pub enum Pty {}
+
+    impl Pty {
+        pub fn serve(_: Arc<Board>) -> io::Result<Pty> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this OS has no pseudo-terminals; serve the chip with --listen",
+            ))
+        }
+
+        pub fn slave_path(&self) -> PathBuf {
+            match *self {}
+        }
+
+        pub fn is_running(&self) -> bool {
+            match *self {}
+        }
+
+        pub fn shut_down(self) -> io::Result<Arc<Board>> {
+            match self {}
+        }
+    }
 }
 
 /// How often changed sectors are written back to the file.
-#[cfg(unix)]
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
-#[cfg(unix)]
 fn main() -> ExitCode {
     match cli::parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,13 +93,13 @@ fn main() -> ExitCode {
 }
 
 /// What the main thread waits for.
-#[cfg(unix)]
 enum Event {
-    Signal(Signal),
+    /// SIGINT or SIGTERM, by name (Unix only).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Signal(String),
     Server(ServerEvent),
 }
 
-#[cfg(unix)]
 fn run(args: Args) -> Result<(), Failure> {
     if let Some(Helper::BootReport {
         file,
@@ -103,20 +126,15 @@ fn run(args: Args) -> Result<(), Failure> {
     // Shared with the server, which keeps the changed sectors before any reply goes out.
     let backing = backing.map(|file| Arc::new(Mutex::new(file)));
 
-    // Signals are taken by a thread with sigwait, so every thread must block them first.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals
-        .thread_block()
-        .map_err(|error| Failure::runtime(format!("cannot block signals: {error}")))?;
+    let no_pty = args.no_pty || !cfg!(unix);
+    if no_pty && args.listen.is_empty() {
+        return Err(Failure::usage(
+            "this OS has no pseudo-terminals: serve the chip on a network endpoint, e.g. \
+             --listen rfc2217://127.0.0.1:4000, and give esptool --port rfc2217://127.0.0.1:4000",
+        ));
+    }
     let (events, received) = mpsc::channel();
-    let signal_events = events.clone();
-    std::thread::spawn(move || {
-        if let Ok(signal) = signals.wait() {
-            let _ = signal_events.send(Event::Signal(signal));
-        }
-    });
+    watch_signals(events.clone())?;
 
     let config = DeviceConfig {
         mac: args.mac,
@@ -163,11 +181,11 @@ fn run(args: Args) -> Result<(), Failure> {
         if args.no_pty {
             None
         } else {
-            Some(PtyServer::serve(Arc::clone(&board)).map_err(|error| {
+            Some(Pty::serve(Arc::clone(&board)).map_err(|error| {
                 Failure::runtime(format!("cannot open a pseudo-terminal: {error}"))
             })?)
         };
-    let slave = server.as_ref().map(PtyServer::slave_path);
+    let slave = server.as_ref().map(Pty::slave_path);
     if let (Some(link), Some(slave)) = (&args.link, &slave) {
         point_symlink(link, slave)?;
     }
@@ -247,8 +265,33 @@ fn run(args: Args) -> Result<(), Failure> {
     outcome.and(saved)
 }
 
-/// The `--port` esptool takes for `endpoint`: `socket://` for a raw TCP one.
+/// SIGINT and SIGTERM become [`Event::Signal`]s: a thread takes them with sigwait, so every
+/// thread (all are started after this) blocks them.
 #[cfg(unix)]
+fn watch_signals(events: mpsc::Sender<Event>) -> Result<(), Failure> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+        .thread_block()
+        .map_err(|error| Failure::runtime(format!("cannot block signals: {error}")))?;
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            let _ = events.send(Event::Signal(signal.to_string()));
+        }
+    });
+    Ok(())
+}
+
+/// Without Unix signals, Ctrl-C ends the process where it is: every sector the chip changed
+/// was written to the file before the reply that acknowledged it (the persist hook).
+#[cfg(not(unix))]
+fn watch_signals(_: mpsc::Sender<Event>) -> Result<(), Failure> {
+    Ok(())
+}
+
+/// The `--port` esptool takes for `endpoint`: `socket://` for a raw TCP one.
 fn esptool_port(endpoint: Endpoint) -> String {
     match endpoint.protocol {
         Protocol::Tcp => format!("socket://{}", endpoint.address),
@@ -257,9 +300,8 @@ fn esptool_port(endpoint: Endpoint) -> String {
 }
 
 /// Waits for a signal, saving changed sectors meanwhile and handling the servers' events.
-#[cfg(unix)]
 fn serve(
-    server: Option<&PtyServer>,
+    server: Option<&Pty>,
     board: &ChipBoard,
     events: &mpsc::Receiver<Event>,
     backing: Option<&Mutex<BackingFile>>,
@@ -335,7 +377,6 @@ fn serve(
 }
 
 /// Copies the changed sectors with the device paused, then writes them without holding it.
-#[cfg(unix)]
 fn save(board: &ChipBoard, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
     let Some(backing) = backing else {
         return Ok(());
@@ -345,7 +386,6 @@ fn save(board: &ChipBoard, backing: Option<&Mutex<BackingFile>>) -> Result<(), F
 }
 
 /// The backing file; a panic while it was held leaves it as consistent as any write does.
-#[cfg(unix)]
 fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
     backing
         .lock()
@@ -353,7 +393,6 @@ fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
 }
 
 /// The board to serve: its flash, its configuration, its line and where the flash is kept.
-#[cfg(unix)]
 struct Board {
     flash: SpiFlash,
     config: DeviceConfig,
@@ -364,7 +403,6 @@ struct Board {
 }
 
 /// The board the flags describe, on the --flash backing file.
-#[cfg(unix)]
 fn flag_board(args: &Args) -> Result<Board, Failure> {
     let path = args
         .flash
@@ -403,7 +441,6 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
 }
 
 /// The board a scenario describes; its flash goes to `flash_file` (a new file) if given.
-#[cfg(unix)]
 fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failure> {
     let scenario = scenario::load(name).map_err(Failure::usage)?;
     let flash = scenario.flash().map_err(Failure::usage)?;
@@ -441,7 +478,6 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
 /// Tells the user on stderr what the scenario reproduces and how to run it; writes its
 /// inputs beside `flash_file`, else in a new temporary directory, which it returns for
 /// removal at exit (the inputs serve only while this emulator runs).
-#[cfg(unix)]
 fn describe_scenario(
     scenario: &Scenario,
     port: &str,
@@ -490,7 +526,6 @@ fn describe_scenario(
 }
 
 /// `esp-emulator boot-report FILE`: the ROM's boot of FILE, without a device.
-#[cfg(unix)]
 fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<(), Failure> {
     let contents = std::fs::read(file)
         .map_err(|error| Failure::usage(format!("cannot read {}: {error}", file.display())))?;
@@ -506,9 +541,9 @@ fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<
     Ok(())
 }
 
+#[cfg(unix)]
 /// `--link PATH` may only be a path that does not exist or a symlink to a pty that an
 /// earlier run left behind: anything else would be replaced, then deleted at exit.
-#[cfg(unix)]
 fn check_link_path(link: &Path) -> Result<(), Failure> {
     match std::fs::symlink_metadata(link) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -526,8 +561,8 @@ fn check_link_path(link: &Path) -> Result<(), Failure> {
     }
 }
 
-/// A pseudo-terminal's slave path, as `--link` points at it (Linux, then macOS).
 #[cfg(unix)]
+/// A pseudo-terminal's slave path, as `--link` points at it (Linux, then macOS).
 fn is_pty_path(path: &Path) -> bool {
     path.starts_with("/dev/pts")
         || path
@@ -535,8 +570,8 @@ fn is_pty_path(path: &Path) -> bool {
             .is_some_and(|path| path.starts_with("/dev/ttys"))
 }
 
-/// Makes `link` a symlink to `target`, atomically replacing whatever is there.
 #[cfg(unix)]
+/// Makes `link` a symlink to `target`, atomically replacing whatever is there.
 fn point_symlink(link: &Path, target: &Path) -> Result<(), Failure> {
     let mut temporary = PathBuf::from(link);
     temporary.set_file_name(format!(
@@ -554,4 +589,24 @@ fn point_symlink(link: &Path, target: &Path) -> Result<(), Failure> {
                 link.display()
             ))
         })
+}
+
+/// `--link` makes a symlink to the pty, which this OS does not have.
+#[cfg(not(unix))]
+fn check_link_path(_: &Path) -> Result<(), Failure> {
+    Err(Failure::usage(
+        "--link points at a pseudo-terminal, which this OS does not have; drop it",
+    ))
+}
+
+#[cfg(not(unix))]
+fn is_pty_path(_: &Path) -> bool {
+    false
+}
+
+#[cfg(not(unix))]
+fn point_symlink(_: &Path, _: &Path) -> Result<(), Failure> {
+    Err(Failure::usage(
+        "--link points at a pseudo-terminal, which this OS does not have; drop it",
+    ))
 }
