@@ -7,7 +7,7 @@
 //! and [releases](Board::release) it when the client leaves; while another endpoint holds
 //! it, a front end neither feeds the chip nor takes its output.
 //!
-//! [`Pump`] is the byte pacing the pty server has always done, now shared by every front
+//! `Pump` (crate-private) is the byte pacing the pty server has always done, now shared by every front
 //! end: with realtime on, host→chip bytes reach the device 10 bit times (8N1) after they
 //! arrive, at the client's rate, and chip→host bytes leave one 10-bit time apart at the
 //! chip's rate; without it, bytes pass as fast as the device answers. It does no I/O: the

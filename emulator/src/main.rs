@@ -1,10 +1,13 @@
-//! `esp-emulator`: serves a virtual ESP8266 on a pseudo-terminal.
+//! `esp-emulator`: serves a virtual ESP8266 on a pseudo-terminal (Unix) and on TCP and
+//! RFC 2217 endpoints (every OS).
 //!
 //! ```text
 //! esp-emulator --flash PATH [--size 1MB|4MB|...] [--chip esp8266|esp8285] [--flash-id HEX]
 //!              [--mac AA:BB:CC:DD:EE:FF] [--link PATH] [--fault SPEC]... [--seed N]
 //!              [--realtime] [--boot download|flash] [--flash-wiring qio|dio|dout]
 //!              [--stub run|model] [-v|--verbose] [--trace]
+//!              [--listen tcp://HOST:PORT|rfc2217://HOST:PORT]... [--no-pty]
+//!              [--reset-wiring nodemcu|direct|none] [--gpio0 low|high]
 //! esp-emulator --scenario NAME|PATH [--flash NEW_PATH] [--mac ...] [--link PATH] [--realtime] [-v] [--trace]
 //! esp-emulator boot-report FILE [--size SIZE] [--flash-wiring qio|dio|dout]
 //! ```
@@ -13,8 +16,9 @@
 //! (see the `scenario` module) and says on stderr which commands show it. `boot-report`
 //! prints what the ROM does booting an image or flash dump: its boot log, verdict and notes.
 //!
-//! The first line on stdout is the slave path to give the client (e.g. `/dev/pts/7`). Logs go
-//! to stderr. Changed flash sectors are written back to the file every second, when a client
+//! The first line on stdout is the slave path to give the client (e.g. `/dev/pts/7`), or with
+//! `--no-pty` the first endpoint; each `--listen` endpoint as bound follows on its own line.
+//! Logs go to stderr. Changed flash sectors are written back to the file every second, when a client
 //! closes the port and on SIGINT/SIGTERM, after which the file is synced and the command
 //! exits 0.
 

@@ -1,12 +1,15 @@
 //! Serves a virtual ESP8266 on a pseudo-terminal, so real tools (esptool, esp-flasher) can
 //! open its slave side (`/dev/pts/N` on Linux, `/dev/ttysNNN` on macOS) as if it were a USB
 //! serial adapter. Unix only (the crate compiles it on `cfg(unix)`): Windows has no
-//! pseudo-terminal a serial client can open, and uses the in-process `emu:` port instead.
+//! pseudo-terminal a serial client can open, and uses the in-process `emu:` port or the
+//! network endpoints of [`crate::listen`] instead.
 //!
-//! [`PtyServer::start`] opens a pty pair, sets the slave to raw mode through the master and
-//! runs a background thread that polls the master, feeds what the client writes to a
-//! [`Link`] (with `now` from a monotonic clock it owns) and writes back what the link
-//! outputs. The slave stays open for any number of client sessions:
+//! [`PtyServer::start`] builds a [`Board`] and serves it; [`PtyServer::serve`] serves a board
+//! that other front ends (TCP, RFC 2217) share. Either opens a pty pair, sets the slave to
+//! raw mode through the master and runs a background thread that polls the master, feeds
+//! what the client writes to the board's [`Link`] (with `now` from the board's monotonic
+//! clock) and writes back what the link outputs; while a network client holds the board, what
+//! the pty's client types is dropped. The slave stays open for any number of client sessions:
 //!
 //! - **End of a session.** When the last process closes the slave, Linux reports POLLHUP on
 //!   the master (and reading it gives EIO). The server then resets the device back to the
