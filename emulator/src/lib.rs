@@ -26,3 +26,4 @@ pub mod rfc2217;
 pub mod rom_functions;
 pub mod sample_firmware;
 pub mod scenario;
+pub mod serial_port;

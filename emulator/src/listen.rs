@@ -41,6 +41,8 @@ use crate::rfc2217::{ControlLines, PortEvent, Rfc2217};
 const OUTGOING_LIMIT: usize = 64 * 1024;
 /// How long one write to a client may block before the session looks at its input again.
 const WRITE_WAIT: Duration = Duration::from_millis(20);
+/// Pause after a failed accept.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// Chunks read from a client that may wait for the session.
 const INPUT_QUEUE: usize = 8;
 
@@ -296,7 +298,9 @@ impl Acceptor {
             }
             let Ok(stream) = stream else {
                 // A connection reset before it was accepted, or out of descriptors: the
-                // next accept may well succeed.
+                // next accept may well succeed; a short pause keeps a lasting failure
+                // from spinning a core.
+                thread::sleep(ACCEPT_RETRY);
                 continue;
             };
             self.accept(stream);
