@@ -253,14 +253,16 @@ impl Pump {
         }
     }
 
-    /// How long the front end may wait before the next byte or device output is due.
-    pub(crate) fn timeout(&self, now: Duration, link: &Link) -> Duration {
+    /// How long the front end may wait before the next byte or device output is due;
+    /// `takes_output` says whether it takes the device's output now ([`Pump::step`]).
+    pub(crate) fn timeout(&self, now: Duration, link: &Link, takes_output: bool) -> Duration {
         let inbound_due = self.inbound.front().map(|(due, _)| *due);
         let outbound_due = (!self.on_wire.is_empty())
             .then(|| self.tx_line_free + byte_time(link.device().uart_baud()));
-        // With the backlog full the device's output must wait for the client to read, so
-        // its due time must not turn the wait into a busy loop.
-        let device_due = (self.backlog() < OUTPUT_BACKLOG)
+        // With the backlog full the device's output must wait for the client to read, and
+        // output another front end takes is not this one's to wait for: either due time
+        // would turn the wait into a busy loop.
+        let device_due = (takes_output && self.backlog() < OUTPUT_BACKLOG)
             .then(|| link.next_output_at())
             .flatten();
         [inbound_due, outbound_due, device_due]
@@ -356,4 +358,52 @@ impl Pump {
 /// Time one 8N1 byte takes at `baud`.
 pub(crate) fn byte_time(baud: u32) -> Duration {
     Duration::from_secs(u64::from(BITS_PER_BYTE)) / baud.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceConfig;
+    use crate::flash::SpiFlash;
+    use crate::link::LinkConfig;
+    use esp_protocol::packet::Command;
+    use esp_protocol::slip;
+
+    /// A link whose chip has replies waiting (a SYNC nobody has read the answers to).
+    fn link_with_output() -> Link {
+        let device = Device::new(
+            DeviceConfig::default(),
+            SpiFlash::blank(256 * 1024).unwrap(),
+        );
+        let mut link = Link::new(device, LinkConfig::default());
+        let sync = slip::encode_to_vec(&Command::Sync.to_bytes().unwrap());
+        link.receive(Duration::ZERO, &sync);
+        link
+    }
+
+    #[test]
+    fn regression_a_front_end_without_the_chip_polled_without_waiting() {
+        // The pty, with a terminal open on it while a network client held the chip, took
+        // the chip's pending output as its own due time: a zero timeout, a core at 100%.
+        let link = link_with_output();
+        let now = Duration::from_millis(5);
+        assert_eq!(link.next_output_at(), Some(Duration::ZERO));
+        let pump = Pump::new(false);
+        assert_eq!(pump.timeout(now, &link, true), Duration::ZERO);
+        assert_eq!(pump.timeout(now, &link, false), IDLE_WAIT);
+    }
+
+    #[test]
+    fn the_board_belongs_to_one_endpoint_at_a_time() {
+        let board = Board::new(link_with_output(), BoardOptions::default());
+        assert_eq!(board.claim("tcp://127.0.0.1:4000"), Ok(()));
+        assert_eq!(board.claim("tcp://127.0.0.1:4000"), Ok(()), "its own again");
+        assert_eq!(board.claim("pty"), Err("tcp://127.0.0.1:4000".to_owned()));
+        assert!(!board.lock().output_goes_to("pty"));
+        board.release("pty");
+        assert_eq!(board.owner().as_deref(), Some("tcp://127.0.0.1:4000"));
+        board.release("tcp://127.0.0.1:4000");
+        assert!(board.lock().output_goes_to("pty"));
+        assert_eq!(board.claim("pty"), Ok(()));
+    }
 }

@@ -506,7 +506,11 @@ impl Serving {
                 // Rounded up to whole milliseconds, as on the pty: a wake-up for every byte
                 // on the wire would send one TCP segment per byte; the pump releases every
                 // byte that is due when it wakes, so the line rate is unaffected.
-                let due = self.pump.timeout(now, &self.board.lock().link);
+                let suspended = self.telnet.as_ref().is_some_and(Rfc2217::suspended);
+                let state = self.board.lock();
+                let takes_output = !suspended && state.output_goes_to(&self.name);
+                let due = self.pump.timeout(now, &state.link, takes_output);
+                drop(state);
                 Duration::from_millis(due.as_micros().div_ceil(1000) as u64)
             } else {
                 Duration::ZERO

@@ -295,7 +295,9 @@ impl Server {
     /// How long to wait before the next byte or device output is due.
     fn timeout(&self) -> Duration {
         let now = self.board.now();
-        self.pump.timeout(now, &self.board.lock().link)
+        let state = self.board.lock();
+        self.pump
+            .timeout(now, &state.link, state.output_goes_to(PTY_ENDPOINT))
     }
 
     fn wait(&self, timeout: Duration) -> io::Result<Wake> {
