@@ -1813,7 +1813,7 @@ fn a_backup_moves_fewer_bytes_than_the_flash_holds() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("board.bin");
     let started = flasher.transport().now();
-    backup::backup(&mut flasher, &path).unwrap();
+    backup::backup(&mut flasher, &path, None).unwrap();
     let took = flasher.transport().now() - started;
     assert!(std::fs::read(&path).unwrap() == contents);
     assert_eq!(retries(&log), []);
@@ -1891,7 +1891,8 @@ fn lost_bytes_at_1e_5_a_compressed_sparse_backup_still_completes() {
         flasher.transport_mut().link_mut().faults_mut().drop_rate = 1e-5;
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("board.bin");
-        backup::backup(&mut flasher, &path).unwrap_or_else(|error| panic!("seed {seed}: {error}"));
+        backup::backup(&mut flasher, &path, None)
+            .unwrap_or_else(|error| panic!("seed {seed}: {error}"));
         assert!(std::fs::read(&path).unwrap() == contents, "seed {seed}");
     }
 }
@@ -1983,7 +1984,7 @@ mod compressed_backup {
             *flasher.transport_mut().link_mut().faults_mut() = faults;
             let directory = tempfile::tempdir().unwrap();
             let path = directory.path().join("board.bin");
-            match backup::backup(&mut flasher, &path) {
+            match backup::backup(&mut flasher, &path, None) {
                 Ok(_) => prop_assert!(std::fs::read(&path).unwrap() == contents),
                 Err(error) => {
                     prop_assert!(
