@@ -1365,13 +1365,17 @@ mod properties {
     }
 
     /// Adds the flash bytes a command may change, under the ROM's or a stub's reading of it.
+    /// The ESP8266 ROM refuses a FLASH_BEGIN that carries the encryption word (a stub takes
+    /// it): it erases nothing, and the FLASH_DATA after it still follows the earlier begin.
     fn add_addressed_ranges(
         command: &Command,
+        in_rom: bool,
         last_begin: &mut Option<BeginParams>,
         allowed: &mut Vec<Range<u64>>,
     ) {
         let sector = u64::from(esp_protocol::rom_erase::SECTOR_SIZE);
         match command {
+            Command::FlashBegin(params) if in_rom && params.encrypted.is_some() => {}
             Command::FlashBegin(params) | Command::FlashDeflBegin(params) => {
                 *last_begin = Some(*params);
                 let rom = rom_erased_sectors(params.offset, params.size);
@@ -1441,7 +1445,8 @@ mod properties {
             let mut allowed = Vec::new();
             let mut last_begin = None;
             for command in &commands {
-                add_addressed_ranges(command, &mut last_begin, &mut allowed);
+                let in_rom = host.device.program() == Program::RomLoader;
+                add_addressed_ranges(command, in_rom, &mut last_begin, &mut allowed);
                 host.send(command);
                 host.output();
             }
