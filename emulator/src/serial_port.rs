@@ -414,6 +414,28 @@ mod tests {
     }
 
     #[test]
+    fn fault_specs_apply_as_on_the_command_line() {
+        // `--fault timeout:op=SYNC,nth=1`: the first SYNC gets no reply, the second does.
+        let plan = crate::faults::FaultPlan::parse(&["timeout:op=SYNC,nth=1"]).unwrap();
+        let config = DeviceConfig {
+            faults: plan.device,
+            ..DeviceConfig::default()
+        };
+        let device = Device::new(config, SpiFlash::blank(256 * 1024).unwrap());
+        let link = Link::new(
+            device,
+            LinkConfig {
+                faults: plan.link,
+                ..LinkConfig::default()
+            },
+        );
+        let mut port = VirtualPort::new(link, PortTime::Virtual);
+        port.set_timeout(Duration::from_millis(100)).unwrap();
+        assert!(!syncs(&mut port), "the first SYNC was answered");
+        assert!(syncs(&mut port));
+    }
+
+    #[test]
     fn dtr_and_rts_reset_a_nodemcu_board_into_the_loader() {
         let config = DeviceConfig {
             boot: BootMode::Flash,
