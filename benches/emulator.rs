@@ -15,7 +15,14 @@
 //! 4. over the pty with the stub model: the `esp-emulator` binary, read by `esp-flasher`'s
 //!    library;
 //! 5. the emulator's CPU time while the real esptool 5.6.0 reads the same 4MB over the pty,
-//!    with the stub model and with its stub executed.
+//!    with the stub model and with its stub executed;
+//! 6. over TCP with the stub model: the `esp-emulator` binary with `--listen tcp://`, read by
+//!    `esp-flasher`'s library through a minimal socket transport defined here;
+//! 7. link use with `--realtime` at 921600 baud, 1MB read by `esp-flasher`'s library with the
+//!    stub model, over the pty and over `--listen rfc2217://` (the socket transport with
+//!    Telnet escaping and SET-BAUDRATE): the payload's 10-bit line time over the wall time.
+//!
+//! `cargo bench --bench emulator -- tcp` runs sections 6 and 7 alone.
 
 #[allow(dead_code)]
 #[path = "../tests/util.rs"]
@@ -27,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use esp_emulator::device::{CodeExecution, Device, DeviceConfig};
 use esp_emulator::flash::{FlashOptions, SpiFlash};
+use esp_emulator::rfc2217::Rfc2217;
 use esp_emulator::sample_firmware::{firmware_image, sonoff_like_flash};
 use esp_flasher::{
     BeforeReset, ConnectOptions, EmulatorTransport, Flasher, SerialTransport, Silent, StubImage,
@@ -53,6 +61,13 @@ const WRITE_ADDRESS: u32 = 0;
 
 fn main() {
     let flash = sonoff_like_flash(FLASH_SIZE, 1);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let flash_file = dir.path().join("flash.bin");
+    std::fs::write(&flash_file, &flash).expect("write the flash file");
+    if std::env::args().any(|arg| arg == "tcp") {
+        tcp_section(&flash_file, dir.path());
+        return;
+    }
     let model = StubImage::virtual_device_model();
     let device_only = Host::with_stub(&flash, CodeExecution::StubModel, &model)
         .and_then(|mut host| read_whole_flash(&mut host, &flash))
@@ -67,18 +82,16 @@ fn main() {
         mb_per_s(FLASH_SIZE, in_memory)
     );
 
-    let dir = tempfile::tempdir().expect("temporary directory");
     let esptool = util::esptool("5.6.0");
     real_stubs_in_memory(&esptool, &flash, dir.path());
 
-    let flash_file = dir.path().join("flash.bin");
-    std::fs::write(&flash_file, &flash).expect("write the flash file");
     let (pty_time, pty_cpu) = pty_read(&flash_file, dir.path());
     println!(
         "4. over the pty (esp-flasher), stub model:    {:7.1} MB/s, emulator CPU {:.2} s",
         mb_per_s(FLASH_SIZE, pty_time),
         pty_cpu.as_secs_f64()
     );
+    tcp_section(&flash_file, dir.path());
     for stub in ["model", "run"] {
         match esptool_read(&esptool, stub, &flash_file, dir.path()) {
             Ok((esptool_time, esptool_cpu, emulator_cpu)) => println!(
@@ -91,6 +104,78 @@ fn main() {
             Err(failure) => println!("5. esptool 5.6.0 read_flash 4MB, --stub {stub:5}: FAILED: {failure}"),
         }
     }
+}
+
+fn tcp_section(flash_file: &Path, dir: &Path) {
+    let (tcp_time, tcp_cpu) = tcp_read(flash_file, dir);
+    println!(
+        "6. over TCP (esp-flasher), stub model:       {:7.1} MB/s, emulator CPU {:.2} s",
+        mb_per_s(FLASH_SIZE, tcp_time),
+        tcp_cpu.as_secs_f64()
+    );
+    for (name, rfc2217) in [("pty", false), ("rfc2217", true)] {
+        let elapsed = realtime_read(flash_file, dir, rfc2217);
+        let line_time = REALTIME_READ as f64 * 10.0 / f64::from(REALTIME_BAUD);
+        println!(
+            "7. --realtime {REALTIME_BAUD} baud, 1MB read over {name:7}: {:6.2} s, link use {:.1}%",
+            elapsed.as_secs_f64(),
+            100.0 * line_time / elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// Section 7's rate and read size.
+const REALTIME_BAUD: u32 = 921_600;
+const REALTIME_READ: usize = 1 << 20;
+
+/// Reads 1MB at 921600 baud in realtime over the pty or an `rfc2217://` endpoint.
+fn realtime_read(flash_file: &Path, dir: &Path, rfc2217: bool) -> Duration {
+    let mut args = vec![
+        "--flash",
+        flash_file.to_str().unwrap(),
+        "--stub",
+        "model",
+        "--realtime",
+    ];
+    if rfc2217 {
+        args.extend(["--no-pty", "--listen", "rfc2217://127.0.0.1:0"]);
+    }
+    let (emulator, lines) =
+        util::Emulator::spawn_with_endpoints(&args, &dir.join("realtime.log"), 1);
+    let options = ConnectOptions {
+        baud: Some(REALTIME_BAUD),
+        ..connect_options()
+    };
+    let elapsed = if rfc2217 {
+        let address = lines[0]
+            .strip_prefix("rfc2217://")
+            .expect("an rfc2217 endpoint");
+        let stream = std::net::TcpStream::connect(address).expect("connect to the endpoint");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let mut transport = TcpLine {
+            stream,
+            opened: Instant::now(),
+            baud: 115_200,
+            telnet: Some((Rfc2217::new(), Vec::new())),
+        };
+        esp_flasher::Transport::set_baud(&mut transport, 115_200).expect("set the rate");
+        timed_read(transport, &options)
+    } else {
+        let transport = SerialTransport::open(emulator.port(), 115_200).expect("open the pty");
+        timed_read(transport, &options)
+    };
+    emulator.terminate();
+    elapsed
+}
+
+fn timed_read<T: esp_flasher::Transport>(transport: T, options: &ConnectOptions) -> Duration {
+    let mut flasher =
+        Flasher::connect(transport, options, Box::new(Silent)).expect("connect in realtime");
+    let started = Instant::now();
+    flasher
+        .read_flash(0, REALTIME_READ as u32)
+        .expect("read in realtime");
+    started.elapsed()
 }
 
 fn mb_per_s(bytes: usize, time: Duration) -> f64 {
@@ -466,6 +551,145 @@ fn pty_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
     let data = flasher
         .read_flash(0, FLASH_SIZE as u32)
         .expect("read over the pty");
+    let elapsed = started.elapsed();
+    let cpu = process_cpu(emulator.pid()) - cpu_before;
+    assert_eq!(data, std::fs::read(flash_file).unwrap());
+    drop(flasher);
+    emulator.terminate();
+    (elapsed, cpu)
+}
+
+/// esp-flasher's side of a `tcp://` endpoint (a byte stream with no rate and no lines) or,
+/// with `telnet`, of an `rfc2217://` one: data IAC-escaped, the rate sent as SET-BAUDRATE.
+/// The emulator's own codec decodes what the server sends: it unescapes the data the same
+/// way, and the server's answers, which it does not know as requests, are dropped.
+struct TcpLine {
+    stream: std::net::TcpStream,
+    opened: Instant,
+    baud: u32,
+    /// The decoder and data decoded but not yet read.
+    telnet: Option<(Rfc2217, Vec<u8>)>,
+}
+
+impl esp_flasher::Transport for TcpLine {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.telnet.is_some() {
+            let mut escaped = Vec::with_capacity(bytes.len() + 8);
+            Rfc2217::escape(bytes, &mut escaped);
+            return std::io::Write::write_all(&mut self.stream, &escaped);
+        }
+        std::io::Write::write_all(&mut self.stream, bytes)
+    }
+
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        if let Some((_, decoded)) = self.telnet.as_mut().filter(|(_, data)| !data.is_empty()) {
+            let count = decoded.len().min(buf.len());
+            buf[..count].copy_from_slice(&decoded[..count]);
+            decoded.drain(..count);
+            return Ok(count);
+        }
+        self.stream
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        let mut raw = vec![0u8; buf.len()];
+        match std::io::Read::read(&mut self.stream, &mut raw) {
+            Ok(count) => match self.telnet.as_mut() {
+                Some((codec, decoded)) => {
+                    codec
+                        .decode(&raw[..count], decoded, &mut Vec::new(), &mut Vec::new())
+                        .map_err(std::io::Error::other)?;
+                    let count = decoded.len().min(buf.len());
+                    buf[..count].copy_from_slice(&decoded[..count]);
+                    decoded.drain(..count);
+                    Ok(count)
+                }
+                None => {
+                    buf[..count].copy_from_slice(&raw[..count]);
+                    Ok(count)
+                }
+            },
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn set_baud(&mut self, baud: u32) -> std::io::Result<()> {
+        self.baud = baud;
+        if self.telnet.is_some() {
+            // IAC SB COM-PORT-OPTION SET-BAUDRATE <rate> IAC SE.
+            let mut request = vec![255, 250, 44, 1];
+            Rfc2217::escape(&baud.to_be_bytes(), &mut request);
+            request.extend_from_slice(&[255, 240]);
+            std::io::Write::write_all(&mut self.stream, &request)?;
+        }
+        Ok(())
+    }
+
+    fn baud(&self) -> u32 {
+        self.baud
+    }
+
+    fn set_dtr(&mut self, _: bool) -> std::io::Result<esp_flasher::LineControl> {
+        Ok(esp_flasher::LineControl::Unsupported)
+    }
+
+    fn set_rts(&mut self, _: bool) -> std::io::Result<esp_flasher::LineControl> {
+        Ok(esp_flasher::LineControl::Unsupported)
+    }
+
+    fn discard_input(&mut self) -> std::io::Result<()> {
+        let mut buffer = [0u8; 4096];
+        while self.read(&mut buffer, Duration::ZERO)? > 0 {}
+        Ok(())
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn clock(&self) -> Duration {
+        self.opened.elapsed()
+    }
+}
+
+/// Reads the whole flash over the emulator binary's `tcp://` endpoint (stub model); returns
+/// the wall time and the emulator's CPU time during the read.
+fn tcp_read(flash_file: &Path, dir: &Path) -> (Duration, Duration) {
+    let (emulator, lines) = util::Emulator::spawn_with_endpoints(
+        &[
+            "--flash",
+            flash_file.to_str().unwrap(),
+            "--stub",
+            "model",
+            "--no-pty",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ],
+        &dir.join("tcp.log"),
+        1,
+    );
+    let address = lines[0].strip_prefix("tcp://").expect("a tcp endpoint");
+    let stream = std::net::TcpStream::connect(address).expect("connect to the endpoint");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let transport = TcpLine {
+        stream,
+        opened: Instant::now(),
+        baud: 115_200,
+        telnet: None,
+    };
+    let mut flasher = Flasher::connect(transport, &connect_options(), Box::new(Silent))
+        .expect("connect over TCP");
+    let cpu_before = process_cpu(emulator.pid());
+    let started = Instant::now();
+    let data = flasher
+        .read_flash(0, FLASH_SIZE as u32)
+        .expect("read over TCP");
     let elapsed = started.elapsed();
     let cpu = process_cpu(emulator.pid()) - cpu_before;
     assert_eq!(data, std::fs::read(flash_file).unwrap());

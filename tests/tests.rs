@@ -1,6 +1,7 @@
 //! Cross-crate integration tests, in one test binary (as in ripgrep): each module below is
 //! one area.
 
+mod emulator_net;
 mod emulator_pty;
 mod esptool_conformance;
 mod executed_code;

@@ -162,6 +162,16 @@ pub struct Emulator {
 impl Emulator {
     /// Starts `esp-emulator` with `args`; its stderr goes to `log` (a file path).
     pub fn spawn(args: &[&str], log: &Path) -> Emulator {
+        Self::spawn_with_endpoints(args, log, 1).0
+    }
+
+    /// Starts `esp-emulator` with `args` and reads the first `count` stdout lines: the pty
+    /// (unless `--no-pty`), then each `--listen` endpoint as bound.
+    pub fn spawn_with_endpoints(
+        args: &[&str],
+        log: &Path,
+        count: usize,
+    ) -> (Emulator, Vec<String>) {
         let pty = PtyUse::shared();
         let stderr = File::create(log).expect("create the emulator log");
         let mut child = Command::new(binary("esp-emulator"))
@@ -174,27 +184,37 @@ impl Emulator {
         let stdout = child.stdout.take().expect("stdout is piped");
         let (sender, receiver) = mpsc::channel();
         thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
+            let mut stdout = BufReader::new(stdout);
+            let mut lines = Vec::new();
+            for _ in 0..count {
+                let mut line = String::new();
+                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                lines.push(line.trim_end().to_owned());
+            }
+            let _ = sender.send(lines);
+            // Keep the pipe open (and drained) while the emulator runs.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         });
-        let line = receiver
+        let lines = receiver
             .recv_timeout(STARTUP_TIME_LIMIT)
             .unwrap_or_default();
-        if line.is_empty() {
+        if lines.len() < count {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "esp-emulator {args:?} printed no slave path; stderr: {}",
+                "esp-emulator {args:?} printed {lines:?}, not {count} endpoint lines; stderr: {}",
                 fs::read_to_string(log).unwrap_or_default()
             );
         }
-        Emulator {
+        let emulator = Emulator {
             child,
-            port: PathBuf::from(line.trim_end()),
+            port: PathBuf::from(&lines[0]),
             stderr_path: log.to_owned(),
             _pty: pty,
-        }
+        };
+        (emulator, lines)
     }
 
     /// The emulator's process ID (for the benches' CPU figures).

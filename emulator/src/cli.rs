@@ -6,18 +6,22 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use esp_emulator::boot::FlashWiring;
-use esp_emulator::device::{BootMode, Chip, CodeExecution};
+use esp_emulator::device::{BootMode, Chip, CodeExecution, ResetWiring};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
+use esp_emulator::listen::{Endpoint, EndpointError};
 use esp_protocol::flash_params::size_name;
 use esp_protocol::numbers::parse_size;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+
+/// The flash file, locked (`flock`) on Unix against a second emulator; unlocked elsewhere.
+#[cfg(unix)]
+type LockedFile = nix::fcntl::Flock<File>;
+#[cfg(not(unix))]
+type LockedFile = File;
 
 /// Size of a flash file created without `--size`.
 const DEFAULT_SIZE: usize = 4 * 1024 * 1024;
@@ -65,8 +69,8 @@ pub struct Args {
     #[arg(long)]
     pub realtime: bool,
     /// Boot strapping: the ROM loader (download) or the firmware in flash.
-    #[arg(long, value_enum, default_value_t = BootArg::Download)]
-    pub boot: BootArg,
+    #[arg(long, value_enum)]
+    pub boot: Option<BootArg>,
     /// The flash data lines the module connects (default: qio, dout on an ESP8285); a boot
     /// from flash fails when the image header asks for a mode they do not carry.
     #[arg(long, value_name = "qio|dio|dout")]
@@ -76,6 +80,26 @@ pub struct Args {
     /// answers and nothing is executed (model).
     #[arg(long, value_enum, default_value_t = StubArg::Run)]
     pub stub: StubArg,
+    /// Also serve the chip on a network endpoint (repeatable): tcp://HOST:PORT, a raw byte
+    /// stream for esptool --port socket://HOST:PORT, or rfc2217://HOST:PORT, a Telnet
+    /// COM-port server (baud rate, DTR/RTS) for --port rfc2217://HOST:PORT. Port 0 picks a
+    /// free port; each bound URL is printed on its own stdout line, after the pty's.
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    pub listen: Vec<Endpoint>,
+    /// Serve no pseudo-terminal, only the --listen endpoints (the first line is then the
+    /// first endpoint).
+    #[arg(long, requires = "listen", conflicts_with = "link")]
+    pub no_pty: bool,
+    /// How the adapter's DTR and RTS reach EN and GPIO0 on an rfc2217:// endpoint: nodemcu
+    /// (the two-transistor auto-reset of NodeMCU/Wemos boards), direct (DTR to GPIO0, RTS
+    /// to EN) or none (GPIO0 where the jumper is, see --gpio0).
+    #[arg(long, value_enum, default_value_t = ResetWiringArg::None)]
+    pub reset_wiring: ResetWiringArg,
+    /// Where GPIO0 is held when the wiring does not pull it low: low (a jumper to ground:
+    /// the ROM loader) or high (the pull-up: the firmware in flash). Default: low with
+    /// --reset-wiring none, high otherwise.
+    #[arg(long, value_enum, conflicts_with_all = ["boot", "scenario"])]
+    pub gpio0: Option<Gpio0Arg>,
     /// Log client sessions and cable events to stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -120,6 +144,63 @@ impl From<ChipArg> for Chip {
             ChipArg::Esp8285 => Chip::Esp8285,
         }
     }
+}
+
+/// `--reset-wiring` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResetWiringArg {
+    /// The NodeMCU/Wemos two-transistor auto-reset circuit.
+    Nodemcu,
+    /// DTR to GPIO0 and RTS to EN, no transistors.
+    Direct,
+    /// No auto-reset: the lines reach nothing.
+    None,
+}
+
+impl From<ResetWiringArg> for ResetWiring {
+    fn from(wiring: ResetWiringArg) -> ResetWiring {
+        match wiring {
+            ResetWiringArg::Nodemcu => ResetWiring::NodeMcu,
+            ResetWiringArg::Direct => ResetWiring::Direct,
+            ResetWiringArg::None => ResetWiring::None,
+        }
+    }
+}
+
+/// `--gpio0` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Gpio0Arg {
+    /// Held low: the ROM serial loader at every reset.
+    Low,
+    /// Pulled high: the firmware in flash, unless the wiring pulls it low.
+    High,
+}
+
+impl From<Gpio0Arg> for BootMode {
+    fn from(level: Gpio0Arg) -> BootMode {
+        match level {
+            Gpio0Arg::Low => BootMode::Download,
+            Gpio0Arg::High => BootMode::Flash,
+        }
+    }
+}
+
+impl Args {
+    /// GPIO0 where nothing pulls it: --gpio0, else --boot when given, else low without
+    /// reset wiring (today's download mode) and high (the board's pull-up) with it.
+    pub fn gpio0(&self) -> BootMode {
+        match (self.gpio0, self.boot) {
+            (Some(level), _) => level.into(),
+            (None, Some(boot)) => boot.into(),
+            (None, None) if self.reset_wiring == ResetWiringArg::None => BootMode::Download,
+            (None, None) => BootMode::Flash,
+        }
+    }
+}
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    text.parse()
+        .map_err(|error: EndpointError| error.to_string())
 }
 
 /// `--stub` values.
@@ -249,7 +330,7 @@ fn parse_mac(text: &str) -> Result<[u8; 6], String> {
 pub struct BackingFile {
     path: PathBuf,
     /// Locked while the process runs.
-    file: Flock<File>,
+    file: LockedFile,
     /// Sectors taken from the device but not yet written, by byte offset.
     unsaved: BTreeMap<usize, Vec<u8>>,
 }
@@ -260,7 +341,7 @@ pub struct LoadedFlash {
     /// The flash contents, as long as the chip.
     pub contents: Vec<u8>,
     /// The file, locked, or `None` when it must be created.
-    file: Option<Flock<File>>,
+    file: Option<LockedFile>,
 }
 
 /// Reads the flash file at `path`, checking its length against `size`, or plans to create it.
@@ -342,7 +423,10 @@ impl LoadedFlash {
 }
 
 /// Takes the exclusive lock on the flash file, or names the instance that holds it.
-fn lock(file: File, path: &Path) -> Result<Flock<File>, Failure> {
+#[cfg(unix)]
+fn lock(file: File, path: &Path) -> Result<LockedFile, Failure> {
+    use nix::errno::Errno;
+    use nix::fcntl::{Flock, FlockArg};
     use std::os::unix::fs::MetadataExt;
     let inode = file
         .metadata()
@@ -380,14 +464,20 @@ fn lock_holder(device: u64, inode: u64) -> Option<u32> {
     })
 }
 
-/// Other systems have no /proc/locks: the holder goes unnamed.
-#[cfg(not(target_os = "linux"))]
+/// Other Unix systems have no /proc/locks: the holder goes unnamed.
+#[cfg(all(unix, not(target_os = "linux")))]
 fn lock_holder(_device: u64, _inode: u64) -> Option<u32> {
     None
 }
 
+/// No `flock` here: the file is used unlocked.
+#[cfg(not(unix))]
+fn lock(file: File, _: &Path) -> Result<LockedFile, Failure> {
+    Ok(file)
+}
+
 /// Creates the flash file, locked before anything is written, filled with 0xFF.
-fn create_erased(path: &Path, size: usize) -> Result<Flock<File>, Failure> {
+fn create_erased(path: &Path, size: usize) -> Result<LockedFile, Failure> {
     let erased = vec![0xFF; SECTOR_SIZE * 16];
     create_flash_file(path, |file| {
         (0..size / erased.len()).try_for_each(|_| file.write_all(&erased))
@@ -404,8 +494,8 @@ pub fn create_flash_file_with(path: &Path, contents: &[u8]) -> Result<(), Failur
 /// that cannot be written whole is removed, so that none is mistaken for a flash image.
 fn create_flash_file(
     path: &Path,
-    fill: impl FnOnce(&mut Flock<File>) -> io::Result<()>,
-) -> Result<Flock<File>, Failure> {
+    fill: impl FnOnce(&mut LockedFile) -> io::Result<()>,
+) -> Result<LockedFile, Failure> {
     let failed = |error: io::Error| {
         Failure::runtime(format!(
             "cannot create flash file {}: {error}",
@@ -460,7 +550,11 @@ impl BackingFile {
     /// Writes the copied sectors; those that fail stay queued for the next attempt.
     pub fn write_unsaved(&mut self) -> Result<(), Failure> {
         while let Some((offset, data)) = self.unsaved.pop_first() {
-            if let Err(error) = self.file.write_all_at(&data, offset as u64) {
+            let mut file: &File = &self.file;
+            let written = file
+                .seek(SeekFrom::Start(offset as u64))
+                .and_then(|_| file.write_all(&data));
+            if let Err(error) = written {
                 self.unsaved.insert(offset, data);
                 return Err(Failure::runtime(format!(
                     "cannot write flash file {}: {error}",

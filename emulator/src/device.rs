@@ -67,6 +67,49 @@ pub enum BootMode {
     Flash,
 }
 
+/// How the USB-serial adapter's DTR and RTS reach the chip's EN (reset) and GPIO0 pins.
+///
+/// Lines are given as the host sets them: `true` is asserted (pyserial's `dtr = True`),
+/// which drives the adapter's pin low.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ResetWiring {
+    /// No auto-reset: DTR and RTS reach nothing; GPIO0 is wherever the jumper holds it
+    /// ([`DeviceConfig::boot`]), as on a bare ESP-01 or a Sonoff on a plain adapter.
+    #[default]
+    None,
+    /// The two-transistor circuit of NodeMCU and Wemos boards: EN is pulled low while RTS
+    /// is asserted and DTR is not, GPIO0 while DTR is asserted and RTS is not; both lines
+    /// alike leave both pins high, so a terminal that asserts both does not reset the chip.
+    NodeMcu,
+    /// DTR straight to GPIO0 and RTS straight to EN, no transistors: an asserted line holds
+    /// its pin low.
+    Direct,
+}
+
+impl ResetWiring {
+    /// Which pins the lines pull low: `(en_low, gpio0_low)`.
+    pub fn pins(self, dtr: bool, rts: bool) -> (bool, bool) {
+        match self {
+            ResetWiring::None => (false, false),
+            ResetWiring::NodeMcu => (rts && !dtr, dtr && !rts),
+            ResetWiring::Direct => (rts, dtr),
+        }
+    }
+}
+
+/// How long after EN rises the chip starts; GPIO0 pulled low at any time in this window
+/// selects the ROM loader.
+///
+/// A real chip latches GPIO0 within microseconds of EN rising, and a local serial port
+/// changes DTR and RTS microseconds apart. Over RFC 2217 every line change is a network
+/// round trip, and pyserial waits at least 50 ms for each acknowledgement, so esptool's
+/// sequential reset releases EN (DTR and RTS both asserted for a moment: both pins high)
+/// 50 ms or more before RTS drops and DTR pulls GPIO0 low. The window stands for the
+/// microseconds the sequence would take on a local port: wide enough for those waits, far
+/// shorter than the gap before the client's first SYNC, so a client that resets and syncs
+/// sees the chip that board would give it.
+pub const STRAP_WINDOW: Duration = Duration::from_millis(200);
+
 /// One READ_FLASH data frame that loses bytes from its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ShortRead {
@@ -103,8 +146,11 @@ pub struct DeviceConfig {
     pub chip: Chip,
     /// The factory MAC address the eFuses hold.
     pub mac: [u8; 6],
-    /// The strapping at every reset.
+    /// GPIO0 at every reset when the reset wiring does not pull it low: where the jumper
+    /// (or the board's pull-up, [`BootMode::Flash`]) holds it.
     pub boot: BootMode,
+    /// How the adapter's DTR and RTS reach EN and GPIO0 (see [`Device::set_control_lines`]).
+    pub reset_wiring: ResetWiring,
     /// Injected faults.
     pub faults: DeviceFaults,
     /// Delay replies by the flash's datasheet busy times.
@@ -147,6 +193,7 @@ impl Default for DeviceConfig {
             chip: Chip::Esp8266Ex,
             mac: DEFAULT_MAC,
             boot: BootMode::Download,
+            reset_wiring: ResetWiring::None,
             faults: DeviceFaults::default(),
             realtime: false,
             wiring: None,
@@ -233,6 +280,14 @@ pub struct Device {
     commands_seen: HashMap<u8, u32>,
     read_frames_sent: u32,
     trace: Option<Vec<String>>,
+    /// EN is held low by the reset wiring: the chip does nothing.
+    held_in_reset: bool,
+    /// EN has risen: the chip starts at this time ([`STRAP_WINDOW`] later).
+    release_at: Option<Duration>,
+    /// The reset wiring pulls GPIO0 low.
+    gpio0_pulled_low: bool,
+    /// The wiring pulled GPIO0 low at some time since EN rose.
+    gpio0_low_since_release: bool,
 }
 
 impl Device {
@@ -270,6 +325,10 @@ impl Device {
             commands_seen: HashMap::new(),
             read_frames_sent: 0,
             trace: None,
+            held_in_reset: false,
+            release_at: None,
+            gpio0_pulled_low: false,
+            gpio0_low_since_release: false,
         };
         device.restart(Duration::ZERO, ResetCause::PowerOn);
         device
@@ -278,6 +337,11 @@ impl Device {
     /// Takes bytes from the host, in arbitrary chunks, and acts on every complete frame.
     pub fn receive(&mut self, now: Duration, bytes: &[u8]) {
         self.advance_to(now);
+        if self.in_reset() {
+            let lost = bytes.len();
+            self.trace_line(|| format!("uart: {lost} host bytes lost: the chip is in reset"));
+            return;
+        }
         let mut rest = bytes;
         let mut events = Vec::new();
         // Frame by frame: a MEM_END that starts code hands the bytes after it to the code.
@@ -321,6 +385,9 @@ impl Device {
     /// poll again for the rest.
     pub fn poll_output(&mut self, now: Duration, out: &mut Vec<u8>) {
         self.advance_to(now);
+        if self.in_reset() {
+            return;
+        }
         self.run_code(now);
         let before = out.len();
         self.take_output(now, out);
@@ -355,6 +422,12 @@ impl Device {
 
     /// When the next output will be ready (possibly already), or `None` if nothing is pending.
     pub fn next_output_at(&self) -> Option<Duration> {
+        if self.held_in_reset {
+            return None;
+        }
+        if let Some(release) = self.release_at {
+            return Some(release);
+        }
         let queued = self.output.front().map(|chunk| chunk.ready_at);
         match (queued, self.execution_due()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -373,7 +446,51 @@ impl Device {
         self.advance_to(now);
         // Whatever the UART had not sent yet is lost.
         self.output.clear();
+        self.held_in_reset = false;
+        self.release_at = None;
         self.restart(now, ResetCause::ExternalPin);
+    }
+
+    /// The adapter's DTR and RTS as the host now sets them (`true`: asserted); the reset
+    /// wiring ([`DeviceConfig::reset_wiring`]) turns them into EN and GPIO0 levels.
+    ///
+    /// EN pulled low holds the chip in reset: it sends nothing, what it was sending is lost
+    /// and what the host sends is ignored. When EN rises the chip starts [`STRAP_WINDOW`]
+    /// later: the ROM loader if GPIO0 was pulled low in that window (or the jumper holds it
+    /// low), the firmware in flash otherwise. Without wiring the lines change nothing.
+    pub fn set_control_lines(&mut self, now: Duration, dtr: bool, rts: bool) {
+        self.advance_to(now);
+        let (en_low, gpio0_low) = self.config.reset_wiring.pins(dtr, rts);
+        self.gpio0_pulled_low = gpio0_low;
+        self.gpio0_low_since_release |= gpio0_low;
+        if en_low && !self.held_in_reset {
+            self.held_in_reset = true;
+            self.release_at = None;
+            self.output.clear();
+            self.execution = None;
+            self.pending_restart = None;
+            self.trace_line(|| "chip: EN pulled low, held in reset".to_owned());
+        } else if !en_low && self.held_in_reset {
+            self.held_in_reset = false;
+            self.release_at = Some(now + STRAP_WINDOW);
+            self.gpio0_low_since_release = gpio0_low;
+            self.trace_line(|| "chip: EN released".to_owned());
+        }
+    }
+
+    /// True while EN is low or the chip has not yet started after EN rose.
+    pub fn in_reset(&self) -> bool {
+        self.held_in_reset || self.release_at.is_some()
+    }
+
+    /// GPIO0's level as the chip latches it: low when the wiring pulls it (or pulled it since
+    /// EN rose) or the jumper holds it.
+    fn strapping(&self) -> BootMode {
+        if self.gpio0_pulled_low || self.gpio0_low_since_release {
+            BootMode::Download
+        } else {
+            self.config.boot
+        }
     }
 
     /// The flash chip.
@@ -426,6 +543,9 @@ impl Device {
     /// Power-on or reboot: what the strapping selects, with volatile state cleared; output
     /// already queued (a reply the software flushed before rebooting) still goes out.
     fn restart(&mut self, now: Duration, cause: ResetCause) {
+        let strap = self.strapping();
+        self.gpio0_low_since_release = false;
+        self.machine.set_strapping(strap);
         self.machine.reset(cause);
         self.execution = None;
         self.pending_restart = None;
@@ -438,7 +558,7 @@ impl Device {
         self.mem_upload = None;
         self.uart_baud = ROM_BAUD;
         self.busy_until = now;
-        match self.config.boot {
+        match strap {
             BootMode::Download => {
                 self.program = Program::RomLoader;
                 self.trace_line(|| format!("chip: reset ({cause:?}), ROM serial loader waiting"));
@@ -522,6 +642,12 @@ impl Device {
 
     /// Lets the flash chip see the time that passed.
     fn advance_to(&mut self, now: Duration) {
+        if let Some(release) = self.release_at.filter(|&release| release <= now) {
+            self.release_at = None;
+            self.output.clear();
+            self.advance_to(release);
+            self.restart(release, ResetCause::ExternalPin);
+        }
         let elapsed = now.saturating_sub(self.last_now);
         // Running code is the flash's clock then: the machine passes it the core's cycles.
         if self.execution.is_none() {

@@ -4,19 +4,26 @@
 //! ROM's functions done in Rust (`rom_functions`), and the `xtensa-lx106` CPU
 //! that runs the code the chip is given (uploaded stubs, RAM programs, firmware
 //! booted from flash), with a behavioural model of a flasher stub kept as a
-//! second implementation; the flash is an SPI NOR chip model. Around the core sit
-//! a seeded fault injector, an in-memory pairing used by `esp-flasher`'s tests and
-//! its `emu:` port, and the pseudo-terminal front end of the `esp-emulator`
-//! binary that real, unmodified clients such as esptool talk to. Everything but
-//! that front end (`pty`, Unix only) compiles on every target.
+//! second implementation; the flash is an SPI NOR chip model, and the board's
+//! reset wiring turns DTR and RTS into EN and GPIO0. Around the core sit a seeded
+//! fault injector, an in-memory pairing used by `esp-flasher`'s tests and its
+//! `emu:` port, the RFC 2217 codec (no I/O either), and the front ends of the
+//! `esp-emulator` binary that real, unmodified clients such as esptool talk to:
+//! a [`board::Board`] shared by the pseudo-terminal (`pty`, Unix only) and the TCP
+//! and RFC 2217 endpoints ([`listen`], `std::net` only). Everything but the pty
+//! compiles on every target.
+pub mod board;
 pub mod boot;
 pub mod device;
 pub mod faults;
 pub mod flash;
 pub mod link;
+pub mod listen;
 pub mod machine;
 #[cfg(unix)]
 pub mod pty;
+pub mod rfc2217;
 pub mod rom_functions;
 pub mod sample_firmware;
 pub mod scenario;
+pub mod serial_port;

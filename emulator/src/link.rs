@@ -37,6 +37,7 @@ use rand_core::{Rng, SeedableRng};
 use crate::boot::{self, ResetCause, BOOT_LOG_BAUD};
 use crate::device::Device;
 use crate::faults::{LinkFaults, MAX_NOISE_BYTES};
+use crate::rfc2217::ControlLines;
 
 /// How the chip's output starts when it answers SYNC: frame start, response, opcode 0x08.
 const SYNC_REPLY_START: [u8; 3] = [0xC0, 0x01, 0x08];
@@ -232,6 +233,16 @@ impl Link {
     pub fn reset(&mut self, now: Duration) {
         self.device.reset(now);
         self.queue_preamble(ResetCause::ExternalPin);
+    }
+
+    /// The host's DTR and RTS (see [`Device::set_control_lines`]); a reset they cause sends
+    /// the boot log and noise again, as [`Link::reset`] does.
+    pub fn set_control_lines(&mut self, now: Duration, lines: ControlLines) {
+        let held = self.device.in_reset();
+        self.device.set_control_lines(now, lines.dtr, lines.rts);
+        if !held && self.device.in_reset() {
+            self.queue_preamble(ResetCause::ExternalPin);
+        }
     }
 
     /// Plugs the cable back in after a disconnect: the chip powers up again.

@@ -1,10 +1,13 @@
-//! `esp-emulator`: serves a virtual ESP8266 on a pseudo-terminal.
+//! `esp-emulator`: serves a virtual ESP8266 on a pseudo-terminal (Unix) and on TCP and
+//! RFC 2217 endpoints (every OS).
 //!
 //! ```text
 //! esp-emulator --flash PATH [--size 1MB|4MB|...] [--chip esp8266|esp8285] [--flash-id HEX]
 //!              [--mac AA:BB:CC:DD:EE:FF] [--link PATH] [--fault SPEC]... [--seed N]
 //!              [--realtime] [--boot download|flash] [--flash-wiring qio|dio|dout]
 //!              [--stub run|model] [-v|--verbose] [--trace]
+//!              [--listen tcp://HOST:PORT|rfc2217://HOST:PORT]... [--no-pty]
+//!              [--reset-wiring nodemcu|direct|none] [--gpio0 low|high]
 //! esp-emulator --scenario NAME|PATH [--flash NEW_PATH] [--mac ...] [--link PATH] [--realtime] [-v] [--trace]
 //! esp-emulator boot-report FILE [--size SIZE] [--flash-wiring qio|dio|dout]
 //! ```
@@ -13,28 +16,27 @@
 //! (see the `scenario` module) and says on stderr which commands show it. `boot-report`
 //! prints what the ROM does booting an image or flash dump: its boot log, verdict and notes.
 //!
-//! The first line on stdout is the slave path to give the client (e.g. `/dev/pts/7`). Logs go
-//! to stderr. Changed flash sectors are written back to the file every second, when a client
+//! The first line on stdout is the slave path to give the client (e.g. `/dev/pts/7`), or with
+//! `--no-pty` the first endpoint; each `--listen` endpoint as bound follows on its own line.
+//! Logs go to stderr. Changed flash sectors are written back to the file every second, when a client
 //! closes the port and on SIGINT/SIGTERM, after which the file is synced and the command
 //! exits 0.
 
-#[cfg(unix)]
 mod cli;
 
 use std::process::ExitCode;
 
-// Everything below but the Windows `main` serves the pty, so it is Unix-only.
-#[cfg(unix)]
 use {
     cli::{Args, BackingFile, Failure, Helper},
+    esp_emulator::board::{Board as ChipBoard, BoardOptions, FlashPersist, ServerEvent},
     esp_emulator::boot::{self, FlashWiring, ResetCause},
-    esp_emulator::device::DeviceConfig,
+    esp_emulator::device::{Device, DeviceConfig},
     esp_emulator::faults::FaultPlan,
     esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES},
-    esp_emulator::link::LinkConfig,
-    esp_emulator::pty::{FlashPersist, PtyOptions, PtyServer, ServerEvent},
+    esp_emulator::link::{Link, LinkConfig},
+    esp_emulator::listen::{Endpoint, ListenOptions, Listener, Protocol},
     esp_emulator::scenario::{self, Scenario},
-    nix::sys::signal::{SigSet, Signal},
+    pty_front::Pty,
     std::io::{self, Write},
     std::path::{Path, PathBuf},
     std::sync::mpsc::{self, RecvTimeoutError},
@@ -42,21 +44,48 @@ use {
     std::time::Duration,
 };
 
-/// The pty front end needs a Unix pseudo-terminal; on Windows the binary says so and where to go.
+/// The pty front end: a Unix pseudo-terminal, which Windows does not have.
+#[cfg(unix)]
+mod pty_front {
+    pub use esp_emulator::pty::PtyServer as Pty;
+}
+
+/// No pseudo-terminal on this OS: a type with no values, so the code that serves one is
+/// never reached (`run` asks for --listen instead).
 #[cfg(not(unix))]
-fn main() -> ExitCode {
-    eprintln!(
-        "esp-emulator: the pseudo-terminal front end needs Linux or macOS; on Windows run the \
-         virtual ESP8266 in-process with esp-flasher --port emu:1MB (add ,file=flash.bin to keep its flash)"
-    );
-    ExitCode::from(2)
+mod pty_front {
+    use esp_emulator::board::Board;
+    use std::io;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    pub enum Pty {}
+
+    impl Pty {
+        pub fn serve(_: Arc<Board>) -> io::Result<Pty> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this OS has no pseudo-terminals; serve the chip with --listen",
+            ))
+        }
+
+        pub fn slave_path(&self) -> PathBuf {
+            match *self {}
+        }
+
+        pub fn is_running(&self) -> bool {
+            match *self {}
+        }
+
+        pub fn shut_down(self) -> io::Result<Arc<Board>> {
+            match self {}
+        }
+    }
 }
 
 /// How often changed sectors are written back to the file.
-#[cfg(unix)]
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
-#[cfg(unix)]
 fn main() -> ExitCode {
     match cli::parse_args().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,13 +97,13 @@ fn main() -> ExitCode {
 }
 
 /// What the main thread waits for.
-#[cfg(unix)]
 enum Event {
-    Signal(Signal),
+    /// SIGINT or SIGTERM, by name (Unix only).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Signal(String),
     Server(ServerEvent),
 }
 
-#[cfg(unix)]
 fn run(args: Args) -> Result<(), Failure> {
     if let Some(Helper::BootReport {
         file,
@@ -101,82 +130,131 @@ fn run(args: Args) -> Result<(), Failure> {
     // Shared with the server, which keeps the changed sectors before any reply goes out.
     let backing = backing.map(|file| Arc::new(Mutex::new(file)));
 
-    // Signals are taken by a thread with sigwait, so every thread must block them first.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals
-        .thread_block()
-        .map_err(|error| Failure::runtime(format!("cannot block signals: {error}")))?;
+    let no_pty = args.no_pty || !cfg!(unix);
+    if no_pty && args.listen.is_empty() {
+        return Err(Failure::usage(
+            "this OS has no pseudo-terminals: serve the chip on a network endpoint, e.g. \
+             --listen rfc2217://127.0.0.1:4000, and give esptool --port rfc2217://127.0.0.1:4000",
+        ));
+    }
     let (events, received) = mpsc::channel();
-    let signal_events = events.clone();
-    std::thread::spawn(move || {
-        if let Ok(signal) = signals.wait() {
-            let _ = signal_events.send(Event::Signal(signal));
-        }
-    });
+    watch_signals(events.clone())?;
 
     let config = DeviceConfig {
         mac: args.mac,
         realtime: args.realtime,
         execution: args.stub.into(),
+        reset_wiring: args.reset_wiring.into(),
         ..config
     };
-    let pty_options = PtyOptions {
-        link: LinkConfig {
+    let mut device = Device::new(config, flash);
+    device.set_trace(args.trace);
+    let link = Link::new(
+        device,
+        LinkConfig {
             model_baud: args.realtime,
             ..link
         },
-        realtime: args.realtime,
-        trace: args.trace,
-        on_event: Some(Box::new(move |event| {
-            let _ = events.send(Event::Server(event));
-        })),
-        persist: backing.clone().map(|backing| -> FlashPersist {
-            Box::new(move |flash| {
-                let mut backing = lock_backing(&backing);
-                backing.take_dirty(flash);
-                backing
-                    .write_unsaved()
-                    .map_err(|failure| io::Error::other(failure.message))
-            })
-        }),
-    };
-    let server = PtyServer::start(config, flash, pty_options)
-        .map_err(|error| Failure::runtime(format!("cannot open a pseudo-terminal: {error}")))?;
-    let slave = server.slave_path();
-    if let Some(link) = &args.link {
-        point_symlink(link, &slave)?;
+    );
+    let board = Arc::new(ChipBoard::new(
+        link,
+        BoardOptions {
+            realtime: args.realtime,
+            on_event: Some(Box::new(move |event| {
+                let _ = events.send(Event::Server(event));
+            })),
+            persist: backing.clone().map(|backing| -> FlashPersist {
+                Box::new(move |flash| {
+                    let mut backing = lock_backing(&backing);
+                    backing.take_dirty(flash);
+                    backing
+                        .write_unsaved()
+                        .map_err(|failure| io::Error::other(failure.message))
+                })
+            }),
+        },
+    ));
+    // The endpoints are bound before anything is printed: a port in use stops the start.
+    let mut listeners = Vec::new();
+    for endpoint in &args.listen {
+        let listener = Listener::start(Arc::clone(&board), *endpoint, ListenOptions::default())
+            .map_err(Failure::runtime)?;
+        listeners.push(listener);
     }
+    let server =
+        if args.no_pty {
+            None
+        } else {
+            Some(Pty::serve(Arc::clone(&board)).map_err(|error| {
+                Failure::runtime(format!("cannot open a pseudo-terminal: {error}"))
+            })?)
+        };
+    let slave = server.as_ref().map(Pty::slave_path);
+    if let (Some(link), Some(slave)) = (&args.link, &slave) {
+        point_symlink(link, slave)?;
+    }
+    // What each endpoint prints, the pty first: the first line stays the first endpoint.
+    let mut lines: Vec<String> = slave
+        .iter()
+        .map(|slave| slave.display().to_string())
+        .collect();
+    lines.extend(
+        listeners
+            .iter()
+            .map(|listener| listener.endpoint().to_string()),
+    );
     let verbose = args.verbose || args.trace;
     // The input files exist before the path is printed, so a client may start at once.
     let scenario_inputs = match &scenario {
-        Some(scenario) => describe_scenario(scenario, &slave, args.flash.as_deref())?,
+        Some(scenario) => {
+            let port = match (&slave, listeners.first()) {
+                (Some(slave), _) => slave.display().to_string(),
+                (None, Some(listener)) => esptool_port(listener.endpoint()),
+                (None, None) => unreachable!("clap requires --listen with --no-pty"),
+            };
+            describe_scenario(scenario, &port, args.flash.as_deref())?
+        }
         None => None,
     };
     let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "{}", slave.display());
+    for line in &lines {
+        let _ = writeln!(stdout, "{line}");
+    }
     let _ = stdout.flush();
     if scenario.is_none() && verbose {
         if let Some(flash) = &args.flash {
             eprintln!(
                 "esp-emulator: serving {} on {}",
                 flash.display(),
-                slave.display()
+                lines.join(", ")
             );
         }
     }
 
-    let outcome = serve(&server, &received, backing.as_deref(), &args, verbose);
+    let outcome = serve(
+        server.as_ref(),
+        &board,
+        &received,
+        backing.as_deref(),
+        &args,
+        verbose,
+    );
+    for listener in listeners {
+        listener.stop();
+    }
     // The pty the link points at, if it is still ours (a pulled cable moves it).
-    let last_slave = server.slave_path();
-    let stopped = server
-        .stop()
-        .map_err(|error| Failure::runtime(format!("the pty server failed: {error}")));
-    let saved = stopped.and_then(|mut device| match backing.as_deref() {
+    let last_slave = server.as_ref().map(Pty::slave_path);
+    let stopped = match server {
+        Some(server) => server
+            .shut_down()
+            .map(drop)
+            .map_err(|error| Failure::runtime(format!("the pty server failed: {error}"))),
+        None => Ok(()),
+    };
+    let saved = stopped.and_then(|()| match backing.as_deref() {
         Some(backing) => {
             let mut backing = lock_backing(backing);
-            backing.save(device.flash_mut())?;
+            board.with_device(|device| backing.save(device.flash_mut()))?;
             backing.sync()
         }
         None => Ok(()),
@@ -186,17 +264,51 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     if let Some(link) = &args.link {
         // Only a link that still points at our pty: another run may have taken it over.
-        if std::fs::read_link(link).is_ok_and(|target| target == last_slave) {
+        if std::fs::read_link(link).is_ok_and(|target| Some(target) == last_slave) {
             let _ = std::fs::remove_file(link);
         }
     }
     outcome.and(saved)
 }
 
-/// Waits for a signal, saving changed sectors meanwhile and handling the server's events.
+/// SIGINT and SIGTERM become [`Event::Signal`]s: a thread takes them with sigwait, so every
+/// thread (all are started after this) blocks them.
 #[cfg(unix)]
+fn watch_signals(events: mpsc::Sender<Event>) -> Result<(), Failure> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+        .thread_block()
+        .map_err(|error| Failure::runtime(format!("cannot block signals: {error}")))?;
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            let _ = events.send(Event::Signal(signal.to_string()));
+        }
+    });
+    Ok(())
+}
+
+/// Without Unix signals, Ctrl-C ends the process where it is: every sector the chip changed
+/// was written to the file before the reply that acknowledged it (the persist hook).
+#[cfg(not(unix))]
+fn watch_signals(_: mpsc::Sender<Event>) -> Result<(), Failure> {
+    Ok(())
+}
+
+/// The `--port` esptool takes for `endpoint`: `socket://` for a raw TCP one.
+fn esptool_port(endpoint: Endpoint) -> String {
+    match endpoint.protocol {
+        Protocol::Tcp => format!("socket://{}", endpoint.address),
+        Protocol::Rfc2217 => endpoint.to_string(),
+    }
+}
+
+/// Waits for a signal, saving changed sectors meanwhile and handling the servers' events.
 fn serve(
-    server: &PtyServer,
+    server: Option<&Pty>,
+    board: &ChipBoard,
     events: &mpsc::Receiver<Event>,
     backing: Option<&Mutex<BackingFile>>,
     args: &Args,
@@ -223,7 +335,7 @@ fn serve(
                         "esp-emulator: client closed the port; the program the chip runs goes on"
                     );
                 }
-                save(server, backing)?;
+                save(board, backing)?;
             }
             Ok(Event::Server(ServerEvent::Replugged(path))) => {
                 eprintln!(
@@ -234,9 +346,34 @@ fn serve(
                     point_symlink(link, &path)?;
                 }
             }
+            Ok(Event::Server(ServerEvent::ClientConnected { endpoint, peer })) => {
+                if verbose {
+                    eprintln!("esp-emulator: {endpoint}: client {peer} connected");
+                }
+            }
+            Ok(Event::Server(ServerEvent::ClientGone {
+                endpoint,
+                peer,
+                reason,
+                dropped,
+            })) => {
+                if dropped {
+                    eprintln!("esp-emulator: {endpoint}: client {peer} dropped: {reason}");
+                } else if verbose {
+                    eprintln!("esp-emulator: {endpoint}: client {peer} {reason}; the chip goes on");
+                }
+                save(board, backing)?;
+            }
+            Ok(Event::Server(ServerEvent::ClientRefused {
+                endpoint,
+                peer,
+                reason,
+            })) => {
+                eprintln!("esp-emulator: {endpoint}: client {peer} refused: {reason}");
+            }
             Err(RecvTimeoutError::Timeout) => {
-                save(server, backing)?;
-                if !server.is_running() {
+                save(board, backing)?;
+                if server.is_some_and(|server| !server.is_running()) {
                     return Ok(());
                 }
             }
@@ -246,17 +383,15 @@ fn serve(
 }
 
 /// Copies the changed sectors with the device paused, then writes them without holding it.
-#[cfg(unix)]
-fn save(server: &PtyServer, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
+fn save(board: &ChipBoard, backing: Option<&Mutex<BackingFile>>) -> Result<(), Failure> {
     let Some(backing) = backing else {
         return Ok(());
     };
-    server.with_device(|device| lock_backing(backing).take_dirty(device.flash_mut()));
+    board.with_device(|device| lock_backing(backing).take_dirty(device.flash_mut()));
     lock_backing(backing).write_unsaved()
 }
 
 /// The backing file; a panic while it was held leaves it as consistent as any write does.
-#[cfg(unix)]
 fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
     backing
         .lock()
@@ -264,7 +399,6 @@ fn lock_backing(backing: &Mutex<BackingFile>) -> MutexGuard<'_, BackingFile> {
 }
 
 /// The board to serve: its flash, its configuration, its line and where the flash is kept.
-#[cfg(unix)]
 struct Board {
     flash: SpiFlash,
     config: DeviceConfig,
@@ -275,7 +409,6 @@ struct Board {
 }
 
 /// The board the flags describe, on the --flash backing file.
-#[cfg(unix)]
 fn flag_board(args: &Args) -> Result<Board, Failure> {
     let path = args
         .flash
@@ -294,7 +427,7 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
     let backing = loaded.into_backing(path, size)?;
     let config = DeviceConfig {
         chip: args.chip.into(),
-        boot: args.boot.into(),
+        boot: args.gpio0(),
         faults: plan.device,
         wiring: args.flash_wiring,
         ..DeviceConfig::default()
@@ -314,7 +447,6 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
 }
 
 /// The board a scenario describes; its flash goes to `flash_file` (a new file) if given.
-#[cfg(unix)]
 fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failure> {
     let scenario = scenario::load(name).map_err(Failure::usage)?;
     let flash = scenario.flash().map_err(Failure::usage)?;
@@ -351,10 +483,9 @@ fn scenario_board(name: &str, flash_file: Option<&Path>) -> Result<Board, Failur
 /// Tells the user on stderr what the scenario reproduces and how to run it; writes its
 /// inputs beside `flash_file`, else in a new temporary directory, which it returns for
 /// removal at exit (the inputs serve only while this emulator runs).
-#[cfg(unix)]
 fn describe_scenario(
     scenario: &Scenario,
-    slave: &Path,
+    port: &str,
     flash_file: Option<&Path>,
 ) -> Result<Option<PathBuf>, Failure> {
     eprintln!(
@@ -364,7 +495,7 @@ fn describe_scenario(
     eprintln!(
         "esp-emulator: it fires once per run of esp-emulator: start it again for each command"
     );
-    let port = slave.display().to_string();
+    let port = port.to_owned();
     let mut directory = String::new();
     let mut temporary = None;
     if !scenario.inputs.is_empty() {
@@ -400,7 +531,6 @@ fn describe_scenario(
 }
 
 /// `esp-emulator boot-report FILE`: the ROM's boot of FILE, without a device.
-#[cfg(unix)]
 fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<(), Failure> {
     let contents = std::fs::read(file)
         .map_err(|error| Failure::usage(format!("cannot read {}: {error}", file.display())))?;
@@ -416,9 +546,9 @@ fn boot_report(file: &Path, size: Option<usize>, wiring: FlashWiring) -> Result<
     Ok(())
 }
 
+#[cfg(unix)]
 /// `--link PATH` may only be a path that does not exist or a symlink to a pty that an
 /// earlier run left behind: anything else would be replaced, then deleted at exit.
-#[cfg(unix)]
 fn check_link_path(link: &Path, flash: Option<&Path>) -> Result<(), Failure> {
     // The flash file does not exist yet when it is new: compare the names as given.
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -445,8 +575,8 @@ fn check_link_path(link: &Path, flash: Option<&Path>) -> Result<(), Failure> {
     }
 }
 
-/// A pseudo-terminal's slave path, as `--link` points at it (Linux, then macOS).
 #[cfg(unix)]
+/// A pseudo-terminal's slave path, as `--link` points at it (Linux, then macOS).
 fn is_pty_path(path: &Path) -> bool {
     path.starts_with("/dev/pts")
         || path
@@ -454,8 +584,8 @@ fn is_pty_path(path: &Path) -> bool {
             .is_some_and(|path| path.starts_with("/dev/ttys"))
 }
 
-/// Makes `link` a symlink to `target`, atomically replacing whatever is there.
 #[cfg(unix)]
+/// Makes `link` a symlink to `target`, atomically replacing whatever is there.
 fn point_symlink(link: &Path, target: &Path) -> Result<(), Failure> {
     let mut temporary = PathBuf::from(link);
     temporary.set_file_name(format!(
@@ -473,4 +603,19 @@ fn point_symlink(link: &Path, target: &Path) -> Result<(), Failure> {
                 link.display()
             ))
         })
+}
+
+/// `--link` makes a symlink to the pty, which this OS does not have.
+#[cfg(not(unix))]
+fn check_link_path(_: &Path, _: Option<&Path>) -> Result<(), Failure> {
+    Err(Failure::usage(
+        "--link points at a pseudo-terminal, which this OS does not have; drop it",
+    ))
+}
+
+#[cfg(not(unix))]
+fn point_symlink(_: &Path, _: &Path) -> Result<(), Failure> {
+    Err(Failure::usage(
+        "--link points at a pseudo-terminal, which this OS does not have; drop it",
+    ))
 }

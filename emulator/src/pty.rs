@@ -1,12 +1,15 @@
 //! Serves a virtual ESP8266 on a pseudo-terminal, so real tools (esptool, esp-flasher) can
 //! open its slave side (`/dev/pts/N` on Linux, `/dev/ttysNNN` on macOS) as if it were a USB
 //! serial adapter. Unix only (the crate compiles it on `cfg(unix)`): Windows has no
-//! pseudo-terminal a serial client can open, and uses the in-process `emu:` port instead.
+//! pseudo-terminal a serial client can open, and uses the in-process `emu:` port or the
+//! network endpoints of [`crate::listen`] instead.
 //!
-//! [`PtyServer::start`] opens a pty pair, sets the slave to raw mode through the master and
-//! runs a background thread that polls the master, feeds what the client writes to a
-//! [`Link`] (with `now` from a monotonic clock it owns) and writes back what the link
-//! outputs. The slave stays open for any number of client sessions:
+//! [`PtyServer::start`] builds a [`Board`] and serves it; [`PtyServer::serve`] serves a board
+//! that other front ends (TCP, RFC 2217) share. Either opens a pty pair, sets the slave to
+//! raw mode through the master and runs a background thread that polls the master, feeds
+//! what the client writes to the board's [`Link`] (with `now` from the board's monotonic
+//! clock) and writes back what the link outputs; while a network client holds the board, what
+//! the pty's client types is dropped. The slave stays open for any number of client sessions:
 //!
 //! - **End of a session.** When the last process closes the slave, Linux reports POLLHUP on
 //!   the master (and reading it gives EIO). The server then resets the device back to the
@@ -29,14 +32,13 @@
 //!   matching the chip. Without realtime the device answers as fast as it can and rates are
 //!   ignored.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -45,39 +47,16 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
 
+use crate::board::{Board, BoardOptions, Pump, READ_CHUNK};
+pub use crate::board::{EventHandler, FlashPersist, ServerEvent};
 use crate::device::{Device, DeviceConfig};
 use crate::flash::SpiFlash;
 use crate::link::{Link, LinkConfig};
 
-/// Longest the server sleeps between looks at the clock and the port.
-const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// How often to look for a new client while no process has the slave open.
 const NO_CLIENT_WAIT: Duration = Duration::from_millis(10);
-/// Output the server buffers before it stops asking the device for more.
-const OUTPUT_BACKLOG: usize = 64 * 1024;
-/// Bits per byte on an 8N1 line: start, eight data, stop.
-const BITS_PER_BYTE: u32 = 10;
-/// Realtime: host bytes scheduled on the wire beyond which the master is not read, so the
-/// pty's own buffer pushes back on the writer, as a real port's line rate does.
-const MAX_INBOUND: usize = 4 * 1024;
-
-/// Something the server reports while it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// A client closed the port.
-    SessionEnded {
-        /// The chip was reset, as a board's auto-reset does; `false`: the program it runs
-        /// (a RAM program loaded with `load_ram`) goes on.
-        chip_reset: bool,
-    },
-    /// The cable was pulled and plugged in again: the device now serves on a new slave path.
-    Replugged(PathBuf),
-    /// One line of the device's packet trace.
-    Trace(String),
-}
-
-/// Receives [`ServerEvent`]s on the server thread.
-pub type EventHandler = Box<dyn FnMut(ServerEvent) + Send>;
+/// The name the pty's client holds the board under (its path changes on a replug).
+pub const PTY_ENDPOINT: &str = "pty";
 
 /// How a [`PtyServer`] runs.
 #[derive(Default)]
@@ -96,20 +75,12 @@ pub struct PtyOptions {
     pub persist: Option<FlashPersist>,
 }
 
-/// Keeps the flash's changed sectors somewhere (see [`PtyOptions::persist`]).
-pub type FlashPersist = Box<dyn FnMut(&mut SpiFlash) -> io::Result<()> + Send>;
-
 /// A virtual ESP8266 served on a pty by a background thread.
 pub struct PtyServer {
-    shared: Arc<Shared>,
+    board: Arc<Board>,
+    slave_path: Arc<Mutex<PathBuf>>,
     stop_signal: OwnedFd,
     thread: JoinHandle<io::Result<()>>,
-}
-
-/// State the server thread shares with its handle.
-struct Shared {
-    link: Mutex<Link>,
-    slave_path: Mutex<PathBuf>,
 }
 
 impl PtyServer {
@@ -118,33 +89,36 @@ impl PtyServer {
         let mut device = Device::new(config, flash);
         device.set_trace(options.trace);
         let link = Link::new(device, options.link.clone());
+        let board = Arc::new(Board::new(
+            link,
+            BoardOptions {
+                realtime: options.realtime,
+                on_event: options.on_event,
+                persist: options.persist,
+            },
+        ));
+        Self::serve(board)
+    }
+
+    /// Opens a pty and serves `board`'s chip on it, beside the board's other front ends.
+    pub fn serve(board: Arc<Board>) -> io::Result<Self> {
         let port = Port::open()?;
-        let shared = Arc::new(Shared {
-            link: Mutex::new(link),
-            slave_path: Mutex::new(port.slave_path.clone()),
-        });
+        let slave_path = Arc::new(Mutex::new(port.slave_path.clone()));
         let (stop_wait, stop_signal) = nix::unistd::pipe()?;
         let server = Server {
-            shared: Arc::clone(&shared),
+            pump: Pump::new(board.realtime()),
+            board: Arc::clone(&board),
+            slave_path: Arc::clone(&slave_path),
             stop_wait,
             port,
-            realtime: options.realtime,
-            on_event: options.on_event,
-            persist: options.persist,
-            clock: Instant::now(),
             in_session: false,
-            inbound: VecDeque::new(),
-            inbound_len: 0,
-            rx_line_free: Duration::ZERO,
-            on_wire: VecDeque::new(),
-            tx_line_free: Duration::ZERO,
-            ready: Vec::new(),
         };
         let thread = thread::Builder::new()
             .name("esp-emulator-pty".into())
             .spawn(move || server.run())?;
         Ok(Self {
-            shared,
+            board,
+            slave_path,
             stop_signal,
             thread,
         })
@@ -152,17 +126,22 @@ impl PtyServer {
 
     /// The slave side clients open, e.g. `/dev/pts/7` (it changes when the cable is replugged).
     pub fn slave_path(&self) -> PathBuf {
-        lock(&self.shared.slave_path).clone()
+        lock(&self.slave_path).clone()
+    }
+
+    /// The board this server serves.
+    pub fn board(&self) -> &Arc<Board> {
+        &self.board
     }
 
     /// A copy of the flash contents (its physical memory).
     pub fn flash_snapshot(&self) -> Vec<u8> {
-        self.with_device(|device| device.flash().as_bytes().to_vec())
+        self.board.flash_snapshot()
     }
 
     /// Runs `f` on the device while the server is paused.
     pub fn with_device<R>(&self, f: impl FnOnce(&mut Device) -> R) -> R {
-        f(lock(&self.shared.link).device_mut())
+        self.board.with_device(f)
     }
 
     /// False once the server thread has ended, which it does only on an I/O error or [`Self::stop`].
@@ -170,19 +149,23 @@ impl PtyServer {
         !self.thread.is_finished()
     }
 
-    /// Stops serving, closes the pty and returns the device, or the error that ended the server.
-    pub fn stop(self) -> io::Result<Device> {
+    /// Stops serving and closes the pty; returns the error that ended the server, if any.
+    /// The board, and the chip on it, stay with its other holders.
+    pub fn shut_down(self) -> io::Result<Arc<Board>> {
         // The thread may already have ended on an error, closing the pipe's other end.
         let _ = nix::unistd::write(&self.stop_signal, &[1]);
         self.thread
             .join()
             .map_err(|_| io::Error::other("the pty server thread panicked"))??;
-        let shared = Arc::into_inner(self.shared).expect("the server thread has ended");
-        let link = shared
-            .link
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        Ok(link.into_device())
+        Ok(self.board)
+    }
+
+    /// Stops serving, closes the pty and returns the device, or the error that ended the
+    /// server. Panics if another front end still holds the board (use [`Self::shut_down`]).
+    pub fn stop(self) -> io::Result<Device> {
+        let board = self.shut_down()?;
+        let board = Arc::into_inner(board).expect("no other front end holds the board");
+        Ok(board.into_device())
     }
 }
 
@@ -279,25 +262,13 @@ enum Wake {
 
 /// The server thread's state.
 struct Server {
-    shared: Arc<Shared>,
+    board: Arc<Board>,
+    slave_path: Arc<Mutex<PathBuf>>,
     stop_wait: OwnedFd,
     port: Port,
-    realtime: bool,
-    on_event: Option<EventHandler>,
-    persist: Option<FlashPersist>,
-    clock: Instant,
     /// A client has written since the last reset.
     in_session: bool,
-    /// Realtime: host→chip bytes still on the wire, with the time they arrive.
-    inbound: VecDeque<(Duration, Vec<u8>)>,
-    /// Bytes in `inbound`.
-    inbound_len: usize,
-    rx_line_free: Duration,
-    /// Realtime: chip→host bytes not yet through the UART.
-    on_wire: VecDeque<u8>,
-    tx_line_free: Duration,
-    /// Chip→host bytes waiting for room in the pty.
-    ready: Vec<u8>,
+    pump: Pump,
 }
 
 impl Server {
@@ -305,7 +276,10 @@ impl Server {
         loop {
             let timeout = self.timeout();
             match self.wait(timeout)? {
-                Wake::Stop => return Ok(()),
+                Wake::Stop => {
+                    self.board.release(PTY_ENDPOINT);
+                    return Ok(());
+                }
                 Wake::HangUp => {
                     // No client: the chip's output waits for the next one.
                     self.end_session()?;
@@ -318,45 +292,21 @@ impl Server {
         }
     }
 
-    fn now(&self) -> Duration {
-        self.clock.elapsed()
-    }
-
-    fn link(&self) -> MutexGuard<'_, Link> {
-        lock(&self.shared.link)
-    }
-
-    fn emit(&mut self, event: ServerEvent) {
-        if let Some(on_event) = &mut self.on_event {
-            on_event(event);
-        }
-    }
-
     /// How long to wait before the next byte or device output is due.
     fn timeout(&self) -> Duration {
-        let now = self.now();
-        let inbound_due = self.inbound.front().map(|(due, _)| *due);
-        let outbound_due = (!self.on_wire.is_empty())
-            .then(|| self.tx_line_free + self.byte_time(self.link().device().uart_baud()));
-        // With the backlog full the device's output must wait for the client to read
-        // (POLLOUT wakes us), so its due time must not turn the wait into a busy loop.
-        let device_due = (self.ready.len() + self.on_wire.len() < OUTPUT_BACKLOG)
-            .then(|| self.link().next_output_at())
-            .flatten();
-        [inbound_due, outbound_due, device_due]
-            .into_iter()
-            .flatten()
-            .map(|due| due.saturating_sub(now))
-            .fold(IDLE_WAIT, Duration::min)
+        let now = self.board.now();
+        let state = self.board.lock();
+        self.pump
+            .timeout(now, &state.link, state.output_goes_to(PTY_ENDPOINT))
     }
 
     fn wait(&self, timeout: Duration) -> io::Result<Wake> {
         let mut master_events = PollFlags::empty();
         // POLLHUP is reported whether asked for or not, so a full backlog still sees a hang-up.
-        if self.inbound_len < MAX_INBOUND {
+        if self.pump.input_room() > 0 {
             master_events |= PollFlags::POLLIN;
         }
-        if !self.ready.is_empty() {
+        if !self.pump.ready.is_empty() {
             master_events |= PollFlags::POLLOUT;
         }
         let mut fds = [
@@ -388,14 +338,8 @@ impl Server {
     }
 
     fn read_input(&mut self) -> io::Result<()> {
-        let mut buffer = [0u8; 4096];
-        let room = if self.realtime {
-            MAX_INBOUND
-                .saturating_sub(self.inbound_len)
-                .min(buffer.len())
-        } else {
-            buffer.len()
-        };
+        let mut buffer = [0u8; READ_CHUNK];
+        let room = self.pump.input_room().min(buffer.len());
         if room == 0 {
             return Ok(());
         }
@@ -406,25 +350,21 @@ impl Server {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(error) => return Err(error),
         };
+        if let Err(owner) = self.board.claim(PTY_ENDPOINT) {
+            // A network client has the chip: what is typed on the pty goes nowhere.
+            self.board.emit(ServerEvent::Trace(format!(
+                "pty: {count} bytes dropped: the chip is in use by the client on {owner}"
+            )));
+            return Ok(());
+        }
         self.in_session = true;
-        let now = self.now();
-        let host_baud = self.port.client_baud();
-        let mut link = self.link();
+        let now = self.board.now();
         // A rate set through BOTHER (as the serialport crate does) cannot be read here: it
         // counts as matching the chip, as the module docs say.
-        let baud = host_baud.unwrap_or_else(|| link.device().uart_baud());
-        link.set_host_baud(baud);
-        let bytes = buffer[..count].to_vec();
-        if self.realtime {
-            let baud = host_baud.unwrap_or_else(|| link.device().uart_baud());
-            drop(link);
-            let due = self.rx_line_free.max(now) + self.byte_time(baud) * count as u32;
-            self.rx_line_free = due;
-            self.inbound_len += count;
-            self.inbound.push_back((due, bytes));
-        } else {
-            link.receive(now, &bytes);
-        }
+        let host_baud = self.port.client_baud();
+        let mut state = self.board.lock();
+        self.pump
+            .take_input(now, &buffer[..count], host_baud, &mut state.link);
         Ok(())
     }
 
@@ -432,19 +372,23 @@ impl Server {
     fn end_session(&mut self) -> io::Result<()> {
         if self.in_session {
             self.in_session = false;
-            self.clear_inbound();
+            self.pump.clear_inbound();
             self.discard_unread_input();
             // A program that is no flasher stub keeps running, and what it printed waits
             // for the next client; anything else resets, as a board's auto-reset does.
-            let chip_reset = self.link().device().resets_when_port_closes();
-            if chip_reset {
-                self.on_wire.clear();
-                self.ready.clear();
-                let now = self.now();
-                self.link().reset(now);
-            }
+            let chip_reset = {
+                let mut state = self.board.lock();
+                let chip_reset = state.link.device().resets_when_port_closes();
+                if chip_reset {
+                    self.pump.clear_outbound();
+                    let now = self.board.now();
+                    state.link.reset(now);
+                }
+                chip_reset
+            };
+            self.board.release(PTY_ENDPOINT);
             self.port.make_slave_raw()?;
-            self.emit(ServerEvent::SessionEnded { chip_reset });
+            self.board.emit(ServerEvent::SessionEnded { chip_reset });
         }
         // Until a client opens the slave, the master keeps reporting the hang-up.
         let mut fds = [PollFd::new(self.stop_wait.as_fd(), PollFlags::POLLIN)];
@@ -457,17 +401,10 @@ impl Server {
         }
     }
 
-    /// Forgets the host bytes on the wire; the next client's bytes find the line free.
-    fn clear_inbound(&mut self) {
-        self.inbound.clear();
-        self.inbound_len = 0;
-        self.rx_line_free = Duration::ZERO;
-    }
-
     /// Drops what the client that left wrote and the server has not read yet (realtime
     /// leaves it in the pty while the line is busy): it must not reach the next session.
     fn discard_unread_input(&self) {
-        let mut buffer = [0u8; 4096];
+        let mut buffer = [0u8; READ_CHUNK];
         // Bounded, in case a new client is already writing.
         for _ in 0..64 {
             match (&self.port.master).read(&mut buffer) {
@@ -480,61 +417,34 @@ impl Server {
 
     /// Moves bytes along: arrivals to the device, device output to the wire and the pty.
     fn step(&mut self) -> io::Result<()> {
-        let now = self.now();
-        let mut link = lock(&self.shared.link);
-        while let Some((due, _)) = self.inbound.front() {
-            if *due > now {
-                break;
-            }
-            let (_, bytes) = self.inbound.pop_front().expect("front exists");
-            self.inbound_len -= bytes.len();
-            link.receive(now, &bytes);
-        }
-        let chip_baud = link.device().uart_baud();
-        if self.ready.len() + self.on_wire.len() < OUTPUT_BACKLOG {
-            let mut output = Vec::new();
-            link.poll_output(now, &mut output);
-            if let Some(persist) = self.persist.as_mut().filter(|_| !output.is_empty()) {
-                persist(link.device_mut().flash_mut())?;
-            }
-            if self.realtime {
-                if self.on_wire.is_empty() {
-                    self.tx_line_free = self.tx_line_free.max(now);
-                }
-                self.on_wire.extend(output);
-            } else {
-                self.ready.extend(output);
-            }
-        }
-        let byte_time = self.byte_time(chip_baud);
-        while !self.on_wire.is_empty() && self.tx_line_free + byte_time <= now {
-            self.tx_line_free += byte_time;
-            self.ready.extend(self.on_wire.pop_front());
-        }
-        let trace = link.device_mut().take_trace();
-        let disconnected = link.is_disconnected();
-        drop(link);
-        for line in trace {
-            self.emit(ServerEvent::Trace(line));
+        let now = self.board.now();
+        let stepped = {
+            let mut state = self.board.lock();
+            let take_output = state.output_goes_to(PTY_ENDPOINT);
+            self.pump.step(now, &mut state, take_output)?
+        };
+        for line in stepped.trace {
+            self.board.emit(ServerEvent::Trace(line));
         }
         self.write_ready()?;
-        if disconnected && self.on_wire.is_empty() {
+        if stepped.disconnected {
             self.replug()?;
         }
         Ok(())
     }
 
     fn write_ready(&mut self) -> io::Result<()> {
-        while !self.ready.is_empty() {
-            match (&self.port.master).write(&self.ready) {
+        let ready = &mut self.pump.ready;
+        while !ready.is_empty() {
+            match (&self.port.master).write(ready) {
                 Ok(written) => {
-                    self.ready.drain(..written);
+                    ready.drain(..written);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 // The client is gone; the hang-up is handled on the next wait.
                 Err(error) if error.raw_os_error() == Some(libc::EIO) => {
-                    self.ready.clear();
+                    ready.clear();
                 }
                 Err(error) => return Err(error),
             }
@@ -549,17 +459,13 @@ impl Server {
         // Replacing the port drops, and so closes, the old master: the client sees a hang-up.
         self.port = port;
         self.in_session = false;
-        self.clear_inbound();
-        self.ready.clear();
-        let now = self.now();
-        self.link().replug(now);
-        *lock(&self.shared.slave_path) = path.clone();
-        self.emit(ServerEvent::Replugged(path));
+        self.pump.clear_inbound();
+        self.pump.ready.clear();
+        let now = self.board.now();
+        self.board.lock().link.replug(now);
+        self.board.release(PTY_ENDPOINT);
+        *lock(&self.slave_path) = path.clone();
+        self.board.emit(ServerEvent::Replugged(path));
         Ok(())
-    }
-
-    /// Time one 8N1 byte takes at `baud`.
-    fn byte_time(&self, baud: u32) -> Duration {
-        Duration::from_secs(u64::from(BITS_PER_BYTE)) / baud.max(1)
     }
 }

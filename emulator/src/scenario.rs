@@ -341,6 +341,7 @@ impl Scenario {
             faults: self.fault_plan()?.device,
             realtime: false,
             wiring: self.wiring()?,
+            reset_wiring: crate::device::ResetWiring::None,
             execution: crate::device::CodeExecution::default(),
         })
     }

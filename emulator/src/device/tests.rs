@@ -1364,13 +1364,17 @@ mod properties {
     }
 
     /// Adds the flash bytes a command may change, under the ROM's or a stub's reading of it.
+    /// The ESP8266 ROM refuses a FLASH_BEGIN that carries the encryption word (a stub takes
+    /// it): it erases nothing, and the FLASH_DATA after it still follows the earlier begin.
     fn add_addressed_ranges(
         command: &Command,
+        in_rom: bool,
         last_begin: &mut Option<BeginParams>,
         allowed: &mut Vec<Range<u64>>,
     ) {
         let sector = u64::from(esp_protocol::rom_erase::SECTOR_SIZE);
         match command {
+            Command::FlashBegin(params) if in_rom && params.encrypted.is_some() => {}
             Command::FlashBegin(params) | Command::FlashDeflBegin(params) => {
                 *last_begin = Some(*params);
                 let rom = rom_erased_sectors(params.offset, params.size);
@@ -1440,7 +1444,8 @@ mod properties {
             let mut allowed = Vec::new();
             let mut last_begin = None;
             for command in &commands {
-                add_addressed_ranges(command, &mut last_begin, &mut allowed);
+                let in_rom = host.device.program() == Program::RomLoader;
+                add_addressed_ranges(command, in_rom, &mut last_begin, &mut allowed);
                 host.send(command);
                 host.output();
             }
@@ -1456,4 +1461,123 @@ mod properties {
             }
         }
     }
+}
+
+/// A board with `wiring` and GPIO0 held by `jumper` where the wiring leaves it.
+fn wired(wiring: ResetWiring, jumper: BootMode) -> Host {
+    let config = DeviceConfig {
+        boot: jumper,
+        reset_wiring: wiring,
+        ..DeviceConfig::default()
+    };
+    Host::new(config, SpiFlash::blank(MIB).unwrap())
+}
+
+impl Host {
+    /// Sets DTR and RTS at `millis` ms.
+    fn lines_at(&mut self, millis: u64, dtr: bool, rts: bool) {
+        self.now = Duration::from_millis(millis);
+        self.device.set_control_lines(self.now, dtr, rts);
+    }
+
+    /// esptool's classic reset into the loader, from `start` ms: DTR and RTS one at a time,
+    /// with the intermediate states a sequential write goes through.
+    fn classic_reset(&mut self, start: u64) {
+        self.lines_at(start, false, true);
+        self.lines_at(start + 100, true, true);
+        self.lines_at(start + 100, true, false);
+        self.lines_at(start + 150, false, false);
+    }
+
+    fn answers_sync(&mut self) -> bool {
+        self.send(&Command::Sync);
+        !self.responses().is_empty()
+    }
+}
+
+#[test]
+fn nodemcu_wiring_classic_reset_enters_the_loader_from_a_flash_boot() {
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
+    assert_eq!(
+        host.device.program(),
+        Program::UserCode,
+        "GPIO0 pulled high"
+    );
+    host.output();
+    host.classic_reset(1_000);
+    host.now = Duration::from_millis(1_100) + STRAP_WINDOW;
+    assert!(host.answers_sync());
+    assert_eq!(host.device.program(), Program::RomLoader);
+}
+
+#[test]
+fn nodemcu_wiring_hard_reset_boots_the_flash_and_holds_the_chip_meanwhile() {
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
+    host.classic_reset(0);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
+    assert!(host.answers_sync());
+    // --after hard_reset: RTS pulses EN low with DTR off.
+    host.lines_at(500, false, true);
+    assert!(host.device.in_reset());
+    assert!(!host.answers_sync(), "a chip held in reset says nothing");
+    host.lines_at(600, false, false);
+    host.now = Duration::from_millis(600) + STRAP_WINDOW;
+    let log = String::from_utf8(host.output()).unwrap();
+    assert!(log.contains("rst cause:2, boot mode:(3,6)"), "{log:?}");
+    assert_eq!(host.device.program(), Program::UserCode);
+}
+
+#[test]
+fn nodemcu_wiring_ignores_both_lines_asserted_as_a_terminal_opens_the_port() {
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Download);
+    host.lines_at(10, true, true);
+    assert!(!host.device.in_reset());
+    assert!(host.answers_sync());
+}
+
+#[test]
+fn regression_rfc2217_classic_reset_booted_the_flash_instead_of_the_loader() {
+    // Over RFC 2217 pyserial waits 50 ms or more for each line change: EN rises with
+    // DTR=RTS=on (GPIO0 high) 60 ms before RTS drops and DTR alone pulls GPIO0 low, and
+    // GPIO0 goes high again 100 ms after that.
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Flash);
+    host.lines_at(0, false, true);
+    host.lines_at(100, true, true);
+    assert!(!host.device.in_reset() || host.device.next_output_at().is_some());
+    host.lines_at(160, true, false);
+    host.lines_at(260, false, false);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
+    assert!(host.answers_sync());
+    assert_eq!(host.device.program(), Program::RomLoader);
+}
+
+#[test]
+fn direct_wiring_holds_the_chip_in_reset_while_rts_is_asserted() {
+    let mut host = wired(ResetWiring::Direct, BootMode::Flash);
+    host.lines_at(0, true, true);
+    assert!(host.device.in_reset());
+    host.lines_at(100, true, false);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
+    assert!(host.answers_sync(), "DTR held GPIO0 low as EN rose");
+}
+
+#[test]
+fn without_wiring_the_lines_change_nothing_and_the_jumper_decides() {
+    let mut host = wired(ResetWiring::None, BootMode::Flash);
+    host.output();
+    host.classic_reset(0);
+    host.now = Duration::from_millis(300);
+    assert!(!host.device.in_reset());
+    assert!(
+        !host.answers_sync(),
+        "GPIO0 high: no loader, whatever esptool does"
+    );
+    let mut host = wired(ResetWiring::NodeMcu, BootMode::Download);
+    host.lines_at(0, false, true);
+    host.lines_at(100, false, false);
+    host.now = Duration::from_millis(100) + STRAP_WINDOW;
+    assert!(
+        host.answers_sync(),
+        "a jumper holding GPIO0 low wins over a hard reset"
+    );
 }

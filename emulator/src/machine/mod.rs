@@ -313,6 +313,12 @@ impl Machine {
         machine
     }
 
+    /// Sets the strapping the next [`Machine::reset`] latches (GPIO0 as the reset wiring or
+    /// the jumper holds it when EN rises).
+    pub fn set_strapping(&mut self, boot: BootMode) {
+        self.config.boot = boot;
+    }
+
     /// Resets the chip: RAM, registers and peripherals to their reset state, the flash
     /// detached and the cache off, the watchdog disabled, time back to cycle 0 (pass the
     /// CPU's cycle count since its own reset from now on). The RTC registers and RTC
