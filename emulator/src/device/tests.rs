@@ -1365,7 +1365,8 @@ mod properties {
 
     /// Adds the flash bytes a command may change, under the ROM's or a stub's reading of it.
     /// The ESP8266 ROM refuses a FLASH_BEGIN that carries the encryption word (a stub takes
-    /// it): it erases nothing, and the FLASH_DATA after it still follows the earlier begin.
+    /// it) and has no compressed writes at all: it erases nothing for them, and the
+    /// FLASH_DATA after them still follows the earlier begin.
     fn add_addressed_ranges(
         command: &Command,
         in_rom: bool,
@@ -1375,6 +1376,7 @@ mod properties {
         let sector = u64::from(esp_protocol::rom_erase::SECTOR_SIZE);
         match command {
             Command::FlashBegin(params) if in_rom && params.encrypted.is_some() => {}
+            Command::FlashDeflBegin(_) | Command::FlashDeflData(_) if in_rom => {}
             Command::FlashBegin(params) | Command::FlashDeflBegin(params) => {
                 *last_begin = Some(*params);
                 let rom = rom_erased_sectors(params.offset, params.size);
