@@ -269,6 +269,33 @@ pub fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus>
     }
 }
 
+/// Which processes have `path` open, with their command lines (Linux's /proc): for a client
+/// that could not lock a pty, the other process that holds it. The kernel reuses pty numbers,
+/// so a client of another test that reopens its old path lands on this test's pty; this names
+/// it rather than guessing.
+fn pty_holders(path: &str) -> String {
+    let mut found = format!("\nprocesses with {path} open:\n");
+    let processes = fs::read_dir("/proc").into_iter().flatten().flatten();
+    for process in processes {
+        let fds = fs::read_dir(process.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        if fds
+            .filter_map(|fd| fs::read_link(fd.path()).ok())
+            .any(|target| target == Path::new(path))
+        {
+            let command = fs::read(process.path().join("cmdline")).unwrap_or_default();
+            let command = String::from_utf8_lossy(&command).replace('\0', " ");
+            found.push_str(&format!(
+                "  pid {}: {command}\n",
+                process.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
 /// Runs `program` with `args` to completion; returns its status and its stdout+stderr.
 pub fn run_output(program: &Path, args: &[&str], log: &Path) -> (ExitStatus, String) {
     let output = File::create(log).expect("create the output log");
@@ -284,6 +311,13 @@ pub fn run_output(program: &Path, args: &[&str], log: &Path) -> (ExitStatus, Str
     File::open(log)
         .and_then(|mut file| file.read_to_string(&mut text))
         .expect("read the output log");
+    if let Some(path) = text
+        .split("Could not exclusively lock port ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+    {
+        text.push_str(&pty_holders(path));
+    }
     match status {
         Some(status) => (status, text),
         None => panic!(
