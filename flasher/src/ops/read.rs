@@ -307,21 +307,16 @@ impl<T: Transport> Flasher<T> {
             packet_size: STUB_READ_PACKET_SIZE,
             max_in_flight: READ_WINDOW,
         };
-        // A block that times out after garbled input was corrupted, not merely unanswered.
         let line_errors = self.connection.line_errors();
-        let timed_out = |flasher: &Self| match flasher.connection.line_errors() > line_errors {
-            true => RetryReason::Garbled,
-            false => RetryReason::Timeout,
-        };
         match self.connection.command(&command, DEFAULT_TIMEOUT) {
             Ok(_) => {}
-            Err(Error::Timeout { .. }) => return Ok(Err(timed_out(self))),
+            Err(Error::Timeout { .. }) => return Ok(Err(self.silence_reason(line_errors))),
             Err(other) => return Err(other),
         }
         let mut block = Vec::with_capacity(len as usize);
         while block.len() < len as usize {
             let Some(frame) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
-                return Ok(Err(timed_out(self)));
+                return Ok(Err(self.silence_reason(line_errors)));
             };
             let expected = (len as usize - block.len()).min(STUB_READ_PACKET_SIZE as usize);
             if frame.len() != expected {
@@ -331,18 +326,50 @@ impl<T: Transport> Flasher<T> {
                 }));
             }
             block.extend_from_slice(&frame);
-            self.connection
-                .send_frame(&encode_read_ack(block.len() as u32))?;
-            if let Some((done_before, total)) = progress {
-                self.report(Event::Progress {
-                    operation: Operation::Read,
-                    done: done_before + block.len(),
-                    total,
-                });
-            }
+            self.acknowledge_read(block.len(), progress)?;
         }
+        if let Err(reason) = self.read_block_digest(&block, line_errors)? {
+            return Ok(Err(reason));
+        }
+        Ok(Ok(block))
+    }
+
+    /// Why a read block got no frame: after garbled input (more line errors than the
+    /// `line_errors_before` counted when it began) it was corrupted, not merely unanswered.
+    fn silence_reason(&self, line_errors_before: u64) -> RetryReason {
+        match self.connection.line_errors() > line_errors_before {
+            true => RetryReason::Garbled,
+            false => RetryReason::Timeout,
+        }
+    }
+
+    /// Acknowledges the `received` bytes of the block being read, as the stubs' flow control
+    /// wants, and reports the progress.
+    fn acknowledge_read(
+        &mut self,
+        received: usize,
+        progress: Option<(usize, usize)>,
+    ) -> Result<()> {
+        self.connection
+            .send_frame(&encode_read_ack(received as u32))?;
+        if let Some((done_before, total)) = progress {
+            self.report(Event::Progress {
+                operation: Operation::Read,
+                done: done_before + received,
+                total,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the MD5 the stub sends after a block's data and checks `block` against it.
+    fn read_block_digest(
+        &mut self,
+        block: &[u8],
+        line_errors_before: u64,
+    ) -> Result<std::result::Result<(), RetryReason>> {
         let Some(digest) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
-            return Ok(Err(timed_out(self)));
+            return Ok(Err(self.silence_reason(line_errors_before)));
         };
         if digest.len() != 16 {
             return Ok(Err(RetryReason::ShortFrame {
@@ -350,10 +377,10 @@ impl<T: Transport> Flasher<T> {
                 got: digest.len(),
             }));
         }
-        if digest != md5_of(&block) {
+        if digest != md5_of(block) {
             return Ok(Err(RetryReason::DigestMismatch));
         }
-        Ok(Ok(block))
+        Ok(Ok(()))
     }
 
     /// Whether the next block is read with READ_FLASH_DEFLATE (counting down the plain blocks
@@ -386,10 +413,6 @@ impl<T: Transport> Flasher<T> {
             max_in_flight: READ_WINDOW,
         };
         let line_errors = self.connection.line_errors();
-        let timed_out = |flasher: &Self| match flasher.connection.line_errors() > line_errors {
-            true => RetryReason::Garbled,
-            false => RetryReason::Timeout,
-        };
         match self.connection.command(&command, DEFAULT_TIMEOUT) {
             Ok(_) => self.deflate_reads = Some(true),
             Err(Error::Device {
@@ -399,14 +422,14 @@ impl<T: Transport> Flasher<T> {
                 self.deflate_reads = Some(false);
                 return self.read_block(address, len, progress);
             }
-            Err(Error::Timeout { .. }) => return Ok(Err(timed_out(self))),
+            Err(Error::Timeout { .. }) => return Ok(Err(self.silence_reason(line_errors))),
             Err(other) => return Err(other),
         }
         let mut block = Vec::with_capacity(len as usize);
         let mut carried = 0;
         while block.len() < len as usize {
             let Some(frame) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
-                return Ok(Err(timed_out(self)));
+                return Ok(Err(self.silence_reason(line_errors)));
             };
             carried += frame.len().saturating_sub(DEFLATE_READ_HEADER_LEN);
             let expected = (len as usize - block.len()).min(MAX_DEFLATE_READ_BLOCK as usize);
@@ -414,27 +437,10 @@ impl<T: Transport> Flasher<T> {
                 Ok(bytes) => block.extend_from_slice(&bytes),
                 Err(reason) => return Ok(Err(reason)),
             }
-            self.connection
-                .send_frame(&encode_read_ack(block.len() as u32))?;
-            if let Some((done_before, total)) = progress {
-                self.report(Event::Progress {
-                    operation: Operation::Read,
-                    done: done_before + block.len(),
-                    total,
-                });
-            }
+            self.acknowledge_read(block.len(), progress)?;
         }
-        let Some(digest) = self.connection.read_frame(DEFAULT_TIMEOUT)? else {
-            return Ok(Err(timed_out(self)));
-        };
-        if digest.len() != 16 {
-            return Ok(Err(RetryReason::ShortFrame {
-                expected: 16,
-                got: digest.len(),
-            }));
-        }
-        if digest != md5_of(&block) {
-            return Ok(Err(RetryReason::DigestMismatch));
+        if let Err(reason) = self.read_block_digest(&block, line_errors)? {
+            return Ok(Err(reason));
         }
         if carried * 20 > block.len() * 19 {
             self.plain_blocks_ahead = PLAIN_BLOCKS_AFTER_NO_GAIN;
