@@ -106,24 +106,31 @@ fn wait_for(events: &Receiver<ServerEvent>, wanted: impl Fn(&ServerEvent) -> boo
     }
 }
 
+/// An esp-emulator with a new 1MB flash at `flash`, serving only `url` (port 0: any free
+/// one); its stdout lines, the endpoint first.
+fn serving_1mb(flash: &Path, url: &str) -> (Emulator, Vec<String>) {
+    let log = flash.with_file_name("emulator.log");
+    Emulator::spawn_with_endpoints(
+        &[
+            "--flash",
+            path_arg(flash),
+            "--size",
+            "1MB",
+            "--no-pty",
+            "--listen",
+            url,
+        ],
+        &log,
+        1,
+    )
+}
+
 #[test]
 fn esptool_over_socket_reads_the_chip_and_writes_and_reads_flash() {
     let tool = esptool("5.6.0");
     let dir = tempfile::tempdir().unwrap();
     let flash = dir.path().join("flash.bin");
-    let (emulator, lines) = Emulator::spawn_with_endpoints(
-        &[
-            "--flash",
-            path_arg(&flash),
-            "--size",
-            "1MB",
-            "--no-pty",
-            "--listen",
-            "tcp://127.0.0.1:0",
-        ],
-        &dir.path().join("emulator.log"),
-        1,
-    );
+    let (emulator, lines) = serving_1mb(&flash, "tcp://127.0.0.1:0");
     let address = lines[0]
         .strip_prefix("tcp://")
         .unwrap_or_else(|| panic!("first line {:?} is the tcp endpoint", lines[0]));
@@ -381,19 +388,7 @@ fn esptool_over_rfc2217_reads_the_flash_id() {
     let tool = esptool("5.6.0");
     let dir = tempfile::tempdir().unwrap();
     let flash = dir.path().join("flash.bin");
-    let (emulator, lines) = Emulator::spawn_with_endpoints(
-        &[
-            "--flash",
-            path_arg(&flash),
-            "--size",
-            "1MB",
-            "--no-pty",
-            "--listen",
-            "rfc2217://127.0.0.1:0",
-        ],
-        &dir.path().join("emulator.log"),
-        1,
-    );
+    let (emulator, lines) = serving_1mb(&flash, "rfc2217://127.0.0.1:0");
     let (status, output) = run_output(
         &tool.executable,
         &["--port", &lines[0], "--before", "no-reset", "flash-id"],
@@ -560,19 +555,7 @@ fn esptool_4_over_socket_reads_the_chip_id_twice() {
     let tool = esptool("4.12.0");
     let dir = tempfile::tempdir().unwrap();
     let flash = dir.path().join("flash.bin");
-    let (emulator, lines) = Emulator::spawn_with_endpoints(
-        &[
-            "--flash",
-            path_arg(&flash),
-            "--size",
-            "1MB",
-            "--no-pty",
-            "--listen",
-            "tcp://127.0.0.1:0",
-        ],
-        &dir.path().join("emulator.log"),
-        1,
-    );
+    let (emulator, lines) = serving_1mb(&flash, "tcp://127.0.0.1:0");
     let port = format!("socket://{}", lines[0].strip_prefix("tcp://").unwrap());
     // The second run finds the stub the first one left running: no reset over a socket.
     for (run, expected) in [(1, "Uploading stub..."), (2, "Stub is already running")] {
