@@ -793,6 +793,15 @@ static void change_baudrate(uint32_t new_baud, uint32_t old_baud) {
     ets_delay_us(1000);
 }
 
+/* The frames a read may send ahead of the host's acknowledgements: what the host asked for,
+ * at least one and at most MAX_READ_IN_FLIGHT. */
+static uint32_t read_window(uint32_t in_flight) {
+    if (in_flight == 0) {
+        return 1;
+    }
+    return in_flight > MAX_READ_IN_FLIGHT ? MAX_READ_IN_FLIGHT : in_flight;
+}
+
 static void handle(const uint8_t *request, uint32_t request_len) {
     uint8_t opcode = request[1];
     uint32_t length = request[2] | ((uint32_t)request[3] << 8);
@@ -968,11 +977,7 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             status = ERR_FAILED_SPI_OP;
         } else {
             reply(opcode, 0, 0, 0, STATUS_OK);
-            if (in_flight == 0) {
-                in_flight = 1;
-            } else if (in_flight > MAX_READ_IN_FLIGHT) {
-                in_flight = MAX_READ_IN_FLIGHT;
-            }
+            in_flight = read_window(in_flight);
             read_flash(address, size, packet_size, in_flight);
             return;
         }
@@ -989,11 +994,7 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             status = ERR_FAILED_SPI_OP;
         } else {
             reply(opcode, 0, 0, 0, STATUS_OK);
-            if (in_flight == 0) {
-                in_flight = 1;
-            } else if (in_flight > MAX_READ_IN_FLIGHT) {
-                in_flight = MAX_READ_IN_FLIGHT;
-            }
+            in_flight = read_window(in_flight);
             /* The compressor takes the inflater's memory: a compressed write must begin again. */
             if (write_state.compressed) {
                 write_state.active = 0;
