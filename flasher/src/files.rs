@@ -31,19 +31,20 @@ pub const TEMPORARY_SUFFIX: &str = ".esp-flasher.tmp";
 static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn unfinished() -> MutexGuard<'static, Vec<PathBuf>> {
-    // The list stays meaningful even if a thread panicked while holding it.
-    UNFINISHED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    locked(&UNFINISHED)
+}
+
+/// One of this module's path lists, locked. A list stays meaningful even if a thread
+/// panicked while holding it.
+fn locked(list: &'static Mutex<Vec<PathBuf>>) -> MutexGuard<'static, Vec<PathBuf>> {
+    list.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Lock files of the [`OutputLock`]s this process holds, for [`remove_unfinished`].
 static HELD_LOCKS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 fn held_locks() -> MutexGuard<'static, Vec<PathBuf>> {
-    HELD_LOCKS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    locked(&HELD_LOCKS)
 }
 
 /// Removes the temporary files of every write not yet committed and returns their names; for
