@@ -274,6 +274,8 @@ pub struct Device {
     mem_upload: Option<MemUpload>,
     output: VecDeque<OutputChunk>,
     uart_baud: u32,
+    /// The ROM loader has measured the host's rate since the last reset (it auto-bauds once).
+    rom_baud_measured: bool,
     /// When the chip finishes the work queued so far; replies are ready then.
     busy_until: Duration,
     last_now: Duration,
@@ -320,6 +322,7 @@ impl Device {
             mem_upload: None,
             output: VecDeque::new(),
             uart_baud: ROM_BAUD,
+            rom_baud_measured: false,
             busy_until: Duration::ZERO,
             last_now: Duration::ZERO,
             commands_seen: HashMap::new(),
@@ -441,6 +444,26 @@ impl Device {
         self.uart_baud
     }
 
+    /// The host's first bytes to the ROM's serial loader after a reset arrive at
+    /// `host_baud`: the ROM measures their bit times and runs its UART at that rate until the
+    /// next reset, as a board does (esptool's `--baud 9600` connects at 9600; its
+    /// `--baud 921600` only switches after the stub runs). Later rate changes by the host
+    /// are not followed. Call it before the bytes are resampled at [`Device::uart_baud`].
+    pub fn measure_host_baud(&mut self, now: Duration, host_baud: u32) {
+        self.advance_to(now);
+        if self.in_reset() || self.program != Program::RomLoader || self.rom_baud_measured {
+            return;
+        }
+        self.rom_baud_measured = true;
+        if host_baud != self.uart_baud {
+            self.uart_baud = host_baud;
+            self.machine.set_uart_baud(host_baud);
+            self.trace_line(|| {
+                format!("uart: the ROM loader measured the host's rate: {host_baud} baud")
+            });
+        }
+    }
+
     /// The reset pin (or the client closing the port): back to the ROM in the configured boot mode.
     pub fn reset(&mut self, now: Duration) {
         self.advance_to(now);
@@ -557,6 +580,7 @@ impl Device {
         self.stub = Stub::new(StubFlavor::EspFlasherStub);
         self.mem_upload = None;
         self.uart_baud = ROM_BAUD;
+        self.rom_baud_measured = false;
         self.busy_until = now;
         match strap {
             BootMode::Download => {

@@ -130,6 +130,9 @@ impl Link {
         }
         let mut bytes = self.drop_bytes(bytes.to_vec());
         bytes = self.overrun(bytes);
+        if !bytes.is_empty() {
+            self.device.measure_host_baud(now, self.host_baud);
+        }
         if self.model_baud {
             bytes = resample_uart(&bytes, self.host_baud, self.device.uart_baud());
         }
@@ -512,6 +515,27 @@ mod tests {
         assert_eq!(run(230_400), clean);
         let fast = run(921_600);
         assert!(fast.len() < clean.len(), "bytes are lost above the limit");
+    }
+
+    /// esptool's `--baud 9600` reaches a board at 9600 from the start: the ROM loader measures
+    /// the rate of the host's first bytes after a reset, and keeps it until the next one.
+    #[test]
+    fn rom_loader_answers_at_the_rate_of_the_hosts_first_bytes() {
+        let clean = sync(&mut link(LinkFaults::default(), 0));
+        let mut link = link(LinkFaults::default(), 0);
+        link.model_baud = true;
+        link.set_host_baud(9_600);
+        assert_eq!(sync(&mut link), clean);
+        assert_eq!(link.device().uart_baud(), 9_600);
+        link.set_host_baud(115_200);
+        assert_ne!(
+            sync(&mut link),
+            clean,
+            "the measured rate holds until a reset"
+        );
+        link.reset(Duration::ZERO);
+        assert_eq!(sync(&mut link), clean);
+        assert_eq!(link.device().uart_baud(), 115_200);
     }
 
     #[test]
