@@ -2,7 +2,7 @@
 //! SIGTERM, sessions) and the library's `PtyServer`.
 
 use std::fs;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -547,7 +547,7 @@ fn a_kill_9_during_a_stub_write_keeps_what_esp_flasher_was_told_is_written() {
             &["--flash", path_arg(&flash), "--realtime"],
             &dir.path().join(format!("emulator{round}.log")),
         );
-        let flasher = std::process::Command::new(binary("esp-flasher"))
+        let mut flasher = std::process::Command::new(binary("esp-flasher"))
             .args([
                 "--port",
                 emulator.port(),
@@ -558,12 +558,23 @@ fn a_kill_9_during_a_stub_write_keeps_what_esp_flasher_was_told_is_written() {
             ])
             .arg(&image_path)
             .env_remove("ESP_FLASHER_STUB")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // The connect and stub upload take about 1.3 s, the write about 8 s more.
-        std::thread::sleep(Duration::from_millis(1500 + 1200 * u64::from(round)));
+        // The write starts once the stub runs (about 1.3 s, longer on a loaded machine) and
+        // takes about 8 s: each round kills at another moment of it.
+        let stdout = flasher.stdout.take().unwrap();
+        let (stub_running, stub_started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "Stub flasher running." {
+                    let _ = stub_running.send(());
+                }
+            }
+        });
+        let _ = stub_started.recv_timeout(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(200 + 1200 * u64::from(round)));
         let killed = Command::new("kill")
             .args(["-KILL", &emulator.pid().to_string()])
             .status()
