@@ -274,6 +274,46 @@ fn a_client_hang_up_mid_stream_does_not_stop_the_server() {
     server.stop().unwrap();
 }
 
+/// esptool then esp-flasher, back to back: the second client opened the slave before the
+/// server thread, busy on a loaded machine, had seen the first one's hang-up. The chip was
+/// not reset and esp-flasher found "Stub flasher is already running". Every last close must
+/// end a session, however soon the next client opens.
+#[test]
+fn regression_a_client_opening_right_after_a_close_found_the_chip_not_reset() {
+    use esp_flasher::transport::SerialTransport;
+    const SESSIONS: usize = 40;
+    let flash = SpiFlash::blank(256 * KIB).unwrap();
+    let _ptys = PtyUse::shared();
+    let (events, ended) = std::sync::mpsc::channel();
+    let options = PtyOptions {
+        on_event: Some(Box::new(move |event| {
+            if let ServerEvent::SessionEnded { chip_reset } = event {
+                let _ = events.send(chip_reset);
+            }
+        })),
+        ..PtyOptions::default()
+    };
+    let server = PtyServer::start(DeviceConfig::default(), flash, options).unwrap();
+    let path = server.slave_path();
+    for session in 0..SESSIONS {
+        let mut port = SerialTransport::open(path.to_str().unwrap(), 115_200).unwrap();
+        // The reset may swallow the first SYNC (what the last client left unread is dropped,
+        // and the new one's first bytes with it, as a board's reset loses them): a client
+        // syncs again, as esptool and esp-flasher do.
+        assert!(
+            (0..10).any(|_| answered_within(&mut port, &Request::Sync, Duration::from_millis(300))),
+            "session {session}"
+        );
+    }
+    for session in 0..SESSIONS {
+        let chip_reset = ended
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("only {session} of {SESSIONS} sessions ended"));
+        assert!(chip_reset, "session {session}");
+    }
+    server.stop().unwrap();
+}
+
 #[test]
 fn regression_two_emulators_on_one_flash_file_mix_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -636,6 +676,15 @@ fn fill(folder: &Path) {
 
 /// Sends `command`; true if its reply arrives before the port goes quiet (3 s) or away.
 fn answered(port: &mut esp_flasher::transport::SerialTransport, command: &Request) -> bool {
+    answered_within(port, command, Duration::from_secs(3))
+}
+
+/// Sends `command`; true if its reply arrives before the port is `quiet` that long, or goes away.
+fn answered_within(
+    port: &mut esp_flasher::transport::SerialTransport,
+    command: &Request,
+    quiet: Duration,
+) -> bool {
     use esp_flasher::transport::Transport;
     use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
     // A server that stops while the bytes drain makes the write fail: no answer either.
@@ -648,7 +697,7 @@ fn answered(port: &mut esp_flasher::transport::SerialTransport, command: &Reques
     let mut decoder = SlipDecoder::new();
     let mut buffer = [0u8; 256];
     loop {
-        let count = port.read(&mut buffer, Duration::from_secs(3)).unwrap_or(0);
+        let count = port.read(&mut buffer, quiet).unwrap_or(0);
         if count == 0 {
             return false;
         }

@@ -182,7 +182,7 @@ fn run(args: Args) -> Result<(), Failure> {
         listeners.push(listener);
     }
     let server =
-        if args.no_pty {
+        if no_pty {
             None
         } else {
             Some(Pty::serve(Arc::clone(&board)).map_err(|error| {

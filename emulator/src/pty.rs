@@ -11,12 +11,15 @@
 //! clock) and writes back what the link outputs; while a network client holds the board, what
 //! the pty's client types is dropped. The slave stays open for any number of client sessions:
 //!
-//! - **End of a session.** When the last process closes the slave, Linux reports POLLHUP on
-//!   the master (and reading it gives EIO). The server then resets the device back to the
-//!   ROM loader, as a board with auto-reset does after esptool's hard reset, and sets raw
-//!   mode again (Linux resets a pty's termios on its last close). The server keeps no slave
-//!   fd open itself, which would hide the hang-up. A pty has no DTR/RTS lines: esptool warns
-//!   that it could not reset the chip and carries on.
+//! - **End of a session.** When the last process closes the slave, the server resets the
+//!   device back to the ROM loader, as a board with auto-reset does after esptool's hard
+//!   reset, and sets raw mode again (Linux resets a pty's termios on its last close). It
+//!   learns of the close from POLLHUP on the master (reading it gives EIO), and on Linux from
+//!   inotify's queue of the slave's opens and closes too: a client that opens the slave right
+//!   after another closed it clears the hang-up before a busy server thread may have seen it,
+//!   but the queued close is still there, before the new client's bytes. The server keeps no
+//!   slave fd open itself, which would hide the hang-up. A pty has no DTR/RTS lines: esptool
+//!   warns that it could not reset the chip and carries on.
 //! - **Cable pulled.** When the link disconnects (`disconnect:after=N`), the server closes the
 //!   master, so the client sees a hang-up and the slave node vanishes, then opens a new pty
 //!   (a new path, reported by [`ServerEvent::Replugged`]) and powers the device up again.
@@ -110,6 +113,8 @@ impl PtyServer {
             board: Arc::clone(&board),
             slave_path: Arc::clone(&slave_path),
             stop_wait,
+            #[cfg(target_os = "linux")]
+            openers: Openers::watch(&port.slave_path)?,
             port,
             in_session: false,
         };
@@ -252,6 +257,48 @@ const STANDARD_RATES: [(libc::tcflag_t, u32); 21] = [
     (libc::B4000000, 4_000_000),
 ];
 
+/// Counts the processes that have the slave open from inotify's queue of its opens and
+/// closes, which keeps events in order however late the server reads them.
+#[cfg(target_os = "linux")]
+struct Openers {
+    inotify: nix::sys::inotify::Inotify,
+    open: u32,
+}
+
+#[cfg(target_os = "linux")]
+impl Openers {
+    /// Starts counting; nobody has the slave open yet (the server closed its own fd).
+    fn watch(slave: &std::path::Path) -> io::Result<Self> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        inotify.add_watch(slave, AddWatchFlags::IN_OPEN | AddWatchFlags::IN_CLOSE)?;
+        Ok(Self { inotify, open: 0 })
+    }
+
+    /// Reads the queued events: true when some close since the last call left the slave
+    /// open by nobody (later opens may have followed).
+    fn last_one_closed(&mut self) -> io::Result<bool> {
+        use nix::sys::inotify::AddWatchFlags;
+        let mut closed = false;
+        loop {
+            let events = match self.inotify.read_events() {
+                Ok(events) => events,
+                Err(Errno::EAGAIN) => return Ok(closed),
+                Err(Errno::EINTR) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            for event in events {
+                if event.mask.contains(AddWatchFlags::IN_OPEN) {
+                    self.open += 1;
+                } else if event.mask.intersects(AddWatchFlags::IN_CLOSE) {
+                    self.open = self.open.saturating_sub(1);
+                    closed |= self.open == 0;
+                }
+            }
+        }
+    }
+}
+
 /// What one wait on the port found.
 enum Wake {
     Stop,
@@ -266,6 +313,9 @@ struct Server {
     slave_path: Arc<Mutex<PathBuf>>,
     stop_wait: OwnedFd,
     port: Port,
+    /// The slave's opens and closes (Linux).
+    #[cfg(target_os = "linux")]
+    openers: Openers,
     /// A client has written since the last reset.
     in_session: bool,
     pump: Pump,
@@ -275,7 +325,16 @@ impl Server {
     fn run(mut self) -> io::Result<()> {
         loop {
             let timeout = self.timeout();
-            match self.wait(timeout)? {
+            let (wake, hung_up) = self.wait(timeout)?;
+            // The last client closed the slave, and a new one has already opened it (so the
+            // master shows no hang-up): the old session ends before the new bytes count.
+            #[cfg(target_os = "linux")]
+            if self.openers.last_one_closed()? && !hung_up {
+                self.end_session()?;
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = hung_up;
+            match wake {
                 Wake::Stop => {
                     self.board.release(PTY_ENDPOINT);
                     return Ok(());
@@ -283,6 +342,7 @@ impl Server {
                 Wake::HangUp => {
                     // No client: the chip's output waits for the next one.
                     self.end_session()?;
+                    self.wait_for_client()?;
                     continue;
                 }
                 Wake::Input => self.read_input()?,
@@ -300,7 +360,9 @@ impl Server {
             .timeout(now, &state.link, state.output_goes_to(PTY_ENDPOINT))
     }
 
-    fn wait(&self, timeout: Duration) -> io::Result<Wake> {
+    /// Waits for input, room for output, a hang-up or `timeout`; also says whether the master
+    /// reports a hang-up (no process has the slave open), which comes with any of them.
+    fn wait(&self, timeout: Duration) -> io::Result<(Wake, bool)> {
         let mut master_events = PollFlags::empty();
         // POLLHUP is reported whether asked for or not, so a full backlog still sees a hang-up.
         if self.pump.input_room() > 0 {
@@ -326,15 +388,17 @@ impl Server {
         }
         let stop = fds[0].any().unwrap_or(false);
         let master = fds[1].revents().unwrap_or(PollFlags::empty());
-        Ok(if stop {
+        let hung_up = master.intersects(PollFlags::POLLHUP | PollFlags::POLLERR);
+        let wake = if stop {
             Wake::Stop
         } else if master.contains(PollFlags::POLLIN) {
             Wake::Input
-        } else if master.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+        } else if hung_up {
             Wake::HangUp
         } else {
             Wake::Timeout
-        })
+        };
+        Ok((wake, hung_up))
     }
 
     fn read_input(&mut self) -> io::Result<()> {
@@ -345,7 +409,8 @@ impl Server {
         }
         let count = match (&self.port.master).read(&mut buffer[..room]) {
             Ok(count) => count,
-            Err(error) if error.raw_os_error() == Some(libc::EIO) => return self.end_session(),
+            // No client has the slave open: the next wait reports the hang-up.
+            Err(error) if error.raw_os_error() == Some(libc::EIO) => return Ok(()),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(error) => return Err(error),
@@ -390,7 +455,12 @@ impl Server {
             self.port.make_slave_raw()?;
             self.board.emit(ServerEvent::SessionEnded { chip_reset });
         }
-        // Until a client opens the slave, the master keeps reporting the hang-up.
+        Ok(())
+    }
+
+    /// Waits a little for a client to open the slave: until one does, the master keeps
+    /// reporting the hang-up, and polling it would spin.
+    fn wait_for_client(&self) -> io::Result<()> {
         let mut fds = [PollFd::new(self.stop_wait.as_fd(), PollFlags::POLLIN)];
         match poll(
             &mut fds,
@@ -457,6 +527,10 @@ impl Server {
         let port = Port::open()?;
         let path = port.slave_path.clone();
         // Replacing the port drops, and so closes, the old master: the client sees a hang-up.
+        #[cfg(target_os = "linux")]
+        {
+            self.openers = Openers::watch(&port.slave_path)?;
+        }
         self.port = port;
         self.in_session = false;
         self.pump.clear_inbound();
