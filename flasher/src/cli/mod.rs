@@ -52,6 +52,9 @@ pub struct Cli {
     /// How to reach the chip.
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// Print the result as one JSON document on stdout; human text goes to stderr
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -212,6 +215,20 @@ pub enum Command {
     Backup(BackupArgs),
     /// Write a backup made by `backup`, or a plain firmware image, back to the chip at 0x0
     Restore(RestoreArgs),
+    /// List the USB serial ports, the ESP8266 boards' adapters marked
+    ListPorts,
+    /// Show the chip, crystal, MAC, flash ID and the flash's real size (the wrap test)
+    BoardInfo,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(CompletionsArgs),
+}
+
+/// `completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `read_flash ADDR SIZE|ALL FILE`.
