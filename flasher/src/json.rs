@@ -67,6 +67,15 @@ impl From<&CmdError> for ErrorObject {
     }
 }
 
+/// Serialises a duration in seconds to the millisecond, without float noise
+/// (`1.6153800870000001` becomes `1.615`).
+pub fn rounded_seconds<S: serde::Serializer>(
+    seconds: &f64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((seconds * 1000.0).round() / 1000.0)
+}
+
 impl Document {
     /// Prints the document on stdout.
     pub fn print(&self) {
