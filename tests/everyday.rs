@@ -6,11 +6,11 @@
 use std::fs::{self, File};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{binary, esptool, wait_with_limit, workspace_root, Emulator};
+use crate::util::{binary, esptool, pseudo_random, wait_with_limit, workspace_root, Emulator};
 
 /// How long one esp-flasher run may take before the test kills it and fails.
 const TIME_LIMIT: Duration = Duration::from_secs(120);
@@ -274,6 +274,66 @@ fn a_failure_is_still_one_json_document_with_an_error_object() {
     // completions has no result to give.
     let run = flasher(dir, &["--json", "completions", "bash"]).expect(2);
     assert_eq!(run.document()["error"]["kind"], "usage");
+}
+
+/// Ctrl-C in the middle of a `--json` read: the document says "interrupted", stdout holds
+/// nothing else, and no file is left behind.
+#[test]
+fn an_interrupted_json_run_still_prints_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = dir.path().join("flash.bin");
+    fs::write(&flash, pseudo_random(MIB, 13)).unwrap();
+    // At the line's real speed the 1MB read takes about 10 s at 921600 baud.
+    let emulator = Emulator::spawn(
+        &["--flash", flash.to_str().unwrap(), "--realtime"],
+        &dir.path().join("emulator.log"),
+    );
+    let stdout_path = dir.path().join("flasher.out");
+    let stderr_path = dir.path().join("flasher.err");
+    let mut child = Command::new(binary("esp-flasher"))
+        .args(["--port", emulator.port(), "--json", "-b", "921600"])
+        .args(["read_flash", "0", "ALL", "copy.bin"])
+        .current_dir(dir.path())
+        .env_remove("ESP_FLASHER_STUB")
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).unwrap())
+        .stderr(File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start esp-flasher");
+    let started = Instant::now();
+    while !fs::read_to_string(&stderr_path)
+        .unwrap()
+        .contains("Changed baud rate to 921600")
+    {
+        assert!(
+            started.elapsed() < TIME_LIMIT && child.try_wait().unwrap().is_none(),
+            "the read did not start: {}",
+            fs::read_to_string(&stderr_path).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signal.success());
+    let status = wait_with_limit(&mut child, TIME_LIMIT).expect("esp-flasher exits on Ctrl-C");
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: fs::read_to_string(&stdout_path).unwrap(),
+        stderr: fs::read_to_string(&stderr_path).unwrap(),
+    };
+    let document = run.expect(130).document();
+    assert_eq!(
+        (&document["ok"], &document["error"]["kind"]),
+        (&Value::from(false), &Value::from("interrupted"))
+    );
+    let left: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("copy.bin"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

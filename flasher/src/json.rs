@@ -3,6 +3,8 @@
 //! failure, the error. Human text (connect lines, progress, warnings, the error line) goes to
 //! stderr as usual.
 
+use std::io::Write;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -80,7 +82,8 @@ impl Document {
     /// Prints the document on stdout.
     pub fn print(&self) {
         let text = serde_json::to_string_pretty(self).expect("the document serialises");
-        println!("{text}");
+        // A reader that closed stdout (`| head -c 0`) wants nothing more; the exit code stays.
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
 }
 
