@@ -36,11 +36,14 @@ Ports:
                                     (flashlab's own, or --stub-file); stub=model answers with
                                     a model of a stub instead
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
-                                    adapters first); with none, backup (the first run)
-                                    uses the virtual ESP8266 and says so, and every other
-                                    command fails (give --port emu: to mean it)
+                                    adapters first; list-ports shows them); with none, backup
+                                    (the first run) uses the virtual ESP8266 and says so, and
+                                    every other command fails (give --port emu: to mean it)
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
+
+--json: stdout carries one JSON document (command, ok, result or error), everything else goes to
+stderr; the README describes each command's result.
 
 Stub: --stub-file FILE or ESP_FLASHER_STUB=FILE (esptool's JSON stub, e.g.
 site-packages/esptool/targets/stub_flasher/2/esp8266.json); --no-stub uses the ROM loader only.";
