@@ -490,6 +490,134 @@ fn list_ports_lists_what_the_search_finds_or_says_there_is_none() {
     }
 }
 
+/// A USB device in a fake sysfs tree: `devices/<name>` holding the device's attribute files,
+/// and an interface directory `<name>:1.0` whose `subsystem` link names `interface_subsystem`.
+#[cfg(target_os = "linux")]
+fn fake_usb_device(
+    root: &Path,
+    name: &str,
+    attributes: &[(&str, &str)],
+    interface_subsystem: &str,
+) -> std::path::PathBuf {
+    let device = root.join("devices").join(name);
+    let interface = device.join(format!("{name}:1.0"));
+    fs::create_dir_all(&interface).unwrap();
+    for (file, value) in attributes {
+        fs::write(device.join(file), format!("{value}\n")).unwrap();
+    }
+    let subsystem = root.join("subsystems").join(interface_subsystem);
+    fs::create_dir_all(&subsystem).unwrap();
+    std::os::unix::fs::symlink(&subsystem, interface.join("subsystem")).unwrap();
+    interface
+}
+
+/// `list-ports` through serialport's own sysfs reader (esp-flasher is built without libudev)
+/// on a fake `/sys/class/tty`: a CP2102 behind the usb-serial driver (`ttyUSB0`), a CH9102
+/// and a Raspberry Pi Pico behind cdc-acm (`ttyACM*`), and a built-in UART (`ttyS0`), which
+/// is not a USB port and is left out. The tree is bind-mounted over `/sys/class/tty`, and a
+/// tmpfs with the device nodes over `/dev`, in a user and mount namespace of the run alone
+/// (`unshare -rm`: no root needed where unprivileged user namespaces are enabled).
+#[cfg(target_os = "linux")]
+#[test]
+fn list_ports_reads_ids_names_and_serials_from_a_fake_sysfs_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let tty = root.join("class-tty");
+    let link_tty = |name: &str, device: &Path| {
+        fs::create_dir_all(tty.join(name)).unwrap();
+        std::os::unix::fs::symlink(device, tty.join(name).join("device")).unwrap();
+    };
+    let cp2102 = fake_usb_device(
+        root,
+        "1-1",
+        &[
+            ("idVendor", "10c4"),
+            ("idProduct", "ea60"),
+            ("manufacturer", "Silicon Labs"),
+            ("product", "CP2102 USB to UART Bridge Controller"),
+            ("serial", "0001"),
+        ],
+        "usb",
+    );
+    // usb-serial drivers put a ttyUSB0 directory under the interface, with its own subsystem.
+    let usb_serial = cp2102.join("ttyUSB0");
+    fs::create_dir_all(&usb_serial).unwrap();
+    let subsystem = root.join("subsystems/usb-serial");
+    fs::create_dir_all(&subsystem).unwrap();
+    std::os::unix::fs::symlink(&subsystem, usb_serial.join("subsystem")).unwrap();
+    link_tty("ttyUSB0", &usb_serial);
+    let ch9102 = fake_usb_device(
+        root,
+        "1-2",
+        &[
+            ("idVendor", "1a86"),
+            ("idProduct", "55d4"),
+            ("product", "USB Single Serial"),
+        ],
+        "usb",
+    );
+    link_tty("ttyACM1", &ch9102);
+    let pico = fake_usb_device(
+        root,
+        "1-3",
+        &[
+            ("idVendor", "2e8a"),
+            ("idProduct", "0005"),
+            ("manufacturer", "Raspberry Pi"),
+            ("product", "Pico"),
+            ("serial", "E6614C311B"),
+        ],
+        "usb",
+    );
+    link_tty("ttyACM0", &pico);
+    let uart = root.join("devices/serial8250/ttyS0");
+    fs::create_dir_all(&uart).unwrap();
+    let subsystem = root.join("subsystems/serial-base");
+    fs::create_dir_all(&subsystem).unwrap();
+    std::os::unix::fs::symlink(&subsystem, uart.join("subsystem")).unwrap();
+    link_tty("ttyS0", &uart);
+
+    let script = format!(
+        "mount --bind {tty} /sys/class/tty && mount -t tmpfs none /dev && \
+         touch /dev/ttyUSB0 /dev/ttyACM0 /dev/ttyACM1 /dev/ttyS0 && exec {flasher} \"$@\"",
+        tty = tty.display(),
+        flasher = binary("esp-flasher").display()
+    );
+    let run = |args: &[&str]| {
+        let output = Command::new("unshare")
+            .args(["-rm", "sh", "-c", &script, "sh"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run unshare (util-linux)");
+        assert!(
+            output.status.success(),
+            "unshare -rm (a user and mount namespace) failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["list-ports"]),
+        "3 USB serial port(s), in the order esp-flasher tries them without --port:\n\
+         /dev/ttyUSB0   10c4:ea60  Silicon Labs CP2102 USB to UART Bridge Controller, serial 0001  [ESP8266 adapter: CP210x]\n\
+         /dev/ttyACM1   1a86:55d4  USB Single Serial  [ESP8266 adapter: CH9102]\n\
+         /dev/ttyACM0   2e8a:0005  Raspberry Pi Pico, serial E6614C311B\n"
+    );
+    let document: Value = serde_json::from_str(&run(&["--json", "list-ports"])).unwrap();
+    assert_eq!(
+        document["result"]["ports"][2],
+        serde_json::json!({
+            "port": "/dev/ttyACM0",
+            "vid_pid": "2e8a:0005",
+            "manufacturer": "Raspberry Pi",
+            "product": "Pico",
+            "serial_number": "E6614C311B",
+            "esp_adapter": null
+        })
+    );
+}
+
 #[test]
 fn completions_for_every_shell_and_bash_completes_the_commands() {
     let dir = tempfile::tempdir().unwrap();
