@@ -4,6 +4,7 @@
 mod emulator_net;
 mod emulator_pty;
 mod esptool_conformance;
+mod everyday;
 mod executed_code;
 mod flasher_pty;
 mod own_stub;

@@ -15,6 +15,16 @@ pub enum ChipKind {
     Esp8285,
 }
 
+impl ChipKind {
+    /// What the chip has, as esptool lists it under "Features".
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            ChipKind::Esp8266Ex => &["WiFi"],
+            ChipKind::Esp8285 => &["WiFi", "Embedded Flash"],
+        }
+    }
+}
+
 /// What was learned about the connected chip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChipInfo {

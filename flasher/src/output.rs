@@ -1,12 +1,14 @@
 //! What the user sees: esptool-style lines on stdout, warnings and errors on
 //! stderr, and progress as indicatif bars (stderr is a terminal) or plain lines.
+//! With `--json` the esptool-style lines go to stderr too, and stdout carries only the
+//! JSON document (see `crate::json`), built from the result a command hands to
+//! [`Output::result`].
 
 use std::cell::{Cell, RefCell};
 use std::io::{IsTerminal, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
-use esp_flasher::chip::ChipKind;
 use esp_flasher::progress::Operation;
 use esp_flasher::{Event, ProgressSink};
 use esp_protocol::image::FlashParamsPatch;
@@ -21,29 +23,68 @@ pub struct Output {
     bars: bool,
     /// Print every byte on the line (`--trace`).
     pub trace: bool,
+    /// `--json`: every line goes to stderr, stdout is kept for the JSON document.
+    json: bool,
+    /// The command's result for the JSON document, as the command last gave it.
+    result: RefCell<Option<serde_json::Value>>,
 }
 
 impl Output {
     /// Output for this process: bars only when stderr is a terminal.
     pub fn new(trace: bool) -> Rc<Output> {
+        Output::build(trace, false)
+    }
+
+    /// Output for `--json`: the same lines and bars, all on stderr.
+    pub fn json(trace: bool) -> Rc<Output> {
+        Output::build(trace, true)
+    }
+
+    fn build(trace: bool, json: bool) -> Rc<Output> {
         Rc::new(Output {
             open_line: Cell::new(false),
             bars: std::io::stderr().is_terminal(),
             trace,
+            json,
+            result: RefCell::new(None),
         })
     }
 
-    /// Prints a line on stdout.
-    pub fn line(&self, text: impl AsRef<str>) {
-        self.end_line();
-        println!("{}", text.as_ref());
+    /// Keeps `value` as the command's result for the JSON document (the last one given wins).
+    pub fn result(&self, value: &impl serde::Serialize) {
+        if self.json {
+            let value = serde_json::to_value(value).expect("results serialise to JSON");
+            self.result.replace(Some(value));
+        }
     }
 
-    /// Prints text on stdout without ending the line.
+    /// The result [`Output::result`] kept, if any.
+    pub fn take_result(&self) -> Option<serde_json::Value> {
+        self.result.take()
+    }
+
+    /// Prints a line on stdout (stderr with `--json`).
+    pub fn line(&self, text: impl AsRef<str>) {
+        self.end_line();
+        match self.json {
+            true => eprintln!("{}", text.as_ref()),
+            false => println!("{}", text.as_ref()),
+        }
+    }
+
+    /// Prints text on stdout (stderr with `--json`) without ending the line.
     pub fn part(&self, text: &str) {
-        print!("{text}");
         // A failed flush only delays the text.
-        let _ = std::io::stdout().flush();
+        let _ = match self.json {
+            true => {
+                eprint!("{text}");
+                std::io::stderr().flush()
+            }
+            false => {
+                print!("{text}");
+                std::io::stdout().flush()
+            }
+        };
         self.open_line.set(true);
     }
 
@@ -64,8 +105,10 @@ impl Output {
 
     /// Ends a line begun with [`Output::part`].
     fn end_line(&self) {
-        if self.open_line.replace(false) {
-            println!();
+        match (self.open_line.replace(false), self.json) {
+            (true, true) => eprintln!(),
+            (true, false) => println!(),
+            (false, _) => {}
         }
     }
 }
@@ -105,10 +148,7 @@ impl ProgressSink for Reporter {
             Event::Connected(chip) => {
                 out.line(format!("Connected to ESP8266 on {}:", self.port));
                 out.line(format!("{:<20}{}", "Chip type:", chip.description));
-                let features = match chip.kind {
-                    ChipKind::Esp8266Ex => "WiFi",
-                    ChipKind::Esp8285 => "WiFi, Embedded Flash",
-                };
+                let features = chip.kind.features().join(", ");
                 out.line(format!("{:<20}{features}", "Features:"));
                 out.line(format!("{:<20}{}", "MAC:", chip.mac_string()));
                 out.line("");

@@ -83,3 +83,37 @@ pub mod conf1 {
     /// RXFIFO_TOUT is raised only with this bit set.
     pub const RX_TIMEOUT_ENABLE: u32 = 1 << 31;
 }
+
+/// The crystals ESP8266 modules carry, in MHz.
+pub const CRYSTALS_MHZ: [u32; 2] = [26, 40];
+/// The UART clock over the crystal's frequency: the ROM sets the PLL up as for a 40 MHz
+/// crystal, so the APB clock, which the UARTs divide, is twice the crystal (52 MHz on the
+/// usual 26 MHz one, hence the ROM's 74880-baud boot log).
+pub const UART_CLOCK_PER_CRYSTAL: u32 = 2;
+
+/// The crystal (MHz, one of [`CRYSTALS_MHZ`]) that UART0's CLKDIV `divider` implies while
+/// the line runs at `baud`, or `None` when the estimate is more than 10 % from every one.
+pub fn crystal_mhz(divider: u32, baud: u32) -> Option<u32> {
+    let estimate_hz =
+        f64::from(divider & CLKDIV_MASK) * f64::from(baud) / f64::from(UART_CLOCK_PER_CRYSTAL);
+    CRYSTALS_MHZ.into_iter().find(|&mhz| {
+        let hz = f64::from(mhz) * 1e6;
+        (estimate_hz - hz).abs() <= hz / 10.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crystal_from_the_rom_divider_and_after_a_baud_change() {
+        // The ROM at 115200 on a 26 MHz crystal: 52 MHz / 115200.
+        assert_eq!(crystal_mhz(451, 115_200), Some(26));
+        // A stub's divider at 921600 rounds down: 52 MHz / 921600 = 56.4.
+        assert_eq!(crystal_mhz(56, 921_600), Some(26));
+        assert_eq!(crystal_mhz(694, 115_200), Some(40));
+        assert_eq!(crystal_mhz(0, 115_200), None);
+        assert_eq!(crystal_mhz(300, 115_200), None);
+    }
+}

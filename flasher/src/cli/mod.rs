@@ -36,11 +36,14 @@ Ports:
                                     (flashlab's own, or --stub-file); stub=model answers with
                                     a model of a stub instead
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
-                                    adapters first); with none, backup (the first run)
-                                    uses the virtual ESP8266 and says so, and every other
-                                    command fails (give --port emu: to mean it)
+                                    adapters first; list-ports shows them); with none, backup
+                                    (the first run) uses the virtual ESP8266 and says so, and
+                                    every other command fails (give --port emu: to mean it)
 
 Commands and options take esptool's spellings too: read_flash, --flash_size=detect, -fs 1MB.
+
+--json: stdout carries one JSON document (command, ok, result or error), everything else goes to
+stderr; the README describes each command's result.
 
 Stub: --stub-file FILE or ESP_FLASHER_STUB=FILE (esptool's JSON stub, e.g.
 site-packages/esptool/targets/stub_flasher/2/esp8266.json); --no-stub uses the ROM loader only.";
@@ -52,6 +55,9 @@ pub struct Cli {
     /// How to reach the chip.
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// Print the result as one JSON document on stdout; human text goes to stderr
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -212,6 +218,20 @@ pub enum Command {
     Backup(BackupArgs),
     /// Write a backup made by `backup`, or a plain firmware image, back to the chip at 0x0
     Restore(RestoreArgs),
+    /// List the USB serial ports, the ESP8266 boards' adapters marked
+    ListPorts,
+    /// Show the chip, crystal, MAC, flash ID and the flash's real size (the wrap test)
+    BoardInfo,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(CompletionsArgs),
+}
+
+/// `completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `read_flash ADDR SIZE|ALL FILE`.

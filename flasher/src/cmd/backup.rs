@@ -1,8 +1,11 @@
 //! `backup FILE`: the whole flash to FILE, with a FILE.json record (stub only).
 
+use std::path::PathBuf;
 use std::rc::Rc;
 
-use esp_flasher::backup::{backup, record_path};
+use serde::Serialize;
+
+use esp_flasher::backup::{backup, record_path, BackupRecord};
 
 use esp_flasher::files::OutputLock;
 
@@ -11,6 +14,20 @@ use super::session::{with_chip_or_demonstration, Stopwatch};
 use super::CmdError;
 use crate::cli::{BackupArgs, ConnectArgs};
 use crate::output::{rate, Output};
+
+/// `backup`'s JSON result.
+#[derive(Debug, Serialize)]
+pub struct BackupResult {
+    /// The flash image written.
+    pub file: PathBuf,
+    /// Its record, FILE.json.
+    pub record_file: PathBuf,
+    /// Seconds the read took on the line's clock.
+    #[serde(serialize_with = "crate::json::rounded_seconds")]
+    pub seconds: f64,
+    /// What the record holds.
+    pub record: BackupRecord,
+}
 
 /// Reads and checks the flash, then writes the image and its record as one pair.
 pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
@@ -44,6 +61,12 @@ pub fn run(args: &BackupArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result
             record.flash_jedec_id,
             record.md5
         ));
+        out.result(&BackupResult {
+            file: args.file.clone(),
+            record_file: record_path(&args.file),
+            seconds,
+            record,
+        });
         Ok(())
     })
 }

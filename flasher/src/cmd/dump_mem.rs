@@ -1,12 +1,29 @@
 //! `dump_mem ADDR SIZE FILE`: memory to a file, a word at a time.
 
+use std::path::PathBuf;
 use std::rc::Rc;
+
+use serde::Serialize;
 
 use super::files::{check_output, write_output};
 use super::session::{with_chip, Stopwatch};
 use super::CmdError;
 use crate::cli::{ConnectArgs, DumpMemArgs};
 use crate::output::{rate, Output};
+
+/// `dump_mem`'s JSON result.
+#[derive(Debug, Serialize)]
+pub struct DumpMemResult {
+    /// The first address read.
+    pub address: u32,
+    /// Bytes read and saved.
+    pub size: usize,
+    /// Where they were saved.
+    pub file: PathBuf,
+    /// Seconds the reading took on the line's clock.
+    #[serde(serialize_with = "crate::json::rounded_seconds")]
+    pub seconds: f64,
+}
 
 /// Reads SIZE bytes (a multiple of 4) and saves them.
 pub fn run(args: &DumpMemArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
@@ -35,6 +52,12 @@ pub fn run(args: &DumpMemArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Resul
             rate(data.len(), seconds),
             args.file.display()
         ));
+        out.result(&DumpMemResult {
+            address: args.address,
+            size: data.len(),
+            file: args.file.clone(),
+            seconds,
+        });
         Ok(())
     })
 }

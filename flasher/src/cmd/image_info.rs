@@ -3,6 +3,7 @@
 use esp_protocol::image::{self, ImageVersion, Segment, StoredCheck};
 use esp_protocol::memory_map::{DRAM, FLASH_CACHE, IRAM};
 use esp_protocol::peripherals::dport;
+use serde::Serialize;
 
 use super::files::read_input;
 use super::CmdError;
@@ -22,6 +23,61 @@ const MEMORY_MAP: [(u32, u32, &str); 4] = [
         "IROM",
     ),
 ];
+
+/// `image_info`'s JSON result.
+#[derive(Debug, Serialize)]
+pub struct ImageInfoResult {
+    /// Bytes in the file.
+    pub file_size: usize,
+    /// 1 (0xE9 header) or 2 (0xEA, the SDK's irom0 image).
+    pub image_version: u8,
+    /// The entry point; null when not set (0).
+    pub entry: Option<u32>,
+    /// The header's flash mode ("dout"); null when its byte names none.
+    pub flash_mode: Option<&'static str>,
+    /// The header's flash size ("1MB"); null when its bits name none.
+    pub flash_size: Option<&'static str>,
+    /// The header's flash frequency ("40m"); null when its bits name none.
+    pub flash_freq: Option<&'static str>,
+    /// The segments, a v2 image's irom0 first.
+    pub segments: Vec<SegmentInfo>,
+    /// The XOR checksum of the segments.
+    pub checksum: CheckInfo,
+    /// A v2 image's CRC-32; null for v1.
+    pub crc32: Option<CheckInfo>,
+}
+
+/// One segment.
+#[derive(Debug, Serialize)]
+pub struct SegmentInfo {
+    /// Bytes of data.
+    pub length: usize,
+    /// Where the ROM loads it.
+    pub load_address: u32,
+    /// The memory regions the load address falls in ("IRAM", "DRAM"); empty: flash-mapped.
+    pub memory_types: Vec<&'static str>,
+}
+
+/// A stored check value and the one computed from the data.
+#[derive(Debug, Serialize)]
+pub struct CheckInfo {
+    /// The value in the file.
+    pub stored: u32,
+    /// The value the data gives.
+    pub computed: u32,
+    /// True when they are equal.
+    pub valid: bool,
+}
+
+impl CheckInfo {
+    fn new<T: Copy + PartialEq + Into<u32>>(check: &StoredCheck<T>) -> CheckInfo {
+        CheckInfo {
+            stored: check.stored.into(),
+            computed: check.computed.into(),
+            valid: check.stored == check.computed,
+        }
+    }
+}
 
 /// Prints what the image header and segments say; a file that is not an image fails.
 pub fn run(args: &ImageInfoArgs, out: &Output) -> Result<(), CmdError> {
@@ -80,12 +136,23 @@ pub fn run(args: &ImageInfoArgs, out: &Output) -> Result<(), CmdError> {
         "-".repeat(12)
     ));
     let irom = image.v2_prefix.as_ref().map(|prefix| &prefix.irom);
-    for (index, segment) in irom.into_iter().chain(&image.segments).enumerate() {
+    let segments: Vec<SegmentInfo> = irom
+        .into_iter()
+        .chain(&image.segments)
+        .map(|segment| SegmentInfo {
+            length: segment.data.len(),
+            load_address: segment.load_address,
+            memory_types: memory_types(segment),
+        })
+        .collect();
+    for (index, segment) in segments.iter().enumerate() {
+        let types = match segment.memory_types.is_empty() {
+            true => "(flash-mapped)".to_string(),
+            false => segment.memory_types.join(", "),
+        };
         out.line(format!(
-            "{index:>7}  {:#07x}  {:#010x}  {}",
-            segment.data.len(),
-            segment.load_address,
-            memory_types(segment)
+            "{index:>7}  {:#07x}  {:#010x}  {types}",
+            segment.length, segment.load_address
         ));
     }
     out.line("");
@@ -103,21 +170,27 @@ pub fn run(args: &ImageInfoArgs, out: &Output) -> Result<(), CmdError> {
             validity(crc, |v| format!("{v:#010x}"))
         ));
     }
+    out.result(&ImageInfoResult {
+        file_size: data.len(),
+        image_version: version,
+        entry: (image.entry != 0).then_some(image.entry),
+        flash_mode: params.mode().ok().map(|mode| mode.name()),
+        flash_size: params.size().ok().map(|size| size.name()),
+        flash_freq: params.freq().ok().map(|freq| freq.name()),
+        segments,
+        checksum: CheckInfo::new(&parsed.checksum),
+        crc32: parsed.crc32.as_ref().map(CheckInfo::new),
+    });
     Ok(())
 }
 
-/// The named memory regions a segment's load address falls in.
-fn memory_types(segment: &Segment) -> String {
-    let names: Vec<&str> = MEMORY_MAP
+/// The named memory regions a segment's load address falls in (none: flash-mapped).
+fn memory_types(segment: &Segment) -> Vec<&'static str> {
+    MEMORY_MAP
         .iter()
         .filter(|(start, end, _)| (*start..*end).contains(&segment.load_address))
         .map(|(_, _, name)| *name)
-        .collect();
-    if names.is_empty() {
-        "(flash-mapped)".to_string()
-    } else {
-        names.join(", ")
-    }
+        .collect()
 }
 
 /// "valid", or "invalid - calculated X".

@@ -2,7 +2,9 @@
 //! checks ([`files`]) and the chip session ([`session`]).
 
 mod backup;
+mod board_info;
 mod chip_id;
+mod completions;
 mod dump_mem;
 mod erase_flash;
 mod erase_region;
@@ -10,6 +12,7 @@ mod explain;
 mod files;
 mod flash_id;
 mod image_info;
+mod list_ports;
 mod merge_bin;
 mod read_flash;
 mod read_flash_status;
@@ -95,5 +98,8 @@ pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
         Command::Restore(args) => {
             restore::run(args, &connect.with_default_baud(BaudArg::Auto), out)
         }
+        Command::ListPorts => list_ports::run(out),
+        Command::BoardInfo => board_info::run(connect, out),
+        Command::Completions(args) => completions::run(args, cli.json),
     }
 }

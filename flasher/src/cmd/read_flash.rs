@@ -1,6 +1,9 @@
 //! `read_flash ADDR SIZE|ALL FILE`: flash contents to a file (stub only).
 
+use std::path::PathBuf;
 use std::rc::Rc;
+
+use serde::Serialize;
 
 use esp_flasher::ops::size_probe::real_size_limit;
 
@@ -11,6 +14,20 @@ use super::session::{with_chip, Stopwatch};
 use super::CmdError;
 use crate::cli::{ConnectArgs, ReadFlashArgs, ReadSize};
 use crate::output::{rate, Output};
+
+/// `read_flash`'s JSON result.
+#[derive(Debug, Serialize)]
+pub struct ReadFlashResult {
+    /// The first flash address read.
+    pub address: u32,
+    /// Bytes read and saved.
+    pub size: u32,
+    /// Where they were saved.
+    pub file: PathBuf,
+    /// Seconds the read took on the line's clock.
+    #[serde(serialize_with = "crate::json::rounded_seconds")]
+    pub seconds: f64,
+}
 
 /// Reads the range (ALL: up to the end of the flash) and saves it once complete.
 pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
@@ -39,6 +56,12 @@ pub fn run(args: &ReadFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Res
             rate(size as usize, seconds),
             args.file.display()
         ));
+        out.result(&ReadFlashResult {
+            address: args.address,
+            size,
+            file: args.file.clone(),
+            seconds,
+        });
         Ok(())
     })
 }

@@ -673,7 +673,7 @@ fn no_board(command: &str, changes: bool, default_emu: &str) -> CmdError {
 }
 
 /// The USB serial ports present, known ESP adapters first.
-fn available_ports() -> Vec<SerialPortInfo> {
+pub(super) fn available_ports() -> Vec<SerialPortInfo> {
     // serialport panics when Linux has no /sys/class/tty (some containers).
     let listed = if cfg!(target_os = "linux") && !Path::new("/sys/class/tty").is_dir() {
         Vec::new()
@@ -734,6 +734,14 @@ fn adapter_rank(port: &SerialPortInfo) -> usize {
     }
 }
 
+/// The name of the ESP8266 boards' adapter with these USB IDs, if it is one of them.
+pub(super) fn known_adapter(vid: u16, pid: u16) -> Option<&'static str> {
+    KNOWN_ADAPTERS
+        .iter()
+        .find(|known| (known.0, known.1) == (vid, pid))
+        .map(|known| known.2)
+}
+
 /// "/dev/ttyUSB0 (CP210x), /dev/ttyUSB1", or "none".
 fn port_list(ports: &[SerialPortInfo]) -> String {
     if ports.is_empty() {
@@ -743,13 +751,10 @@ fn port_list(ports: &[SerialPortInfo]) -> String {
         .iter()
         .map(|port| match &port.port_type {
             SerialPortType::UsbPort(usb) => {
-                let name = KNOWN_ADAPTERS
-                    .iter()
-                    .find(|(vid, pid, _)| (*vid, *pid) == (usb.vid, usb.pid))
-                    .map_or_else(
-                        || format!("{:04x}:{:04x}", usb.vid, usb.pid),
-                        |(_, _, name)| name.to_string(),
-                    );
+                let name = known_adapter(usb.vid, usb.pid).map_or_else(
+                    || format!("{:04x}:{:04x}", usb.vid, usb.pid),
+                    str::to_string,
+                );
                 format!("{} ({name})", port.port_name)
             }
             _ => port.port_name.clone(),

@@ -1,6 +1,9 @@
 //! `verify_flash [-fs/-fm/-ff] ADDR FILE ...`: does the flash hold these files? (stub only)
 
+use std::path::PathBuf;
 use std::rc::Rc;
+
+use serde::Serialize;
 
 use esp_flasher::ops::size_probe::real_size_limit;
 use esp_flasher::{Error, HeaderSize};
@@ -13,6 +16,28 @@ use super::write_flash::{header_params, warn_if_larger_than_flash};
 use super::CmdError;
 use crate::cli::{ConnectArgs, VerifyFlashArgs};
 use crate::output::Output;
+
+/// `verify_flash`'s JSON result, also given when a file differs (the command then fails).
+#[derive(Debug, Serialize)]
+pub struct VerifyFlashResult {
+    /// True when the flash holds every file.
+    pub verified: bool,
+    /// Each file, in the order given.
+    pub regions: Vec<VerifiedRegion>,
+}
+
+/// One file compared.
+#[derive(Debug, Serialize)]
+pub struct VerifiedRegion {
+    /// Where in flash it was compared.
+    pub address: u32,
+    /// Bytes compared.
+    pub size: usize,
+    /// The file.
+    pub file: PathBuf,
+    /// True when the flash holds it (with the header as `-fm/-fs/-ff` patch it).
+    pub matches: bool,
+}
 
 /// Compares each file (with the header as write_flash would patch it) by MD5.
 pub fn run(
@@ -43,6 +68,7 @@ pub fn run(
         };
         let overrides = args.params.overrides(size);
         let mut mismatches = Vec::new();
+        let mut compared = Vec::new();
         for region in regions {
             let mut data = region.data;
             patch_flash_params(&mut data, region.address, &overrides);
@@ -53,18 +79,32 @@ pub fn run(
                 region.address,
                 region.path.display()
             ));
-            match flasher.verify(region.address, &data) {
-                Ok(()) => out.line("Hash of data verified."),
+            let matches = match flasher.verify(region.address, &data) {
+                Ok(()) => {
+                    out.line("Hash of data verified.");
+                    true
+                }
                 Err(Error::VerifyFailed { .. }) => {
                     out.line(format!(
                         "'{}' differs from the flash.",
                         region.path.display()
                     ));
                     mismatches.push(region.path.display().to_string());
+                    false
                 }
                 Err(other) => return Err(other.into()),
-            }
+            };
+            compared.push(VerifiedRegion {
+                address: region.address,
+                size: data.len(),
+                file: region.path,
+                matches,
+            });
         }
+        out.result(&VerifyFlashResult {
+            verified: mismatches.is_empty(),
+            regions: compared,
+        });
         if mismatches.is_empty() {
             out.line("Verification successful (digest matched).");
             Ok(())

@@ -2,7 +2,8 @@
 //! address of the size its JEDEC ID names, but its addresses wrap at the memory really
 //! there, so a write past it overwrites the start and a read past it returns the start again.
 //!
-//! [`real_size_limit`] is the one entry point. With flashlab's stub the chip measures itself
+//! [`real_size_limit`] is the one entry point for reads and writes; [`real_size`] tells the
+//! size itself (`board-info`). With flashlab's stub the chip measures itself
 //! (FLASH_REAL_SIZE, one request); with esptool's stubs the same probe runs from the host,
 //! through the stub's MD5s and a marker write ([`wrap_size`]).
 
@@ -29,13 +30,19 @@ pub fn real_size_limit<T: Transport>(flasher: &mut Flasher<T>, end: u64) -> Resu
         return Ok(());
     }
     let claimed = flasher.flash_size()?;
-    let wraps_at = match real_size_on_chip(flasher, claimed)? {
-        Some(real) => (real < claimed).then_some(real),
-        None => wrap_size(flasher, claimed)?,
-    };
-    match wraps_at {
+    match real_size(flasher, claimed)? {
         Some(real) if end > u64::from(real) => Err(Error::FlashWraps { claimed, real }),
         _ => Ok(()),
+    }
+}
+
+/// The size at which the flash's addresses wrap when it is below `claimed` (a fake or
+/// mislabelled chip), `None` when every claimed address is distinct: measured by the chip
+/// with flashlab's stub, else probed from the host ([`wrap_size`]). Needs a stub.
+pub fn real_size<T: Transport>(flasher: &mut Flasher<T>, claimed: u32) -> Result<Option<u32>> {
+    match real_size_on_chip(flasher, claimed)? {
+        Some(real) => Ok((real < claimed).then_some(real)),
+        None => wrap_size(flasher, claimed),
     }
 }
 
