@@ -29,8 +29,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let out = Output::new(cli.connect.trace);
     remove_temporaries_on_interrupt();
+    if cli.connect.is_fleet() {
+        return cmd::fleet::run(&cli);
+    }
+    let out = Output::new(cli.connect.trace);
     match cmd::run(&cli, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
