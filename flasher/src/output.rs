@@ -173,14 +173,14 @@ impl Output {
 
     /// A new progress bar: in the run's `MultiProgress`, named by port and MAC, for a board
     /// of a many-board run; on its own otherwise.
-    fn new_bar(&self, total: u64, label: String) -> ProgressBar {
+    fn new_bar(&self, total: u64, style: ProgressStyle, label: String) -> ProgressBar {
+        let bar = ProgressBar::new(total).with_style(style);
         let Some(board) = &self.board else {
-            let bar = ProgressBar::new(total);
             bar.set_message(label);
             return bar;
         };
         let multi = board.multi.as_ref().expect("bars only with a MultiProgress");
-        let bar = multi.add(ProgressBar::new(total));
+        let bar = multi.add(bar);
         let mac = board.facts.borrow().mac.map(|mac| esp_flasher::chip::format_mac(&mac));
         let name = board.prefix.trim_end();
         bar.set_message(match mac {
@@ -332,14 +332,13 @@ impl Progress {
     fn start(out: &Output, operation: Operation, address: u32, total: usize) -> Progress {
         let bar = out.bars.then(|| {
             out.end_line();
-            let bar = out.new_bar(total as u64, format!("{} {address:#010x}", verb(operation)));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+            let style = ProgressStyle::with_template(
+                "{msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template")
+            .progress_chars("=> ");
+            let label = format!("{} {address:#010x}", verb(operation));
+            let bar = out.new_bar(total as u64, style, label);
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
