@@ -5,6 +5,7 @@ mod emulator_net;
 mod emulator_pty;
 mod esptool_conformance;
 mod executed_code;
+mod fleet;
 mod flasher_pty;
 mod own_stub;
 mod scenarios;
