@@ -284,7 +284,11 @@ fn run_fleet(setup: &Setup) {
         }
         for (n, flash) in flashes.iter().enumerate() {
             let backup = fs::read(dir.join(format!("backup-{}.bin", n + 1))).expect("a backup");
-            assert!(backup == *flash, "board {}'s backup differs from its flash", n + 1);
+            assert!(
+                backup == *flash,
+                "board {}'s backup differs from its flash",
+                n + 1
+            );
         }
         let base = *one_board.get_or_insert(wall);
         let per = boards as f64;

@@ -105,7 +105,16 @@ impl VirtualBoards {
 fn board(json: &Value, index: usize) -> &Value {
     let board = &json["boards"][index];
     for field in [
-        "n", "port", "chip", "mac", "flash_size", "result", "error", "remedy", "seconds", "file",
+        "n",
+        "port",
+        "chip",
+        "mac",
+        "flash_size",
+        "result",
+        "error",
+        "remedy",
+        "seconds",
+        "file",
     ] {
         assert!(board.get(field).is_some(), "no {field} in {board}");
     }
@@ -122,7 +131,10 @@ fn backup_of_four_virtual_boards_by_mac_with_one_returning_bad_md5s() {
     assert_eq!(run.code, 1, "one board failed: {run}");
     let json: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|error| panic!("stdout is not one JSON document ({error}): {run}"));
-    assert_eq!((json["succeeded"].as_u64(), json["failed"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (json["succeeded"].as_u64(), json["failed"].as_u64()),
+        (Some(3), Some(1))
+    );
     for (index, flash) in boards.flashes.iter().enumerate().take(3) {
         let entry = board(&json, index);
         let mac = format!("5c:cf:7f:00:00:0{}", index + 1);
@@ -140,20 +152,33 @@ fn backup_of_four_virtual_boards_by_mac_with_one_returning_bad_md5s() {
             "the backup of board {} differs from its flash",
             index + 1
         );
-        assert!(boards.path(&format!("sonoff-5ccf7f00000{}.bin.json", index + 1)).exists());
+        assert!(boards
+            .path(&format!("sonoff-5ccf7f00000{}.bin.json", index + 1))
+            .exists());
     }
     let faulty = board(&json, 3);
     assert_eq!(faulty["result"], "failed");
     assert_eq!(faulty["mac"], "5c:cf:7f:00:00:04");
     let error = faulty["error"].as_str().unwrap();
     assert!(error.contains("MD5"), "{error}");
-    assert!(faulty["remedy"].as_str().is_some_and(|remedy| !remedy.is_empty()));
-    assert!(!boards.path("sonoff-5ccf7f000004.bin").exists(), "a failed backup left a file");
-    // Human text goes to stderr: each board's lines behind its port, then the table.
-    assert!(run.stderr.contains(&format!("[{}] Hash of data verified.", boards.ports[0])));
-    assert!(run.stderr.contains("Summary: 3 of 4 boards succeeded"), "{run}");
+    assert!(faulty["remedy"]
+        .as_str()
+        .is_some_and(|remedy| !remedy.is_empty()));
     assert!(
-        run.stderr.contains(&format!("Failed on {}: {error}", boards.ports[3])),
+        !boards.path("sonoff-5ccf7f000004.bin").exists(),
+        "a failed backup left a file"
+    );
+    // Human text goes to stderr: each board's lines behind its port, then the table.
+    assert!(run
+        .stderr
+        .contains(&format!("[{}] Hash of data verified.", boards.ports[0])));
+    assert!(
+        run.stderr.contains("Summary: 3 of 4 boards succeeded"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("Failed on {}: {error}", boards.ports[3])),
         "{run}"
     );
 }
@@ -170,10 +195,18 @@ fn write_flash_to_four_virtual_boards_with_one_cable_pulled() {
     assert_eq!(run.code, 1, "{run}");
     for flash in &boards.flashes[..3] {
         let written = fs::read(flash).unwrap();
-        assert!(written[..image.len()] == image[..], "{} lacks the image", flash.display());
+        assert!(
+            written[..image.len()] == image[..],
+            "{} lacks the image",
+            flash.display()
+        );
     }
     let table: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(table[0].split(" in ").next(), Some("Summary: 3 of 4 boards succeeded"), "{run}");
+    assert_eq!(
+        table[0].split(" in ").next(),
+        Some("Summary: 3 of 4 boards succeeded"),
+        "{run}"
+    );
     assert!(table[1].contains("port") && table[1].contains("MAC") && table[1].contains("result"));
     for (row, port) in table[2..6].iter().zip(&boards.ports) {
         assert!(row.contains(port.as_str()), "{row}");
@@ -185,8 +218,14 @@ fn write_flash_to_four_virtual_boards_with_one_cable_pulled() {
         .iter()
         .find(|line| line.starts_with("Failed on "))
         .unwrap_or_else(|| panic!("no failure line: {run}"));
-    assert!(failure.starts_with(&format!("Failed on {}: ", boards.ports[3])), "{failure}");
-    assert!(failure.contains("the flash is written up to about 0x"), "{failure}");
+    assert!(
+        failure.starts_with(&format!("Failed on {}: ", boards.ports[3])),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("the flash is written up to about 0x"),
+        "{failure}"
+    );
 }
 
 #[test]
@@ -194,10 +233,20 @@ fn same_mac_on_two_boards_fails_the_second_before_it_writes() {
     let dir = tempfile::tempdir().unwrap();
     // Both virtual boards have the emulator's default MAC.
     let ports = ["emu:1MB,seed=1".to_string(), "emu:1MB,seed=2".to_string()];
-    let run = flasher(dir.path(), &command_line(&ports, &["backup", "b-{mac}.bin"]));
+    let run = flasher(
+        dir.path(),
+        &command_line(&ports, &["backup", "b-{mac}.bin"]),
+    );
     assert_eq!(run.code, 1, "{run}");
-    assert!(run.stdout.contains("Summary: 1 of 2 boards succeeded"), "{run}");
-    assert!(run.stdout.contains("which reports the same MAC 18:fe:34:12:34:56"), "{run}");
+    assert!(
+        run.stdout.contains("Summary: 1 of 2 boards succeeded"),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("which reports the same MAC 18:fe:34:12:34:56"),
+        "{run}"
+    );
     let written: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
@@ -212,12 +261,36 @@ fn bad_port_lists_and_colliding_names_start_nothing() {
     let flash = dir.path().join("new-flash.bin");
     let with_file = format!("emu:1MB,file={}", flash.display());
     for (ports, rest, problem) in [
-        (vec!["emu:1MB", "emu:1MB"], vec!["backup", "b-{n}.bin"], "is given twice"),
-        (vec![with_file.as_str(), "emu:1MB,seed=2"], vec!["backup", "b.bin"], "would be written by"),
-        (vec![with_file.as_str(), "/dev/no-such-port"], vec!["backup", "b-{n}.bin"], "does not exist"),
-        (vec![with_file.as_str(), "emu:1MB,fault=melt"], vec!["flash_id"], "melt"),
-        (vec![with_file.as_str(), "emu:1MB,seed=2"], vec!["write_flash", "0", "missing.bin"], "missing.bin"),
-        (vec![with_file.as_str(), "emu:1MB,seed=2"], vec!["version"], "does not use a board"),
+        (
+            vec!["emu:1MB", "emu:1MB"],
+            vec!["backup", "b-{n}.bin"],
+            "is given twice",
+        ),
+        (
+            vec![with_file.as_str(), "emu:1MB,seed=2"],
+            vec!["backup", "b.bin"],
+            "would be written by",
+        ),
+        (
+            vec![with_file.as_str(), "/dev/no-such-port"],
+            vec!["backup", "b-{n}.bin"],
+            "does not exist",
+        ),
+        (
+            vec![with_file.as_str(), "emu:1MB,fault=melt"],
+            vec!["flash_id"],
+            "melt",
+        ),
+        (
+            vec![with_file.as_str(), "emu:1MB,seed=2"],
+            vec!["write_flash", "0", "missing.bin"],
+            "missing.bin",
+        ),
+        (
+            vec![with_file.as_str(), "emu:1MB,seed=2"],
+            vec!["version"],
+            "does not use a board",
+        ),
     ] {
         let ports: Vec<String> = ports.iter().map(|port| port.to_string()).collect();
         let run = flasher(dir.path(), &command_line(&ports, &rest));
@@ -244,16 +317,28 @@ fn backup_of_four_emulator_ptys_by_port_with_one_timing_out() {
         if n == 2 {
             // The first deflated read block goes unanswered: that board waits, asks again
             // and finishes; the others go on meanwhile.
-            args.extend(["--fault".into(), "timeout:op=READ_FLASH_DEFLATE,nth=1".into()]);
+            args.extend([
+                "--fault".into(),
+                "timeout:op=READ_FLASH_DEFLATE,nth=1".into(),
+            ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        emulators.push(Emulator::spawn(&args, &dir.path().join(format!("emulator{n}.log"))));
+        emulators.push(Emulator::spawn(
+            &args,
+            &dir.path().join(format!("emulator{n}.log")),
+        ));
         flashes.push(flash);
     }
-    let ports: Vec<String> = emulators.iter().map(|emulator| emulator.port().to_string()).collect();
+    let ports: Vec<String> = emulators
+        .iter()
+        .map(|emulator| emulator.port().to_string())
+        .collect();
     let run = flasher(
         dir.path(),
-        &command_line(&ports, &["--json", "--baud", "921600", "backup", "pty-{port}.bin"]),
+        &command_line(
+            &ports,
+            &["--json", "--baud", "921600", "backup", "pty-{port}.bin"],
+        ),
     );
     assert_eq!(run.code, 0, "{run}");
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -261,7 +346,10 @@ fn backup_of_four_emulator_ptys_by_port_with_one_timing_out() {
         let entry = board(&json, index);
         assert_eq!(entry["result"], "ok", "{run}");
         assert_eq!(entry["port"], port.as_str());
-        let name = format!("pty-{}.bin", port.trim_start_matches("/dev/").replace('/', "_"));
+        let name = format!(
+            "pty-{}.bin",
+            port.trim_start_matches("/dev/").replace('/', "_")
+        );
         assert_eq!(entry["file"], name.as_str());
         assert!(
             fs::read(dir.path().join(&name)).unwrap() == fs::read(flash).unwrap(),
@@ -269,7 +357,8 @@ fn backup_of_four_emulator_ptys_by_port_with_one_timing_out() {
         );
     }
     assert!(
-        run.stderr.contains(&format!("[{}] Warning: block at 0x", ports[1])),
+        run.stderr
+            .contains(&format!("[{}] Warning: block at 0x", ports[1])),
         "the timed-out block was read again: {run}"
     );
 }

@@ -179,9 +179,16 @@ impl Output {
             bar.set_message(label);
             return bar;
         };
-        let multi = board.multi.as_ref().expect("bars only with a MultiProgress");
+        let multi = board
+            .multi
+            .as_ref()
+            .expect("bars only with a MultiProgress");
         let bar = multi.add(bar);
-        let mac = board.facts.borrow().mac.map(|mac| esp_flasher::chip::format_mac(&mac));
+        let mac = board
+            .facts
+            .borrow()
+            .mac
+            .map(|mac| esp_flasher::chip::format_mac(&mac));
         let name = board.prefix.trim_end();
         bar.set_message(match mac {
             Some(mac) => format!("{name} {mac} {label}"),

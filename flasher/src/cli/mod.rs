@@ -35,6 +35,10 @@ Ports:
                                     with that sample). Its CPU runs the uploaded stub
                                     (flashlab's own, or --stub-file); stub=model answers with
                                     a model of a stub instead
+  --port A --port B ..., --port all run the command on many boards at once (all: every USB
+                                    serial adapter found), then print a summary; --json prints
+                                    it as JSON. Output file names take {mac}, {port} and {n}:
+                                    backup 'sonoff-{mac}.bin'
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
                                     adapters first); with none, backup (the first run)
                                     uses the virtual ESP8266 and says so, and every other
@@ -633,7 +637,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(connect.port, None);
-        assert_eq!(connect.for_board("/dev/ttyUSB1").port.as_deref(), Some("/dev/ttyUSB1"));
+        assert_eq!(
+            connect.for_board("/dev/ttyUSB1").port.as_deref(),
+            Some("/dev/ttyUSB1")
+        );
         assert!(parse_ok("--port all flash_id").connect.is_fleet());
         for single in ["--port COM5 flash_id", "flash_id"] {
             assert!(!parse_ok(single).connect.is_fleet(), "{single}");

@@ -8,8 +8,8 @@ mod erase_flash;
 mod erase_region;
 mod explain;
 mod files;
-pub mod fleet;
 mod flash_id;
+pub mod fleet;
 mod image_info;
 mod merge_bin;
 mod read_flash;
@@ -77,7 +77,10 @@ pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
     let command = match &cli.connect.port {
         Some(port) => fleet::template::expand_command(&cli.command, port, 1),
         None => {
-            let files = [fleet::template::output_file(&cli.command), restore_file(&cli.command)];
+            let files = [
+                fleet::template::output_file(&cli.command),
+                restore_file(&cli.command),
+            ];
             if let Some(file) = files.into_iter().flatten().find(|file| {
                 file.to_str()
                     .is_some_and(|text| text.contains(fleet::template::PORT))
@@ -105,7 +108,11 @@ fn restore_file(command: &Command) -> Option<&std::path::Path> {
 }
 
 /// Runs `command` on the board `connect` names.
-pub fn run_command(command: &Command, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
+pub fn run_command(
+    command: &Command,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+) -> Result<(), CmdError> {
     match command {
         Command::ChipId => chip_id::run(connect, out),
         Command::ReadMac => read_mac::run(connect, out),

@@ -36,9 +36,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         }
     };
     let started = Instant::now();
-    let multi = std::io::stderr()
-        .is_terminal()
-        .then(MultiProgress::new);
+    let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
     let outcomes: Vec<BoardOutcome> = std::thread::scope(|scope| {
         let boards: Vec<_> = ports
             .iter()
@@ -63,7 +61,10 @@ pub fn run(cli: &Cli) -> ExitCode {
                 };
                 match board {
                     Ok(handle) => handle.join().unwrap_or_else(|panic| {
-                        crashed(format!("esp-flasher crashed on this board: {}", panic_text(&panic)))
+                        crashed(format!(
+                            "esp-flasher crashed on this board: {}",
+                            panic_text(&panic)
+                        ))
                     }),
                     Err(error) => crashed(format!("cannot start a thread for this board: {error}")),
                 }
@@ -156,12 +157,14 @@ fn check_files(command: &Command) -> Result<(), CmdError> {
 
 /// A restore image that does not load is bad input for every board.
 fn check_image(file: &Path) -> Result<(), CmdError> {
-    load_restore_image(file).map(drop).map_err(|error| match error {
-        esp_flasher::Error::File { path, source } => {
-            CmdError::Usage(format!("{}: {}", path.display(), io_reason(&source)))
-        }
-        other => CmdError::Usage(other.to_string()),
-    })
+    load_restore_image(file)
+        .map(drop)
+        .map_err(|error| match error {
+            esp_flasher::Error::File { path, source } => {
+                CmdError::Usage(format!("{}: {}", path.display(), io_reason(&source)))
+            }
+            other => CmdError::Usage(other.to_string()),
+        })
 }
 
 /// Runs the command on the board on `port`, the `n`th, with its own session and output.

@@ -150,30 +150,70 @@ mod tests {
             &none,
             usb_exists,
         ));
-        assert!(twice.contains("--port /dev/ttyUSB0 is given twice"), "{twice}");
-        let emu = usage(board_ports(&given(&["emu:1MB", "emu:1MB"]), &none, usb_exists));
-        assert!(emu.contains("emu:1MB is given twice") && emu.contains("seed=N"), "{emu}");
+        assert!(
+            twice.contains("--port /dev/ttyUSB0 is given twice"),
+            "{twice}"
+        );
+        let emu = usage(board_ports(
+            &given(&["emu:1MB", "emu:1MB"]),
+            &none,
+            usb_exists,
+        ));
+        assert!(
+            emu.contains("emu:1MB is given twice") && emu.contains("seed=N"),
+            "{emu}"
+        );
         // `all` and a port it contains.
         let adapters = found(&["/dev/ttyUSB0"]);
-        let overlap = usage(board_ports(&given(&["all", "/dev/ttyUSB0"]), &adapters, usb_exists));
+        let overlap = usage(board_ports(
+            &given(&["all", "/dev/ttyUSB0"]),
+            &adapters,
+            usb_exists,
+        ));
         assert!(overlap.contains("given twice"), "{overlap}");
-        assert!(board_ports(&given(&["emu:1MB,seed=1", "emu:1MB,seed=2"]), &none, usb_exists).is_ok());
+        assert!(board_ports(
+            &given(&["emu:1MB,seed=1", "emu:1MB,seed=2"]),
+            &none,
+            usb_exists
+        )
+        .is_ok());
     }
 
     #[test]
     fn a_port_that_does_not_exist_is_a_usage_error_listing_the_found_ones() {
         let adapters = found(&["/dev/ttyUSB0"]);
-        let missing = usage(board_ports(&given(&["/dev/ttyUSB0", "/dev/ttyXYZ9"]), &adapters, usb_exists));
-        assert!(missing.contains("--port /dev/ttyXYZ9 does not exist"), "{missing}");
-        assert!(missing.contains("serial ports found: /dev/ttyUSB0"), "{missing}");
+        let missing = usage(board_ports(
+            &given(&["/dev/ttyUSB0", "/dev/ttyXYZ9"]),
+            &adapters,
+            usb_exists,
+        ));
+        assert!(
+            missing.contains("--port /dev/ttyXYZ9 does not exist"),
+            "{missing}"
+        );
+        assert!(
+            missing.contains("serial ports found: /dev/ttyUSB0"),
+            "{missing}"
+        );
     }
 
     #[test]
     fn bad_emulator_specs_are_usage_errors() {
         let none = found(&[]);
-        let fault = usage(board_ports(&given(&["emu:1MB", "emu:1MB,fault=melt"]), &none, usb_exists));
-        assert!(fault.contains("--port emu:1MB,fault=melt") && fault.contains("melt"), "{fault}");
-        let spec = usage(board_ports(&given(&["emu:1MB", "emu:3 MB"]), &none, usb_exists));
+        let fault = usage(board_ports(
+            &given(&["emu:1MB", "emu:1MB,fault=melt"]),
+            &none,
+            usb_exists,
+        ));
+        assert!(
+            fault.contains("--port emu:1MB,fault=melt") && fault.contains("melt"),
+            "{fault}"
+        );
+        let spec = usage(board_ports(
+            &given(&["emu:1MB", "emu:3 MB"]),
+            &none,
+            usb_exists,
+        ));
         assert!(spec.contains("emu:3 MB"), "{spec}");
         let shared = usage(board_ports(
             &given(&["emu:1MB,file=f.bin", "emu:1MB,seed=2,file=f.bin"]),
@@ -191,7 +231,9 @@ mod tests {
         let file = dir.path().join("notes.txt");
         std::fs::write(&file, "x").unwrap();
         let name = file.to_str().unwrap();
-        let error = usage(board_ports(&given(&["emu:1MB", name]), &found(&[]), |_| true));
+        let error = usage(board_ports(&given(&["emu:1MB", name]), &found(&[]), |_| {
+            true
+        }));
         assert!(error.contains("is a regular file"), "{error}");
     }
 }

@@ -189,7 +189,10 @@ mod tests {
             outcome(
                 2,
                 "/dev/ttyUSB7",
-                Err(CmdError::failed("the chip stopped answering", "Check the cable.")),
+                Err(CmdError::failed(
+                    "the chip stopped answering",
+                    "Check the cable.",
+                )),
             ),
         ];
         let summary = Summary::new(&outcomes, 7.26);
@@ -209,7 +212,10 @@ mod tests {
             lines[3],
             "  2  /dev/ttyUSB7    ESP8266EX  18:fe:34:00:00:02  1MB    failed  6.0s"
         );
-        assert_eq!(lines[4], "Failed on /dev/ttyUSB7: the chip stopped answering");
+        assert_eq!(
+            lines[4],
+            "Failed on /dev/ttyUSB7: the chip stopped answering"
+        );
         assert_eq!(lines[5], "  Check the cable.");
         assert_eq!(lines.len(), 6);
     }
@@ -237,6 +243,9 @@ mod tests {
         assert_eq!(second["result"], "failed");
         assert_eq!(second["error"], "bad");
         assert!(second["mac"].is_null() && second["flash_size"].is_null());
-        assert_eq!((json["succeeded"].as_u64(), json["failed"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(
+            (json["succeeded"].as_u64(), json["failed"].as_u64()),
+            (Some(1), Some(1))
+        );
     }
 }

@@ -161,7 +161,10 @@ mod tests {
             with_mac(&board, &mac),
             Path::new("out/sonoff-ttyUSB1-2-5ccf7f0abcde.bin")
         );
-        assert_eq!(for_board(Path::new("plain.bin"), "COM5", 1), Path::new("plain.bin"));
+        assert_eq!(
+            for_board(Path::new("plain.bin"), "COM5", 1),
+            Path::new("plain.bin")
+        );
         assert!(!needs_mac(Path::new("plain.bin")));
     }
 
@@ -175,7 +178,10 @@ mod tests {
             port_for_file_name("emu:1MB,fault=timeout:op=READ_FLASH"),
             "emu_1MB_fault_timeout_op_READ_FLASH"
         );
-        assert_eq!(port_for_file_name("/dev/cu.usbserial-110"), "cu.usbserial-110");
+        assert_eq!(
+            port_for_file_name("/dev/cu.usbserial-110"),
+            "cu.usbserial-110"
+        );
     }
 
     #[test]
@@ -186,7 +192,10 @@ mod tests {
         assert!(error.contains("{mac}, {port} or {n}"));
         assert!(check_distinct_outputs(Path::new("backup.bin"), &two[..1]).is_ok());
         for distinct in ["b-{n}.bin", "b-{port}.bin", "b-{mac}.bin", "{mac}/{n}.bin"] {
-            assert!(check_distinct_outputs(Path::new(distinct), &two).is_ok(), "{distinct}");
+            assert!(
+                check_distinct_outputs(Path::new(distinct), &two).is_ok(),
+                "{distinct}"
+            );
         }
     }
 
@@ -208,7 +217,8 @@ mod tests {
         let Err(CmdError::Failed { message, remedy }) = claim(file, "emu:1MB,seed=2", &mac) else {
             panic!("the second board claimed the same file")
         };
-        assert!(message.contains("board on emu:1MB,seed=1, which reports the same MAC 18:fe:34:01:02:03"));
+        assert!(message
+            .contains("board on emu:1MB,seed=1, which reports the same MAC 18:fe:34:01:02:03"));
         assert!(remedy.unwrap().contains("{n}"));
     }
 
@@ -236,7 +246,10 @@ mod tests {
             panic!("not write_flash")
         };
         assert_eq!(args.addr_file, ["0x0", "fw-{n}.bin"]);
-        assert_eq!(output_file(&parse("read_flash 0 ALL r.bin")), Some(Path::new("r.bin")));
+        assert_eq!(
+            output_file(&parse("read_flash 0 ALL r.bin")),
+            Some(Path::new("r.bin"))
+        );
         assert_eq!(output_file(&write), None);
     }
 }
