@@ -107,18 +107,13 @@ fn prepare(cli: &Cli) -> Result<Vec<String>, CmdError> {
         )));
     }
     let detected = available_ports();
+    // `all` is what a run without --port would try: the USB serial ports, and the device
+    // files of USB adapters where the system names no USB details (some containers).
     let found = PortsFound {
-        adapters: detected
-            .iter()
-            .filter(|port| matches!(port.port_type, serialport::SerialPortType::UsbPort(_)))
-            .map(|port| port.port_name.clone())
-            .collect(),
+        adapters: detected.iter().map(|port| port.port_name.clone()).collect(),
         listed: port_list(&detected),
     };
-    let names: Vec<String> = detected.iter().map(|port| port.port_name.clone()).collect();
-    let ports = board_ports(&cli.connect.ports, &found, |name| {
-        serial_port_exists(name, &names)
-    })?;
+    let ports = board_ports(&cli.connect.ports, &found, serial_port_exists)?;
     if let Some(output) = template::output_file(&cli.command) {
         template::check_distinct_outputs(output, &ports).map_err(CmdError::Usage)?;
     }

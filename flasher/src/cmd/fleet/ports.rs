@@ -86,14 +86,17 @@ pub fn board_ports(
     Ok(ports)
 }
 
-/// Whether a serial port of this name is there: its device file on Unix, else among the
-/// ports the system lists (Windows' COM ports have no file).
-pub fn serial_port_exists(name: &str, listed: &[String]) -> bool {
+/// Whether a serial port of this name is there: its device file on Unix, else among every
+/// port the system lists (Windows' COM ports have no file; `\\.\COM10` is `COM10`).
+pub fn serial_port_exists(name: &str) -> bool {
     if cfg!(unix) {
-        Path::new(name).exists()
-    } else {
-        listed.iter().any(|port| port.eq_ignore_ascii_case(name))
+        return Path::new(name).exists();
     }
+    let name = name.strip_prefix(r"\\.\").unwrap_or(name);
+    serialport::available_ports()
+        .unwrap_or_default()
+        .iter()
+        .any(|port| port.port_name.eq_ignore_ascii_case(name))
 }
 
 #[cfg(test)]
