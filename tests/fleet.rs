@@ -362,3 +362,111 @@ fn backup_of_four_emulator_ptys_by_port_with_one_timing_out() {
         "the timed-out block was read again: {run}"
     );
 }
+
+#[test]
+fn a_board_that_never_answers_does_not_hold_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emulators = Vec::new();
+    let mut flashes = Vec::new();
+    for n in 1..=2u64 {
+        let flash = dir.path().join(format!("flash{n}.bin"));
+        fs::write(&flash, sonoff_like_flash(MIB, n)).unwrap();
+        let log = dir.path().join(format!("emulator{n}.log"));
+        emulators.push(Emulator::spawn(&["--flash", flash.to_str().unwrap()], &log));
+        flashes.push(flash);
+    }
+    // The second board hangs: its emulator is stopped, so its pty takes bytes and answers none.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &emulators[1].pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let ports: Vec<String> = emulators
+        .iter()
+        .map(|emulator| emulator.port().to_string())
+        .collect();
+    let run = flasher(
+        dir.path(),
+        &command_line(&ports, &["--json", "backup", "b-{n}.bin"]),
+    );
+    // Dropping the emulators kills them, stopped or not.
+    assert_eq!(run.code, 1, "{run}");
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let (healthy, hung) = (board(&json, 0), board(&json, 1));
+    assert_eq!(healthy["result"], "ok", "{run}");
+    assert!(fs::read(dir.path().join("b-1.bin")).unwrap() == fs::read(&flashes[0]).unwrap());
+    assert_eq!(hung["result"], "failed");
+    let error = hung["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("no answer from the chip on {}", ports[1])),
+        "{error}"
+    );
+    assert!(hung["chip"].is_null() && hung["mac"].is_null());
+    // The healthy board finished while the hung one was still being asked.
+    assert!(
+        healthy["seconds"].as_f64().unwrap() < hung["seconds"].as_f64().unwrap(),
+        "{run}"
+    );
+}
+
+#[test]
+fn each_board_gets_its_own_backup_back_by_mac() {
+    let boards = VirtualBoards::new("");
+    let originals: Vec<Vec<u8>> = boards
+        .flashes
+        .iter()
+        .map(|flash| fs::read(flash).unwrap())
+        .collect();
+    let backup = flasher(
+        boards.dir.path(),
+        &command_line(&boards.ports, &["backup", "sonoff-{mac}.bin"]),
+    );
+    assert_eq!(backup.code, 0, "{backup}");
+    // Every board is flashed with the same new firmware, then each restored from its own file.
+    fs::write(boards.path("tasmota.bin"), firmware_image(128 * 1024, 77)).unwrap();
+    let write = flasher(
+        boards.dir.path(),
+        &command_line(&boards.ports, &["write_flash", "0x0", "tasmota.bin"]),
+    );
+    assert_eq!(write.code, 0, "{write}");
+    assert!(fs::read(&boards.flashes[0]).unwrap() != originals[0]);
+    let restore = flasher(
+        boards.dir.path(),
+        &command_line(&boards.ports, &["restore", "sonoff-{mac}.bin"]),
+    );
+    assert_eq!(restore.code, 0, "{restore}");
+    assert!(
+        restore
+            .stdout
+            .starts_with("Summary: 4 of 4 boards succeeded"),
+        "{restore}"
+    );
+    for (flash, original) in boards.flashes.iter().zip(&originals) {
+        assert!(
+            fs::read(flash).unwrap() == *original,
+            "{} was not restored",
+            flash.display()
+        );
+    }
+}
+
+#[test]
+fn one_board_names_its_backup_by_mac_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = flasher(
+        dir.path(),
+        &[
+            "--port".into(),
+            "emu:1MB,mac=5c:cf:7f:ab:cd:ef".into(),
+            "backup".into(),
+            "b-{mac}-{n}.bin".into(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("to 'b-5ccf7fabcdef-1.bin'."), "{run}");
+    assert!(
+        !run.stdout.contains("Summary"),
+        "one board prints no summary: {run}"
+    );
+    assert!(dir.path().join("b-5ccf7fabcdef-1.bin.json").exists());
+}
