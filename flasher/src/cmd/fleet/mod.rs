@@ -36,8 +36,26 @@ pub fn run(cli: &Cli) -> ExitCode {
         }
     };
     let started = Instant::now();
+    let outcomes = run_boards(cli, &ports, started);
+    let summary = Summary::new(&outcomes, started.elapsed().as_secs_f64());
+    if cli.json {
+        eprint!("{}", summary.table());
+        match serde_json::to_string_pretty(&summary) {
+            Ok(json) => println!("{json}"),
+            Err(error) => eprintln!("error: cannot write the JSON summary: {error}"),
+        }
+    } else {
+        print!("{}", summary.table());
+    }
+    exit_code(&outcomes)
+}
+
+/// Runs the command on every board at once, one thread each, bars in one `MultiProgress`
+/// when stderr is a terminal; returns how each ended, in `--port` order. A board whose
+/// thread panicked is reported as failed, as is one whose thread cannot start.
+fn run_boards(cli: &Cli, ports: &[String], started: Instant) -> Vec<BoardOutcome> {
     let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
-    let outcomes: Vec<BoardOutcome> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let boards: Vec<_> = ports
             .iter()
             .enumerate()
@@ -70,22 +88,12 @@ pub fn run(cli: &Cli) -> ExitCode {
                 }
             })
             .collect()
-    });
-    let summary = Summary::new(&outcomes, started.elapsed().as_secs_f64());
-    if cli.json {
-        eprint!("{}", summary.table());
-        match serde_json::to_string_pretty(&summary) {
-            Ok(json) => println!("{json}"),
-            Err(error) => eprintln!("error: cannot write the JSON summary: {error}"),
-        }
-    } else {
-        print!("{}", summary.table());
-    }
-    exit_code(&outcomes)
+    })
 }
 
-/// 0 when every board succeeded; 2 when every board failed on bad input (which then
-/// reached none of them); 1 otherwise.
+/// 0 when every board succeeded; 2 when every board stopped on bad input of its own (a
+/// usage error, found before anything was written: `restore 'b-{mac}.bin'` with no such
+/// files, say); 1 otherwise.
 fn exit_code(outcomes: &[BoardOutcome]) -> ExitCode {
     let usage = |outcome: &BoardOutcome| matches!(outcome.result, Err(CmdError::Usage(_)));
     if outcomes.iter().all(|outcome| outcome.result.is_ok()) {
