@@ -470,3 +470,27 @@ fn one_board_names_its_backup_by_mac_too() {
     );
     assert!(dir.path().join("b-5ccf7fabcdef-1.bin.json").exists());
 }
+
+#[test]
+fn restore_of_one_image_to_many_boards_is_not_refused_as_busy() {
+    let boards = VirtualBoards::new("");
+    let image = sonoff_like_flash(MIB, 99);
+    fs::write(boards.path("factory.bin"), &image).unwrap();
+    let run = flasher(
+        boards.dir.path(),
+        &command_line(&boards.ports, &["--json", "restore", "factory.bin"]),
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["succeeded"], 4, "{run}");
+    // Said once, before the boards start, and on stderr: stdout is the JSON alone.
+    let said = "'factory.bin' has no .json record";
+    assert_eq!(run.stderr.matches(said).count(), 1, "{run}");
+    for flash in &boards.flashes {
+        assert!(
+            fs::read(flash).unwrap() == image,
+            "{} was not restored",
+            flash.display()
+        );
+    }
+}

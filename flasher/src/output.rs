@@ -64,16 +64,27 @@ impl Output {
         })
     }
 
+    /// Output for a many-board run itself (its checks before the boards start): every line
+    /// on stderr, so that stdout holds only the summary.
+    pub fn for_run(trace: bool) -> Rc<Output> {
+        Self::with_prefix(trace, String::new(), None)
+    }
+
     /// Output for the board on `port` in a many-board run: every line goes to stderr behind
     /// "[PORT] "; progress is drawn in `multi` when given (stderr is a terminal), else
     /// printed as lines.
     pub fn for_board(trace: bool, port: &str, multi: Option<MultiProgress>) -> Rc<Output> {
+        Self::with_prefix(trace, format!("[{port}] "), multi)
+    }
+
+    /// Output whose every line goes to stderr behind `prefix`.
+    fn with_prefix(trace: bool, prefix: String, multi: Option<MultiProgress>) -> Rc<Output> {
         Rc::new(Output {
             open_line: Cell::new(false),
             bars: multi.is_some(),
             trace,
             board: Some(BoardOutput {
-                prefix: format!("[{port}] "),
+                prefix,
                 multi,
                 pending: RefCell::new(String::new()),
                 facts: RefCell::new(BoardFacts::default()),

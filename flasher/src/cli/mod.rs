@@ -476,6 +476,10 @@ pub struct RestoreArgs {
     pub force: bool,
     /// A flash image made by `backup` (its FILE.json record is read too), or a plain firmware image
     pub file: PathBuf,
+    /// Set by the many-board driver, which has checked FILE and holds its lock for all boards
+    /// (each taking it would shut the others out).
+    #[arg(skip)]
+    pub image_locked: bool,
 }
 
 /// `read_flash`'s SIZE: a byte count or the whole chip.

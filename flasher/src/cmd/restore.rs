@@ -27,7 +27,10 @@ pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Resul
             write_image(flasher, args, &file, out)
         });
     }
-    let _lock = check_image(&args.file, out)?;
+    let _lock = match args.image_locked {
+        true => None,
+        false => check_image(&args.file, out)?,
+    };
     with_chip_to_change("restore", connect, out, |flasher, out| {
         write_image(flasher, args, &args.file, out)
     })
@@ -36,7 +39,7 @@ pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Resul
 /// Settles an interrupted backup of `file` and checks that it loads, with its record if it
 /// has one; the lock, if one could be taken, keeps a backup of the same name from starting
 /// until the restore is done.
-fn check_image(file: &Path, out: &Output) -> Result<Option<OutputLock>, CmdError> {
+pub(super) fn check_image(file: &Path, out: &Output) -> Result<Option<OutputLock>, CmdError> {
     // A backup of this file still running must finish first: settling its files now would
     // take its temporary image for one an interrupted run left. Where no lock file can be
     // made (read-only media), no esp-flasher can be writing there either.

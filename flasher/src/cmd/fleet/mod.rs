@@ -8,15 +8,16 @@ mod ports;
 mod summary;
 pub mod template;
 
-use std::io::IsTerminal;
-use std::path::Path;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use esp_flasher::backup::load_restore_image;
+use esp_flasher::files::OutputLock;
 use indicatif::MultiProgress;
 
-use super::files::{check_output, check_output_folder, io_reason, read_regions};
+use super::files::{check_output, check_output_folder, read_regions};
+use super::restore;
 use super::session::{available_ports, port_list};
 use super::CmdError;
 use crate::cli::{Cli, Command};
@@ -27,9 +28,10 @@ use summary::{BoardOutcome, Summary};
 /// Runs `cli`'s command on every board it names; the exit code is 0 only when every board
 /// succeeded, 2 for bad input (nothing started).
 pub fn run(cli: &Cli) -> ExitCode {
-    let out = Output::new(cli.connect.trace);
-    let ports = match prepare(cli) {
-        Ok(ports) => ports,
+    let out = Output::for_run(cli.connect.trace);
+    // The locks on shared restore images are held until every board is done.
+    let (ports, _image_locks) = match prepare(cli, &out) {
+        Ok(prepared) => prepared,
         Err(error) => {
             error.print(&out);
             return error.exit_code();
@@ -38,14 +40,17 @@ pub fn run(cli: &Cli) -> ExitCode {
     let started = Instant::now();
     let outcomes = run_boards(cli, &ports, started);
     let summary = Summary::new(&outcomes, started.elapsed().as_secs_f64());
+    // A closed stdout (`| head`) loses the summary, not the boards' results: the exit code
+    // still tells them.
+    let mut stdout = std::io::stdout();
     if cli.json {
         eprint!("{}", summary.table());
         match serde_json::to_string_pretty(&summary) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => drop(writeln!(stdout, "{json}")),
             Err(error) => eprintln!("error: cannot write the JSON summary: {error}"),
         }
     } else {
-        print!("{}", summary.table());
+        drop(write!(stdout, "{}", summary.table()));
     }
     exit_code(&outcomes)
 }
@@ -107,8 +112,9 @@ fn exit_code(outcomes: &[BoardOutcome]) -> ExitCode {
 
 /// The checks done before any board is opened: the command talks to a board, the ports
 /// (see [`board_ports`]), the output names (no two boards write one file) and the input
-/// files all boards share. Returns the ports in `--port` order.
-fn prepare(cli: &Cli) -> Result<Vec<String>, CmdError> {
+/// files all boards share. Returns the ports in `--port` order and the locks of the restore
+/// images the boards share.
+fn prepare(cli: &Cli, out: &Output) -> Result<(Vec<String>, Vec<OutputLock>), CmdError> {
     if let Some(name) = boardless(&cli.command) {
         return Err(CmdError::Usage(format!(
             "{name} does not use a board: give at most one --port"
@@ -125,10 +131,28 @@ fn prepare(cli: &Cli) -> Result<Vec<String>, CmdError> {
     if let Some(output) = template::output_file(&cli.command) {
         template::check_distinct_outputs(output, &ports).map_err(CmdError::Usage)?;
     }
+    let mut images = Vec::new();
+    let mut locks = Vec::new();
     for (index, port) in ports.iter().enumerate() {
-        check_files(&template::expand_command(&cli.command, port, index + 1))?;
+        let command = template::expand_command(&cli.command, port, index + 1);
+        check_files(&command)?;
+        // A restore image shared by boards is checked and locked once, here.
+        if let Some(image) = shared_image(&command) {
+            if !images.contains(&image) {
+                locks.extend(restore::check_image(&image, out)?);
+                images.push(image);
+            }
+        }
     }
-    Ok(ports)
+    Ok((ports, locks))
+}
+
+/// `restore`'s FILE when it is known before the boards answer (no `{mac}`).
+fn shared_image(command: &Command) -> Option<PathBuf> {
+    match command {
+        Command::Restore(args) if !template::needs_mac(&args.file) => Some(args.file.clone()),
+        _ => None,
+    }
 }
 
 /// The name of a command that does not talk to a chip.
@@ -141,8 +165,8 @@ fn boardless(command: &Command) -> Option<&'static str> {
     }
 }
 
-/// Checks one board's files before anything starts: the output file's folder, the input
-/// files (write_flash, verify_flash) and restore's image, unless named by `{mac}`.
+/// Checks one board's files before anything starts: the output file's folder and the input
+/// files of write_flash and verify_flash.
 fn check_files(command: &Command) -> Result<(), CmdError> {
     if let Some(output) = template::output_file(command) {
         match template::needs_mac(output) {
@@ -153,21 +177,8 @@ fn check_files(command: &Command) -> Result<(), CmdError> {
     match command {
         Command::WriteFlash(args) => read_regions(&args.addr_file).map(drop),
         Command::VerifyFlash(args) => read_regions(&args.addr_file).map(drop),
-        Command::Restore(args) if !template::needs_mac(&args.file) => check_image(&args.file),
         _ => Ok(()),
     }
-}
-
-/// A restore image that does not load is bad input for every board.
-fn check_image(file: &Path) -> Result<(), CmdError> {
-    load_restore_image(file)
-        .map(drop)
-        .map_err(|error| match error {
-            esp_flasher::Error::File { path, source } => {
-                CmdError::Usage(format!("{}: {}", path.display(), io_reason(&source)))
-            }
-            other => CmdError::Usage(other.to_string()),
-        })
 }
 
 /// Runs the command on the board on `port`, the `n`th, with its own session and output.
@@ -175,7 +186,11 @@ fn run_board(cli: &Cli, port: &str, n: usize, multi: Option<MultiProgress>) -> B
     let started = Instant::now();
     let out = Output::for_board(cli.connect.trace, port, multi);
     let connect = cli.connect.for_board(port);
-    let command = template::expand_command(&cli.command, port, n);
+    let mut command = template::expand_command(&cli.command, port, n);
+    if let Command::Restore(args) = &mut command {
+        // `prepare` checked and locked a shared image for every board.
+        args.image_locked = !template::needs_mac(&args.file);
+    }
     let result = super::run_command(&command, &connect, &out);
     if let Err(error) = &result {
         error.print(&out);
