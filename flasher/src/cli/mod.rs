@@ -16,7 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
 use esp_protocol::numbers;
 
-/// What `--help` says after the options: the exit codes and the stub sources.
+/// What `--help` says after the options: the exit codes and the stub sources. (clap shows
+/// the two characters `{n}`, wherever they are, as a line break.)
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
@@ -36,8 +37,9 @@ Ports:
                                     (flashlab's own, or --stub-file); stub=model answers with
                                     a model of a stub instead
   --port A --port B ..., --port all run the command on many boards at once (all: every USB
-                                    serial adapter found), then print a summary; --json prints
-                                    it as JSON. Output file names take {mac}, {port} and {n}:
+                                    serial adapter found) and print a summary (--json: as
+                                    JSON). File names take {mac}, {port} and the board's
+                                    number, written as the letter n in braces, e.g.
                                     backup 'sonoff-{mac}.bin'
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
                                     adapters first); with none, backup (the first run)
