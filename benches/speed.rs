@@ -227,10 +227,12 @@ fn run_backups(setup: &Setup) {
 }
 
 /// Board counts of the fleet table.
+#[cfg(unix)]
 const FLEET_SIZES: [usize; 4] = [1, 2, 4, 8];
 
 /// The fleet case: N virtual boards under `--realtime` at 921600, each 1MB flash backed up
 /// whole by one esp-flasher command; every backup is checked against its flash.
+#[cfg(unix)]
 fn run_fleet(setup: &Setup) {
     let scenario = Scenario {
         name: "fleet",
@@ -314,6 +316,7 @@ fn run_fleet(setup: &Setup) {
 }
 
 /// What a finished child used.
+#[cfg(unix)]
 struct Usage {
     success: bool,
     /// User plus system CPU seconds.
@@ -322,8 +325,15 @@ struct Usage {
     peak_kb: u64,
 }
 
+/// The fleet case reads esp-flasher's CPU time and memory from Linux's /proc.
+#[cfg(not(unix))]
+fn run_fleet(_setup: &Setup) {
+    println!("== fleet: not run: it measures esp-flasher through /proc (Linux)");
+}
+
 /// Waits for `child`, sampling its peak memory; once it has exited, reads its CPU time from
 /// /proc before reaping it.
+#[cfg(unix)]
 fn wait_with_usage(mut child: Child) -> Usage {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
