@@ -28,6 +28,13 @@
 //! skipped, blocks deflated on the chip where that pays), esp-flasher with `-u` (plain
 //! READ_FLASH blocks, erased sectors still skipped) and esptool's `read-flash`.
 //! `cargo bench --bench speed -- backups` runs only that table.
+//!
+//! A third table is the fleet case: N `esp-emulator --realtime` ptys at 921600 baud
+//! (N = 1, 2, 4, 8), each 1MB Sonoff-like flash backed up whole by ONE esp-flasher command
+//! (`--port` given N times), with that command's wall time, its CPU time (user + system,
+//! read from /proc once it has exited and before it is reaped) and its peak resident memory
+//! (VmHWM, sampled every 2 ms while it runs), in total and per board.
+//! `cargo bench --bench speed -- fleet` runs only that table.
 
 #[allow(dead_code)]
 #[path = "../tests/util.rs"]
@@ -219,6 +226,142 @@ fn run_backups(setup: &Setup) {
     println!();
 }
 
+/// Board counts of the fleet table.
+#[cfg(unix)]
+const FLEET_SIZES: [usize; 4] = [1, 2, 4, 8];
+
+/// The fleet case: N virtual boards under `--realtime` at 921600, each 1MB flash backed up
+/// whole by one esp-flasher command; every backup is checked against its flash.
+#[cfg(unix)]
+fn run_fleet(setup: &Setup) {
+    let scenario = Scenario {
+        name: "fleet",
+        realtime: true,
+        baud: 921_600,
+        adapter_limit: None,
+        flash_size: MB,
+        image_size: 0,
+    };
+    println!(
+        "== fleet: N boards (esp-emulator --realtime, 921600, 1MB Sonoff-like flash each) backed up whole by one esp-flasher command"
+    );
+    println!(
+        "  {:>6} {:>9} {:>8}  {:>18}  {:>23}  {:>15}",
+        "boards", "wall", "vs 1", "CPU (per board)", "peak memory (per board)", "emulators' CPU"
+    );
+    let mut one_board = None;
+    for boards in FLEET_SIZES {
+        let dir = setup.dir.path().join(format!("fleet{boards}"));
+        fs::create_dir_all(&dir).expect("create the fleet folder");
+        let mut flashes = Vec::new();
+        let mut emulators = Vec::new();
+        for n in 1..=boards {
+            let flash_path = dir.join(format!("flash{n}.bin"));
+            let flash = sonoff_like_flash(MB, n as u64);
+            fs::write(&flash_path, &flash).expect("write the flash file");
+            emulators.push(Emulator::start(setup, &scenario, &flash_path));
+            flashes.push(flash);
+        }
+        let mut command = Command::new(&setup.flasher);
+        for emulator in &emulators {
+            command.args(["--port", &emulator.port]);
+        }
+        let log = dir.join("flasher.log");
+        let output = fs::File::create(&log).expect("create the flasher log");
+        command
+            .args(["--baud", "921600", "backup"])
+            .arg(dir.join("backup-{n}.bin"))
+            .env_remove("ESP_FLASHER_STUB")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("clone the log handle"))
+            .stderr(output);
+        let start = Instant::now();
+        let child = command.spawn().expect("start esp-flasher");
+        let usage = wait_with_usage(child);
+        let wall = start.elapsed().as_secs_f64();
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        assert!(usage.success, "{command:?} failed:\n{text}");
+        // The virtual chips' CPUs are emulated on this host's cores too (a board has its own).
+        let emulator_cpu: f64 = emulators
+            .iter()
+            .map(|emulator| util::cpu_time(emulator.child.id()).as_secs_f64())
+            .sum();
+        for emulator in &mut emulators {
+            emulator.finish();
+        }
+        for (n, flash) in flashes.iter().enumerate() {
+            let backup = fs::read(dir.join(format!("backup-{}.bin", n + 1))).expect("a backup");
+            assert!(
+                backup == *flash,
+                "board {}'s backup differs from its flash",
+                n + 1
+            );
+        }
+        let base = *one_board.get_or_insert(wall);
+        let per = boards as f64;
+        println!(
+            "  {:>6} {:>8.2}s {:>7.2}x  {:>7.2}s ({:>5.2}s)  {:>10.1} MB ({:>5.1} MB)  {:>14.2}s",
+            boards,
+            wall,
+            wall / base,
+            usage.cpu_seconds,
+            usage.cpu_seconds / per,
+            usage.peak_kb as f64 / 1024.0,
+            usage.peak_kb as f64 / 1024.0 / per,
+            emulator_cpu
+        );
+    }
+    println!("  goal: 8 boards within 1.25x the time of 1 (CPU and memory are esp-flasher's, per run and per board)");
+    println!();
+}
+
+/// What a finished child used.
+#[cfg(unix)]
+struct Usage {
+    success: bool,
+    /// User plus system CPU seconds.
+    cpu_seconds: f64,
+    /// Peak resident memory, kB.
+    peak_kb: u64,
+}
+
+/// The fleet case reads esp-flasher's CPU time and memory from Linux's /proc.
+#[cfg(not(unix))]
+fn run_fleet(_setup: &Setup) {
+    println!("== fleet: not run: it measures esp-flasher through /proc (Linux)");
+}
+
+/// Waits for `child`, sampling its peak memory; once it has exited, reads its CPU time from
+/// /proc before reaping it.
+#[cfg(unix)]
+fn wait_with_usage(mut child: Child) -> Usage {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    use nix::unistd::Pid;
+    let pid = child.id();
+    let start = Instant::now();
+    let mut peak_kb = 0;
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+    loop {
+        peak_kb = peak_kb.max(status_field(pid, "VmHWM").unwrap_or(0));
+        match waitid(Id::Pid(Pid::from_raw(pid as i32)), flags).expect("waitid") {
+            WaitStatus::StillAlive => {}
+            _ => break,
+        }
+        if start.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            panic!("esp-flasher ran longer than {RUN_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let cpu_seconds = util::cpu_time(pid).as_secs_f64();
+    let status = child.wait().expect("reap esp-flasher");
+    Usage {
+        success: status.success(),
+        cpu_seconds,
+        peak_kb,
+    }
+}
+
 /// `size` bytes that no compressor shrinks: MD5 in counter mode.
 fn incompressible(size: usize) -> Vec<u8> {
     use md5::{Digest, Md5};
@@ -259,6 +402,14 @@ fn main() {
         esptool: util::esptool("5.6.0"),
         dir: tempfile::tempdir().expect("temporary directory"),
     };
+    if std::env::args().any(|argument| argument == "fleet") {
+        run_fleet(&setup);
+        println!(
+            "\nWhole benchmark: {:.0} s.",
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     if std::env::args().any(|argument| argument == "backups") {
         run_backups(&setup);
         println!(
@@ -280,6 +431,7 @@ fn main() {
         }
     }
     run_backups(&setup);
+    run_fleet(&setup);
     if let Some((flasher_hwm, emulator_hwm)) = memory {
         println!("Peak resident memory (VmHWM), backing up 4MB:");
         println!(

@@ -7,6 +7,7 @@ mod esptool_conformance;
 mod everyday;
 mod executed_code;
 mod flasher_pty;
+mod fleet;
 mod own_stub;
 mod scenarios;
 mod side_by_side;

@@ -441,7 +441,8 @@ pub fn esptool_3(version: &'static str) -> Esptool {
 /// Linux's unit for the times in `/proc/<pid>/stat` (USER_HZ: 100 on x86 and ARM).
 const USER_HZ: u64 = 100;
 
-/// The CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
+/// The CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat` (an
+/// exited process not yet reaped, a zombie, still shows its final time there).
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
         .unwrap_or_else(|error| panic!("cannot read /proc/{pid}/stat (is it running?): {error}"));

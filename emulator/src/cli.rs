@@ -15,7 +15,7 @@ use esp_emulator::device::{BootMode, Chip, CodeExecution, ResetWiring};
 use esp_emulator::flash::{SpiFlash, SECTOR_SIZE, SUPPORTED_SIZES};
 use esp_emulator::listen::{Endpoint, EndpointError};
 use esp_protocol::flash_params::size_name;
-use esp_protocol::numbers::parse_size;
+use esp_protocol::numbers::{parse_mac, parse_size};
 
 /// The flash file, locked (`flock`) on Unix against a second emulator; unlocked elsewhere.
 #[cfg(unix)]
@@ -308,21 +308,6 @@ fn parse_flash_id(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|&id| id <= 0xFF_FFFF)
         .ok_or_else(|| format!("'{text}' is not a 24-bit hex JEDEC ID such as ef4016"))
-}
-
-fn parse_mac(text: &str) -> Result<[u8; 6], String> {
-    let octets: Vec<u8> = text
-        .split([':', '-'])
-        .filter_map(|octet| {
-            // Exactly two hex digits: not the number grammar, which would take "0x" or "+".
-            (octet.len() == 2 && octet.bytes().all(|digit| digit.is_ascii_hexdigit()))
-                .then(|| u8::from_str_radix(octet, 16).ok())
-                .flatten()
-        })
-        .collect();
-    octets
-        .try_into()
-        .map_err(|_| format!("'{text}' is not a MAC address such as AA:BB:CC:DD:EE:FF"))
 }
 
 /// The flash backing file: sectors the device changed are written back in place.

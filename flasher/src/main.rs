@@ -43,11 +43,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    remove_temporaries_on_interrupt(json_command.clone());
+    if cli.connect.is_fleet() {
+        return cmd::fleet::run(&cli);
+    }
     let out = match cli.json {
         true => Output::json(cli.connect.trace),
         false => Output::new(cli.connect.trace),
     };
-    remove_temporaries_on_interrupt(json_command.clone());
     let result = cmd::run(&cli, &out);
     if let Err(error) = &result {
         error.print(&out);

@@ -3,16 +3,19 @@
 //! With `--json` the esptool-style lines go to stderr too, and stdout carries only the
 //! JSON document (see `crate::json`), built from the result a command hands to
 //! [`Output::result`].
+//! One board of a many-board run has its own [`Output`] ([`Output::for_board`]): its lines
+//! go to stderr prefixed with its port, its bars into the run's shared `MultiProgress`.
 
 use std::cell::{Cell, RefCell};
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
 use esp_flasher::progress::Operation;
-use esp_flasher::{Event, ProgressSink};
+use esp_flasher::{ChipInfo, Event, ProgressSink};
 use esp_protocol::image::FlashParamsPatch;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// The terminal: keeps the "Connecting...." line whole and owns the progress bar.
 #[derive(Debug)]
@@ -27,6 +30,33 @@ pub struct Output {
     json: bool,
     /// The command's result for the JSON document, as the command last gave it.
     result: RefCell<Option<serde_json::Value>>,
+    /// Set when this is one board of a many-board run.
+    board: Option<BoardOutput>,
+}
+
+/// One board's share of a many-board run's terminal, and what it learnt about its chip.
+#[derive(Debug)]
+struct BoardOutput {
+    /// "[PORT] ", in front of every line.
+    prefix: String,
+    /// The run's bars, when stderr is a terminal.
+    multi: Option<MultiProgress>,
+    /// Text of a line begun with [`Output::part`].
+    pending: RefCell<String>,
+    facts: RefCell<BoardFacts>,
+}
+
+/// What a board's session found, for the many-board summary.
+#[derive(Debug, Clone, Default)]
+pub struct BoardFacts {
+    /// esptool's description of the chip ("ESP8266EX").
+    pub chip: Option<String>,
+    /// The station MAC.
+    pub mac: Option<[u8; 6]>,
+    /// The flash size the JEDEC ID gives, in bytes.
+    pub flash_size: Option<u32>,
+    /// The output file the command wrote (a template expanded).
+    pub file: Option<PathBuf>,
 }
 
 impl Output {
@@ -47,6 +77,7 @@ impl Output {
             trace,
             json,
             result: RefCell::new(None),
+            board: None,
         })
     }
 
@@ -63,17 +94,53 @@ impl Output {
         self.result.take()
     }
 
+    /// Output for a many-board run itself (its checks before the boards start): every line
+    /// on stderr, so that stdout holds only the summary.
+    pub fn for_run(trace: bool) -> Rc<Output> {
+        Self::with_prefix(trace, String::new(), None)
+    }
+
+    /// Output for the board on `port` in a many-board run: every line goes to stderr behind
+    /// "[PORT] "; progress is drawn in `multi` when given (stderr is a terminal), else
+    /// printed as lines.
+    pub fn for_board(trace: bool, port: &str, multi: Option<MultiProgress>) -> Rc<Output> {
+        Self::with_prefix(trace, format!("[{port}] "), multi)
+    }
+
+    /// Output whose every line goes to stderr behind `prefix`.
+    fn with_prefix(trace: bool, prefix: String, multi: Option<MultiProgress>) -> Rc<Output> {
+        Rc::new(Output {
+            open_line: Cell::new(false),
+            bars: multi.is_some(),
+            trace,
+            json: false,
+            result: RefCell::new(None),
+            board: Some(BoardOutput {
+                prefix,
+                multi,
+                pending: RefCell::new(String::new()),
+                facts: RefCell::new(BoardFacts::default()),
+            }),
+        })
+    }
+
     /// Prints a line on stdout (stderr with `--json`).
     pub fn line(&self, text: impl AsRef<str>) {
         self.end_line();
-        match self.json {
-            true => eprintln!("{}", text.as_ref()),
-            false => println!("{}", text.as_ref()),
+        match &self.board {
+            Some(board) => board.emit(text.as_ref()),
+            None if self.json => eprintln!("{}", text.as_ref()),
+            None => println!("{}", text.as_ref()),
         }
     }
 
     /// Prints text on stdout (stderr with `--json`) without ending the line.
     pub fn part(&self, text: &str) {
+        self.open_line.set(true);
+        if let Some(board) = &self.board {
+            board.pending.borrow_mut().push_str(text);
+            return;
+        }
         // A failed flush only delays the text.
         let _ = match self.json {
             true => {
@@ -85,30 +152,115 @@ impl Output {
                 std::io::stdout().flush()
             }
         };
-        self.open_line.set(true);
     }
 
     /// Prints "Warning: ..." on stderr.
     pub fn warn(&self, text: impl AsRef<str>) {
         self.end_line();
-        eprintln!("Warning: {}", text.as_ref());
+        match &self.board {
+            Some(board) => board.emit(&format!("Warning: {}", text.as_ref())),
+            None => eprintln!("Warning: {}", text.as_ref()),
+        }
     }
 
     /// Prints "error: ..." on stderr, and the remedy on the next line if there is one.
     pub fn error(&self, message: &str, remedy: Option<&str>) {
         self.end_line();
-        eprintln!("error: {message}");
+        let Some(board) = &self.board else {
+            eprintln!("error: {message}");
+            if let Some(remedy) = remedy {
+                eprintln!("{remedy}");
+            }
+            return;
+        };
+        board.emit(&format!("error: {message}"));
         if let Some(remedy) = remedy {
-            eprintln!("{remedy}");
+            board.emit(remedy);
         }
     }
 
     /// Ends a line begun with [`Output::part`].
-    fn end_line(&self) {
-        match (self.open_line.replace(false), self.json) {
-            (true, true) => eprintln!(),
-            (true, false) => println!(),
-            (false, _) => {}
+    pub fn end_line(&self) {
+        if self.open_line.replace(false) {
+            match &self.board {
+                Some(board) => {
+                    let text = board.pending.take();
+                    board.emit(&text);
+                }
+                None if self.json => eprintln!(),
+                None => println!(),
+            }
+        }
+    }
+
+    /// Notes the output file the command writes, for the many-board summary.
+    pub fn note_file(&self, path: &Path) {
+        if let Some(board) = &self.board {
+            board.facts.borrow_mut().file = Some(path.to_path_buf());
+        }
+    }
+
+    /// What this board's session found (many-board runs; empty otherwise).
+    pub fn board_facts(&self) -> BoardFacts {
+        self.board
+            .as_ref()
+            .map(|board| board.facts.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    /// Notes the connected chip, for the summary and the progress bars' names.
+    fn note_chip(&self, chip: &ChipInfo) {
+        if let Some(board) = &self.board {
+            let mut facts = board.facts.borrow_mut();
+            facts.chip = Some(chip.description.clone());
+            facts.mac = Some(chip.mac);
+        }
+    }
+
+    /// Notes the flash size the chip's JEDEC ID gives.
+    fn note_flash_size(&self, size: u32) {
+        if let Some(board) = &self.board {
+            board.facts.borrow_mut().flash_size = Some(size);
+        }
+    }
+
+    /// A new progress bar: in the run's `MultiProgress`, named by port and MAC, for a board
+    /// of a many-board run; on its own otherwise.
+    fn new_bar(&self, total: u64, style: ProgressStyle, label: String) -> ProgressBar {
+        let bar = ProgressBar::new(total).with_style(style);
+        let Some(board) = &self.board else {
+            bar.set_message(label);
+            return bar;
+        };
+        let multi = board
+            .multi
+            .as_ref()
+            .expect("bars only with a MultiProgress");
+        let bar = multi.add(bar);
+        let mac = board
+            .facts
+            .borrow()
+            .mac
+            .map(|mac| esp_flasher::chip::format_mac(&mac));
+        let name = board.prefix.trim_end();
+        bar.set_message(match mac {
+            Some(mac) => format!("{name} {mac} {label}"),
+            None => format!("{name} {label}"),
+        });
+        bar
+    }
+}
+
+impl BoardOutput {
+    /// One line of this board's on stderr, above the bars when there are bars.
+    fn emit(&self, text: &str) {
+        let line = format!("{}{text}", self.prefix);
+        match &self.multi {
+            // Only fails when stderr is gone: nothing is left to tell.
+            Some(multi) => {
+                let _ = multi.println(line);
+            }
+            None => eprintln!("{line}"),
         }
     }
 }
@@ -146,6 +298,7 @@ impl ProgressSink for Reporter {
             }
             Event::Garbage { .. } => {}
             Event::Connected(chip) => {
+                out.note_chip(chip);
                 out.line(format!("Connected to ESP8266 on {}:", self.port));
                 out.line(format!("{:<20}{}", "Chip type:", chip.description));
                 let features = chip.kind.features().join(", ");
@@ -158,7 +311,11 @@ impl ProgressSink for Reporter {
                 out.line("Stub flasher is already running. No upload is necessary.")
             }
             Event::BaudChanged { baud } => out.line(format!("Changed baud rate to {baud}.")),
-            Event::FlashDetected { .. } => {}
+            Event::FlashDetected { size, .. } => {
+                if let Some(size) = size {
+                    out.note_flash_size(*size);
+                }
+            }
             Event::Started {
                 operation,
                 address,
@@ -232,15 +389,13 @@ impl Progress {
     fn start(out: &Output, operation: Operation, address: u32, total: usize) -> Progress {
         let bar = out.bars.then(|| {
             out.end_line();
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_message(format!("{} {address:#010x}", verb(operation)));
+            let style = ProgressStyle::with_template(
+                "{msg} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template")
+            .progress_chars("=> ");
+            let label = format!("{} {address:#010x}", verb(operation));
+            let bar = out.new_bar(total as u64, style, label);
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });

@@ -116,6 +116,23 @@ fn too_large<T: Unsigned>(text: &str) -> NumberError {
     }
 }
 
+/// Parses a MAC address written as six two-digit hex octets separated by `:` or `-`
+/// (`AA:BB:CC:DD:EE:FF`); the error is one sentence naming the text.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let octets: Vec<u8> = text
+        .split([':', '-'])
+        .filter_map(|octet| {
+            // Exactly two hex digits: not the number grammar, which would take "0x" or "+".
+            (octet.len() == 2 && octet.bytes().all(|digit| digit.is_ascii_hexdigit()))
+                .then(|| u8::from_str_radix(octet, 16).ok())
+                .flatten()
+        })
+        .collect();
+    octets
+        .try_into()
+        .map_err(|_| format!("'{text}' is not a MAC address such as AA:BB:CC:DD:EE:FF"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use esp_protocol::numbers::parse_mac;
+
 use super::{parse_size, parse_u32};
 
 /// `--port`: a serial port, the virtual chip, or none (scan).
@@ -34,7 +36,7 @@ impl PortArg {
     }
 }
 
-/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,stub=model|run]` asks for.
+/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,mac=MAC][,stub=model|run]` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EmuSpec {
     /// Flash size in bytes; `None`: the file's length, else 4 MB.
@@ -49,6 +51,9 @@ pub struct EmuSpec {
     pub seed: u64,
     /// `stub=model` or `stub=run`: who answers once a stub is uploaded.
     pub stub: Option<EmuStub>,
+    /// `mac=AA:BB:CC:DD:EE:FF`: the station MAC in its eFuses (else the emulator's default),
+    /// so that several virtual boards can be told apart.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// `stub=` in an `emu:` spec.
@@ -81,6 +86,7 @@ impl EmuSpec {
                         u64::from(parse_u32(seed).map_err(|error| bad(format!("seed {error}")))?)
                 }
                 Some(("chip", chip)) => emu.esp8285 = parse_emu_chip(chip).map_err(bad)?,
+                Some(("mac", mac)) => emu.mac = Some(parse_mac(mac).map_err(bad)?),
                 Some(("stub", "model")) => emu.stub = Some(EmuStub::Model),
                 Some(("stub", "run")) => emu.stub = Some(EmuStub::Run),
                 Some(("stub", other)) => {
@@ -99,7 +105,7 @@ impl EmuSpec {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N or stub=model|run"
+                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N, mac=MAC or stub=model|run"
                     )))
                 }
             }
@@ -140,7 +146,7 @@ mod tests {
             Ok(PortArg::Emulator(EmuSpec::default()))
         );
         let PortArg::Emulator(emu) = PortArg::parse(Some(
-            "emu:1MB,file=demo-flash.bin,fault=short-read:frame=3,drop=8,fault=bad-md5,chip=esp8285,seed=7",
+            "emu:1MB,file=demo-flash.bin,fault=short-read:frame=3,drop=8,fault=bad-md5,chip=esp8285,seed=7,mac=5c:cf:7f:00:00:01",
         ))
         .unwrap() else {
             panic!("not an emulator")
@@ -150,6 +156,10 @@ mod tests {
         assert_eq!(emu.faults, ["short-read:frame=3,drop=8", "bad-md5"]);
         assert!(emu.esp8285);
         assert_eq!(emu.seed, 7);
+        assert_eq!(emu.mac, Some([0x5c, 0xcf, 0x7f, 0, 0, 1]));
+        assert!(EmuSpec::parse("mac=5c:cf:7f")
+            .unwrap_err()
+            .contains("not a MAC address"));
         assert!(EmuSpec::parse("1MB,frobnicate")
             .unwrap_err()
             .contains("\"frobnicate\""));

@@ -16,7 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use esp_protocol::flash_params::{FlashFreq, FlashMode, FlashParamOverrides, FlashSize};
 use esp_protocol::numbers;
 
-/// What `--help` says after the options: the exit codes and the stub sources.
+/// What `--help` says after the options: the exit codes and the stub sources. (clap shows
+/// the two characters `{n}`, wherever they are, as a line break.)
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
@@ -28,13 +29,18 @@ Ports:
                                     /dev/cu.wchusbserial* on macOS, /dev/ttyUSB0 or /dev/ttyACM0
                                     on Linux. ESPTOOL_PORT and ESPTOOL_BAUD stand in for --port
                                     and --baud, as with esptool
-  --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
+  --port emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,mac=MAC][,stub=model|run]
                                     the built-in virtual ESP8266: a Sonoff-like sample flash each
                                     run (firmware at 0x0, SDK settings at the end; not blank),
                                     or loaded from and saved back to PATH (a new PATH starts
                                     with that sample). Its CPU runs the uploaded stub
                                     (flashlab's own, or --stub-file); stub=model answers with
                                     a model of a stub instead
+  --port A --port B ..., --port all run the command on many boards at once (all: every USB
+                                    serial adapter found) and print a summary (--json: as
+                                    JSON). File names take {mac}, {port} and the board's
+                                    number, written as the letter n in braces, e.g.
+                                    backup 'sonoff-{mac}.bin'
   no --port                         try each USB serial port found (CP210x, CH340 and FTDI
                                     adapters first; list-ports shows them); with none, backup
                                     (the first run) uses the virtual ESP8266 and says so, and
@@ -49,7 +55,7 @@ Stub: --stub-file FILE or ESP_FLASHER_STUB=FILE (esptool's JSON stub, e.g.
 site-packages/esptool/targets/stub_flasher/2/esp8266.json); --no-stub uses the ROM loader only.";
 
 /// Flash and back up ESP8266/ESP8285 boards; takes esptool.py's command lines.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "esp-flasher", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// How to reach the chip.
@@ -66,9 +72,14 @@ pub struct Cli {
 /// The options every command that talks to a chip shares.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// Serial port (/dev/ttyUSB0, COM5, /dev/cu.usbserial-110) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,stub=model|run]
+    /// Serial port (/dev/ttyUSB0, COM5, /dev/cu.usbserial-110) or emu:[SIZE][,file=PATH][,fault=SPEC][,chip=esp8285][,seed=N][,mac=MAC][,stub=model|run];
+    /// give it more than once, or `all` (every USB serial adapter), to run the command on many boards at once
     /// [env: ESPTOOL_PORT]
-    #[arg(short = 'p', long, global = true)]
+    #[arg(short = 'p', long = "port", global = true, value_name = "PORT", action = clap::ArgAction::Append)]
+    pub ports: Vec<String>,
+    /// The one port of a single-board run: the one `--port`, else `ESPTOOL_PORT`, else none
+    /// (search). Set by [`ConnectArgs::with_environment`].
+    #[arg(skip)]
     pub port: Option<String>,
     /// Baud rate after connecting: a number, or auto for the fastest the line carries cleanly
     /// (auto is the default for backup and restore, 115200 for the rest)
@@ -104,6 +115,8 @@ pub enum BaudArg {
     Auto,
 }
 
+/// `--port all`: every USB serial adapter found.
+pub const ALL_PORTS: &str = "all";
 /// esptool's environment variable for `--port`.
 pub const PORT_ENV_VAR: &str = "ESPTOOL_PORT";
 /// esptool's environment variable for `--baud`.
@@ -118,9 +131,11 @@ impl ConnectArgs {
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<ConnectArgs, String> {
         let set = |name: &str| var(name).filter(|value| !value.is_empty());
-        if self.port.is_none() {
-            self.port = set(PORT_ENV_VAR);
-        }
+        self.port = match self.ports.as_slice() {
+            [] => set(PORT_ENV_VAR),
+            [one] => Some(one.clone()),
+            _ => None,
+        };
         if let (None, Some(text)) = (self.baud, set(BAUD_ENV_VAR)) {
             let baud = parse_baud(&text).map_err(|problem| {
                 format!("error: {BAUD_ENV_VAR}: {problem}; set it to a rate or unset it")
@@ -128,6 +143,20 @@ impl ConnectArgs {
             self.baud = Some(baud);
         }
         Ok(self)
+    }
+
+    /// Whether the command runs on many boards: `--port` given more than once, or `--port all`.
+    pub fn is_fleet(&self) -> bool {
+        self.ports.len() > 1 || self.ports.iter().any(|port| port == ALL_PORTS)
+    }
+
+    /// These options for one board of a many-board run.
+    pub fn for_board(&self, port: &str) -> ConnectArgs {
+        ConnectArgs {
+            ports: vec![port.to_string()],
+            port: Some(port.to_string()),
+            ..self.clone()
+        }
     }
 
     /// These options with `baud` when `--baud` was not given.
@@ -178,7 +207,7 @@ pub enum AfterArg {
 }
 
 /// The commands, named as in esptool (underscores are accepted too).
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Print the chip ID
     ChipId,
@@ -227,7 +256,7 @@ pub enum Command {
 }
 
 /// `completions SHELL`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete in
     #[arg(value_enum)]
@@ -235,7 +264,7 @@ pub struct CompletionsArgs {
 }
 
 /// `read_flash ADDR SIZE|ALL FILE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ReadFlashArgs {
     /// Start address (hex or decimal)
     #[arg(value_parser = parse_u32)]
@@ -251,7 +280,7 @@ pub struct ReadFlashArgs {
 }
 
 /// `write_flash [OPTIONS] ADDR FILE [ADDR FILE ...]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct WriteFlashArgs {
     /// Header flash parameters for an image written at 0x0
     #[command(flatten)]
@@ -343,7 +372,7 @@ pub enum FlashSizeArg {
 }
 
 /// `erase_region ADDR SIZE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct EraseRegionArgs {
     /// Start address, a multiple of 4096 (0x1000)
     #[arg(value_parser = parse_u32)]
@@ -354,7 +383,7 @@ pub struct EraseRegionArgs {
 }
 
 /// `verify_flash ADDR FILE [ADDR FILE ...]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct VerifyFlashArgs {
     /// Header flash parameters the image at 0x0 was written with
     #[command(flatten)]
@@ -365,7 +394,7 @@ pub struct VerifyFlashArgs {
 }
 
 /// `read_flash_status [--bytes N]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ReadFlashStatusArgs {
     /// Status bytes to read (1-3)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
@@ -373,7 +402,7 @@ pub struct ReadFlashStatusArgs {
 }
 
 /// `write_flash_status [--non-volatile] [--bytes N] VALUE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct WriteFlashStatusArgs {
     /// Write the non-volatile status bits (use with care)
     #[arg(long)]
@@ -387,7 +416,7 @@ pub struct WriteFlashStatusArgs {
 }
 
 /// `read_mem ADDR`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ReadMemArgs {
     /// Address of the word
     #[arg(value_parser = parse_u32)]
@@ -395,7 +424,7 @@ pub struct ReadMemArgs {
 }
 
 /// `write_mem ADDR VALUE [MASK]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct WriteMemArgs {
     /// Address of the word
     #[arg(value_parser = parse_u32)]
@@ -409,7 +438,7 @@ pub struct WriteMemArgs {
 }
 
 /// `dump_mem ADDR SIZE FILE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DumpMemArgs {
     /// Start address
     #[arg(value_parser = parse_u32)]
@@ -422,14 +451,14 @@ pub struct DumpMemArgs {
 }
 
 /// `image_info FILE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ImageInfoArgs {
     /// The firmware image
     pub file: PathBuf,
 }
 
 /// `merge_bin -o OUT [-fs/-fm/-ff] ADDR FILE ...`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct MergeBinArgs {
     /// The merged file to write
     #[arg(short = 'o', long)]
@@ -446,7 +475,7 @@ pub struct MergeBinArgs {
 }
 
 /// `backup FILE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BackupArgs {
     /// The flash image to write; the record goes to FILE.json
     pub file: PathBuf,
@@ -456,7 +485,7 @@ pub struct BackupArgs {
 }
 
 /// `restore [-fs/-fm/-ff] FILE`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
     /// Header flash parameters to write the image's header with
     #[command(flatten)]
@@ -466,6 +495,10 @@ pub struct RestoreArgs {
     pub force: bool,
     /// A flash image made by `backup` (its FILE.json record is read too), or a plain firmware image
     pub file: PathBuf,
+    /// Set by the many-board driver, which has checked FILE and holds its lock for all boards
+    /// (each taking it would shut the others out).
+    #[arg(skip)]
+    pub image_locked: bool,
 }
 
 /// `read_flash`'s SIZE: a byte count or the whole chip.
@@ -616,6 +649,28 @@ mod tests {
     }
 
     #[test]
+    fn port_given_more_than_once_or_all_means_many_boards() {
+        let many = parse_ok("--port /dev/ttyUSB0 backup b-{n}.bin -p emu:1MB --port COM3 --json");
+        assert_eq!(many.connect.ports, ["/dev/ttyUSB0", "emu:1MB", "COM3"]);
+        assert!(many.connect.is_fleet() && many.json);
+        // ESPTOOL_PORT is for one board: it does not join a list, and no single port is set.
+        let connect = connect_with(
+            "--port /dev/ttyUSB0 -p /dev/ttyUSB1 flash_id",
+            &[("ESPTOOL_PORT", "COM5")],
+        )
+        .unwrap();
+        assert_eq!(connect.port, None);
+        assert_eq!(
+            connect.for_board("/dev/ttyUSB1").port.as_deref(),
+            Some("/dev/ttyUSB1")
+        );
+        assert!(parse_ok("--port all flash_id").connect.is_fleet());
+        for single in ["--port COM5 flash_id", "flash_id"] {
+            assert!(!parse_ok(single).connect.is_fleet(), "{single}");
+        }
+    }
+
+    #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
     }
@@ -623,7 +678,7 @@ mod tests {
     #[test]
     fn seed_write_flash_with_two_letter_flags() {
         let cli = parse_ok("--port COM5 write_flash -fs 1MB -fm dout 0x0 sonoff.bin");
-        assert_eq!(cli.connect.port.as_deref(), Some("COM5"));
+        assert_eq!(cli.connect.ports, ["COM5"]);
         let Command::WriteFlash(args) = cli.command else {
             panic!("not write_flash")
         };
@@ -706,7 +761,7 @@ mod tests {
             parse_ok("--port emu:1MB --no-stub --before no_reset --after no_reset flash_id");
         let after = parse_ok("flash_id --port emu:1MB --no_stub --before no-reset -a no_reset");
         for cli in [before, after] {
-            assert_eq!(cli.connect.port.as_deref(), Some("emu:1MB"));
+            assert_eq!(cli.connect.ports, ["emu:1MB"]);
             assert!(cli.connect.no_stub);
             assert_eq!(cli.connect.before, BeforeArg::NoReset);
             assert_eq!(cli.connect.after, AfterArg::NoReset);

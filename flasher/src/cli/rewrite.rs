@@ -31,7 +31,9 @@ const GLOBAL_OPTIONS_WITH_VALUE: [&str; 11] = [
 
 /// Rewrites esptool spellings into what clap takes: `-fs 1MB` → `--flash-size 1MB`,
 /// `--flash_size=detect` → `--flash-size=detect`, `write_flash` → `write-flash`.
-/// Nothing after `--` is touched, and only the subcommand word is renamed.
+/// Nothing after `--` is touched, and only the subcommand word is renamed. A `--port` after
+/// the command moves before it: clap would let it replace the ports given before the
+/// command instead of joining them.
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let subcommands: Vec<String> = Cli::command()
         .get_subcommands()
@@ -42,13 +44,27 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
     out.extend(args.next()); // the program name
     let mut seen_subcommand = false;
     let mut value_follows = false;
+    // Where the command word is in `out`, and the `--port`s that followed it.
+    let mut subcommand_at = None;
+    let mut hoisted: Vec<OsString> = Vec::new();
+    let mut port_follows = false;
     for arg in args.by_ref() {
+        if port_follows {
+            port_follows = false;
+            hoisted.push(arg);
+            continue;
+        }
         let Some(text) = arg.to_str() else {
             out.push(arg);
             value_follows = false;
             continue;
         };
-        if value_follows {
+        if seen_subcommand && (text == "--port" || text == "-p") {
+            hoisted.push(arg);
+            port_follows = true;
+        } else if seen_subcommand && (text.starts_with("--port=") || is_joined_short_port(text)) {
+            hoisted.push(arg);
+        } else if value_follows {
             value_follows = false;
             out.push(arg);
         } else if text == "--" {
@@ -59,6 +75,7 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
             out.push(long.into());
         } else if !seen_subcommand && !text.starts_with('-') {
             seen_subcommand = true;
+            subcommand_at = Some(out.len());
             let hyphenated = text.replace('_', "-");
             out.push(if subcommands.contains(&hyphenated) {
                 hyphenated.into()
@@ -71,7 +88,15 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
         }
     }
     out.extend(args);
+    if let Some(at) = subcommand_at {
+        out.splice(at..at, hoisted);
+    }
     out
+}
+
+/// `-pPORT` (a short flag with its value joined).
+fn is_joined_short_port(text: &str) -> bool {
+    text.len() > 2 && text.starts_with("-p") && !text.starts_with("--")
 }
 
 /// The clap spelling of an esptool flag, if it differs.
@@ -139,6 +164,39 @@ mod tests {
                 "--flash-freq=40m",
                 "0x0",
                 "my_file.bin",
+            ])
+        );
+    }
+
+    #[test]
+    fn ports_after_the_command_join_those_before_it() {
+        let out = normalize_args(strings(&[
+            "esp-flasher",
+            "-p",
+            "COM5",
+            "backup",
+            "--port",
+            "COM6",
+            "b-{n}.bin",
+            "--port=COM7",
+            "-pCOM8",
+            "--",
+            "--port",
+        ]));
+        assert_eq!(
+            out,
+            strings(&[
+                "esp-flasher",
+                "-p",
+                "COM5",
+                "--port",
+                "COM6",
+                "--port=COM7",
+                "-pCOM8",
+                "backup",
+                "b-{n}.bin",
+                "--",
+                "--port",
             ])
         );
     }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use esp_flasher::backup::{finish_interrupted, Interrupted};
 use esp_flasher::ops::write::share_a_sector;
 
+use super::fleet::template::needs_mac;
 use super::CmdError;
 use crate::cli::parse_u32;
 use crate::output::Output;
@@ -96,6 +97,22 @@ pub fn check_output(path: &Path) -> Result<(), CmdError> {
         }
     }
     Ok(())
+}
+
+/// For an output name settled only once the chip has answered (`{mac}`): checks now what
+/// can be, its folder when the placeholder is in the file's own name only.
+pub fn check_output_folder(template: &Path) -> Result<(), CmdError> {
+    let parent = template
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty() && !needs_mac(parent));
+    match parent {
+        Some(parent) if !parent.is_dir() => Err(CmdError::Usage(format!(
+            "{}: folder {} does not exist",
+            template.display(),
+            parent.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Settles what an interrupted backup of `image` left (finishing it, or removing its

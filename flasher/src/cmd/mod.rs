@@ -1,5 +1,5 @@
 //! One module per command, each with a `run` function, plus the shared input
-//! checks ([`files`]) and the chip session ([`session`]).
+//! checks ([`files`]), the chip session ([`session`]) and the many-board driver ([`fleet`]).
 
 mod backup;
 mod board_info;
@@ -11,6 +11,7 @@ mod erase_region;
 mod explain;
 mod files;
 mod flash_id;
+pub mod fleet;
 mod image_info;
 mod list_ports;
 mod merge_bin;
@@ -30,7 +31,7 @@ mod write_mem;
 use std::process::ExitCode;
 use std::rc::Rc;
 
-use crate::cli::{BaudArg, Cli, Command};
+use crate::cli::{BaudArg, Cli, Command, ConnectArgs};
 use crate::output::Output;
 
 /// Why a command stopped.
@@ -73,10 +74,52 @@ impl CmdError {
     }
 }
 
-/// Runs the command the command line names.
+/// Runs the command the command line names on one board (or none); the file name
+/// placeholders `{port}` and `{n}` (1) are expanded first.
 pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
-    let connect = &cli.connect;
-    match &cli.command {
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(args, cli.json);
+    }
+    let command = match &cli.connect.port {
+        Some(port) => fleet::template::expand_command(&cli.command, port, 1),
+        None => {
+            let files = [
+                fleet::template::output_file(&cli.command),
+                restore_file(&cli.command),
+            ];
+            if let Some(file) = files.into_iter().flatten().find(|file| {
+                file.to_str()
+                    .is_some_and(|text| text.contains(fleet::template::PORT))
+            }) {
+                return Err(CmdError::Usage(format!(
+                    "'{}' names the file by {}, but no --port was given: name the port, or use {} or {}",
+                    file.display(),
+                    fleet::template::PORT,
+                    fleet::template::MAC,
+                    fleet::template::INDEX
+                )));
+            }
+            fleet::template::expand_command(&cli.command, "", 1)
+        }
+    };
+    run_command(&command, &cli.connect, out)
+}
+
+/// `restore`'s FILE.
+fn restore_file(command: &Command) -> Option<&std::path::Path> {
+    match command {
+        Command::Restore(args) => Some(&args.file),
+        _ => None,
+    }
+}
+
+/// Runs `command` on the board `connect` names.
+pub fn run_command(
+    command: &Command,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+) -> Result<(), CmdError> {
+    match command {
         Command::ChipId => chip_id::run(connect, out),
         Command::ReadMac => read_mac::run(connect, out),
         Command::FlashId => flash_id::run(connect, out),
@@ -100,6 +143,8 @@ pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
         }
         Command::ListPorts => list_ports::run(out),
         Command::BoardInfo => board_info::run(connect, out),
-        Command::Completions(args) => completions::run(args, cli.json),
+        Command::Completions(_) => Err(CmdError::Usage(
+            "completions prints a script and talks to no board: run it without --port".into(),
+        )),
     }
 }

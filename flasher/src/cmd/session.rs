@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esp_emulator::device::{Chip, CodeExecution, Device, DeviceConfig};
+use esp_emulator::device::{Chip, CodeExecution, Device, DeviceConfig, DEFAULT_MAC};
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
@@ -44,6 +44,8 @@ pub struct Line {
     trace: Option<Rc<Output>>,
     /// The `emu:` spec of the virtual chip on this line; `None` for a serial port.
     virtual_port: Option<String>,
+    /// The port as the user named it (or as the search found it).
+    port: String,
 }
 
 enum LineKind {
@@ -55,6 +57,11 @@ impl Line {
     /// The `emu:` spec when this line reaches the virtual chip, not a board.
     pub fn virtual_port(&self) -> Option<&str> {
         self.virtual_port.as_deref()
+    }
+
+    /// The port this line is on, as the user named it (or as the search found it).
+    pub fn port(&self) -> &str {
+        &self.port
     }
 
     fn inner(&mut self) -> &mut dyn Transport {
@@ -336,7 +343,7 @@ fn load_stub(path: &Path) -> Result<StubImage, CmdError> {
 }
 
 /// Refuses a `--port` that names a regular file or a folder: opening it would not reach a chip.
-fn check_serial_name(name: &str) -> Result<(), CmdError> {
+pub(super) fn check_serial_name(name: &str) -> Result<(), CmdError> {
     let kind = match std::fs::metadata(name) {
         Ok(metadata) if metadata.is_file() => "a regular file",
         Ok(metadata) if metadata.is_dir() => "a folder",
@@ -377,6 +384,7 @@ fn open_serial(name: &str, trace: Option<Rc<Output>>) -> Result<Line, CmdError> 
         kind: LineKind::Serial(serial),
         trace,
         virtual_port: None,
+        port: name.to_string(),
     })
 }
 
@@ -467,6 +475,7 @@ fn open_emulator(
             Chip::Esp8266Ex
         },
         faults: plan.device,
+        mac: spec.mac.unwrap_or(DEFAULT_MAC),
         ..DeviceConfig::default()
     };
     let link = Link::new(
@@ -480,7 +489,8 @@ fn open_emulator(
     let line = Line {
         kind: LineKind::Emulator(Box::new(EmulatorTransport::with_link(link))),
         trace: connect.trace.then(|| out.clone()),
-        virtual_port: Some(port),
+        virtual_port: Some(port.clone()),
+        port,
     };
     connect_line(line, &label, options, out, emu_file).map_err(|error| no_answer(error, &[label]))
 }
@@ -743,7 +753,7 @@ pub(super) fn known_adapter(vid: u16, pid: u16) -> Option<&'static str> {
 }
 
 /// "/dev/ttyUSB0 (CP210x), /dev/ttyUSB1", or "none".
-fn port_list(ports: &[SerialPortInfo]) -> String {
+pub(super) fn port_list(ports: &[SerialPortInfo]) -> String {
     if ports.is_empty() {
         return "none".into();
     }
