@@ -6,6 +6,7 @@ mod emulator_pty;
 mod esptool_conformance;
 mod executed_code;
 mod flasher_pty;
+mod monitor;
 mod own_stub;
 mod scenarios;
 mod side_by_side;

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
 /// exits 130. Without it the process would die and leave them behind.
 fn remove_temporaries_on_interrupt() {
     let installed = ctrlc::set_handler(|| {
+        cmd::monitor::restore_terminal();
         let removed = esp_flasher::files::remove_unfinished();
         match removed.is_empty() {
             true => eprintln!("Interrupted."),

@@ -67,9 +67,7 @@ pub fn boot_mode_description(strapping: u32) -> &'static str {
 /// the failure (`ets_main.c`) or the serial loader's `waiting for host`.
 pub fn ends_rom_log(line: &str) -> bool {
     let line = line.trim();
-    line.starts_with("csum ")
-        || line.starts_with("ets_main.c")
-        || line == "waiting for host"
+    line.starts_with("csum ") || line.starts_with("ets_main.c") || line == "waiting for host"
 }
 
 #[cfg(test)]
@@ -93,7 +91,12 @@ mod tests {
         for line in ["csum 0x2b", "csum err", "ets_main.c ", "waiting for host"] {
             assert!(ends_rom_log(line), "{line}");
         }
-        for line in ["chksum 0x2b", "load 0x4010f000, len 3424, room 16 ", "tail 0", ""] {
+        for line in [
+            "chksum 0x2b",
+            "load 0x4010f000, len 3424, room 16 ",
+            "tail 0",
+            "",
+        ] {
             assert!(!ends_rom_log(line), "{line}");
         }
     }

@@ -11,6 +11,7 @@ mod files;
 mod flash_id;
 mod image_info;
 mod merge_bin;
+pub mod monitor;
 mod read_flash;
 mod read_flash_status;
 mod read_mac;
@@ -89,11 +90,12 @@ pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
         Command::DumpMem(args) => dump_mem::run(args, connect, out),
         Command::ImageInfo(args) => image_info::run(args, out),
         Command::MergeBin(args) => merge_bin::run(args, out),
-        Command::Run => run::run(connect, out),
+        Command::Run(args) => run::run(args, connect, out),
         Command::Version => version::run(out),
         Command::Backup(args) => backup::run(args, &connect.with_default_baud(BaudArg::Auto), out),
         Command::Restore(args) => {
             restore::run(args, &connect.with_default_baud(BaudArg::Auto), out)
         }
+        Command::Monitor(args) => monitor::run(args, connect, out),
     }
 }

@@ -8,7 +8,8 @@ use esp_flasher::files::OutputLock;
 use esp_flasher::{Error, Loader, WriteOptions};
 
 use super::files::{finish_interrupted_backup, io_reason};
-use super::session::{with_chip_to_change, Stopwatch};
+use super::monitor::with_chip_to_change_then_monitor;
+use super::session::Stopwatch;
 use super::write_flash::{header_params, print_region};
 use super::CmdError;
 use crate::cli::{ConnectArgs, RestoreArgs};
@@ -41,7 +42,8 @@ pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Resul
             args.file.display()
         ));
     }
-    with_chip_to_change("restore", connect, out, |flasher, out| {
+    let monitor = &args.monitor;
+    with_chip_to_change_then_monitor("restore", connect, monitor, out, |flasher, out| {
         let stub = flasher.loader() == Loader::Stub;
         let options = RestoreOptions {
             write: WriteOptions {

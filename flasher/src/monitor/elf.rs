@@ -60,7 +60,8 @@ impl ElfSymbols {
             path: path.to_owned(),
             reason,
         };
-        let file = object::File::parse(data.as_slice()).map_err(|error| not_elf(error.to_string()))?;
+        let file =
+            object::File::parse(data.as_slice()).map_err(|error| not_elf(error.to_string()))?;
         if file.format() != object::BinaryFormat::Elf {
             return Err(not_elf(format!("{:?} format", file.format())));
         }

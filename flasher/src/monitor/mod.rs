@@ -439,7 +439,11 @@ mod tests {
         }
         assert!(decode("Exception (3):\n").contains("exception 3 = LoadStoreError"));
         // Not dumps: no note.
-        for line in ["Exception handling is fun\n", "Exception (28) is bad\n", "Fatal exception\n"] {
+        for line in [
+            "Exception handling is fun\n",
+            "Exception (28) is bad\n",
+            "Fatal exception\n",
+        ] {
             assert!(!decode(line).contains("[note]"), "{line}");
         }
     }
@@ -511,7 +515,10 @@ mod tests {
         let ms = Duration::from_millis;
         let mut watch = BootLogWatch::new(ms(100));
         assert!(!watch.boot_log_over(ms(100) + BOOT_LOG_WAIT - ms(1)));
-        assert!(watch.boot_log_over(ms(100) + BOOT_LOG_WAIT), "no boot log at all");
+        assert!(
+            watch.boot_log_over(ms(100) + BOOT_LOG_WAIT),
+            "no boot log at all"
+        );
         watch.bytes(ms(300));
         watch.line(LineKind::RomLog);
         assert!(!watch.boot_log_over(ms(5000)), "the ROM is still printing");
