@@ -349,3 +349,126 @@ fn absurd_timeouts_and_a_bad_elf_are_usage_errors() {
         assert!(output.contains(expected), "{args:?}: {output}");
     }
 }
+
+/// From a terminal (a pty as stdin): raw mode, Ctrl-T Ctrl-R resets the board (a second boot
+/// log), Ctrl-T Ctrl-H shows the keys, Ctrl-] quits with exit 0, and the terminal is back in
+/// its cooked mode afterwards (`stty` reads it), as it is after a SIGTERM.
+#[cfg(unix)]
+#[test]
+fn keys_from_a_terminal_reset_show_help_and_quit_and_the_terminal_is_restored() {
+    use serialport::SerialPort as _;
+    use std::io::Write as _;
+
+    let firmware = crash_firmware();
+    let dir = tempfile::tempdir().unwrap();
+    let flash = flash_with(&firmware, dir.path());
+    let (mut keyboard, terminal) = serialport::TTYPort::pair().expect("a pty pair");
+    let terminal_path = terminal.name().expect("the pty's path");
+    let stty = |path: &str| {
+        let output = Command::new("stty")
+            .args(["-F", path, "-a"])
+            .output()
+            .expect("run stty");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    // serialport leaves its pty raw: make it a terminal as a shell has it.
+    let sane = Command::new("stty")
+        .args(["-F", &terminal_path, "sane"])
+        .status();
+    assert!(
+        sane.is_ok_and(|status| status.success()),
+        "stty sane failed"
+    );
+    assert!(stty(&terminal_path).contains(" icanon"));
+    let stdin = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&terminal_path)
+        .expect("open the pty's slave");
+    let stdout_path = dir.path().join("monitor.out");
+    let stderr_path = dir.path().join("monitor.err");
+    let port = format!("emu:1MB,file={}", path_str(&flash));
+    let mut monitor = Command::new(binary("esp-flasher"))
+        .args(["--port", &port, "monitor"])
+        .stdin(Stdio::from(stdin))
+        .stdout(fs::File::create(&stdout_path).unwrap())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start esp-flasher monitor");
+    let read =
+        |path: &Path| String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+    let wait_for = |path: &Path, what: &dyn Fn(&str) -> bool, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !what(&read(path)) {
+            assert!(
+                Instant::now() < deadline,
+                "waited in vain for {name}:\n{}\n{}",
+                read(&stdout_path),
+                read(&stderr_path)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(
+        &stdout_path,
+        &|out| out.contains("crash: hello 3"),
+        "the firmware",
+    );
+    assert!(stty(&terminal_path).contains("-icanon"), "not in raw mode");
+    keyboard.write_all(b"\x14\x12").unwrap();
+    wait_for(
+        &stdout_path,
+        &|out| {
+            out.matches("rst cause:2").count() == 2 && out.matches("crash: hello 3").count() == 2
+        },
+        "a second boot after Ctrl-T Ctrl-R",
+    );
+    keyboard.write_all(b"\x14\x08").unwrap();
+    wait_for(
+        &stderr_path,
+        &|err| err.contains("Ctrl-T Ctrl-R"),
+        "the help",
+    );
+    keyboard.write_all(b"\x1d").unwrap();
+    let status = wait_with_limit(&mut monitor, Duration::from_secs(20))
+        .expect("Ctrl-] did not end the monitor");
+    assert_eq!(status.code(), Some(0), "{}", read(&stderr_path));
+    let modes = stty(&terminal_path);
+    assert!(
+        modes.contains(" icanon") && modes.contains(" echo"),
+        "the terminal was left raw: {modes}"
+    );
+
+    // SIGTERM (as Ctrl-C or a closed window would end it) restores the terminal too.
+    let stdin = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&terminal_path)
+        .expect("open the pty's slave");
+    fs::write(&stdout_path, "").unwrap();
+    let mut monitor = Command::new(binary("esp-flasher"))
+        .args(["--port", &port, "monitor"])
+        .stdin(Stdio::from(stdin))
+        .stdout(fs::File::create(&stdout_path).unwrap())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start esp-flasher monitor");
+    wait_for(
+        &stdout_path,
+        &|out| out.contains("crash: hello 1"),
+        "the firmware",
+    );
+    assert!(stty(&terminal_path).contains("-icanon"), "not in raw mode");
+    let killed = Command::new("kill")
+        .args(["-TERM", &monitor.id().to_string()])
+        .status();
+    assert!(killed.is_ok_and(|status| status.success()));
+    let status = wait_with_limit(&mut monitor, Duration::from_secs(20))
+        .expect("SIGTERM did not end the monitor");
+    assert_eq!(status.code(), Some(130), "{}", read(&stderr_path));
+    let modes = stty(&terminal_path);
+    assert!(
+        modes.contains(" icanon") && modes.contains(" echo"),
+        "SIGTERM left the terminal raw: {modes}"
+    );
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use esp_flasher::monitor::elf::ElfSymbols;
@@ -371,6 +371,7 @@ impl<'a> Monitor<'a> {
                 Phase::Firmware
             }
         };
+        let (clock_start, wall_start) = (self.line.clock(), Instant::now());
         let mut menu = Keys::default();
         let mut buffer = vec![0u8; 4096];
         let mut pieces = Vec::new();
@@ -399,6 +400,14 @@ impl<'a> Monitor<'a> {
                 .read(&mut buffer, POLL)
                 .map_err(|error| self.vanished(&error))?;
             let now = self.line.clock();
+            // The virtual chip's clock runs ahead of the wall's when it has nothing to say:
+            // wait for the wall, so that a second of its output takes a second to watch.
+            let ahead = now
+                .saturating_sub(clock_start)
+                .saturating_sub(wall_start.elapsed());
+            if !ahead.is_zero() {
+                std::thread::sleep(ahead.min(POLL));
+            }
             if count > 0 {
                 self.decoder.feed(&buffer[..count], &mut pieces);
             }
