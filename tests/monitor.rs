@@ -204,9 +204,10 @@ fn the_firmware_at_another_rate_than_monitor_baud_is_garbled() {
 }
 
 /// `write_flash --monitor` writes the firmware, then resets the board into it and shows its
-/// boot log and output; `run --monitor` starts it through the loader.
+/// boot log and output; so does `restore --monitor`; `run --monitor` starts it through the
+/// loader.
 #[test]
-fn write_flash_and_run_with_monitor_show_the_new_firmware() {
+fn write_flash_restore_and_run_with_monitor_show_the_new_firmware() {
     let firmware = crash_firmware();
     let dir = tempfile::tempdir().unwrap();
     let flash = dir.path().join("board.bin");
@@ -231,6 +232,23 @@ fn write_flash_and_run_with_monitor_show_the_new_firmware() {
     assert_line(&output, "rst cause:2, boot mode:(3,6)");
     assert_line(&output, "crash: hello 3 at 115200 baud");
     assert!(!output.contains("Hard resetting via RTS pin"), "{output}");
+
+    let (code, output) = esp_flasher(
+        &[
+            "--port",
+            &port,
+            "restore",
+            "--monitor",
+            "--timeout",
+            "2",
+            image,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{output}");
+    assert_line(&output, "Restored '");
+    assert_line(&output, "rst cause:2, boot mode:(3,6)");
+    assert_line(&output, "crash: hello 3 at 115200 baud");
 
     let (code, output) = esp_flasher(
         &["--port", &port, "run", "--monitor", "--timeout", "2"],
