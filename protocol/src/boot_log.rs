@@ -12,6 +12,12 @@
 /// Baud rate of the ROM's boot messages (26 MHz crystal, ROM assumes 40 MHz).
 pub const BOOT_LOG_BAUD: u32 = 74880;
 
+/// The APB clock (UARTs, timers) while the ROM runs: its PLL setting for a 40 MHz crystal
+/// on the 26 MHz one boards carry, so 80 MHz × 26/40. A divider meant for 115200 at 80 MHz
+/// gives the boot log's 74880 here; firmware without an SDK to raise the clock divides
+/// this one.
+pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
+
 /// What the ROM's first line starts with, after a blank line (`\r\n`) and a space.
 pub const BANNER_START: &str = "ets Jan  8 2013,rst cause:";
 

@@ -9,10 +9,9 @@
 
 #define REG(address) (*(volatile uint32_t *)(address))
 
-/* The ROM runs the APB clock at 52 MHz (a 26 MHz crystal with the PLL set for
- * a 40 MHz one): its divider for 115200 at 80 MHz gives the boot log's 74880.
- * An SDK raises the clock to 80 MHz; without one, 115200 needs this divider. */
-#define ROM_APB_CLOCK_HZ 52000000u
+/* The ROM leaves the APB clock at ROM_APB_CLOCK_HZ (chip.h): its divider for
+ * 115200 at 80 MHz gives the boot log's 74880. An SDK raises the clock to
+ * 80 MHz; without one, 115200 needs a divider of this clock. */
 #define FIRMWARE_BAUD 115200u
 #define GREETINGS 3u
 
