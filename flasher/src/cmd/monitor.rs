@@ -266,10 +266,11 @@ fn spawn_keyboard() -> mpsc::Receiver<KeyEvent> {
     receiver
 }
 
-/// Where the board's output goes: stdout, with bare line feeds turned into CR LF while the
-/// terminal is raw.
+/// Where the board's output goes: stdout, with bare line feeds turned into CR LF where a
+/// terminal in raw mode shows them (stdout, and stderr for the status lines).
 struct Screen {
     raw: bool,
+    raw_status: bool,
     last: u8,
 }
 
@@ -304,7 +305,7 @@ impl Screen {
 
     /// A status line, on stderr.
     fn status(&self, text: &str) {
-        let end = if self.raw { "\r\n" } else { "\n" };
+        let end = if self.raw_status { "\r\n" } else { "\n" };
         let text = text.replace('\n', end);
         let mut stderr = std::io::stderr().lock();
         let _ = write!(stderr, "{text}{end}");
@@ -344,7 +345,8 @@ impl<'a> Monitor<'a> {
         let _raw = keyboard.then(RawMode::enable).transpose()?;
         let keys = keyboard.then(spawn_keyboard);
         let mut screen = Screen {
-            raw: keyboard,
+            raw: keyboard && std::io::stdout().is_terminal(),
+            raw_status: keyboard && std::io::stderr().is_terminal(),
             last: b'\n',
         };
         let stop = match (keyboard, self.options.timeout) {
