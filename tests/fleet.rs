@@ -291,6 +291,16 @@ fn bad_port_lists_and_colliding_names_start_nothing() {
             vec!["version"],
             "does not use a board",
         ),
+        (
+            vec![with_file.as_str(), "emu:1MB,seed=2"],
+            vec!["monitor", "--timeout", "1"],
+            "one --port at a time",
+        ),
+        (
+            vec![with_file.as_str(), "emu:1MB,seed=2"],
+            vec!["run", "--monitor"],
+            "one --port at a time",
+        ),
     ] {
         let ports: Vec<String> = ports.iter().map(|port| port.to_string()).collect();
         let run = flasher(dir.path(), &command_line(&ports, &rest));

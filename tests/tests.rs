@@ -8,6 +8,7 @@ mod everyday;
 mod executed_code;
 mod flasher_pty;
 mod fleet;
+mod monitor;
 mod own_stub;
 mod scenarios;
 mod side_by_side;

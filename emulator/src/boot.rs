@@ -13,28 +13,18 @@
 //! segment length modulo 16). Everything here is a pure function of the flash
 //! contents.
 
+use esp_protocol::boot_log::BANNER_START;
 use esp_protocol::flash_params::{size_name, FlashMode, FlashSize};
 use esp_protocol::image::{self, ImageError, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
 use esp_protocol::rom_erase::SECTOR_SIZE;
 
-/// Baud rate of the ROM's boot messages (26 MHz crystal, ROM assumes 40 MHz).
-pub const BOOT_LOG_BAUD: u32 = 74880;
+pub use esp_protocol::boot_log::{ResetCause, BOOT_LOG_BAUD};
+
 /// The SDK's RF init data (esp_init_data_default) starts this far before the end of the
 /// flash size in the image header: the first of the SDK's last 4 sectors.
 pub const SDK_INIT_DATA_FROM_END: u32 = 4 * SECTOR_SIZE;
 /// The first byte of valid RF init data.
 pub const SDK_INIT_DATA_MAGIC: u8 = 0x05;
-
-/// Why the chip reset, as the ROM prints it after `rst cause:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetCause {
-    /// Power applied.
-    PowerOn = 1,
-    /// The EN/RST pin, or a USB adapter's auto-reset.
-    ExternalPin = 2,
-    /// The watchdog fired (a crashing firmware).
-    Watchdog = 4,
-}
 
 /// Which flash data lines the module connects, so which modes can work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +144,7 @@ pub struct BootReport {
 pub fn banner(cause: ResetCause, download_mode: bool) -> String {
     let strapping = if download_mode { "(1,7)" } else { "(3,6)" };
     format!(
-        "\r\n ets Jan  8 2013,rst cause:{}, boot mode:{strapping}\r\n\r\n",
+        "\r\n {BANNER_START}{}, boot mode:{strapping}\r\n\r\n",
         cause as u8
     )
 }

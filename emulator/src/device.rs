@@ -387,11 +387,18 @@ impl Device {
     /// (after CHANGE_BAUDRATE's reply, after the boot log): read [`Device::uart_baud`] and
     /// poll again for the rest.
     pub fn poll_output(&mut self, now: Duration, out: &mut Vec<u8>) {
+        let baud = self.uart_baud;
         self.advance_to(now);
         if self.in_reset() {
             return;
         }
         self.run_code(now);
+        if self.uart_baud != baud {
+            // A restart or the code changed the rate with nothing queued at the old one:
+            // what the chip sent since goes at the new rate, which the caller (the link)
+            // reads before it polls again.
+            return;
+        }
         let before = out.len();
         self.take_output(now, out);
         if out.len() > before && self.execution.is_some() {
@@ -499,6 +506,19 @@ impl Device {
             self.gpio0_low_since_release = gpio0_low;
             self.trace_line(|| "chip: EN released".to_owned());
         }
+    }
+
+    /// Puts the chip on the caller's clock or takes it off ([`DeviceConfig::realtime`]): a
+    /// serial monitor wants the firmware's delays to take their time, a flasher wants
+    /// answers as fast as they come.
+    pub fn set_realtime(&mut self, realtime: bool) {
+        self.config.realtime = realtime;
+        self.machine.flash_mut().set_model_busy_time(realtime);
+    }
+
+    /// How the adapter's DTR and RTS reach the chip, as configured.
+    pub fn reset_wiring(&self) -> ResetWiring {
+        self.config.reset_wiring
     }
 
     /// True while EN is low or the chip has not yet started after EN rose.

@@ -380,6 +380,82 @@ mod tests {
         Link::new(device, config)
     }
 
+    /// Regression: a reset into the firmware by the reset wiring, polled in the same call
+    /// that the chip restarts in, sent its boot log at the loader's 115200 by the link's
+    /// count (the rate read before the restart), garbling it for a host at 74880.
+    #[test]
+    fn regression_boot_log_after_a_wired_reset_goes_at_74880() {
+        use crate::device::{BootMode, CodeExecution, ResetWiring, STRAP_WINDOW};
+        let mut flash = crate::sample_firmware::sonoff_like_flash(1 << 20, 0);
+        flash[3] &= 0x0F; // a 512KB header: the SDK's init data check does not matter here
+        let config = DeviceConfig {
+            boot: BootMode::Flash,
+            reset_wiring: ResetWiring::NodeMcu,
+            execution: CodeExecution::StubModel,
+            ..DeviceConfig::default()
+        };
+        let device = Device::new(config, SpiFlash::new(flash, Default::default()).unwrap());
+        let mut link = Link::new(
+            device,
+            LinkConfig {
+                model_baud: true,
+                ..LinkConfig::default()
+            },
+        );
+        // esptool's reset into the loader, then the chip answers at 115200.
+        let ms = Duration::from_millis;
+        link.set_control_lines(
+            ms(0),
+            ControlLines {
+                dtr: false,
+                rts: true,
+            },
+        );
+        link.set_control_lines(
+            ms(100),
+            ControlLines {
+                dtr: true,
+                rts: false,
+            },
+        );
+        link.set_control_lines(
+            ms(150),
+            ControlLines {
+                dtr: false,
+                rts: false,
+            },
+        );
+        let mut out = Vec::new();
+        link.poll_output(ms(400), &mut out);
+        assert_eq!(link.device().uart_baud(), ROM_BAUD);
+        // A hard reset into the firmware, and a host that reads at the boot log's rate.
+        link.set_host_baud(BOOT_LOG_BAUD);
+        link.set_control_lines(
+            ms(500),
+            ControlLines {
+                dtr: false,
+                rts: true,
+            },
+        );
+        link.set_control_lines(
+            ms(600),
+            ControlLines {
+                dtr: false,
+                rts: false,
+            },
+        );
+        let mut log = Vec::new();
+        let end = ms(600) + STRAP_WINDOW + ms(100);
+        while log.len() < 40 && link.next_output_at().is_some_and(|at| at <= end) {
+            link.poll_output(end, &mut log);
+        }
+        let text = String::from_utf8_lossy(&log);
+        assert!(
+            text.contains("ets Jan  8 2013,rst cause:2, boot mode:(3,6)"),
+            "{text:?}"
+        );
+    }
+
     /// Sends SYNC and returns everything the host receives.
     fn sync(link: &mut Link) -> Vec<u8> {
         let mut frame = vec![0xC0, 0x00, 0x08, SYNC_PAYLOAD.len() as u8, 0, 0, 0, 0, 0];

@@ -10,14 +10,18 @@
 //!
 //! DTR and RTS drive the usual auto-reset circuit: EN is low while RTS is
 //! asserted and DTR is not, and EN going high again resets the chip (into
-//! the boot mode its configuration straps).
+//! the boot mode its configuration straps). A device configured with reset
+//! wiring (`DeviceConfig::reset_wiring`, e.g. NodeMCU's) gets the lines
+//! themselves instead, so GPIO0 follows DTR too: esptool's reset sequence then
+//! selects the loader and a hard reset the firmware in flash, as on a board.
 
 use std::io;
 use std::time::Duration;
 
-use esp_emulator::device::{Device, DeviceConfig};
+use esp_emulator::device::{Device, DeviceConfig, ResetWiring};
 use esp_emulator::flash::SpiFlash;
 use esp_emulator::link::{Link, LinkConfig};
+use esp_emulator::rfc2217::ControlLines;
 use esp_protocol::packet::ROM_BAUD;
 
 use crate::transport::{LineControl, Transport};
@@ -111,6 +115,17 @@ impl EmulatorTransport {
         let was_low = self.en_is_low();
         self.dtr = dtr;
         self.rts = rts;
+        if self.link.device().reset_wiring() != ResetWiring::None {
+            let was_in_reset = self.link.device().in_reset();
+            self.link
+                .set_control_lines(self.now, ControlLines { dtr, rts });
+            if !was_in_reset && self.link.device().in_reset() {
+                // What the chip had sent and the host not yet read is from before the reset.
+                self.received.clear();
+                self.received_pos = 0;
+            }
+            return;
+        }
         if was_low && !self.en_is_low() {
             self.link.reset(self.now);
             self.received.clear();

@@ -14,6 +14,9 @@
 //! [`Flasher::write_flash`], [`Flasher::read_flash`], [`Flasher::erase_region`],
 //! [`backup::backup`], [`backup::restore`] and the rest; [`Flasher::finish`]
 //! resets the chip as asked.
+//!
+//! [`monitor`] reads what a board prints afterwards: it decodes the ROM's boot log and crash
+//! dumps into words and names code addresses from the firmware's ELF.
 
 pub mod backup;
 pub mod chip;
@@ -23,6 +26,7 @@ pub mod emulator_transport;
 pub mod error;
 pub mod files;
 pub mod flasher;
+pub mod monitor;
 pub mod ops;
 pub mod progress;
 pub mod stub;

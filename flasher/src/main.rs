@@ -86,6 +86,7 @@ fn failure_document(command: Option<String>, error: ErrorObject) -> Document {
 /// (`json_command` is then `Some`), the JSON document says "interrupted".
 fn remove_temporaries_on_interrupt(json_command: Option<Option<String>>) {
     let installed = ctrlc::set_handler(move || {
+        cmd::monitor::restore_terminal();
         let removed = esp_flasher::files::remove_unfinished();
         match removed.is_empty() {
             true => eprintln!("Interrupted."),

@@ -109,6 +109,11 @@ impl SerialTransport {
         })
     }
 
+    /// The port's name, as it was opened.
+    pub fn name(&self) -> String {
+        self.port.name().unwrap_or_default()
+    }
+
     fn set_line(&mut self, result: serialport::Result<()>) -> io::Result<LineControl> {
         match result {
             Ok(()) => Ok(LineControl::Set),

@@ -188,6 +188,32 @@ fn a_chip_that_boots_its_firmware_never_syncs_and_that_costs_no_real_time() {
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
+/// A virtual board with NodeMCU's auto-reset circuit and GPIO0 pulled up (what the monitor's
+/// `emu:` ports are): esptool's reset sequence still reaches the loader, because DTR pulls
+/// GPIO0 low as EN rises, and the hard reset at the end starts the firmware in flash.
+#[test]
+fn a_nodemcu_wired_board_syncs_after_the_reset_and_boots_its_firmware_after_the_hard_reset() {
+    use esp_emulator::device::{BootMode, Program, ResetWiring};
+    let config = DeviceConfig {
+        boot: BootMode::Flash,
+        reset_wiring: ResetWiring::NodeMcu,
+        ..DeviceConfig::default()
+    };
+    let transport = EmulatorTransport::new(Device::new(config, blank(MB)));
+    let (flasher, _) = connect_to(transport, false);
+    assert_eq!(flasher.loader(), Loader::Rom);
+    assert_eq!(flasher.transport().device().program(), Program::RomLoader);
+    let mut transport = flasher.finish(esp_flasher::AfterReset::HardReset).unwrap();
+    // The chip starts once the strapping window after EN rose has passed.
+    let mut buffer = [0u8; 256];
+    let _ = esp_flasher::Transport::read(
+        &mut transport,
+        &mut buffer,
+        std::time::Duration::from_secs(1),
+    );
+    assert_eq!(transport.device().program(), Program::UserCode);
+}
+
 #[test]
 fn no_reset_syncs_with_a_chip_already_in_the_loader() {
     let transport =

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use esp_protocol::boot_log::ROM_APB_CLOCK_HZ;
 use esp_protocol::peripherals::{gpio, io_mux, watchdog};
 use esp_protocol::uart::{self, status as uart_status};
 
@@ -57,6 +58,7 @@ pub fn chip_header() -> String {
             ("WDT_FEED_VALUE", watchdog::FEED_VALUE),
         ],
     );
+    section("Clocks", &[("ROM_APB_CLOCK_HZ", ROM_APB_CLOCK_HZ)]);
     out.push_str("\n#endif\n");
     out
 }

@@ -6,8 +6,9 @@
 //! programs (`c/semantics/`) are also built for the host, so `esp-emulator`'s
 //! tests can check that the interpreter (`xtensa-lx106`) and the ROM's
 //! functions in Rust compute what the host computes; `hello` is a RAM program
-//! for `esptool load_ram` and `blink` a bare-metal firmware for boot from
-//! flash. Builds land in `target/lx106-programs/<name>-<opt>/` and are cached
+//! for `esptool load_ram`, `blink` a bare-metal firmware for boot from
+//! flash and `crash` one that greets at 115200 baud and then dies on a NULL
+//! pointer (for the serial monitor). Builds land in `target/lx106-programs/<name>-<opt>/` and are cached
 //! by a digest of their inputs. Nothing here runs the programs.
 pub mod chip_h;
 mod compile;
@@ -221,7 +222,7 @@ pub struct RamProgram {
     pub image_path: PathBuf,
 }
 
-/// The flash-booted blink firmware.
+/// A firmware booted from flash (`blink`, `crash`).
 #[derive(Debug, Clone)]
 pub struct FlashFirmware {
     /// The linked program.
@@ -352,7 +353,18 @@ impl Builder {
 
     /// Builds `blink` and its flash contents from offset 0.
     pub fn blink(&self) -> Result<FlashFirmware, BuildError> {
-        let elf = self.firmware("blink", "flash.ld")?;
+        self.flash_firmware("blink")
+    }
+
+    /// Builds `crash` (greets at 115200 baud, then dies on a NULL pointer) and its flash
+    /// contents from offset 0.
+    pub fn crash(&self) -> Result<FlashFirmware, BuildError> {
+        self.flash_firmware("crash")
+    }
+
+    /// Builds `c/firmware/<name>.c` for boot from flash and its flash contents from offset 0.
+    fn flash_firmware(&self, name: &str) -> Result<FlashFirmware, BuildError> {
+        let elf = self.firmware(name, "flash.ld")?;
         let mut flash_code = Vec::new();
         let mut ram = Vec::new();
         for segment in &elf.segments {

@@ -6,12 +6,15 @@
 //! the chip facts both need: the chip-detect and eFuse registers and the eFuse
 //! layout (`chip`), the SPI flash controller, opcodes and status bits
 //! (`spi_flash`), the UARTs' registers (`uart`), the other peripherals'
-//! registers (`peripherals`), the memory map (`memory_map`) and the mask ROM's
-//! function addresses (`rom_functions`).
+//! registers (`peripherals`), the memory map (`memory_map`), the mask ROM's
+//! function addresses (`rom_functions`), what the ROM prints at boot (`boot_log`:
+//! reset causes, boot modes) and the CPU's exception causes (`exceptions`).
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
+pub mod boot_log;
 pub mod chip;
+pub mod exceptions;
 pub mod flash_params;
 pub mod image;
 pub mod memory_map;

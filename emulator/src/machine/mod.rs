@@ -92,9 +92,7 @@ pub use esp_protocol::memory_map::{DRAM, FLASH_CACHE, IRAM, ROM};
 pub const CHIP_DETECT_MAGIC_ADDR: u32 = esp_protocol::chip::CHIP_DETECT_MAGIC_REG;
 /// The ESP8266's value at [`CHIP_DETECT_MAGIC_ADDR`].
 pub const CHIP_DETECT_MAGIC: u32 = esp_protocol::chip::ESP8266_MAGIC;
-/// The APB clock after reset: the ROM sets the PLL up for a 40 MHz crystal, which on the
-/// usual 26 MHz crystal gives 52 MHz (hence the 74880-baud boot log, 115200 × 26 / 40).
-pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
+pub use esp_protocol::boot_log::ROM_APB_CLOCK_HZ;
 /// UART0's CONF1 as the ROM loader leaves it: RX timeout enabled after 2 byte times,
 /// TX-empty threshold 0x60, RX-full threshold 1.
 const ROM_LOADER_UART_CONF1: u32 = {

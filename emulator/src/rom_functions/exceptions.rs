@@ -27,6 +27,7 @@ use xtensa_lx106::sr;
 
 use super::guest::{load32, store32, Fault};
 use super::{Call, RomHost, RomOutcome};
+use esp_protocol::exceptions::cause_name;
 use esp_protocol::rom_functions::{
     XTOS_RETURN_FROM_EXC, XTOS_UNHANDLED_EXCEPTION, XTOS_UNHANDLED_INTERRUPT,
 };
@@ -107,36 +108,6 @@ pub(super) fn raise_exception<H: RomHost>(
         call.cpu.set_pc(vecbase.wrapping_add(vector));
     }
     Ok(RomOutcome::Returned)
-}
-
-/// The name of an EXCCAUSE value in the Xtensa ISA.
-fn cause_name(cause: u32) -> &'static str {
-    match cause {
-        0 => "IllegalInstruction",
-        1 => "Syscall",
-        2 => "InstructionFetchError",
-        3 => "LoadStoreError",
-        4 => "Level1Interrupt",
-        5 => "Alloca",
-        6 => "IntegerDivideByZero",
-        8 => "Privileged",
-        9 => "LoadStoreAlignment",
-        12 => "InstrPIFDataError",
-        13 => "LoadStorePIFDataError",
-        14 => "InstrPIFAddrError",
-        15 => "LoadStorePIFAddrError",
-        16 => "InstTLBMiss",
-        17 => "InstTLBMultiHit",
-        18 => "InstFetchPrivilege",
-        20 => "InstFetchProhibited",
-        24 => "LoadStoreTLBMiss",
-        25 => "LoadStoreTLBMultiHit",
-        26 => "LoadStorePrivilege",
-        28 => "LoadProhibited",
-        29 => "StoreProhibited",
-        32..=39 => "CoprocessorDisabled",
-        _ => "reserved",
-    }
 }
 
 /// The ROM's default handler: prints what boards print and stops the virtual chip.

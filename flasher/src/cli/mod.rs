@@ -240,7 +240,7 @@ pub enum Command {
     /// Merge files into one image to write at 0x0
     MergeBin(MergeBinArgs),
     /// Run the firmware in flash
-    Run,
+    Run(RunArgs),
     /// Print the esp-flasher version
     Version,
     /// Save the whole flash and a .json record of the chip to FILE
@@ -253,6 +253,9 @@ pub enum Command {
     BoardInfo,
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(CompletionsArgs),
+    /// Show the board's serial output: the ROM's boot log at 74880 baud, then the firmware's
+    /// (Ctrl-] quits, Ctrl-T Ctrl-H for help)
+    Monitor(MonitorArgs),
 }
 
 /// `completions SHELL`.
@@ -261,6 +264,48 @@ pub struct CompletionsArgs {
     /// The shell to complete in
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `monitor [--monitor-baud BAUD] [--elf FILE] [--timeout DURATION]`.
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// How to show the output
+    #[command(flatten)]
+    pub options: MonitorOptions,
+}
+
+/// `--monitor` for write_flash, restore and run: the monitor once the command is done.
+#[derive(Debug, Clone, Args)]
+pub struct MonitorAfter {
+    /// Start the serial monitor once done (see `monitor --help`)
+    #[arg(long)]
+    pub monitor: bool,
+    /// The monitor's options
+    #[command(flatten)]
+    pub options: MonitorOptions,
+}
+
+/// The serial monitor's options.
+#[derive(Debug, Clone, Args)]
+pub struct MonitorOptions {
+    /// The firmware's baud rate (the ROM's boot log before it is read at 74880)
+    #[arg(long, value_name = "BAUD", default_value = "115200", value_parser = parse_monitor_baud)]
+    pub monitor_baud: u32,
+    /// The firmware's ELF file: code addresses in crash dumps get their function and line
+    #[arg(long, value_name = "FILE")]
+    pub elf: Option<PathBuf>,
+    /// Stop the monitor after this long (3, 2.5, 500ms, 10s, 2m); without it, it runs until
+    /// Ctrl-] or the port goes away
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, allow_hyphen_values = true)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `run [--monitor ...]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The serial monitor afterwards
+    #[command(flatten)]
+    pub monitor: MonitorAfter,
 }
 
 /// `read_flash ADDR SIZE|ALL FILE`.
@@ -303,6 +348,9 @@ pub struct WriteFlashArgs {
     /// Address and file pairs
     #[arg(value_name = "ADDR FILE", num_args = 2.., required = true)]
     pub addr_file: Vec<String>,
+    /// The serial monitor afterwards
+    #[command(flatten)]
+    pub monitor: MonitorAfter,
 }
 
 impl WriteFlashArgs {
@@ -499,6 +547,9 @@ pub struct RestoreArgs {
     /// (each taking it would shut the others out).
     #[arg(skip)]
     pub image_locked: bool,
+    /// The serial monitor afterwards
+    #[command(flatten)]
+    pub monitor: MonitorAfter,
 }
 
 /// `read_flash`'s SIZE: a byte count or the whole chip.
@@ -532,6 +583,44 @@ fn parse_baud(text: &str) -> Result<BaudArg, String> {
             "\"{text}\" is not a baud rate (use e.g. 115200, 921600 or auto)"
         )),
     }
+}
+
+/// Parses `--monitor-baud`: a rate in bits per second.
+fn parse_monitor_baud(text: &str) -> Result<u32, String> {
+    match parse_baud(text) {
+        Ok(BaudArg::Rate(rate)) => Ok(rate),
+        _ => Err(format!(
+            "\"{text}\" is not a baud rate (use the firmware's: e.g. 115200, 74880 or 9600)"
+        )),
+    }
+}
+
+/// The longest `--timeout`: a year.
+const MAX_TIMEOUT_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Parses `--timeout`: seconds (`3`, `2.5`) or a number with a unit (`500ms`, `10s`, `2m`),
+/// more than 0 and at most a year.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let usage = "give a duration such as 3, 2.5, 500ms, 10s or 2m";
+    if text.starts_with('-') {
+        return Err(format!("{text} is negative: {usage}"));
+    }
+    let duration = match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds <= MAX_TIMEOUT_SECONDS => {
+            std::time::Duration::from_secs_f64(seconds)
+        }
+        Ok(_) => return Err(format!("{text} seconds is more than a year: {usage}")),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|error| format!("\"{text}\" is not a duration ({error}): {usage}"))?,
+    };
+    if duration.is_zero() {
+        return Err(format!("{text} is no time at all: {usage}"));
+    }
+    if duration.as_secs_f64() > MAX_TIMEOUT_SECONDS {
+        return Err(format!("{text} is more than a year: {usage}"));
+    }
+    Ok(duration)
 }
 
 /// Parses `read_flash`'s SIZE: `ALL` or a byte count.
@@ -750,7 +839,7 @@ mod tests {
             parse_ok(&format!("{underscored} {rest}"));
             parse_ok(&format!("{} {rest}", underscored.replace('_', "-")));
         }
-        for plain in ["run", "version", "backup b.bin", "restore b.bin"] {
+        for plain in ["run", "version", "backup b.bin", "restore b.bin", "monitor"] {
             parse_ok(plain);
         }
     }
@@ -828,6 +917,81 @@ mod tests {
         assert!(parse("write_flash -z -u 0 a.bin").is_err());
         assert!(parse("write_flash --verify --no-verify 0 a.bin").is_err());
         assert!(parse("write_flash 0").is_err());
+    }
+
+    #[test]
+    fn monitor_options_alone_and_after_a_command() {
+        let Command::Monitor(args) =
+            parse_ok("--port emu:1MB monitor --monitor-baud 74880 --elf fw.elf --timeout 3")
+                .command
+        else {
+            panic!("not monitor")
+        };
+        assert_eq!(args.options.monitor_baud, 74_880);
+        assert_eq!(args.options.elf, Some(PathBuf::from("fw.elf")));
+        assert_eq!(
+            args.options.timeout,
+            Some(std::time::Duration::from_secs(3))
+        );
+        let Command::Monitor(default) = parse_ok("monitor").command else {
+            panic!("not monitor")
+        };
+        assert_eq!(
+            (default.options.monitor_baud, default.options.timeout),
+            (115_200, None)
+        );
+        let Command::WriteFlash(write) =
+            parse_ok("write_flash --monitor --timeout 500ms 0x0 fw.bin").command
+        else {
+            panic!("not write_flash")
+        };
+        assert!(write.monitor.monitor);
+        assert_eq!(write.addr_file, ["0x0", "fw.bin"]);
+        assert_eq!(
+            write.monitor.options.timeout,
+            Some(std::time::Duration::from_millis(500))
+        );
+        let Command::Restore(restore) = parse_ok("restore --monitor b.bin").command else {
+            panic!("not restore")
+        };
+        assert!(restore.monitor.monitor);
+        let Command::Run(run) = parse_ok("run --monitor --monitor-baud 9600").command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            (run.monitor.monitor, run.monitor.options.monitor_baud),
+            (true, 9600)
+        );
+    }
+
+    #[test]
+    fn absurd_timeouts_are_refused_in_one_line() {
+        assert_eq!(
+            parse_timeout("2.5"),
+            Ok(std::time::Duration::from_millis(2500))
+        );
+        assert_eq!(parse_timeout("2m"), Ok(std::time::Duration::from_secs(120)));
+        for (text, expected) in [
+            ("0", "no time at all"),
+            ("0s", "no time at all"),
+            ("-1", "negative"),
+            ("100000000000000000000", "more than a year"),
+            ("1e20", "more than a year"),
+            ("400days", "more than a year"),
+            ("inf", "more than a year"),
+            ("NaN", "more than a year"),
+            ("soon", "not a duration"),
+        ] {
+            let error = parse_timeout(text).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        for line in [
+            "monitor --timeout -1",
+            "monitor --timeout 0",
+            "monitor --monitor-baud fast",
+        ] {
+            assert!(parse(line).is_err(), "{line} parsed");
+        }
     }
 
     #[test]

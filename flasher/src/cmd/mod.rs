@@ -15,6 +15,7 @@ pub mod fleet;
 mod image_info;
 mod list_ports;
 mod merge_bin;
+pub mod monitor;
 mod read_flash;
 mod read_flash_status;
 mod read_mac;
@@ -135,7 +136,7 @@ pub fn run_command(
         Command::DumpMem(args) => dump_mem::run(args, connect, out),
         Command::ImageInfo(args) => image_info::run(args, out),
         Command::MergeBin(args) => merge_bin::run(args, out),
-        Command::Run => run::run(connect, out),
+        Command::Run(args) => run::run(args, connect, out),
         Command::Version => version::run(out),
         Command::Backup(args) => backup::run(args, &connect.with_default_baud(BaudArg::Auto), out),
         Command::Restore(args) => {
@@ -146,5 +147,6 @@ pub fn run_command(
         Command::Completions(_) => Err(CmdError::Usage(
             "completions prints a script and talks to no board: run it without --port".into(),
         )),
+        Command::Monitor(args) => monitor::run(args, connect, out),
     }
 }

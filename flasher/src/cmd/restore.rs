@@ -10,7 +10,8 @@ use esp_flasher::{Error, Flasher, Loader, WriteOptions};
 
 use super::files::{finish_interrupted_backup, io_reason};
 use super::fleet::template;
-use super::session::{with_chip_to_change, Line, Stopwatch};
+use super::monitor::with_chip_to_change_then_monitor;
+use super::session::{Line, Stopwatch};
 use super::write_flash::{header_params, print_region};
 use super::CmdError;
 use crate::cli::{ConnectArgs, RestoreArgs};
@@ -21,17 +22,23 @@ use crate::output::Output;
 /// the chip has answered.
 pub fn run(args: &RestoreArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
     if template::needs_mac(&args.file) {
-        return with_chip_to_change("restore", connect, out, |flasher, out| {
-            let file = template::with_mac(&args.file, &flasher.chip().mac);
-            let _lock = check_image(&file, out)?;
-            write_image(flasher, args, &file, out)
-        });
+        return with_chip_to_change_then_monitor(
+            "restore",
+            connect,
+            &args.monitor,
+            out,
+            |flasher, out| {
+                let file = template::with_mac(&args.file, &flasher.chip().mac);
+                let _lock = check_image(&file, out)?;
+                write_image(flasher, args, &file, out)
+            },
+        );
     }
     let _lock = match args.image_locked {
         true => None,
         false => check_image(&args.file, out)?,
     };
-    with_chip_to_change("restore", connect, out, |flasher, out| {
+    with_chip_to_change_then_monitor("restore", connect, &args.monitor, out, |flasher, out| {
         write_image(flasher, args, &args.file, out)
     })
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esp_emulator::device::{Chip, CodeExecution, Device, DeviceConfig, DEFAULT_MAC};
+use esp_emulator::device::{
+    BootMode, Chip, CodeExecution, Device, DeviceConfig, ResetWiring, DEFAULT_MAC,
+};
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
@@ -217,12 +219,32 @@ where
     Session::open(connect, out, Access::Demonstration)?.run(Some(connect.after), body)
 }
 
+/// How a virtual chip behind `emu:` is wired to the line's DTR and RTS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmuBoard {
+    /// As before: resets go to the ROM loader (GPIO0 held low).
+    Loader,
+    /// A NodeMCU-style board for the monitor: DTR/RTS reach EN and GPIO0 through its
+    /// auto-reset circuit and GPIO0 is pulled up, so a hard reset starts the firmware.
+    AutoReset,
+}
+
 impl Session {
     /// Checks the port spec and the stub, then connects; nothing is sent before both are good.
     pub fn open(
         connect: &ConnectArgs,
         out: &Rc<Output>,
         access: Access,
+    ) -> Result<Session, CmdError> {
+        Session::open_on(connect, out, access, EmuBoard::Loader)
+    }
+
+    /// [`Session::open`] with a virtual chip wired as `board` says.
+    pub fn open_on(
+        connect: &ConnectArgs,
+        out: &Rc<Output>,
+        access: Access,
+        board: EmuBoard,
     ) -> Result<Session, CmdError> {
         let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
         if let PortArg::Serial(name) = &port {
@@ -237,10 +259,36 @@ impl Session {
             }
             PortArg::Emulator(spec) => {
                 let given = connect.port.clone().unwrap_or_else(|| "emu".into());
-                open_emulator(&spec, given, connect, &options, out)
+                open_emulator(&spec, given, connect, &options, out, board)
             }
             PortArg::Scan => scan(connect, &options, out, access),
         }
+    }
+
+    /// Runs `body` as [`Session::run`] does and hands the line back for what follows (the
+    /// monitor), the virtual flash saved; `after` is applied first.
+    pub fn run_keeping_line<F>(mut self, after: AfterArg, body: F) -> Result<Line, CmdError>
+    where
+        F: FnOnce(&mut Flasher<Line>, &Output) -> Result<(), CmdError>,
+    {
+        let result = body(&mut self.flasher, &self.out);
+        let reset = match after {
+            AfterArg::HardReset => AfterReset::HardReset,
+            AfterArg::SoftReset => AfterReset::SoftReset,
+            AfterArg::NoReset => AfterReset::NoReset,
+        };
+        let line = self
+            .flasher
+            .finish(if result.is_ok() {
+                reset
+            } else {
+                AfterReset::NoReset
+            })
+            .map_err(CmdError::from)?;
+        if let (LineKind::Emulator(emulator), Some(file)) = (&line.kind, &self.emu_file) {
+            save_flash(file, emulator.device().flash().as_bytes())?;
+        }
+        result.map(|()| line)
     }
 
     /// Runs `body`; on success resets as `after` says (`None`: leave the chip alone).
@@ -430,7 +478,31 @@ fn open_emulator(
     connect: &ConnectArgs,
     options: &ConnectOptions,
     out: &Rc<Output>,
+    board: EmuBoard,
 ) -> Result<Session, CmdError> {
+    let model = spec.stub == Some(EmuStub::Model)
+        || options.stub.as_ref() == Some(&StubImage::virtual_device_model());
+    let (line, label, emu_file) = emulator_line(spec, port, connect, out, board, model)?;
+    if model {
+        out.line(
+            "Stub: the virtual ESP8266's stub model (stub=model): uploaded code is not executed.",
+        );
+    } else if options.stub.is_some() {
+        out.line("Stub: executed by the virtual ESP8266's CPU.");
+    }
+    connect_line(line, &label, options, out, emu_file).map_err(|error| no_answer(error, &[label]))
+}
+
+/// The line to the virtual chip `spec` describes (`port` as the user gave it), its label
+/// and the file its flash is saved to; `model` answers uploads with the stub model.
+fn emulator_line(
+    spec: &EmuSpec,
+    port: String,
+    connect: &ConnectArgs,
+    out: &Rc<Output>,
+    board: EmuBoard,
+    model: bool,
+) -> Result<(Line, String, Option<EmuFile>), CmdError> {
     let plan =
         FaultPlan::parse(&spec.faults).map_err(|error| CmdError::Usage(error.to_string()))?;
     // Locked before it is read, so no other run changes it between the read and the save.
@@ -454,16 +526,13 @@ fn open_emulator(
         .map_err(|error| CmdError::Usage(format!("--port {port}: {error}")))?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
-    let model = spec.stub == Some(EmuStub::Model)
-        || options.stub.as_ref() == Some(&StubImage::virtual_device_model());
-    if model {
-        out.line(
-            "Stub: the virtual ESP8266's stub model (stub=model): uploaded code is not executed.",
-        );
-    } else if options.stub.is_some() {
-        out.line("Stub: executed by the virtual ESP8266's CPU.");
-    }
+    let (boot, reset_wiring) = match board {
+        EmuBoard::Loader => (BootMode::Download, ResetWiring::None),
+        EmuBoard::AutoReset => (BootMode::Flash, ResetWiring::NodeMcu),
+    };
     let config = DeviceConfig {
+        boot,
+        reset_wiring,
         execution: if model {
             CodeExecution::StubModel
         } else {
@@ -492,7 +561,63 @@ fn open_emulator(
         virtual_port: Some(port.clone()),
         port,
     };
-    connect_line(line, &label, options, out, emu_file).map_err(|error| no_answer(error, &[label]))
+    Ok((line, label, emu_file))
+}
+
+/// The line `--port` names, opened without a word to the chip: for the monitor, which
+/// reads what the firmware prints. Without `--port`, the first USB serial port found.
+pub fn open_line(connect: &ConnectArgs, out: &Rc<Output>) -> Result<Line, CmdError> {
+    let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
+    let trace = || connect.trace.then(|| out.clone());
+    match port {
+        PortArg::Serial(name) => {
+            check_serial_name(&name)?;
+            open_serial(&name, trace())
+        }
+        PortArg::Emulator(spec) => {
+            let given = connect.port.clone().unwrap_or_else(|| "emu".into());
+            let model = spec.stub == Some(EmuStub::Model);
+            emulator_line(&spec, given, connect, out, EmuBoard::AutoReset, model)
+                .map(|(line, _, _)| line)
+        }
+        PortArg::Scan => {
+            let ports = available_ports();
+            let Some(first) = ports.first() else {
+                return Err(no_board(
+                    "monitor",
+                    false,
+                    &format!("emu:{}", size_name(DEFAULT_EMU_SIZE.into())),
+                ));
+            };
+            out.line(format!(
+                "Found {} serial port(s): {}; monitoring {}",
+                ports.len(),
+                port_list(&ports),
+                first.port_name
+            ));
+            open_serial(&first.port_name, trace())
+        }
+    }
+}
+
+impl Line {
+    /// Readies the line for the monitor: a virtual chip's CPU then keeps to the line's clock
+    /// (realtime), so that what the firmware prints after a delay comes that much later, as
+    /// on a board; a flasher session before it ran unthrottled.
+    pub fn for_monitor(&mut self) {
+        if let LineKind::Emulator(emulator) = &mut self.kind {
+            emulator.device_mut().set_realtime(true);
+        }
+    }
+
+    /// The port's name as the user gave it (the `emu:` spec for the virtual chip).
+    pub fn name(&self) -> String {
+        match (&self.kind, &self.virtual_port) {
+            (_, Some(spec)) => spec.clone(),
+            (LineKind::Serial(serial), None) => serial.name(),
+            (LineKind::Emulator(_), None) => "emu".into(),
+        }
+    }
 }
 
 /// The virtual flash's first contents and a sentence saying where they came from.
@@ -624,7 +749,14 @@ fn scan(
                 "No serial port found: using the built-in virtual ESP8266 ({default_emu}). \
                  Connect a board or pass --port to use hardware."
             ));
-            return open_emulator(&EmuSpec::default(), default_emu, connect, options, out);
+            return open_emulator(
+                &EmuSpec::default(),
+                default_emu,
+                connect,
+                options,
+                out,
+                EmuBoard::Loader,
+            );
         }
         (true, Access::Board { command, changes }) => {
             return Err(no_board(command, changes, &default_emu))

@@ -9,7 +9,8 @@ use esp_flasher::{
 use esp_protocol::flash_params::size_name;
 
 use super::files::{read_regions, Region as FileRegion};
-use super::session::{with_chip_to_change, Stopwatch};
+use super::monitor::with_chip_to_change_then_monitor;
+use super::session::Stopwatch;
 use super::CmdError;
 use crate::cli::{ConnectArgs, FlashParamArgs, FlashSizeArg, WriteFlashArgs};
 use crate::output::{rate, Output};
@@ -17,7 +18,8 @@ use crate::output::{rate, Output};
 /// Reads every file first, then writes them region by region.
 pub fn run(args: &WriteFlashArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<(), CmdError> {
     let regions = read_regions(&args.addr_file)?;
-    with_chip_to_change("write_flash", connect, out, |flasher, out| {
+    let monitor = &args.monitor;
+    with_chip_to_change_then_monitor("write_flash", connect, monitor, out, |flasher, out| {
         let stub = flasher.loader() == Loader::Stub;
         let verify = match (args.verify, args.no_verify) {
             (true, _) => true,

@@ -24,4 +24,7 @@
 #define WDT_FEED 0x60000914u
 #define WDT_FEED_VALUE 0x73u
 
+/* Clocks */
+#define ROM_APB_CLOCK_HZ 0x3197500u
+
 #endif

@@ -9,6 +9,8 @@ int ets_printf(const char *format, ...);
 /* Waits for room in UART0's TX FIFO, then queues the byte. */
 int uart_tx_one_char(uint8_t byte);
 void ets_delay_us(uint32_t microseconds);
+/* Sets a UART's clock divider: the rate is the APB clock over it. */
+void uart_div_modify(uint8_t uart_no, uint32_t divider);
 /* Maps flash at 0x40200000 for code reads: (0, 0, 1) maps the first MiB, as SDK code does. */
 void Cache_Read_Enable(uint8_t odd_even, uint8_t mb_count, uint8_t no_idea);
 

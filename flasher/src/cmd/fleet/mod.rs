@@ -120,6 +120,11 @@ fn prepare(cli: &Cli, out: &Output) -> Result<(Vec<String>, Vec<OutputLock>), Cm
             "{name} does not use a board: give at most one --port"
         )));
     }
+    if watches_one_board(&cli.command) {
+        return Err(CmdError::Usage(
+            "the serial monitor shows one board's output: run it with one --port at a time".into(),
+        ));
+    }
     let detected = available_ports();
     // `all` is what a run without --port would try: the USB serial ports, and the device
     // files of USB adapters where the system names no USB details (some containers).
@@ -152,6 +157,17 @@ fn shared_image(command: &Command) -> Option<PathBuf> {
     match command {
         Command::Restore(args) if !template::needs_mac(&args.file) => Some(args.file.clone()),
         _ => None,
+    }
+}
+
+/// True for `monitor` and a command followed by it (`--monitor`): one terminal, one board.
+fn watches_one_board(command: &Command) -> bool {
+    match command {
+        Command::Monitor(_) => true,
+        Command::WriteFlash(args) => args.monitor.monitor,
+        Command::Restore(args) => args.monitor.monitor,
+        Command::Run(args) => args.monitor.monitor,
+        _ => false,
     }
 }
 
