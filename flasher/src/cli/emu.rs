@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use esp_emulator::device::ResetWiring;
+
 use super::{parse_size, parse_u32};
 
 /// `--port`: a serial port, the virtual chip, or none (scan).
@@ -34,8 +36,8 @@ impl PortArg {
     }
 }
 
-/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,stub=model|run]` asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,stub=model|run][,wiring=nodemcu|direct|none][,gpio0=low|high]` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmuSpec {
     /// Flash size in bytes; `None`: the file's length, else 4 MB.
     pub size: Option<u32>,
@@ -49,6 +51,26 @@ pub struct EmuSpec {
     pub seed: u64,
     /// `stub=model` or `stub=run`: who answers once a stub is uploaded.
     pub stub: Option<EmuStub>,
+    /// `wiring=`: how DTR and RTS reach EN and GPIO0 (default: a NodeMCU-style auto-reset).
+    pub wiring: ResetWiring,
+    /// `gpio0=high`: GPIO0 on its pull-up when the wiring does not pull it low, so a reset
+    /// boots the firmware; the default, `low`, is a jumper to ground (the ROM loader).
+    pub gpio0_high: bool,
+}
+
+impl Default for EmuSpec {
+    fn default() -> Self {
+        EmuSpec {
+            size: None,
+            file: None,
+            faults: Vec::new(),
+            esp8285: false,
+            seed: 0,
+            stub: None,
+            wiring: ResetWiring::NodeMcu,
+            gpio0_high: false,
+        }
+    }
 }
 
 /// `stub=` in an `emu:` spec.
@@ -87,6 +109,23 @@ impl EmuSpec {
                     return Err(bad(format!("stub={other}: use stub=model or stub=run")))
                 }
                 Some(("size", size)) => emu.size = Some(parse_size(size).map_err(bad)?),
+                Some(("wiring", wiring)) => {
+                    emu.wiring = match wiring {
+                        "nodemcu" => ResetWiring::NodeMcu,
+                        "direct" => ResetWiring::Direct,
+                        "none" => ResetWiring::None,
+                        other => {
+                            return Err(bad(format!(
+                                "wiring={other}: use wiring=nodemcu, wiring=direct or wiring=none"
+                            )))
+                        }
+                    }
+                }
+                Some(("gpio0", "low")) => emu.gpio0_high = false,
+                Some(("gpio0", "high")) => emu.gpio0_high = true,
+                Some(("gpio0", other)) => {
+                    return Err(bad(format!("gpio0={other}: use gpio0=low or gpio0=high")))
+                }
                 _ if index == 0 && part.is_empty() => {}
                 _ if index == 0 && !part.contains('=') => {
                     emu.size = Some(parse_size(part).map_err(bad)?)
@@ -99,7 +138,7 @@ impl EmuSpec {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N or stub=model|run"
+                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N, stub=model|run, wiring=nodemcu|direct|none or gpio0=low|high"
                     )))
                 }
             }
@@ -156,5 +195,12 @@ mod tests {
         assert!(EmuSpec::parse("3 MB").is_err());
         assert!(EmuSpec::parse("chip=esp32").is_err());
         assert!(EmuSpec::parse("file=a.bin,drop=8").is_err());
+        let wired = EmuSpec::parse("256KB,wiring=none,gpio0=high").unwrap();
+        assert_eq!((wired.wiring, wired.gpio0_high), (ResetWiring::None, true));
+        assert_eq!(EmuSpec::default().wiring, ResetWiring::NodeMcu);
+        assert!(EmuSpec::parse("wiring=ch340")
+            .unwrap_err()
+            .contains("wiring=nodemcu"));
+        assert!(EmuSpec::parse("gpio0=floating").is_err());
     }
 }

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esp_emulator::device::{Chip, CodeExecution, Device, DeviceConfig};
+use esp_emulator::device::{BootMode, Chip, CodeExecution, Device, DeviceConfig};
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::sonoff_like_flash;
+use esp_emulator::serial_port::{PortTime, VirtualPort};
 use esp_flasher::files::OutputLock;
 use esp_flasher::{
     AfterReset, BeforeReset, ConnectOptions, EmulatorTransport, Error, Flasher, LineControl,
@@ -271,7 +272,7 @@ impl Session {
                     ..
                 }),
                 Some(file),
-            ) => save_flash(file, emulator.device().flash().as_bytes()),
+            ) => save_flash(file, &emulator.flash_contents()),
             (Ok(_), _) => Ok(()),
             (Err(error), _) => Err(CmdError::from(error)),
         };
@@ -467,6 +468,12 @@ fn open_emulator(
             Chip::Esp8266Ex
         },
         faults: plan.device,
+        reset_wiring: spec.wiring,
+        boot: if spec.gpio0_high {
+            BootMode::Flash
+        } else {
+            BootMode::Download
+        },
         ..DeviceConfig::default()
     };
     let link = Link::new(
@@ -477,8 +484,9 @@ fn open_emulator(
             model_baud: true,
         },
     );
+    let virtual_chip = VirtualPort::new(link, PortTime::Virtual);
     let line = Line {
-        kind: LineKind::Emulator(Box::new(EmulatorTransport::with_link(link))),
+        kind: LineKind::Emulator(Box::new(EmulatorTransport::on_port(virtual_chip))),
         trace: connect.trace.then(|| out.clone()),
         virtual_port: Some(port),
     };
