@@ -13,12 +13,12 @@
 //! segment length modulo 16). Everything here is a pure function of the flash
 //! contents.
 
+use esp_protocol::boot_log::{BOOT_MODE_FLASH, BOOT_MODE_UART_DOWNLOAD};
 use esp_protocol::flash_params::{size_name, FlashMode, FlashSize};
 use esp_protocol::image::{self, ImageError, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
 use esp_protocol::rom_erase::SECTOR_SIZE;
 
-/// Baud rate of the ROM's boot messages (26 MHz crystal, ROM assumes 40 MHz).
-pub const BOOT_LOG_BAUD: u32 = 74880;
+pub use esp_protocol::boot_log::BOOT_LOG_BAUD;
 /// The SDK's RF init data (esp_init_data_default) starts this far before the end of the
 /// flash size in the image header: the first of the SDK's last 4 sectors.
 pub const SDK_INIT_DATA_FROM_END: u32 = 4 * SECTOR_SIZE;
@@ -152,7 +152,11 @@ pub struct BootReport {
 
 /// The ROM's first line after a reset; `boot mode:(1,7)` is download mode, `(3,6)` flash.
 pub fn banner(cause: ResetCause, download_mode: bool) -> String {
-    let strapping = if download_mode { "(1,7)" } else { "(3,6)" };
+    let strapping = if download_mode {
+        format!("({BOOT_MODE_UART_DOWNLOAD},7)")
+    } else {
+        format!("({BOOT_MODE_FLASH},6)")
+    };
     format!(
         "\r\n ets Jan  8 2013,rst cause:{}, boot mode:{strapping}\r\n\r\n",
         cause as u8

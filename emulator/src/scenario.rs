@@ -16,6 +16,8 @@
 //! flash_size = "256KB"
 //! contents = "sample-firmware"   # erased | sample-firmware | layout ([[device.layout]])
 //! boot = "download"              # or flash: GPIO0 not held, the ROM boots the firmware
+//! reset_wiring = "none"          # nodemcu | direct | none: the board has DTR/RTS wiring
+//!                                # (served over RFC 2217, as a pty has no modem lines)
 //! flash_wiring = "dout"          # qio | dio | dout (default: qio, dout on an ESP8285)
 //! faults = ["short-read:frame=20,drop=3"]
 //! seed = 0
@@ -45,7 +47,7 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 
 use crate::boot::FlashWiring;
-use crate::device::{BootMode, Chip, DeviceConfig};
+use crate::device::{BootMode, Chip, DeviceConfig, ResetWiring};
 use crate::faults::FaultPlan;
 use crate::flash::{FlashOptions, SpiFlash};
 use crate::sample_firmware::{firmware_image, sonoff_like_flash};
@@ -102,6 +104,14 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "adapter-too-slow",
         include_str!("../../fixtures/scenarios/adapter-too-slow.toml"),
     ),
+    (
+        "no-auto-reset",
+        include_str!("../../fixtures/scenarios/no-auto-reset.toml"),
+    ),
+    (
+        "ch340-driver-drops-rts",
+        include_str!("../../fixtures/scenarios/ch340-driver-drops-rts.toml"),
+    ),
 ];
 
 /// The MAC of a scenario's board, as `esp-emulator` uses by default.
@@ -148,6 +158,10 @@ pub struct DeviceSpec {
     pub boot: String,
     /// `qio`, `dio` or `dout`; the chip's usual wiring when left out.
     pub flash_wiring: Option<String>,
+    /// How DTR and RTS reach EN and GPIO0: `nodemcu`, `direct` or `none`. Given, the board is
+    /// about its modem lines and is served over RFC 2217 (a pty has none); left out, no
+    /// wiring, on a pty.
+    pub reset_wiring: Option<String>,
     /// `--fault` specs.
     #[serde(default)]
     pub faults: Vec<String>,
@@ -219,7 +233,9 @@ pub struct InputFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolRun {
-    /// `{port}`, or `{missing}` for a port that does not exist.
+    /// `{port}`, or `{missing}` for a port that does not exist. In a scenario about the
+    /// board's DTR/RTS wiring, esp-flasher (which does not speak RFC 2217) runs on its built-in
+    /// virtual chip instead, given as the same board: `emu:SIZE,wiring=...,gpio0=...`.
     #[serde(default = "default_port")]
     pub port: String,
     /// The arguments after `--port PORT`.
@@ -292,6 +308,7 @@ impl Scenario {
         self.chip()?;
         self.boot_mode()?;
         self.wiring()?;
+        self.reset_wiring()?;
         self.fault_plan()?;
         self.flash()?;
         for input in &self.inputs {
@@ -327,6 +344,24 @@ impl Scenario {
             .transpose()
     }
 
+    /// The board's reset wiring (none unless the scenario names one).
+    pub fn reset_wiring(&self) -> Result<ResetWiring, String> {
+        match self.device.reset_wiring.as_deref() {
+            None | Some("none") => Ok(ResetWiring::None),
+            Some("nodemcu") => Ok(ResetWiring::NodeMcu),
+            Some("direct") => Ok(ResetWiring::Direct),
+            Some(other) => Err(format!(
+                "reset_wiring '{other}' must be nodemcu, direct or none"
+            )),
+        }
+    }
+
+    /// True when the scenario is about the board's DTR/RTS wiring, which only an RFC 2217
+    /// endpoint carries.
+    pub fn needs_modem_lines(&self) -> bool {
+        self.device.reset_wiring.is_some()
+    }
+
     /// The faults.
     pub fn fault_plan(&self) -> Result<FaultPlan, String> {
         FaultPlan::parse(&self.device.faults).map_err(|error| error.to_string())
@@ -341,7 +376,7 @@ impl Scenario {
             faults: self.fault_plan()?.device,
             realtime: false,
             wiring: self.wiring()?,
-            reset_wiring: crate::device::ResetWiring::None,
+            reset_wiring: self.reset_wiring()?,
             execution: crate::device::CodeExecution::default(),
         })
     }

@@ -598,7 +598,8 @@ fn no_answer_names_the_causes() {
         dir.path(),
         &[
             "--port",
-            "emu:1MB,fault=timeout:op=SYNC,nth=1",
+            // GPIO0 jumpered low: the chip is in the loader without a reset.
+            "emu:1MB,gpio0=low,fault=timeout:op=SYNC,nth=1",
             "--before",
             "no_reset",
             "flash_id",

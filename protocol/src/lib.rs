@@ -7,10 +7,11 @@
 //! layout (`chip`), the SPI flash controller, opcodes and status bits
 //! (`spi_flash`), the UARTs' registers (`uart`), the other peripherals'
 //! registers (`peripherals`), the memory map (`memory_map`) and the mask ROM's
-//! function addresses (`rom_functions`).
+//! function addresses (`rom_functions`), and the ROM's boot message (`boot_log`).
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
+pub mod boot_log;
 pub mod chip;
 pub mod flash_params;
 pub mod image;

@@ -53,8 +53,10 @@ pub struct EmuSpec {
     pub stub: Option<EmuStub>,
     /// `wiring=`: how DTR and RTS reach EN and GPIO0 (default: a NodeMCU-style auto-reset).
     pub wiring: ResetWiring,
-    /// `gpio0=high`: GPIO0 on its pull-up when the wiring does not pull it low, so a reset
-    /// boots the firmware; the default, `low`, is a jumper to ground (the ROM loader).
+    /// `gpio0=`: where GPIO0 sits when the wiring does not pull it low. `high` (the
+    /// default) is a dev board's pull-up: the chip powers up running its firmware, the
+    /// auto-reset takes it to the loader and `--after hard_reset` boots the image. `low` is a
+    /// jumper to ground: every reset ends in the loader, and `--before no_reset` finds it there.
     pub gpio0_high: bool,
 }
 
@@ -68,7 +70,7 @@ impl Default for EmuSpec {
             seed: 0,
             stub: None,
             wiring: ResetWiring::NodeMcu,
-            gpio0_high: false,
+            gpio0_high: true,
         }
     }
 }
@@ -195,9 +197,13 @@ mod tests {
         assert!(EmuSpec::parse("3 MB").is_err());
         assert!(EmuSpec::parse("chip=esp32").is_err());
         assert!(EmuSpec::parse("file=a.bin,drop=8").is_err());
-        let wired = EmuSpec::parse("256KB,wiring=none,gpio0=high").unwrap();
-        assert_eq!((wired.wiring, wired.gpio0_high), (ResetWiring::None, true));
-        assert_eq!(EmuSpec::default().wiring, ResetWiring::NodeMcu);
+        let wired = EmuSpec::parse("256KB,wiring=none,gpio0=low").unwrap();
+        assert_eq!((wired.wiring, wired.gpio0_high), (ResetWiring::None, false));
+        let board = EmuSpec::default();
+        assert_eq!(
+            (board.wiring, board.gpio0_high),
+            (ResetWiring::NodeMcu, true)
+        );
         assert!(EmuSpec::parse("wiring=ch340")
             .unwrap_err()
             .contains("wiring=nodemcu"));

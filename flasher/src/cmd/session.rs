@@ -12,6 +12,7 @@ use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::sonoff_like_flash;
 use esp_emulator::serial_port::{PortTime, VirtualPort};
+use esp_flasher::connection::ResetObserved;
 use esp_flasher::files::OutputLock;
 use esp_flasher::{
     AfterReset, BeforeReset, ConnectOptions, EmulatorTransport, Error, Flasher, LineControl,
@@ -21,7 +22,7 @@ use esp_protocol::flash_params::size_name;
 use esp_protocol::packet::ROM_BAUD;
 use serialport::{SerialPortInfo, SerialPortType};
 
-use super::explain::NO_ANSWER_CAUSES;
+use super::explain::{reset_diagnosis, NO_ANSWER_CAUSES};
 use super::files::io_reason;
 use super::CmdError;
 use crate::cli::{AfterArg, BaudArg, BeforeArg, ConnectArgs, EmuSpec, EmuStub, PortArg};
@@ -402,16 +403,24 @@ fn connect_line(
 /// Turns a failed connection into the error that lists the causes and the ports.
 fn no_answer(error: Error, tried: &[String]) -> CmdError {
     match error {
-        Error::NoSync { attempts } => CmdError::failed(
-            format!(
-                "no answer from the chip on {} after {attempts} attempts",
-                tried.join(", ")
-            ),
-            format!(
-                "{NO_ANSWER_CAUSES} (ports found: {}).",
-                port_list(&available_ports())
-            ),
-        ),
+        Error::NoSync { attempts, reset } => {
+            let tried = tried.join(", ");
+            match reset_diagnosis(reset) {
+                Some((finding, remedy)) => CmdError::failed(
+                    format!(
+                        "no answer from the chip on {tried} after {attempts} attempts: {finding}"
+                    ),
+                    remedy,
+                ),
+                None => CmdError::failed(
+                    format!("no answer from the chip on {tried} after {attempts} attempts"),
+                    format!(
+                        "{NO_ANSWER_CAUSES} (ports found: {}).",
+                        port_list(&available_ports())
+                    ),
+                ),
+            }
+        }
         other => CmdError::from(other),
     }
 }
@@ -655,6 +664,7 @@ fn scan(
     Err(no_answer(
         Error::NoSync {
             attempts: options.attempts,
+            reset: ResetObserved::NotReset,
         },
         &tried,
     ))
