@@ -692,6 +692,57 @@ mod tests {
         );
     }
 
+    const SEVEN_E_ONE: Framing = Framing {
+        data_bits: 7,
+        parity: Parity::Even,
+        stop_bits: StopBits::One,
+    };
+
+    #[test]
+    fn framing_other_than_8n1_garbles_both_ways_as_on_a_board() {
+        let clean = sync(&mut link(LinkFaults::default(), 0));
+        // 7E1 from the host: the chip's 8N1 receiver takes the parity bit for bit 7 (SYNC's
+        // 0x08 arrives as 0x88), so the SYNC is not understood.
+        let mut seven_e_one = link(LinkFaults::default(), 0);
+        seven_e_one.set_host_framing(SEVEN_E_ONE);
+        let reply = sync(&mut seven_e_one);
+        assert!(
+            !reply.windows(3).any(|window| window == SYNC_REPLY_START),
+            "a 7E1 SYNC was understood: {reply:02x?}"
+        );
+        // The chip's 8N1 reply read 7E1: seven data bits, the eighth lost.
+        let read = resample_framed(
+            &clean,
+            (ROM_BAUD, Framing::EIGHT_N_ONE),
+            (ROM_BAUD, SEVEN_E_ONE),
+        );
+        assert_ne!(read, clean);
+        assert!(read.iter().all(|&byte| byte < 0x80));
+        // Two stop bits are only a longer idle line: an 8N1 receiver reads them, as a chip does.
+        let mut eight_n_two = link(LinkFaults::default(), 0);
+        eight_n_two.set_host_framing(Framing {
+            stop_bits: StopBits::Two,
+            ..Framing::EIGHT_N_ONE
+        });
+        assert_eq!(sync(&mut eight_n_two), clean);
+    }
+
+    #[test]
+    fn a_parity_bit_where_the_stop_bit_should_be_is_a_framing_error() {
+        let eight_e_one = Framing {
+            parity: Parity::Even,
+            ..Framing::EIGHT_N_ONE
+        };
+        // 0x01 has one bit set: even parity sends 1, read as the stop bit; 0x03 sends 0, a
+        // framing error (0x00).
+        let read = resample_framed(
+            &[0x01, 0x03],
+            (ROM_BAUD, eight_e_one),
+            (ROM_BAUD, Framing::EIGHT_N_ONE),
+        );
+        assert_eq!(read[..2], [0x01, 0x00]);
+    }
+
     #[test]
     fn boot_log_is_garbage_at_115200() {
         let log = boot::download_mode_log(ResetCause::PowerOn);

@@ -511,6 +511,61 @@ mod tests {
     }
 
     #[test]
+    fn a_port_set_to_7e1_garbles_what_the_8n1_chip_receives() {
+        let mut port = port(DeviceConfig::default(), PortTime::Virtual);
+        port.set_timeout(Duration::from_millis(100)).unwrap();
+        port.set_data_bits(DataBits::Seven).unwrap();
+        port.set_parity(Parity::Even).unwrap();
+        assert!(!syncs(port.as_mut()), "a 7E1 SYNC was understood");
+        port.set_data_bits(DataBits::Eight).unwrap();
+        port.set_parity(Parity::None).unwrap();
+        assert!(syncs(port.as_mut()));
+    }
+
+    #[test]
+    fn a_pulled_cable_fails_reads_and_writes() {
+        let plan = crate::faults::FaultPlan::parse(&["disconnect:after=1"]).unwrap();
+        let device = Device::new(
+            DeviceConfig::default(),
+            SpiFlash::blank(256 * 1024).unwrap(),
+        );
+        let link = Link::new(
+            device,
+            LinkConfig {
+                faults: plan.link,
+                ..LinkConfig::default()
+            },
+        );
+        let mut port = VirtualPort::new(link, PortTime::Virtual);
+        port.set_timeout(Duration::from_millis(100)).unwrap();
+        assert!(!syncs(&mut port));
+        let error = port.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        let error = io::Write::write(&mut port, b"\xC0").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn virtual_time_moves_by_the_uart_time_and_by_sleeps() {
+        let port = VirtualPort::new(
+            Link::new(
+                Device::new(
+                    DeviceConfig::default(),
+                    SpiFlash::blank(256 * 1024).unwrap(),
+                ),
+                LinkConfig::default(),
+            ),
+            PortTime::Virtual,
+        );
+        port.sleep(Duration::from_millis(250));
+        assert_eq!(port.now(), Duration::from_millis(250));
+        let mut writer = port.clone();
+        // 1152 bytes at 115200 baud, 10 bits each: 0.1 s on the line.
+        io::Write::write_all(&mut writer, &[0u8; 1152]).unwrap();
+        assert_eq!(port.now(), Duration::from_millis(350));
+    }
+
+    #[test]
     fn fault_specs_apply_as_on_the_command_line() {
         // `--fault timeout:op=SYNC,nth=1`: the first SYNC gets no reply, the second does.
         let plan = crate::faults::FaultPlan::parse(&["timeout:op=SYNC,nth=1"]).unwrap();
