@@ -1,4 +1,4 @@
-//! Every failure scenario of `fixtures/scenarios/`, reproduced with the real esptool 5.6.0
+//! Every failure scenario of `emulator/scenarios/`, reproduced with the real esptool 5.6.0
 //! (installed from PyPI on demand) and with esp-flasher against `esp-emulator --scenario`:
 //! each tool's exit code and its whole output must be those the scenario file recorded, with
 //! times and rates (numbers with one decimal point) and paths filtered out, and the key line
@@ -243,7 +243,7 @@ fn filter_measurements(text: &str) -> String {
 fn record_output(name: &str, tool: Tool, output: &str) {
     const START: &str = "output = '''\n";
     let path = crate::util::workspace_root()
-        .join("fixtures/scenarios")
+        .join("emulator/scenarios")
         .join(format!("{name}.toml"));
     let text = fs::read_to_string(&path).unwrap();
     let section = match tool {

@@ -40,7 +40,7 @@ pub struct Args {
     /// a new file that receives the scenario's flash and keeps what clients write.
     #[arg(long, value_name = "PATH", required_unless_present = "scenario")]
     pub flash: Option<PathBuf>,
-    /// Reproduce a reported failure: a scenario NAME from the catalogue (fixtures/scenarios)
+    /// Reproduce a reported failure: a scenario NAME from the catalogue (emulator/scenarios)
     /// or a scenario file PATH; it sets the chip, flash, boot mode, wiring, faults and seed.
     #[arg(long, value_name = "NAME|PATH", conflicts_with_all = ["size", "chip", "flash_id", "faults", "seed", "boot", "flash_wiring"])]
     pub scenario: Option<String>,

@@ -12,7 +12,7 @@
 //! esp-emulator boot-report FILE [--size SIZE] [--flash-wiring qio|dio|dout]
 //! ```
 //!
-//! `--scenario` reproduces a reported failure from the catalogue in `fixtures/scenarios/`
+//! `--scenario` reproduces a reported failure from the catalogue in `emulator/scenarios/`
 //! (see the `scenario` module) and says on stderr which commands show it. `boot-report`
 //! prints what the ROM does booting an image or flash dump: its boot log, verdict and notes.
 //!

@@ -1,4 +1,4 @@
-//! Failure scenarios: one TOML file per reported failure in `fixtures/scenarios/`, loaded
+//! Failure scenarios: one TOML file per reported failure in `emulator/scenarios/`, loaded
 //! by `esp-emulator --scenario NAME|PATH`.
 //!
 //! A scenario sets up the virtual board a user had — chip, flash size and contents, boot
@@ -58,59 +58,59 @@ use esp_protocol::numbers::parse_size;
 pub const CATALOGUE: &[(&str, &str)] = &[
     (
         "wrong-port",
-        include_str!("../../fixtures/scenarios/wrong-port.toml"),
+        include_str!("../scenarios/wrong-port.toml"),
     ),
     (
         "not-in-download-mode",
-        include_str!("../../fixtures/scenarios/not-in-download-mode.toml"),
+        include_str!("../scenarios/not-in-download-mode.toml"),
     ),
     (
         "boot-log-every-attempt",
-        include_str!("../../fixtures/scenarios/boot-log-every-attempt.toml"),
+        include_str!("../scenarios/boot-log-every-attempt.toml"),
     ),
     (
         "short-read",
-        include_str!("../../fixtures/scenarios/short-read.toml"),
+        include_str!("../scenarios/short-read.toml"),
     ),
     (
         "weak-power-bit-errors",
-        include_str!("../../fixtures/scenarios/weak-power-bit-errors.toml"),
+        include_str!("../scenarios/weak-power-bit-errors.toml"),
     ),
     (
         "write-protected",
-        include_str!("../../fixtures/scenarios/write-protected.toml"),
+        include_str!("../scenarios/write-protected.toml"),
     ),
     (
         "stuck-sector",
-        include_str!("../../fixtures/scenarios/stuck-sector.toml"),
+        include_str!("../scenarios/stuck-sector.toml"),
     ),
     (
         "fake-flash-size",
-        include_str!("../../fixtures/scenarios/fake-flash-size.toml"),
+        include_str!("../scenarios/fake-flash-size.toml"),
     ),
     (
         "1mb-backup-on-4mb-chip",
-        include_str!("../../fixtures/scenarios/1mb-backup-on-4mb-chip.toml"),
+        include_str!("../scenarios/1mb-backup-on-4mb-chip.toml"),
     ),
     (
         "qio-image-on-dout-module",
-        include_str!("../../fixtures/scenarios/qio-image-on-dout-module.toml"),
+        include_str!("../scenarios/qio-image-on-dout-module.toml"),
     ),
     (
         "cable-pulled-during-write",
-        include_str!("../../fixtures/scenarios/cable-pulled-during-write.toml"),
+        include_str!("../scenarios/cable-pulled-during-write.toml"),
     ),
     (
         "adapter-too-slow",
-        include_str!("../../fixtures/scenarios/adapter-too-slow.toml"),
+        include_str!("../scenarios/adapter-too-slow.toml"),
     ),
     (
         "no-auto-reset",
-        include_str!("../../fixtures/scenarios/no-auto-reset.toml"),
+        include_str!("../scenarios/no-auto-reset.toml"),
     ),
     (
         "ch340-driver-drops-rts",
-        include_str!("../../fixtures/scenarios/ch340-driver-drops-rts.toml"),
+        include_str!("../scenarios/ch340-driver-drops-rts.toml"),
     ),
 ];
 

@@ -1603,7 +1603,7 @@ mod round_trip {
     }
 }
 
-// --- diagnoses of reported failures (fixtures/scenarios) ---
+// --- diagnoses of reported failures (emulator/scenarios) ---
 
 fn flash_with(options: FlashOptions, contents: Vec<u8>) -> SpiFlash {
     SpiFlash::new(contents, options).unwrap()
