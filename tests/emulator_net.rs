@@ -620,3 +620,72 @@ fn an_rfc2217_client_at_7e1_is_garbled_and_at_8n1_understood() {
     next.write_all(&set_framing(4, 2)).unwrap();
     assert!(synced(&mut next));
 }
+
+/// Issue 14's first "done when": esptool 5.6.0 and 4.12.0, over RFC 2217 to a NodeMCU board,
+/// run the seed tutorial's workflow (flash_id, read_flash, erase_flash, write_flash,
+/// verify_flash) with their default `--before` and `--after`: every command resets the chip
+/// into the loader through DTR/RTS and back into its firmware, and none prints "Chip was NOT
+/// reset".
+#[test]
+fn the_seed_workflow_over_rfc2217_with_default_resets_for_esptool_5_and_4() {
+    for version in ["5.6.0", "4.12.0"] {
+        let tool = esptool(version);
+        let dir = tempfile::tempdir().unwrap();
+        let contents = esp_emulator::sample_firmware::sonoff_like_flash(256 * KIB, 3);
+        let config = DeviceConfig {
+            boot: BootMode::Flash,
+            reset_wiring: ResetWiring::NodeMcu,
+            ..DeviceConfig::default()
+        };
+        let flash = SpiFlash::new(contents.clone(), Default::default()).unwrap();
+        let board = Arc::new(Board::new(
+            Link::new(Device::new(config, flash), LinkConfig::default()),
+            BoardOptions::default(),
+        ));
+        let listener = listen(&board, "rfc2217://127.0.0.1:0", ListenOptions::default());
+        let port = listener.endpoint().to_string();
+        let backup = dir.path().join("image256K.bin");
+        let run = |args: &[&str]| {
+            let mut all = vec!["--port", port.as_str()];
+            all.extend_from_slice(args);
+            let log = dir.path().join(format!("{}.log", args[0]));
+            let (status, output) = run_output(&tool.executable, &all, &log);
+            assert!(status.success(), "esptool {version} {args:?}:\n{output}");
+            assert!(
+                !output.contains("NOT reset"),
+                "esptool {version} {args:?}:\n{output}"
+            );
+            assert!(
+                output.contains("Hard resetting via RTS pin"),
+                "esptool {version} {args:?}:\n{output}"
+            );
+            output
+        };
+        let output = run(&[tool.spell("flash_id").as_str()]);
+        assert!(output.contains("Detected flash size: 256KB"), "{output}");
+        run(&[
+            tool.spell("read_flash").as_str(),
+            "0x0",
+            "0x40000",
+            path_arg(&backup),
+        ]);
+        assert!(
+            fs::read(&backup).unwrap() == contents,
+            "esptool {version}'s backup"
+        );
+        run(&[tool.spell("erase_flash").as_str()]);
+        assert!(board.flash_snapshot().iter().all(|&byte| byte == 0xFF));
+        run(&[tool.spell("write_flash").as_str(), "0x0", path_arg(&backup)]);
+        let output = run(&[
+            tool.spell("verify_flash").as_str(),
+            "0x0",
+            path_arg(&backup),
+        ]);
+        assert!(output.contains("digest matched"), "{output}");
+        assert!(
+            board.flash_snapshot() == contents,
+            "esptool {version}'s restore"
+        );
+        listener.stop();
+    }
+}

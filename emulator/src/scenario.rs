@@ -56,10 +56,7 @@ use esp_protocol::numbers::parse_size;
 
 /// The scenario files compiled into the binary, by name.
 pub const CATALOGUE: &[(&str, &str)] = &[
-    (
-        "wrong-port",
-        include_str!("../scenarios/wrong-port.toml"),
-    ),
+    ("wrong-port", include_str!("../scenarios/wrong-port.toml")),
     (
         "not-in-download-mode",
         include_str!("../scenarios/not-in-download-mode.toml"),
@@ -68,10 +65,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "boot-log-every-attempt",
         include_str!("../scenarios/boot-log-every-attempt.toml"),
     ),
-    (
-        "short-read",
-        include_str!("../scenarios/short-read.toml"),
-    ),
+    ("short-read", include_str!("../scenarios/short-read.toml")),
     (
         "weak-power-bit-errors",
         include_str!("../scenarios/weak-power-bit-errors.toml"),
