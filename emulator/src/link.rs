@@ -455,6 +455,10 @@ pub fn resample_framed(bytes: &[u8], tx: (u32, Framing), rx: (u32, Framing)) -> 
     if tx == rx {
         return bytes.to_vec();
     }
+    if tx_baud == 0 || rx_baud == 0 {
+        // A line with no bit time carries nothing a UART could sample.
+        return Vec::new();
+    }
     // Time in units of 1 / (2 * tx_baud * rx_baud) s: half a sent bit lasts rx_baud units and
     // half a received bit lasts tx_baud units.
     let half_tx_bit = u64::from(rx_baud);
@@ -725,6 +729,12 @@ mod tests {
             ..Framing::EIGHT_N_ONE
         });
         assert_eq!(sync(&mut eight_n_two), clean);
+    }
+
+    #[test]
+    fn regression_a_zero_baud_rate_hung_the_resampler() {
+        assert!(resample_uart(b"\xC0\x00\x08", 0, ROM_BAUD).is_empty());
+        assert!(resample_uart(b"\xC0\x00\x08", ROM_BAUD, 0).is_empty());
     }
 
     #[test]

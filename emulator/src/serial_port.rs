@@ -352,6 +352,12 @@ impl SerialPort for VirtualPort {
     }
 
     fn set_baud_rate(&mut self, baud_rate: u32) -> serialport::Result<()> {
+        if baud_rate == 0 {
+            return Err(serialport::Error::new(
+                serialport::ErrorKind::InvalidInput,
+                "a baud rate of 0 is no rate",
+            ));
+        }
         let mut shared = self.lock();
         shared.baud = baud_rate;
         shared.link.set_host_baud(baud_rate);
@@ -508,6 +514,8 @@ mod tests {
         );
         port.set_baud_rate(115_200).unwrap();
         assert!(syncs(&mut port));
+        assert!(port.set_baud_rate(0).is_err());
+        assert_eq!(port.baud_rate().unwrap(), 115_200);
     }
 
     #[test]

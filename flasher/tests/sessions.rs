@@ -1546,7 +1546,7 @@ fn regression_no_1mb_write_survived_a_dropped_byte() {
             panic!("seed {seed}: {error}");
         }
         assert!(
-            flash_contents(&flasher) == &data[..],
+            flash_contents(&flasher) == data,
             "seed {seed}: verified, yet the flash differs"
         );
         if retries(&log).contains(&RetryReason::Timeout) {
@@ -2131,9 +2131,9 @@ mod real_size {
             let (mut flasher, _) = connect(fake_chip(claimed, physical, &contents), true);
             let before = flash_contents(&flasher).to_vec();
             let on_chip = real_size_on_chip(&mut flasher, claimed as u32).unwrap();
-            prop_assert!(flash_contents(&flasher) == &before[..], "the chip's probe changed the flash");
+            prop_assert!(flash_contents(&flasher) == before, "the chip's probe changed the flash");
             let from_host = wrap_size(&mut flasher, claimed as u32).unwrap();
-            prop_assert!(flash_contents(&flasher) == &before[..], "the host's probe changed the flash");
+            prop_assert!(flash_contents(&flasher) == before, "the host's probe changed the flash");
             let from_host = from_host.unwrap_or(claimed as u32);
             prop_assert_eq!(on_chip, Some(from_host));
             // The repeated pattern has no erased sector to mark: both probes call it wrapping
