@@ -21,12 +21,14 @@ or resetting the board; TX and RX crossed (adapter TX to ESP RX); 3.3 V logic, n
 pub fn reset_diagnosis(reset: ResetObserved) -> Option<(String, String)> {
     match reset {
         ResetObserved::Silent => Some((
-            "the chip did not restart when DTR and RTS were pulsed (no boot message at 74880 baud): \
-             the board has no auto-reset circuit, or the adapter's driver does not pass RTS (as some CH340 drivers do)"
+            "nothing came back when DTR and RTS were pulsed, not even the boot message a reset prints at \
+             74880 baud: the chip did not restart (the board has no auto-reset circuit, or the adapter's driver \
+             does not pass RTS, as some CH340 drivers do), or its TX does not reach the adapter"
                 .into(),
             "Put the chip in the loader by hand: hold GPIO0 low (press and hold FLASH/BOOT, or a jumper from GPIO0 \
              to GND) while you press RESET or power the board, release it, then run the command again with \
-             --before no_reset. With a CH340 adapter, WCH's current driver brings the auto-reset back."
+             --before no_reset. With a CH340 adapter, WCH's current driver brings the auto-reset back. If that \
+             does not help, check the wiring: TX and RX crossed (adapter TX to ESP RX), 3.3 V logic, not 5 V."
                 .into(),
         )),
         ResetObserved::BootMode(BOOT_MODE_FLASH) => Some((
@@ -270,6 +272,7 @@ mod tests {
             reset: ResetObserved::Silent,
         });
         assert!(message.contains("did not restart"), "{message}");
+        assert!(message.contains("its TX does not reach"), "{message}");
         assert!(remedy.unwrap().contains("--before no_reset"));
         let (message, remedy) = parts(Error::NoSync {
             attempts: 7,
