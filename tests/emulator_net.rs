@@ -581,3 +581,119 @@ fn esptool_4_over_socket_reads_the_chip_id_twice() {
     }
     assert!(emulator.terminate().0.success());
 }
+
+/// IAC SB COM-PORT-OPTION `command` `value` IAC SE: SET-DATASIZE (2), SET-PARITY (3) or
+/// SET-STOPSIZE (4).
+fn set_framing(command: u8, value: u8) -> Vec<u8> {
+    vec![255, 250, 44, command, value, 255, 240]
+}
+
+/// A client that sets 7E1 over RFC 2217 talks to a chip whose UART is 8N1: its SYNC is
+/// garbage to the chip, as on a board; back at 8N1 the chip answers, and the next client
+/// starts at 8N1 whatever the last one set.
+#[test]
+fn an_rfc2217_client_at_7e1_is_garbled_and_at_8n1_understood() {
+    let (board, _events) = board();
+    let listener = listen(&board, "rfc2217://127.0.0.1:0", ListenOptions::default());
+    let mut client = TcpStream::connect(listener.endpoint().address).unwrap();
+    client.write_all(&set_framing(2, 7)).unwrap();
+    client.write_all(&set_framing(3, 3)).unwrap();
+    // Both acknowledged (command + 100) before the data is sent.
+    assert!(receives_within(
+        &mut client,
+        &[255, 250, 44, 103, 3, 255, 240],
+        LIMIT
+    ));
+    for _ in 0..3 {
+        client.write_all(&sync_frame()).unwrap();
+        assert!(
+            !receives_within(&mut client, &[0xC0, 0x01, 0x08], Duration::from_millis(300)),
+            "a SYNC sent 7E1 was understood by an 8N1 chip"
+        );
+    }
+    drop(client);
+    // A new client, no framing set: 8N1.
+    let start = Instant::now();
+    let mut next = loop {
+        let mut next = TcpStream::connect(listener.endpoint().address).unwrap();
+        // Twice: the first SYNC's leading END may only close the garbage the 7E1 client left.
+        next.write_all(&sync_frame()).unwrap();
+        next.write_all(&sync_frame()).unwrap();
+        if receives_within(&mut next, &[0xC0, 0x01, 0x08], Duration::from_millis(500)) {
+            break next;
+        }
+        assert!(start.elapsed() < LIMIT, "the next client was not served");
+    };
+    // Two stop bits are a longer idle line to the chip's receiver: still understood.
+    next.write_all(&set_framing(4, 2)).unwrap();
+    assert!(synced(&mut next));
+}
+
+/// Issue 14's first "done when": esptool 5.6.0 and 4.12.0, over RFC 2217 to a NodeMCU board,
+/// run the seed tutorial's workflow (flash_id, read_flash, erase_flash, write_flash,
+/// verify_flash) with their default `--before` and `--after`: every command resets the chip
+/// into the loader through DTR/RTS and back into its firmware, and none prints "Chip was NOT
+/// reset".
+#[test]
+fn the_seed_workflow_over_rfc2217_with_default_resets_for_esptool_5_and_4() {
+    for version in ["5.6.0", "4.12.0"] {
+        let tool = esptool(version);
+        let dir = tempfile::tempdir().unwrap();
+        let contents = esp_emulator::sample_firmware::sonoff_like_flash(256 * KIB, 3);
+        let config = DeviceConfig {
+            boot: BootMode::Flash,
+            reset_wiring: ResetWiring::NodeMcu,
+            ..DeviceConfig::default()
+        };
+        let flash = SpiFlash::new(contents.clone(), Default::default()).unwrap();
+        let board = Arc::new(Board::new(
+            Link::new(Device::new(config, flash), LinkConfig::default()),
+            BoardOptions::default(),
+        ));
+        let listener = listen(&board, "rfc2217://127.0.0.1:0", ListenOptions::default());
+        let port = listener.endpoint().to_string();
+        let backup = dir.path().join("image256K.bin");
+        let run = |args: &[&str]| {
+            let mut all = vec!["--port", port.as_str()];
+            all.extend_from_slice(args);
+            let log = dir.path().join(format!("{}.log", args[0]));
+            let (status, output) = run_output(&tool.executable, &all, &log);
+            assert!(status.success(), "esptool {version} {args:?}:\n{output}");
+            assert!(
+                !output.contains("NOT reset"),
+                "esptool {version} {args:?}:\n{output}"
+            );
+            assert!(
+                output.contains("Hard resetting via RTS pin"),
+                "esptool {version} {args:?}:\n{output}"
+            );
+            output
+        };
+        let output = run(&[tool.spell("flash_id").as_str()]);
+        assert!(output.contains("Detected flash size: 256KB"), "{output}");
+        run(&[
+            tool.spell("read_flash").as_str(),
+            "0x0",
+            "0x40000",
+            path_arg(&backup),
+        ]);
+        assert!(
+            fs::read(&backup).unwrap() == contents,
+            "esptool {version}'s backup"
+        );
+        run(&[tool.spell("erase_flash").as_str()]);
+        assert!(board.flash_snapshot().iter().all(|&byte| byte == 0xFF));
+        run(&[tool.spell("write_flash").as_str(), "0x0", path_arg(&backup)]);
+        let output = run(&[
+            tool.spell("verify_flash").as_str(),
+            "0x0",
+            path_arg(&backup),
+        ]);
+        assert!(output.contains("digest matched"), "{output}");
+        assert!(
+            board.flash_snapshot() == contents,
+            "esptool {version}'s restore"
+        );
+        listener.stop();
+    }
+}

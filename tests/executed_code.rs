@@ -601,3 +601,189 @@ fn regression_a_register_only_delay_loop_froze_the_chip() {
     drop(port);
     terminate_cleanly(emulator);
 }
+
+/// Blink's flash image, with the RF init data a 1MB flash keeps at its end (the SDK's boot
+/// check), as the files esptool writes: the image at 0x0 and one byte at the RF data.
+fn blink_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let blink = Builder::new()
+        .blink()
+        .unwrap_or_else(|error| panic!("building blink: {error}"));
+    let image = dir.join("blink.bin");
+    fs::copy(&blink.flash_image_path, &image).expect("copy blink's flash image");
+    let rf_data = dir.join("rf-init.bin");
+    fs::write(&rf_data, [RF_INIT_DATA_MAGIC]).unwrap();
+    (image, rf_data)
+}
+
+/// True once `received` holds the ROM's boot log from flash and, after it, both of blink's
+/// lines: the image booted and runs.
+fn booted_blink(received: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(received);
+    text.find("boot mode:(3,6)").is_some_and(|boot| {
+        let after = &text[boot..];
+        after.contains("GPIO2 high\n") && after.contains("GPIO2 low\n")
+    })
+}
+
+/// What the board sends a client at the boot log's rate until `booted_blink` holds or
+/// [`DEADLINE`] passes (polled through the board, as no client is connected).
+fn watch_boot(board: &esp_emulator::board::Board) -> Vec<u8> {
+    let start = Instant::now();
+    let mut received = Vec::new();
+    while !booted_blink(&received) && start.elapsed() < DEADLINE && received.len() < MAX_READ {
+        board.with_link(|link| {
+            link.set_host_baud(BOOT_LOG_BAUD);
+            link.poll_output(board.now(), &mut received);
+        });
+        std::thread::yield_now();
+    }
+    received
+}
+
+/// Issue 14's "`run` and `--after hard_reset` boot the flashed image, and a following
+/// connection resets back into the loader", with esptool 5.6.0 over RFC 2217 on a NodeMCU
+/// board: write-flash (its stub, then the default hard reset), then `run` (the stub again,
+/// then its hard reset) each boot blink — the ROM's boot log, then blink's lines — and the
+/// next flash-id's default reset takes the running firmware back to the loader.
+#[test]
+fn esptool_run_and_hard_reset_boot_the_flashed_image_and_the_next_connection_resets_into_the_loader(
+) {
+    use esp_emulator::board::{Board, BoardOptions};
+    use esp_emulator::device::{BootMode, Device, DeviceConfig, ResetWiring};
+    use esp_emulator::flash::SpiFlash;
+    use esp_emulator::link::{Link, LinkConfig};
+    use esp_emulator::listen::{ListenOptions, Listener};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (image, rf_data) = blink_files(dir.path());
+    let config = DeviceConfig {
+        boot: BootMode::Flash,
+        reset_wiring: ResetWiring::NodeMcu,
+        ..DeviceConfig::default()
+    };
+    let device = Device::new(config, SpiFlash::blank(MIB).unwrap());
+    let board = Arc::new(Board::new(
+        Link::new(device, LinkConfig::default()),
+        BoardOptions::default(),
+    ));
+    let listener = Listener::start(
+        Arc::clone(&board),
+        "rfc2217://127.0.0.1:0".parse().unwrap(),
+        ListenOptions::default(),
+    )
+    .unwrap();
+    let port = listener.endpoint().to_string();
+    let tool = esptool("5.6.0");
+    let esptool_run = |args: &[&str], log: &str| {
+        let mut full = vec!["--port", port.as_str()];
+        full.extend_from_slice(args);
+        let (status, output) = run_output(&tool.executable, &full, &dir.path().join(log));
+        assert!(status.success(), "esptool {args:?}:\n{output}");
+        assert!(!output.contains("NOT reset"), "{output}");
+        output
+    };
+
+    let output = esptool_run(
+        &[
+            "write-flash",
+            "0x0",
+            path_str(&image),
+            &format!("{RF_INIT_DATA_1MB:#x}"),
+            path_str(&rf_data),
+        ],
+        "write.log",
+    );
+    assert!(output.contains("Hard resetting via RTS pin"), "{output}");
+    let received = watch_boot(&board);
+    assert!(
+        booted_blink(&received),
+        "after write-flash's hard reset: {}",
+        shown(&received)
+    );
+
+    let output = esptool_run(&["run"], "run.log");
+    assert!(output.contains("Stub flasher running"), "{output}");
+    let received = watch_boot(&board);
+    assert!(
+        booted_blink(&received),
+        "after run with the stub: {}",
+        shown(&received)
+    );
+
+    let output = esptool_run(&["flash-id"], "flash-id.log");
+    assert!(output.contains("Detected flash size: 1MB"), "{output}");
+    listener.stop();
+}
+
+/// esp-flasher's side of the same, in process on esp-emulator's `VirtualPort` (the `emu:`
+/// path): with flashlab's stub running, `run` (RUN_USER_CODE) boots the flashed image, a new
+/// connection's reset takes it back to the loader, and `--after hard_reset` boots it again.
+#[test]
+fn esp_flasher_run_after_the_stub_and_hard_reset_boot_the_flashed_image() {
+    use esp_emulator::device::{BootMode, Device, DeviceConfig, ResetWiring};
+    use esp_emulator::flash::SpiFlash;
+    use esp_emulator::link::{Link, LinkConfig};
+    use esp_emulator::serial_port::{PortTime, VirtualPort};
+    use esp_flasher::{
+        AfterReset, ConnectOptions, EmulatorTransport, Flasher, Loader, Silent, StubImage,
+    };
+    use serialport::SerialPort as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (image, _) = blink_files(dir.path());
+    let mut contents = fs::read(&image).unwrap();
+    contents.resize(MIB, 0xFF);
+    contents[RF_INIT_DATA_1MB] = RF_INIT_DATA_MAGIC;
+    let config = DeviceConfig {
+        boot: BootMode::Flash,
+        reset_wiring: ResetWiring::NodeMcu,
+        ..DeviceConfig::default()
+    };
+    let flash = SpiFlash::new(contents, Default::default()).unwrap();
+    let link = Link::new(Device::new(config, flash), LinkConfig::default());
+    let port = VirtualPort::new(link, PortTime::Virtual);
+    let read_boot = |port: &VirtualPort| {
+        let mut port = port.clone();
+        port.set_baud_rate(BOOT_LOG_BAUD).unwrap();
+        port.set_timeout(Duration::from_secs(2)).unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !booted_blink(&received) && received.len() < MAX_READ {
+            match std::io::Read::read(&mut port, &mut buffer) {
+                Ok(count) => received.extend_from_slice(&buffer[..count]),
+                Err(_) => break,
+            }
+        }
+        port.set_baud_rate(LOADER_BAUD).unwrap();
+        received
+    };
+    let connect = |port: &VirtualPort| {
+        let flasher = Flasher::connect(
+            EmulatorTransport::on_port(port.clone()),
+            &ConnectOptions {
+                stub: Some(StubImage::flashlab()),
+                ..ConnectOptions::default()
+            },
+            Box::new(Silent),
+        )
+        .expect("the reset takes the chip to the loader");
+        assert_eq!(flasher.loader(), Loader::Stub);
+        flasher
+    };
+
+    let mut flasher = connect(&port);
+    flasher.run().unwrap();
+    drop(flasher);
+    let received = read_boot(&port);
+    assert!(booted_blink(&received), "after run: {}", shown(&received));
+
+    let flasher = connect(&port);
+    flasher.finish(AfterReset::HardReset).unwrap();
+    let received = read_boot(&port);
+    assert!(
+        booted_blink(&received),
+        "after the hard reset: {}",
+        shown(&received)
+    );
+}

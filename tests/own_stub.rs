@@ -151,8 +151,7 @@ proptest! {
             let their_outcome = apply(&mut theirs, op);
             prop_assert_eq!(&our_outcome, &their_outcome, "step {} {:?}", step, op);
             prop_assert!(
-                ours.transport().device().flash().as_bytes()
-                    == theirs.transport().device().flash().as_bytes(),
+                ours.transport().flash_contents() == theirs.transport().flash_contents(),
                 "the flashes differ after step {} {:?}", step, op
             );
         }
@@ -282,7 +281,7 @@ proptest! {
         });
         prop_assert!(answered, "the stub stopped answering after {:?}", inputs);
         prop_assert!(
-            flasher.transport().device().flash().as_bytes() == contents.as_slice(),
+            flasher.transport().flash_contents() == contents,
             "the flash changed after {:?}", inputs
         );
     }

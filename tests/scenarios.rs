@@ -1,4 +1,4 @@
-//! Every failure scenario of `fixtures/scenarios/`, reproduced with the real esptool 5.6.0
+//! Every failure scenario of `emulator/scenarios/`, reproduced with the real esptool 5.6.0
 //! (installed from PyPI on demand) and with esp-flasher against `esp-emulator --scenario`:
 //! each tool's exit code and its whole output must be those the scenario file recorded, with
 //! times and rates (numbers with one decimal point) and paths filtered out, and the key line
@@ -53,6 +53,8 @@ scenario_tests! {
     regression_qio_image_on_dout_module => "qio-image-on-dout-module",
     regression_cable_pulled_during_write => "cable-pulled-during-write",
     regression_adapter_cannot_keep_up_at_921600_baud => "adapter-too-slow",
+    regression_board_without_auto_reset => "no-auto-reset",
+    regression_ch340_driver_that_does_not_pass_rts => "ch340-driver-drops-rts",
 }
 
 /// Which tool a run uses.
@@ -81,10 +83,12 @@ fn run_tool(scenario: &Scenario, tool: Tool, run: &ToolRun) {
     let dir = tempfile::tempdir().unwrap();
     let flash = dir.path().join("flash.bin");
     let flash_arg = flash.to_str().expect("temporary paths are UTF-8");
-    let emulator = Emulator::spawn(
-        &["--scenario", &scenario.name, "--flash", flash_arg],
-        &dir.path().join("emulator.log"),
-    );
+    let mut args = vec!["--scenario", &scenario.name, "--flash", flash_arg];
+    // A board about its DTR/RTS wiring needs modem lines: an RFC 2217 endpoint, not a pty.
+    if scenario.needs_modem_lines() {
+        args.extend(["--listen", "rfc2217://127.0.0.1:0", "--no-pty"]);
+    }
+    let emulator = Emulator::spawn(&args, &dir.path().join("emulator.log"));
     let missing = dir.path().join("ttyUSB5");
     let missing = missing.to_str().expect("temporary paths are UTF-8");
     let port = run
@@ -239,7 +243,7 @@ fn filter_measurements(text: &str) -> String {
 fn record_output(name: &str, tool: Tool, output: &str) {
     const START: &str = "output = '''\n";
     let path = crate::util::workspace_root()
-        .join("fixtures/scenarios")
+        .join("emulator/scenarios")
         .join(format!("{name}.toml"));
     let text = fs::read_to_string(&path).unwrap();
     let section = match tool {

@@ -13,7 +13,7 @@
 //! segment length modulo 16). Everything here is a pure function of the flash
 //! contents.
 
-use esp_protocol::boot_log::BANNER_START;
+use esp_protocol::boot_log::{BANNER_START, BOOT_MODE_FLASH, BOOT_MODE_UART_DOWNLOAD};
 use esp_protocol::flash_params::{size_name, FlashMode, FlashSize};
 use esp_protocol::image::{self, ImageError, IMAGE_V1_MAGIC, IMAGE_V2_MAGIC};
 use esp_protocol::rom_erase::SECTOR_SIZE;
@@ -142,7 +142,11 @@ pub struct BootReport {
 
 /// The ROM's first line after a reset; `boot mode:(1,7)` is download mode, `(3,6)` flash.
 pub fn banner(cause: ResetCause, download_mode: bool) -> String {
-    let strapping = if download_mode { "(1,7)" } else { "(3,6)" };
+    let strapping = if download_mode {
+        format!("({BOOT_MODE_UART_DOWNLOAD},7)")
+    } else {
+        format!("({BOOT_MODE_FLASH},6)")
+    };
     format!(
         "\r\n {BANNER_START}{}, boot mode:{strapping}\r\n\r\n",
         cause as u8

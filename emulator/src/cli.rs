@@ -40,7 +40,7 @@ pub struct Args {
     /// a new file that receives the scenario's flash and keeps what clients write.
     #[arg(long, value_name = "PATH", required_unless_present = "scenario")]
     pub flash: Option<PathBuf>,
-    /// Reproduce a reported failure: a scenario NAME from the catalogue (fixtures/scenarios)
+    /// Reproduce a reported failure: a scenario NAME from the catalogue (emulator/scenarios)
     /// or a scenario file PATH; it sets the chip, flash, boot mode, wiring, faults and seed.
     #[arg(long, value_name = "NAME|PATH", conflicts_with_all = ["size", "chip", "flash_id", "faults", "seed", "boot", "flash_wiring"])]
     pub scenario: Option<String>,
@@ -93,7 +93,7 @@ pub struct Args {
     /// How the adapter's DTR and RTS reach EN and GPIO0 on an rfc2217:// endpoint: nodemcu
     /// (the two-transistor auto-reset of NodeMCU/Wemos boards), direct (DTR to GPIO0, RTS
     /// to EN) or none (GPIO0 where the jumper is, see --gpio0).
-    #[arg(long, value_enum, default_value_t = ResetWiringArg::None)]
+    #[arg(long, value_enum, default_value_t = ResetWiringArg::None, conflicts_with = "scenario")]
     pub reset_wiring: ResetWiringArg,
     /// Where GPIO0 is held when the wiring does not pull it low: low (a jumper to ground:
     /// the ROM loader) or high (the pull-up: the firmware in flash). Default: low with

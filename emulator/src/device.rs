@@ -521,6 +521,11 @@ impl Device {
         self.config.reset_wiring
     }
 
+    /// Puts the chip on a board with other reset wiring (the lines' next change counts).
+    pub fn set_reset_wiring(&mut self, wiring: ResetWiring) {
+        self.config.reset_wiring = wiring;
+    }
+
     /// True while EN is low or the chip has not yet started after EN rose.
     pub fn in_reset(&self) -> bool {
         self.held_in_reset || self.release_at.is_some()

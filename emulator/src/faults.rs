@@ -18,6 +18,7 @@
 //! | `noise:bytes=N` | link | N random bytes (at most 65536) precede the first reply after power-up and every reset. |
 //! | `noise:bytes=N,before=sync` | link | N random bytes (at most 65536) precede every reply to SYNC: a boot log or line noise on every connection attempt. |
 //! | `baud-limit:max=BAUD[,rate=R]` | link | A USB adapter that cannot keep up above BAUD: while the host's port is set faster than BAUD, each byte in either direction is lost (an overrun) with probability R (default `1e-3`). esptool's `read-flash` then stops with `Corrupt data, expected 0x1000 bytes but received 0xffd bytes.` |
+//! | `no-rts` | link | The adapter's driver does not pass RTS (as some CH340 drivers do): whatever the host sets, RTS stays deasserted, so an auto-reset circuit never pulls EN low and the chip is not reset. |
 //! | `write-protect` | flash | The status register's block-protect bits cover the whole chip: writes and erases silently do nothing. |
 //! | `stuck-sector:addr=ADDR` | flash | The 4 KiB sector holding ADDR (e.g. `0x10000`) will not erase. May be repeated. |
 //! | `fake-size:real=SIZE` | flash | The ID claims the `--size` but only SIZE (e.g. `1MB`) is present: addresses wrap. |
@@ -43,7 +44,7 @@ pub const MAX_NOISE_BYTES: usize = 65_536;
 
 /// The accepted spec forms, quoted in every parse error.
 pub const ACCEPTED_FORMS: &str = "short-read:frame=N,drop=K | timeout:op=NAME,nth=N | bad-md5 | \
-bitflip:rate=R | drop:rate=R | disconnect:after=N[,from=host] | baud-limit:max=BAUD[,rate=R] | boot-log | noise:bytes=N[,before=sync] | write-protect | \
+bitflip:rate=R | drop:rate=R | disconnect:after=N[,from=host] | baud-limit:max=BAUD[,rate=R] | boot-log | noise:bytes=N[,before=sync] | no-rts | write-protect | \
 stuck-sector:addr=0xADDR | fake-size:real=SIZE";
 
 /// A `--fault` spec that could not be parsed; displays as one line naming the problem.
@@ -107,6 +108,8 @@ pub enum Fault {
         /// Before every SYNC reply rather than only the first reply after a reset.
         every_sync: bool,
     },
+    /// `no-rts`.
+    NoRts,
     /// `write-protect`.
     WriteProtect,
     /// `stuck-sector:addr=ADDR`.
@@ -185,6 +188,7 @@ fn parse_fault(spec: &str) -> Result<Fault, String> {
                 Some(other) => return Err(format!("'before={other}' must be reset or sync")),
             },
         },
+        "no-rts" => Fault::NoRts,
         "write-protect" => Fault::WriteProtect,
         "stuck-sector" => Fault::StuckSector {
             addr: params.number_in("addr", 0, U32_MAX)?,
@@ -299,6 +303,8 @@ pub struct LinkFaults {
     pub baud_limit_rate: f64,
     /// Send the noise before every SYNC reply instead.
     pub noise_every_sync: bool,
+    /// `no-rts`: the host's RTS never reaches the board; it stays deasserted.
+    pub rts_not_passed: bool,
 }
 
 /// Faults of the flash chip, applied to its [`FlashOptions`].
@@ -373,6 +379,7 @@ impl FaultPlan {
                 self.link.noise_every_sync = every_sync;
                 std::mem::replace(&mut self.link.noise_bytes, bytes) != 0
             }
+            Fault::NoRts => std::mem::replace(&mut self.link.rts_not_passed, true),
             Fault::WriteProtect => std::mem::replace(&mut self.flash.write_protect, true),
             Fault::StuckSector { addr } => {
                 !self.flash.stuck_sectors.insert(addr as usize / SECTOR_SIZE)

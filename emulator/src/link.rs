@@ -12,6 +12,10 @@
 //!   mismatch gives the same kind of garbage as on hardware. Without it, rates are ignored,
 //!   except that output at the ROM's boot-log rate (74880 baud) always reaches the host
 //!   resampled at the host's rate.
+//! - **Framing.** The chip's UART frames bytes 8N1. A host port set to other data bits,
+//!   parity or stop bits ([`Link::set_host_framing`]) reads and sends through the same
+//!   bit-level receiver ([`resample_framed`]), baud modelling or not, so a client that
+//!   opens the port 7E1 gets the garbage a board would give it.
 //! - **Preamble.** After power-up and every reset, the boot log (`boot-log`, sent at 74880
 //!   baud and resampled at the host's rate) and `noise` bytes wait for the chip's first
 //!   reply and go out just before it: on a real board they would arrive while the host
@@ -27,6 +31,9 @@
 //! - **Disconnect.** After `disconnect:after=N` chip→host bytes (host→chip bytes with
 //!   `from=host`) the cable is pulled: the link delivers nothing more either way until
 //!   [`Link::replug`]. The fault fires once.
+//! - **Modem lines.** DTR and RTS reach the board's reset wiring
+//!   ([`Link::set_control_lines`]); with `no-rts` the adapter's driver does not pass RTS,
+//!   which then stays deasserted.
 
 use std::time::Duration;
 
@@ -37,7 +44,7 @@ use rand_core::{Rng, SeedableRng};
 use crate::boot::{self, ResetCause, BOOT_LOG_BAUD};
 use crate::device::Device;
 use crate::faults::{LinkFaults, MAX_NOISE_BYTES};
-use crate::rfc2217::ControlLines;
+use crate::rfc2217::{ControlLines, Parity, PortSettings, StopBits};
 
 /// How the chip's output starts when it answers SYNC: frame start, response, opcode 0x08.
 const SYNC_REPLY_START: [u8; 3] = [0xC0, 0x01, 0x08];
@@ -61,6 +68,8 @@ pub struct Link {
     model_baud: bool,
     rng: ChaCha8Rng,
     host_baud: u32,
+    /// The framing the host's port is set to (the chip's UART is always 8N1).
+    host_framing: Framing,
     /// Boot log and noise waiting for the chip's first reply.
     preamble: Vec<u8>,
     /// Chip→host bytes delivered so far.
@@ -79,6 +88,7 @@ impl Link {
             model_baud: config.model_baud,
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             host_baud: ROM_BAUD,
+            host_framing: Framing::EIGHT_N_ONE,
             preamble: Vec::new(),
             delivered: 0,
             received: 0,
@@ -118,6 +128,18 @@ impl Link {
         self.host_baud = baud;
     }
 
+    /// The framing the host's port is set to.
+    pub fn host_framing(&self) -> Framing {
+        self.host_framing
+    }
+
+    /// Tells the line the framing (data bits, parity, stop bits) the host's port is set to.
+    /// The chip's UART frames 8N1: any other framing garbles bytes both ways, whether or not
+    /// baud rates are modelled, as it would on a board.
+    pub fn set_host_framing(&mut self, framing: Framing) {
+        self.host_framing = framing;
+    }
+
     /// True once the cable has been pulled and until [`Link::replug`].
     pub fn is_disconnected(&self) -> bool {
         self.disconnected
@@ -133,8 +155,19 @@ impl Link {
         if !bytes.is_empty() {
             self.device.measure_host_baud(now, self.host_baud);
         }
-        if self.model_baud {
-            bytes = resample_uart(&bytes, self.host_baud, self.device.uart_baud());
+        let chip_baud = self.device.uart_baud();
+        // Without baud modelling the host's rate counts as the chip's.
+        let host_baud = if self.model_baud {
+            self.host_baud
+        } else {
+            chip_baud
+        };
+        let (host, chip) = (
+            (host_baud, self.host_framing),
+            (chip_baud, Framing::EIGHT_N_ONE),
+        );
+        if host != chip {
+            bytes = resample_framed(&bytes, host, chip);
         }
         if self.faults.disconnect_counts_host {
             if let Some(after) = self.faults.disconnect_after {
@@ -166,8 +199,15 @@ impl Link {
             if out.len() == piece_start {
                 break;
             }
-            if (self.model_baud || chip_baud == BOOT_LOG_BAUD) && chip_baud != self.host_baud {
-                let resampled = resample_uart(&out[piece_start..], chip_baud, self.host_baud);
+            let host_baud = if self.model_baud || chip_baud == BOOT_LOG_BAUD {
+                self.host_baud
+            } else {
+                chip_baud
+            };
+            let host = (host_baud, self.host_framing);
+            if (chip_baud, Framing::EIGHT_N_ONE) != host {
+                let resampled =
+                    resample_framed(&out[piece_start..], (chip_baud, Framing::EIGHT_N_ONE), host);
                 out.truncate(piece_start);
                 out.extend_from_slice(&resampled);
             }
@@ -240,7 +280,10 @@ impl Link {
 
     /// The host's DTR and RTS (see [`Device::set_control_lines`]); a reset they cause sends
     /// the boot log and noise again, as [`Link::reset`] does.
-    pub fn set_control_lines(&mut self, now: Duration, lines: ControlLines) {
+    pub fn set_control_lines(&mut self, now: Duration, mut lines: ControlLines) {
+        if self.faults.rts_not_passed {
+            lines.rts = false;
+        }
         let held = self.device.in_reset();
         self.device.set_control_lines(now, lines.dtr, lines.rts);
         if !held && self.device.in_reset() {
@@ -258,7 +301,11 @@ impl Link {
         self.preamble.clear();
         if self.faults.boot_log {
             let log = boot::download_mode_log(cause);
-            let garbled = resample_uart(log.as_bytes(), BOOT_LOG_BAUD, self.host_baud);
+            let garbled = resample_framed(
+                log.as_bytes(),
+                (BOOT_LOG_BAUD, Framing::EIGHT_N_ONE),
+                (self.host_baud, self.host_framing),
+            );
             self.preamble.extend_from_slice(&garbled);
         }
         if !self.faults.noise_every_sync {
@@ -312,6 +359,80 @@ impl Link {
     }
 }
 
+/// How a UART frames each byte on the line: data bits, parity and stop bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// Data bits, 5 to 8 (fewer than 8: the byte's high bits are not sent, and read as 0).
+    pub data_bits: u8,
+    /// The parity bit after the data, if any.
+    pub parity: Parity,
+    /// The stop bits that end the frame.
+    pub stop_bits: StopBits,
+}
+
+impl Framing {
+    /// The ESP8266 UART's framing, and the host's unless it sets another: 8 data bits, no
+    /// parity, 1 stop bit.
+    pub const EIGHT_N_ONE: Framing = Framing {
+        data_bits: 8,
+        parity: Parity::None,
+        stop_bits: StopBits::One,
+    };
+
+    /// Bits a byte takes on the line: start, data, parity and stop bits.
+    pub fn bits_per_byte(&self) -> f64 {
+        let stop = match self.stop_bits {
+            StopBits::One => 1.0,
+            StopBits::OnePointFive => 1.5,
+            StopBits::Two => 2.0,
+        };
+        1.0 + f64::from(self.data_bits) + f64::from(u8::from(self.parity != Parity::None)) + stop
+    }
+
+    /// Half-bit times one frame lasts.
+    fn half_bits(&self) -> u64 {
+        let stop = match self.stop_bits {
+            StopBits::One => 2,
+            StopBits::OnePointFive => 3,
+            StopBits::Two => 4,
+        };
+        2 * (1 + u64::from(self.data_bits) + u64::from(self.parity != Parity::None)) + stop
+    }
+
+    /// The parity bit sent after `data` (its low `data_bits` bits), if there is one.
+    fn parity_bit(&self, data: u8) -> Option<bool> {
+        let ones = data.count_ones() % 2 == 1;
+        match self.parity {
+            Parity::None => None,
+            Parity::Odd => Some(!ones),
+            Parity::Even => Some(ones),
+            Parity::Mark => Some(true),
+            Parity::Space => Some(false),
+        }
+    }
+
+    /// The bits of `byte` this framing sends.
+    fn data_mask(&self) -> u8 {
+        (0xFFu16 >> (8 - self.data_bits.clamp(5, 8))) as u8
+    }
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Framing::EIGHT_N_ONE
+    }
+}
+
+impl From<PortSettings> for Framing {
+    fn from(settings: PortSettings) -> Self {
+        Framing {
+            data_bits: settings.data_bits,
+            parity: settings.parity,
+            stop_bits: settings.stop_bits,
+        }
+    }
+}
+
 /// What an 8N1 UART receiving at `rx_baud` reads from `bytes` sent back to back at `tx_baud`.
 ///
 /// Bit-level model: the line idles high; each byte is a low start bit, eight data bits LSB
@@ -320,43 +441,73 @@ impl Link {
 /// its own bit times. A low stop bit is a framing error, which Linux in raw mode delivers as
 /// 0x00. Equal rates give the bytes back unchanged.
 pub fn resample_uart(bytes: &[u8], tx_baud: u32, rx_baud: u32) -> Vec<u8> {
-    if tx_baud == rx_baud {
+    resample_framed(
+        bytes,
+        (tx_baud, Framing::EIGHT_N_ONE),
+        (rx_baud, Framing::EIGHT_N_ONE),
+    )
+}
+
+/// [`resample_uart`] for any framing on either side: what a UART receiving at `rx`'s rate and
+/// framing reads from `bytes` sent back to back at `tx`'s. A receiver that expects a parity
+/// bit samples it and ignores it (a host port opened as pyserial opens it does not check
+/// parity); a low first stop bit is a framing error, read as 0x00. The same rate and framing
+/// give the bytes back unchanged.
+pub fn resample_framed(bytes: &[u8], tx: (u32, Framing), rx: (u32, Framing)) -> Vec<u8> {
+    let ((tx_baud, tx_framing), (rx_baud, rx_framing)) = (tx, rx);
+    if tx == rx {
         return bytes.to_vec();
     }
-    // Time in units of 1 / (2 * tx_baud * rx_baud) s: a sent bit lasts 2 * rx_baud units and
+    if tx_baud == 0 || rx_baud == 0 {
+        // A line with no bit time carries nothing a UART could sample.
+        return Vec::new();
+    }
+    // Time in units of 1 / (2 * tx_baud * rx_baud) s: half a sent bit lasts rx_baud units and
     // half a received bit lasts tx_baud units.
-    let tx_bit = 2 * u64::from(rx_baud);
+    let half_tx_bit = u64::from(rx_baud);
     let half_rx_bit = u64::from(tx_baud);
-    let total_bits = 10 * bytes.len() as u64;
-    let level = |bit: u64| -> bool {
-        if bit >= total_bits {
+    let frame = tx_framing.half_bits();
+    let total_halves = frame * bytes.len() as u64;
+    let data_bits = u64::from(tx_framing.data_bits.clamp(5, 8));
+    let level = |half: u64| -> bool {
+        if half >= total_halves {
             return true;
         }
-        match bit % 10 {
-            0 => false,
-            9 => true,
-            data => bytes[(bit / 10) as usize] >> (data - 1) & 1 == 1,
+        let byte = bytes[(half / frame) as usize] & tx_framing.data_mask();
+        let position = half % frame;
+        if position < 2 {
+            return false;
+        }
+        let bit = (position - 2) / 2;
+        if bit < data_bits {
+            return byte >> bit & 1 == 1;
+        }
+        match tx_framing.parity_bit(byte) {
+            Some(parity) if bit == data_bits => parity,
+            _ => true,
         }
     };
-    let level_at = |time: u64| level(time / tx_bit);
+    let level_at = |time: u64| level(time / half_tx_bit);
+    let rx_data_bits = u64::from(rx_framing.data_bits.clamp(5, 8));
+    let stop_index = 1 + rx_data_bits + u64::from(rx_framing.parity != Parity::None);
     let mut received = Vec::new();
     let mut time = 0u64;
     loop {
-        let first = time.div_ceil(tx_bit);
-        let Some(edge_bit) =
-            (first..total_bits).find(|&bit| !level(bit) && (bit == 0 || level(bit - 1)))
+        let first = time.div_ceil(half_tx_bit);
+        let Some(edge_half) =
+            (first..total_halves).find(|&half| !level(half) && (half == 0 || level(half - 1)))
         else {
             return received;
         };
-        let edge = edge_bit * tx_bit;
+        let edge = edge_half * half_tx_bit;
         if level_at(edge + half_rx_bit) {
             time = edge + half_rx_bit;
             continue;
         }
         let sample = |index: u64| level_at(edge + (2 * index + 1) * half_rx_bit);
-        let byte = (0..8).fold(0u8, |byte, bit| byte | u8::from(sample(bit + 1)) << bit);
-        received.push(if sample(9) { byte } else { 0x00 });
-        time = edge + 19 * half_rx_bit;
+        let byte = (0..rx_data_bits).fold(0u8, |byte, bit| byte | u8::from(sample(bit + 1)) << bit);
+        received.push(if sample(stop_index) { byte } else { 0x00 });
+        time = edge + (2 * stop_index + 1) * half_rx_bit;
     }
 }
 
@@ -643,6 +794,63 @@ mod tests {
             resample_uart(message, 74_880, 115_200),
             "deterministic"
         );
+    }
+
+    const SEVEN_E_ONE: Framing = Framing {
+        data_bits: 7,
+        parity: Parity::Even,
+        stop_bits: StopBits::One,
+    };
+
+    #[test]
+    fn framing_other_than_8n1_garbles_both_ways_as_on_a_board() {
+        let clean = sync(&mut link(LinkFaults::default(), 0));
+        // 7E1 from the host: the chip's 8N1 receiver takes the parity bit for bit 7 (SYNC's
+        // 0x08 arrives as 0x88), so the SYNC is not understood.
+        let mut seven_e_one = link(LinkFaults::default(), 0);
+        seven_e_one.set_host_framing(SEVEN_E_ONE);
+        let reply = sync(&mut seven_e_one);
+        assert!(
+            !reply.windows(3).any(|window| window == SYNC_REPLY_START),
+            "a 7E1 SYNC was understood: {reply:02x?}"
+        );
+        // The chip's 8N1 reply read 7E1: seven data bits, the eighth lost.
+        let read = resample_framed(
+            &clean,
+            (ROM_BAUD, Framing::EIGHT_N_ONE),
+            (ROM_BAUD, SEVEN_E_ONE),
+        );
+        assert_ne!(read, clean);
+        assert!(read.iter().all(|&byte| byte < 0x80));
+        // Two stop bits are only a longer idle line: an 8N1 receiver reads them, as a chip does.
+        let mut eight_n_two = link(LinkFaults::default(), 0);
+        eight_n_two.set_host_framing(Framing {
+            stop_bits: StopBits::Two,
+            ..Framing::EIGHT_N_ONE
+        });
+        assert_eq!(sync(&mut eight_n_two), clean);
+    }
+
+    #[test]
+    fn regression_a_zero_baud_rate_hung_the_resampler() {
+        assert!(resample_uart(b"\xC0\x00\x08", 0, ROM_BAUD).is_empty());
+        assert!(resample_uart(b"\xC0\x00\x08", ROM_BAUD, 0).is_empty());
+    }
+
+    #[test]
+    fn a_parity_bit_where_the_stop_bit_should_be_is_a_framing_error() {
+        let eight_e_one = Framing {
+            parity: Parity::Even,
+            ..Framing::EIGHT_N_ONE
+        };
+        // 0x01 has one bit set: even parity sends 1, read as the stop bit; 0x03 sends 0, a
+        // framing error (0x00).
+        let read = resample_framed(
+            &[0x01, 0x03],
+            (ROM_BAUD, eight_e_one),
+            (ROM_BAUD, Framing::EIGHT_N_ONE),
+        );
+        assert_eq!(read[..2], [0x01, 0x00]);
     }
 
     #[test]

@@ -499,6 +499,11 @@ impl Serving {
 
     /// Serves until the client leaves (`Ok`) or must be dropped (`Err` with the reason).
     fn serve(&mut self) -> Result<(), String> {
+        // A new client's port starts 8N1, whatever the last client set.
+        self.board
+            .lock()
+            .link
+            .set_host_framing(crate::link::Framing::EIGHT_N_ONE);
         let mut last_progress = Instant::now();
         loop {
             let now = self.board.now();
@@ -603,7 +608,7 @@ impl Serving {
                         self.pump.clear_inbound();
                     }
                 }
-                PortEvent::Framing(_) => {}
+                PortEvent::Framing(settings) => state.link.set_host_framing(settings.into()),
             }
         }
         if !data.is_empty() {

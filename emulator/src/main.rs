@@ -12,7 +12,7 @@
 //! esp-emulator boot-report FILE [--size SIZE] [--flash-wiring qio|dio|dout]
 //! ```
 //!
-//! `--scenario` reproduces a reported failure from the catalogue in `fixtures/scenarios/`
+//! `--scenario` reproduces a reported failure from the catalogue in `emulator/scenarios/`
 //! (see the `scenario` module) and says on stderr which commands show it. `boot-report`
 //! prints what the ROM does booting an image or flash dump: its boot log, verdict and notes.
 //!
@@ -144,7 +144,6 @@ fn run(args: Args) -> Result<(), Failure> {
         mac: args.mac,
         realtime: args.realtime,
         execution: args.stub.into(),
-        reset_wiring: args.reset_wiring.into(),
         ..config
     };
     let mut device = Device::new(config, flash);
@@ -207,11 +206,24 @@ fn run(args: Args) -> Result<(), Failure> {
     // The input files exist before the path is printed, so a client may start at once.
     let scenario_inputs = match &scenario {
         Some(scenario) => {
-            let port = match (&slave, listeners.first()) {
+            let mut port = match (&slave, listeners.first()) {
                 (Some(slave), _) => slave.display().to_string(),
                 (None, Some(listener)) => esptool_port(listener.endpoint()),
                 (None, None) => unreachable!("clap requires --listen with --no-pty"),
             };
+            if scenario.needs_modem_lines() {
+                match listeners
+                    .iter()
+                    .find(|listener| listener.endpoint().protocol == Protocol::Rfc2217)
+                {
+                    Some(listener) => port = esptool_port(listener.endpoint()),
+                    None => eprintln!(
+                        "esp-emulator: warning: scenario {} is about the board's DTR/RTS wiring, which only \
+                         an RFC 2217 endpoint carries: add --listen rfc2217://127.0.0.1:4000",
+                        scenario.name
+                    ),
+                }
+            }
             describe_scenario(scenario, &port, args.flash.as_deref())?
         }
         None => None,
@@ -428,6 +440,7 @@ fn flag_board(args: &Args) -> Result<Board, Failure> {
     let config = DeviceConfig {
         chip: args.chip.into(),
         boot: args.gpio0(),
+        reset_wiring: args.reset_wiring.into(),
         faults: plan.device,
         wiring: args.flash_wiring,
         ..DeviceConfig::default()

@@ -1,4 +1,4 @@
-//! Failure scenarios: one TOML file per reported failure in `fixtures/scenarios/`, loaded
+//! Failure scenarios: one TOML file per reported failure in `emulator/scenarios/`, loaded
 //! by `esp-emulator --scenario NAME|PATH`.
 //!
 //! A scenario sets up the virtual board a user had — chip, flash size and contents, boot
@@ -16,6 +16,8 @@
 //! flash_size = "256KB"
 //! contents = "sample-firmware"   # erased | sample-firmware | layout ([[device.layout]])
 //! boot = "download"              # or flash: GPIO0 not held, the ROM boots the firmware
+//! reset_wiring = "none"          # nodemcu | direct | none: the board has DTR/RTS wiring
+//!                                # (served over RFC 2217, as a pty has no modem lines)
 //! flash_wiring = "dout"          # qio | dio | dout (default: qio, dout on an ESP8285)
 //! faults = ["short-read:frame=20,drop=3"]
 //! seed = 0
@@ -45,7 +47,7 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 
 use crate::boot::FlashWiring;
-use crate::device::{BootMode, Chip, DeviceConfig};
+use crate::device::{BootMode, Chip, DeviceConfig, ResetWiring};
 use crate::faults::FaultPlan;
 use crate::flash::{FlashOptions, SpiFlash};
 use crate::sample_firmware::{firmware_image, sonoff_like_flash};
@@ -54,53 +56,55 @@ use esp_protocol::numbers::parse_size;
 
 /// The scenario files compiled into the binary, by name.
 pub const CATALOGUE: &[(&str, &str)] = &[
-    (
-        "wrong-port",
-        include_str!("../../fixtures/scenarios/wrong-port.toml"),
-    ),
+    ("wrong-port", include_str!("../scenarios/wrong-port.toml")),
     (
         "not-in-download-mode",
-        include_str!("../../fixtures/scenarios/not-in-download-mode.toml"),
+        include_str!("../scenarios/not-in-download-mode.toml"),
     ),
     (
         "boot-log-every-attempt",
-        include_str!("../../fixtures/scenarios/boot-log-every-attempt.toml"),
+        include_str!("../scenarios/boot-log-every-attempt.toml"),
     ),
-    (
-        "short-read",
-        include_str!("../../fixtures/scenarios/short-read.toml"),
-    ),
+    ("short-read", include_str!("../scenarios/short-read.toml")),
     (
         "weak-power-bit-errors",
-        include_str!("../../fixtures/scenarios/weak-power-bit-errors.toml"),
+        include_str!("../scenarios/weak-power-bit-errors.toml"),
     ),
     (
         "write-protected",
-        include_str!("../../fixtures/scenarios/write-protected.toml"),
+        include_str!("../scenarios/write-protected.toml"),
     ),
     (
         "stuck-sector",
-        include_str!("../../fixtures/scenarios/stuck-sector.toml"),
+        include_str!("../scenarios/stuck-sector.toml"),
     ),
     (
         "fake-flash-size",
-        include_str!("../../fixtures/scenarios/fake-flash-size.toml"),
+        include_str!("../scenarios/fake-flash-size.toml"),
     ),
     (
         "1mb-backup-on-4mb-chip",
-        include_str!("../../fixtures/scenarios/1mb-backup-on-4mb-chip.toml"),
+        include_str!("../scenarios/1mb-backup-on-4mb-chip.toml"),
     ),
     (
         "qio-image-on-dout-module",
-        include_str!("../../fixtures/scenarios/qio-image-on-dout-module.toml"),
+        include_str!("../scenarios/qio-image-on-dout-module.toml"),
     ),
     (
         "cable-pulled-during-write",
-        include_str!("../../fixtures/scenarios/cable-pulled-during-write.toml"),
+        include_str!("../scenarios/cable-pulled-during-write.toml"),
     ),
     (
         "adapter-too-slow",
-        include_str!("../../fixtures/scenarios/adapter-too-slow.toml"),
+        include_str!("../scenarios/adapter-too-slow.toml"),
+    ),
+    (
+        "no-auto-reset",
+        include_str!("../scenarios/no-auto-reset.toml"),
+    ),
+    (
+        "ch340-driver-drops-rts",
+        include_str!("../scenarios/ch340-driver-drops-rts.toml"),
     ),
 ];
 
@@ -148,6 +152,10 @@ pub struct DeviceSpec {
     pub boot: String,
     /// `qio`, `dio` or `dout`; the chip's usual wiring when left out.
     pub flash_wiring: Option<String>,
+    /// How DTR and RTS reach EN and GPIO0: `nodemcu`, `direct` or `none`. Given, the board is
+    /// about its modem lines and is served over RFC 2217 (a pty has none); left out, no
+    /// wiring, on a pty.
+    pub reset_wiring: Option<String>,
     /// `--fault` specs.
     #[serde(default)]
     pub faults: Vec<String>,
@@ -219,7 +227,9 @@ pub struct InputFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolRun {
-    /// `{port}`, or `{missing}` for a port that does not exist.
+    /// `{port}`, or `{missing}` for a port that does not exist. In a scenario about the
+    /// board's DTR/RTS wiring, esp-flasher (which does not speak RFC 2217) runs on its built-in
+    /// virtual chip instead, given as the same board: `emu:SIZE,wiring=...,gpio0=...`.
     #[serde(default = "default_port")]
     pub port: String,
     /// The arguments after `--port PORT`.
@@ -292,6 +302,7 @@ impl Scenario {
         self.chip()?;
         self.boot_mode()?;
         self.wiring()?;
+        self.reset_wiring()?;
         self.fault_plan()?;
         self.flash()?;
         for input in &self.inputs {
@@ -327,6 +338,24 @@ impl Scenario {
             .transpose()
     }
 
+    /// The board's reset wiring (none unless the scenario names one).
+    pub fn reset_wiring(&self) -> Result<ResetWiring, String> {
+        match self.device.reset_wiring.as_deref() {
+            None | Some("none") => Ok(ResetWiring::None),
+            Some("nodemcu") => Ok(ResetWiring::NodeMcu),
+            Some("direct") => Ok(ResetWiring::Direct),
+            Some(other) => Err(format!(
+                "reset_wiring '{other}' must be nodemcu, direct or none"
+            )),
+        }
+    }
+
+    /// True when the scenario is about the board's DTR/RTS wiring, which only an RFC 2217
+    /// endpoint carries.
+    pub fn needs_modem_lines(&self) -> bool {
+        self.device.reset_wiring.is_some()
+    }
+
     /// The faults.
     pub fn fault_plan(&self) -> Result<FaultPlan, String> {
         FaultPlan::parse(&self.device.faults).map_err(|error| error.to_string())
@@ -341,7 +370,7 @@ impl Scenario {
             faults: self.fault_plan()?.device,
             realtime: false,
             wiring: self.wiring()?,
-            reset_wiring: crate::device::ResetWiring::None,
+            reset_wiring: self.reset_wiring()?,
             execution: crate::device::CodeExecution::default(),
         })
     }

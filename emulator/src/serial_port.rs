@@ -9,7 +9,8 @@
 //! [`DeviceConfig::realtime`](crate::device::DeviceConfig::realtime) is set), or the host's
 //! real clock. On virtual time a host cannot wait by sleeping, so a write to a chip that EN
 //! has just released first lets the time pass until the chip has started, as the host's
-//! pause after a reset would. The baud rate set on the port is the host's rate on the line; DTR and RTS go
+//! pause after a reset would. The baud rate and framing set on the port are the host's on the
+//! line (a framing other than 8N1 garbles bytes as the chip's 8N1 UART would); DTR and RTS go
 //! to the board's reset wiring ([`DeviceConfig::reset_wiring`](crate::device::DeviceConfig::reset_wiring)).
 //! No modem input is wired: CTS, DSR, RI and CD read low. Clones share the chip.
 //!
@@ -68,11 +69,15 @@ use std::time::{Duration, Instant};
 
 use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
 
-use crate::link::Link;
-use crate::rfc2217::ControlLines;
+use crate::link::{Framing, Link};
+use crate::rfc2217::{self, ControlLines};
 
 /// Longest a real-time read sleeps before it looks at the chip again.
 const REAL_TIME_POLL: Duration = Duration::from_millis(1);
+/// Polls in a row that may find no output while the chip still has work due, before a
+/// virtual-time read gives up: enough for the longest frame an executed stub sends in small
+/// UART slices.
+const MAX_EMPTY_POLLS: u32 = 4096;
 
 /// Which clock a [`VirtualPort`] runs the chip on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,12 +125,74 @@ impl Shared {
         let now = self.now();
         self.link.poll_output(now, &mut self.received);
     }
+
+    /// UART time of `count` bytes at the port's rate and framing.
+    fn wire_time(&self, count: usize) -> Duration {
+        let bits = count as f64 * self.link.host_framing().bits_per_byte();
+        Duration::from_secs_f64(bits / f64::from(self.baud.max(1)))
+    }
+
+    /// A pulled cable ([`Link::is_disconnected`]) fails reads and writes, as a vanished
+    /// USB adapter does.
+    fn check_connected(&self) -> io::Result<()> {
+        if self.link.is_disconnected() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the virtual cable was pulled",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hands over up to `buf.len()` received bytes; on virtual time they take their UART
+    /// time to arrive.
+    fn deliver(&mut self, buf: &mut [u8]) -> usize {
+        let count = self.received.len().min(buf.len());
+        buf[..count].copy_from_slice(&self.received[..count]);
+        self.received.drain(..count);
+        if self.time == PortTime::Virtual {
+            self.now += self.wire_time(count);
+        }
+        count
+    }
+
+    /// Sets the link's framing from the port's settings.
+    fn apply_framing(&mut self) {
+        let framing = Framing {
+            data_bits: match self.data_bits {
+                DataBits::Five => 5,
+                DataBits::Six => 6,
+                DataBits::Seven => 7,
+                DataBits::Eight => 8,
+            },
+            parity: match self.parity {
+                Parity::None => rfc2217::Parity::None,
+                Parity::Odd => rfc2217::Parity::Odd,
+                Parity::Even => rfc2217::Parity::Even,
+            },
+            stop_bits: match self.stop_bits {
+                StopBits::One => rfc2217::StopBits::One,
+                StopBits::Two => rfc2217::StopBits::Two,
+            },
+        };
+        self.link.set_host_framing(framing);
+    }
+}
+
+/// The time out that a read with nothing to deliver ends in.
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the virtual chip sent nothing before the timeout",
+    )
 }
 
 impl VirtualPort {
     /// A port at 115200 baud, 8N1, no flow control, a zero timeout, DTR and RTS not asserted,
     /// on `link`'s chip.
-    pub fn new(link: Link, time: PortTime) -> VirtualPort {
+    pub fn new(mut link: Link, time: PortTime) -> VirtualPort {
+        link.set_host_baud(esp_protocol::packet::ROM_BAUD);
+        link.set_host_framing(Framing::EIGHT_N_ONE);
         VirtualPort {
             shared: Arc::new(Mutex::new(Shared {
                 link,
@@ -163,6 +230,20 @@ impl VirtualPort {
         self.lock().now()
     }
 
+    /// Lets `duration` pass with the port idle, as a tool's pause between two steps: on
+    /// virtual time the clock moves on at once (the chip catches up at the next read or
+    /// write), on real time the calling thread sleeps.
+    pub fn sleep(&self, duration: Duration) {
+        let mut shared = self.lock();
+        match shared.time {
+            PortTime::Virtual => shared.now += duration,
+            PortTime::Real => {
+                drop(shared);
+                std::thread::sleep(duration);
+            }
+        }
+    }
+
     fn set_lines(&mut self, change: impl FnOnce(&mut ControlLines)) {
         let mut shared = self.lock();
         change(&mut shared.lines);
@@ -178,33 +259,37 @@ impl io::Read for VirtualPort {
         }
         let mut shared = self.lock();
         let deadline = shared.now() + shared.timeout;
+        let mut empty_polls = 0;
         loop {
             shared.collect();
             if !shared.received.is_empty() {
-                let count = shared.received.len().min(buf.len());
-                buf[..count].copy_from_slice(&shared.received[..count]);
-                shared.received.drain(..count);
-                return Ok(count);
+                return Ok(shared.deliver(buf));
             }
+            shared.check_connected()?;
             let now = shared.now();
-            if now >= deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the virtual chip sent nothing before the timeout",
-                ));
+            if shared.time == PortTime::Real {
+                if now >= deadline {
+                    return Err(timed_out());
+                }
+                let due = shared
+                    .link
+                    .next_output_at()
+                    .filter(|&due| due > now)
+                    .map_or(deadline, |due| due.min(deadline));
+                drop(shared);
+                std::thread::sleep((due - now).min(REAL_TIME_POLL));
+                shared = self.lock();
+                continue;
             }
-            let due = shared
-                .link
-                .next_output_at()
-                .filter(|&due| due > now)
-                .map_or(deadline, |due| due.min(deadline));
-            match shared.time {
-                PortTime::Virtual => shared.now = due,
-                PortTime::Real => {
-                    let wait = (due - now).min(REAL_TIME_POLL);
-                    drop(shared);
-                    std::thread::sleep(wait);
-                    shared = self.lock();
+            match shared.link.next_output_at() {
+                Some(due) if due > now && due <= deadline => shared.now = due,
+                // Due now and nothing came: the chip's code is still working, or a fault
+                // holds a frame back until it is whole. Run it on, a bounded number of times.
+                Some(due) if due <= now && empty_polls < MAX_EMPTY_POLLS => empty_polls += 1,
+                // Output that is due but yields nothing was lost on the line; wait it out.
+                _ => {
+                    shared.now = now.max(deadline);
+                    return Err(timed_out());
                 }
             }
         }
@@ -214,11 +299,17 @@ impl io::Read for VirtualPort {
 impl io::Write for VirtualPort {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let mut shared = self.lock();
-        if shared.time == PortTime::Virtual && shared.link.device().in_reset() {
-            // EN released: the chip starts at its next output time (held in reset: none).
-            if let Some(start) = shared.link.next_output_at() {
-                shared.now = shared.now.max(start);
+        shared.check_connected()?;
+        if shared.time == PortTime::Virtual {
+            if shared.link.device().in_reset() {
+                // EN released: the chip starts at its next output time (held in reset: none).
+                if let Some(start) = shared.link.next_output_at() {
+                    shared.now = shared.now.max(start);
+                }
             }
+            // The bytes reach the chip once they have crossed the line.
+            let wire = shared.wire_time(bytes.len());
+            shared.now += wire;
         }
         let (now, baud) = (shared.now(), shared.baud);
         shared.link.set_host_baud(baud);
@@ -261,6 +352,12 @@ impl SerialPort for VirtualPort {
     }
 
     fn set_baud_rate(&mut self, baud_rate: u32) -> serialport::Result<()> {
+        if baud_rate == 0 {
+            return Err(serialport::Error::new(
+                serialport::ErrorKind::InvalidInput,
+                "a baud rate of 0 is no rate",
+            ));
+        }
         let mut shared = self.lock();
         shared.baud = baud_rate;
         shared.link.set_host_baud(baud_rate);
@@ -268,7 +365,9 @@ impl SerialPort for VirtualPort {
     }
 
     fn set_data_bits(&mut self, data_bits: DataBits) -> serialport::Result<()> {
-        self.lock().data_bits = data_bits;
+        let mut shared = self.lock();
+        shared.data_bits = data_bits;
+        shared.apply_framing();
         Ok(())
     }
 
@@ -278,12 +377,16 @@ impl SerialPort for VirtualPort {
     }
 
     fn set_parity(&mut self, parity: Parity) -> serialport::Result<()> {
-        self.lock().parity = parity;
+        let mut shared = self.lock();
+        shared.parity = parity;
+        shared.apply_framing();
         Ok(())
     }
 
     fn set_stop_bits(&mut self, stop_bits: StopBits) -> serialport::Result<()> {
-        self.lock().stop_bits = stop_bits;
+        let mut shared = self.lock();
+        shared.stop_bits = stop_bits;
+        shared.apply_framing();
         Ok(())
     }
 
@@ -412,6 +515,63 @@ mod tests {
             !syncs(&mut port),
             "a SYNC at 115200 is garbage to a chip at 9600"
         );
+        assert!(port.set_baud_rate(0).is_err());
+        assert_eq!(port.baud_rate().unwrap(), 115_200);
+    }
+
+    #[test]
+    fn a_port_set_to_7e1_garbles_what_the_8n1_chip_receives() {
+        let mut port = port(DeviceConfig::default(), PortTime::Virtual);
+        port.set_timeout(Duration::from_millis(100)).unwrap();
+        port.set_data_bits(DataBits::Seven).unwrap();
+        port.set_parity(Parity::Even).unwrap();
+        assert!(!syncs(port.as_mut()), "a 7E1 SYNC was understood");
+        port.set_data_bits(DataBits::Eight).unwrap();
+        port.set_parity(Parity::None).unwrap();
+        assert!(syncs(port.as_mut()));
+    }
+
+    #[test]
+    fn a_pulled_cable_fails_reads_and_writes() {
+        let plan = crate::faults::FaultPlan::parse(&["disconnect:after=1"]).unwrap();
+        let device = Device::new(
+            DeviceConfig::default(),
+            SpiFlash::blank(256 * 1024).unwrap(),
+        );
+        let link = Link::new(
+            device,
+            LinkConfig {
+                faults: plan.link,
+                ..LinkConfig::default()
+            },
+        );
+        let mut port = VirtualPort::new(link, PortTime::Virtual);
+        port.set_timeout(Duration::from_millis(100)).unwrap();
+        assert!(!syncs(&mut port));
+        let error = port.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        let error = io::Write::write(&mut port, b"\xC0").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn virtual_time_moves_by_the_uart_time_and_by_sleeps() {
+        let port = VirtualPort::new(
+            Link::new(
+                Device::new(
+                    DeviceConfig::default(),
+                    SpiFlash::blank(256 * 1024).unwrap(),
+                ),
+                LinkConfig::default(),
+            ),
+            PortTime::Virtual,
+        );
+        port.sleep(Duration::from_millis(250));
+        assert_eq!(port.now(), Duration::from_millis(250));
+        let mut writer = port.clone();
+        // 1152 bytes at 115200 baud, 10 bits each: 0.1 s on the line.
+        io::Write::write_all(&mut writer, &[0u8; 1152]).unwrap();
+        assert_eq!(port.now(), Duration::from_millis(350));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use esp_protocol::boot_log::{self, BOOT_LOG_BAUD};
 use esp_protocol::packet::{Command, Opcode, Response, SYNC_REPLIES};
 use esp_protocol::slip::{self, SlipDecoder, SlipEvent};
 use esp_protocol::status::Status;
@@ -67,6 +68,27 @@ pub enum Loader {
     /// A flasher stub uploaded to RAM.
     Stub,
 }
+
+/// What the chip showed when it was reset and never answered SYNC: the clue to a wiring
+/// problem (see [`Connection::connect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetObserved {
+    /// No reset was tried: `--before no_reset`, or the port has no DTR/RTS lines.
+    NotReset,
+    /// DTR and RTS were pulsed and the chip sent nothing at all: it did not restart. The board
+    /// has no auto-reset circuit, or the adapter's driver does not pass the lines.
+    Silent,
+    /// The chip restarted and its ROM printed this boot mode
+    /// ([`esp_protocol::boot_log::BOOT_MODE_FLASH`]: GPIO0 was high, the firmware runs).
+    BootMode(u8),
+    /// The chip sent something after the reset, but no boot message could be read in it.
+    Unrecognised,
+}
+
+/// How long the boot message may take to arrive after a reset.
+const BOOT_LOG_WAIT: Duration = Duration::from_millis(500);
+/// Most bytes read while looking for the boot message: it is about 100.
+const BOOT_LOG_MAX: usize = 4096;
 
 /// SYNC rounds per connection attempt (esptool's five).
 const SYNCS_PER_ATTEMPT: u32 = 5;
@@ -298,8 +320,44 @@ impl<T: Transport> Connection<T> {
                 }
             }
         }
+        // DTR/RTS were pulsed: watch one more reset at the boot message's rate, to tell a
+        // chip that did not restart from one that restarted into its firmware.
+        let reset = if before == BeforeReset::DefaultReset && !self.warned_modem_lines {
+            self.observe_reset()?
+        } else {
+            ResetObserved::NotReset
+        };
         Err(Error::NoSync {
             attempts: attempts.max(1),
+            reset,
+        })
+    }
+
+    /// Resets the chip as for the loader and reads what it prints at the boot message's rate.
+    fn observe_reset(&mut self) -> Result<ResetObserved> {
+        let baud = self.transport.baud();
+        self.transport.set_baud(BOOT_LOG_BAUD)?;
+        self.transport.discard_input()?;
+        self.reset_into_loader()?;
+        let end = self.transport.clock() + BOOT_LOG_WAIT;
+        let mut heard = Vec::new();
+        let mut buf = [0u8; 1024];
+        while heard.len() < BOOT_LOG_MAX {
+            let remaining = end.saturating_sub(self.transport.clock());
+            if remaining.is_zero() {
+                break;
+            }
+            let count = self.transport.read(&mut buf, remaining)?;
+            if count == 0 {
+                break;
+            }
+            heard.extend_from_slice(&buf[..count]);
+        }
+        self.transport.set_baud(baud)?;
+        Ok(match boot_log::boot_mode(&heard) {
+            Some(mode) => ResetObserved::BootMode(mode),
+            None if heard.is_empty() => ResetObserved::Silent,
+            None => ResetObserved::Unrecognised,
         })
     }
 
@@ -603,7 +661,10 @@ pub(crate) mod tests {
         let (mut connection, _) = connection(ScriptedTransport::default());
         assert!(matches!(
             connection.connect(BeforeReset::NoReset, 2),
-            Err(Error::NoSync { attempts: 2 })
+            Err(Error::NoSync {
+                attempts: 2,
+                reset: ResetObserved::NotReset
+            })
         ));
         assert_eq!(connection.transport().written.len(), 10);
     }

@@ -29,6 +29,8 @@ pub enum Error {
     NoSync {
         /// Connection attempts made.
         attempts: u32,
+        /// What the chip showed when it was reset.
+        reset: crate::connection::ResetObserved,
     },
 
     /// The ROM loader or stub refused a command.

@@ -2,7 +2,9 @@
 //!
 //! Everything above this module works over [`Transport`], so a flash session
 //! runs unchanged against `/dev/ttyUSB0`, `COM3`, a pseudo-terminal or the
-//! in-process emulator (`EmulatorTransport`, with the `emulator` feature).
+//! in-process emulator. All of them are a [`SerialTransport`] over a
+//! [`serialport::SerialPort`]: a real port on the host's clock, or esp-emulator's
+//! `VirtualPort` on its own (`EmulatorTransport`, with the `emulator` feature).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -78,13 +80,48 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
 }
 
-/// A real serial port: a USB-serial adapter, a COM port or a pty path.
+/// The clock a [`SerialTransport`]'s deadlines and pauses run on.
+pub trait LineClock: Send {
+    /// Time since the line was opened.
+    fn now(&self) -> Duration;
+
+    /// Lets `duration` pass.
+    fn sleep(&mut self, duration: Duration);
+}
+
+/// The host's monotonic clock, for a real port.
+#[derive(Debug)]
+pub struct HostClock {
+    opened_at: Instant,
+}
+
+impl HostClock {
+    /// A clock that starts now.
+    pub fn start() -> HostClock {
+        HostClock {
+            opened_at: Instant::now(),
+        }
+    }
+}
+
+impl LineClock for HostClock {
+    fn now(&self) -> Duration {
+        self.opened_at.elapsed()
+    }
+
+    fn sleep(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// A serial port as a [`Transport`]: a USB-serial adapter, a COM port, a pty path, or any
+/// other [`serialport::SerialPort`] (the in-process virtual chip is one).
 pub struct SerialTransport {
     port: Box<dyn serialport::SerialPort>,
     /// The rate last set. Read back from the port it can be wrong: a pty keeps no custom
     /// rate, and CHANGE_BAUDRATE's old rate (the stub's divider scale) must be exact.
     baud: u32,
-    opened_at: Instant,
+    clock: Box<dyn LineClock>,
 }
 
 impl std::fmt::Debug for SerialTransport {
@@ -102,11 +139,21 @@ impl SerialTransport {
             .timeout(Duration::from_millis(100))
             .open()
             .map_err(io::Error::from)?;
-        Ok(SerialTransport {
+        Ok(SerialTransport::with_port(
             port,
             baud,
-            opened_at: Instant::now(),
-        })
+            Box::new(HostClock::start()),
+        ))
+    }
+
+    /// A transport over `port`, already open at `baud`, whose timeouts and pauses run on
+    /// `clock` (the host's for a real port; a virtual port's own for one on virtual time).
+    pub fn with_port(
+        port: Box<dyn serialport::SerialPort>,
+        baud: u32,
+        clock: Box<dyn LineClock>,
+    ) -> SerialTransport {
+        SerialTransport { port, baud, clock }
     }
 
     /// The port's name, as it was opened.
@@ -171,11 +218,11 @@ impl Transport for SerialTransport {
     }
 
     fn sleep(&mut self, duration: Duration) {
-        std::thread::sleep(duration);
+        self.clock.sleep(duration);
     }
 
     fn clock(&self) -> Duration {
-        self.opened_at.elapsed()
+        self.clock.now()
     }
 }
 

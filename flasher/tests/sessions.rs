@@ -10,7 +10,9 @@ use esp_emulator::faults::LinkFaults;
 use esp_emulator::flash::{FlashOptions, SpiFlash};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::firmware_image;
+use esp_emulator::serial_port::{PortTime, VirtualPort};
 use esp_flasher::backup::{self, record_path, BackupRecord, Mismatch, RestoreOptions};
+use esp_flasher::connection::ResetObserved;
 use esp_flasher::ops::baud::{lower_rate, AUTO_BAUD_RATES};
 use esp_flasher::ops::size_probe::{real_size_limit, real_size_on_chip, wrap_size};
 use esp_flasher::progress::{Operation, RetryReason};
@@ -86,8 +88,8 @@ fn connect(flash: SpiFlash, stub: bool) -> (Flasher<EmulatorTransport>, EventLog
     )
 }
 
-fn flash_contents(flasher: &Flasher<EmulatorTransport>) -> &[u8] {
-    flasher.transport().device().flash().as_bytes()
+fn flash_contents(flasher: &Flasher<EmulatorTransport>) -> Vec<u8> {
+    flasher.transport().flash_contents()
 }
 
 fn retries(log: &EventLog) -> Vec<RetryReason> {
@@ -170,12 +172,15 @@ fn a_boot_log_before_the_loader_is_reported_and_skipped() {
 }
 
 #[test]
-fn a_chip_that_boots_its_firmware_never_syncs_and_that_costs_no_real_time() {
+fn a_board_without_auto_reset_running_its_firmware_never_syncs_and_that_costs_no_real_time() {
+    // GPIO0 on its pull-up and DTR/RTS wired to nothing: the reset pulses change nothing.
     let config = DeviceConfig {
         boot: esp_emulator::device::BootMode::Flash,
+        reset_wiring: esp_emulator::device::ResetWiring::None,
         ..DeviceConfig::default()
     };
-    let transport = EmulatorTransport::new(Device::new(config, blank(MB)));
+    let link = Link::new(Device::new(config, blank(MB)), LinkConfig::default());
+    let transport = EmulatorTransport::on_port(VirtualPort::new(link, PortTime::Virtual));
     let started = std::time::Instant::now();
     let options = ConnectOptions {
         attempts: 2,
@@ -184,7 +189,17 @@ fn a_chip_that_boots_its_firmware_never_syncs_and_that_costs_no_real_time() {
     let error = Flasher::connect(transport, &options, Box::new(EventLog::new()))
         .err()
         .expect("no sync");
-    assert!(matches!(error, Error::NoSync { attempts: 2 }), "{error}");
+    // No boot message came back after the reset pulses: the chip did not restart.
+    assert!(
+        matches!(
+            error,
+            Error::NoSync {
+                attempts: 2,
+                reset: ResetObserved::Silent
+            }
+        ),
+        "{error}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
@@ -202,7 +217,13 @@ fn a_nodemcu_wired_board_syncs_after_the_reset_and_boots_its_firmware_after_the_
     let transport = EmulatorTransport::new(Device::new(config, blank(MB)));
     let (flasher, _) = connect_to(transport, false);
     assert_eq!(flasher.loader(), Loader::Rom);
-    assert_eq!(flasher.transport().device().program(), Program::RomLoader);
+    assert_eq!(
+        flasher
+            .transport()
+            .port()
+            .with_link(|link| link.device().program()),
+        Program::RomLoader
+    );
     let mut transport = flasher.finish(esp_flasher::AfterReset::HardReset).unwrap();
     // The chip starts once the strapping window after EN rose has passed.
     let mut buffer = [0u8; 256];
@@ -211,7 +232,10 @@ fn a_nodemcu_wired_board_syncs_after_the_reset_and_boots_its_firmware_after_the_
         &mut buffer,
         std::time::Duration::from_secs(1),
     );
-    assert_eq!(transport.device().program(), Program::UserCode);
+    assert_eq!(
+        transport.port().with_link(|link| link.device().program()),
+        Program::UserCode
+    );
 }
 
 #[test]
@@ -376,7 +400,7 @@ fn header_patch_sets_size_and_mode_and_counts_as_unchanged_afterwards() {
             &options,
         )
         .unwrap();
-    let params = read_flash_params(flash_contents(&flasher)).unwrap();
+    let params = read_flash_params(&flash_contents(&flasher)).unwrap();
     assert_eq!(
         (params.mode().unwrap(), params.size().unwrap()),
         (FlashMode::Dio, FlashSize::Size4M)
@@ -553,7 +577,10 @@ fn spi_registers_give_the_flash_id_and_status_on_the_rom() {
     let (mut flasher, _) = connect(blank(4 * MB), false);
     assert_eq!(
         flasher.read_jedec_id().unwrap(),
-        flasher.transport().device().flash().jedec_id()
+        flasher
+            .transport()
+            .port()
+            .with_link(|link| link.device().flash().jedec_id())
     );
     let status = flasher.read_flash_status(2).unwrap();
     assert_eq!(status & 0x03, 0, "not busy, write latch clear");
@@ -1075,7 +1102,7 @@ fn rewrite_after_a_header_patch_writes_only_the_changed_sector() {
         bytes: 0x40000 - SECTOR,
         total: 0x40000
     }));
-    let params = read_flash_params(flash_contents(&flasher)).unwrap();
+    let params = read_flash_params(&flash_contents(&flasher)).unwrap();
     assert_eq!(
         (params.mode().unwrap(), params.size().unwrap()),
         (FlashMode::Qio, FlashSize::Size4M)
@@ -1185,9 +1212,11 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
         &contents[..0x20000]
     );
     // The adapter starts dropping bytes above 460800 (it warmed up, the cable was moved).
-    let faults = flasher.transport_mut().link_mut().faults_mut();
-    faults.baud_limit = Some(460_800);
-    faults.baud_limit_rate = 1e-4;
+    flasher.transport().port().with_link(|link| {
+        let faults = link.faults_mut();
+        faults.baud_limit = Some(460_800);
+        faults.baud_limit_rate = 1e-4;
+    });
     let read = flasher.read_flash(0x20000, 0x40000).unwrap();
     assert_eq!(
         read,
@@ -1336,7 +1365,10 @@ fn write_with_garbled_replies_at_auto_baud(compress: bool, seed: u64) -> EventLo
     )
     .expect("connects");
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), TOP_RATE);
-    flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 1e-2;
+    flasher
+        .transport()
+        .port()
+        .with_link(|link| link.faults_mut().bitflip_rate = 1e-2);
     let data = pseudo_random(0x60000, 7);
     let address = 0x10000;
     let options = WriteOptions {
@@ -1353,7 +1385,10 @@ fn write_with_garbled_replies_at_auto_baud(compress: bool, seed: u64) -> EventLo
             &options,
         )
         .unwrap();
-    flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 0.0;
+    flasher
+        .transport()
+        .port()
+        .with_link(|link| link.faults_mut().bitflip_rate = 0.0);
     flasher.verify(address, &data).unwrap();
     assert_eq!(
         &flash_contents(&flasher)[address as usize..address as usize + data.len()],
@@ -1408,9 +1443,11 @@ fn regression_write_over_an_adapter_losing_bytes_stops_naming_the_address() {
     );
     let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
     flasher.change_baud(921_600).unwrap();
-    let faults = flasher.transport_mut().link_mut().faults_mut();
-    faults.baud_limit = Some(460_800);
-    faults.baud_limit_rate = 1e-4;
+    flasher.transport().port().with_link(|link| {
+        let faults = link.faults_mut();
+        faults.baud_limit = Some(460_800);
+        faults.baud_limit_rate = 1e-4;
+    });
     let data = pseudo_random(0x60000, 7);
     let error = flasher
         .write_flash(
@@ -1459,7 +1496,10 @@ fn regression_a_corrupted_write_block_at_a_fixed_baud_stopped_the_write() {
             },
         );
         let (mut flasher, log) = connect_to(EmulatorTransport::with_link(link), true);
-        flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 5e-3;
+        flasher
+            .transport()
+            .port()
+            .with_link(|link| link.faults_mut().bitflip_rate = 5e-3);
         let data = pseudo_random(0x60000, 7);
         let options = WriteOptions {
             compress: false,
@@ -1481,7 +1521,10 @@ fn regression_a_corrupted_write_block_at_a_fixed_baud_stopped_the_write() {
         }
         match result {
             Ok(_) => {
-                flasher.transport_mut().link_mut().faults_mut().bitflip_rate = 0.0;
+                flasher
+                    .transport()
+                    .port()
+                    .with_link(|link| link.faults_mut().bitflip_rate = 0.0);
                 flasher.verify(0x10000, &data).unwrap();
                 completed += 1;
             }
@@ -1538,7 +1581,7 @@ fn regression_no_1mb_write_survived_a_dropped_byte() {
             panic!("seed {seed}: {error}");
         }
         assert!(
-            flash_contents(&flasher) == &data[..],
+            flash_contents(&flasher) == data,
             "seed {seed}: verified, yet the flash differs"
         );
         if retries(&log).contains(&RetryReason::Timeout) {
@@ -1595,7 +1638,7 @@ mod round_trip {
     }
 }
 
-// --- diagnoses of reported failures (fixtures/scenarios) ---
+// --- diagnoses of reported failures (emulator/scenarios) ---
 
 fn flash_with(options: FlashOptions, contents: Vec<u8>) -> SpiFlash {
     SpiFlash::new(contents, options).unwrap()
@@ -1951,7 +1994,10 @@ fn lost_bytes_at_1e_5_a_compressed_sparse_backup_still_completes() {
             true,
         );
         // Bytes are lost from the backup's first command on, not during the stub's upload.
-        flasher.transport_mut().link_mut().faults_mut().drop_rate = 1e-5;
+        flasher
+            .transport()
+            .port()
+            .with_link(|link| link.faults_mut().drop_rate = 1e-5);
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("board.bin");
         backup::backup(&mut flasher, &path, None)
@@ -2042,7 +2088,7 @@ mod compressed_backup {
         ) {
             let (mut flasher, _) = connect_to(over_link(filled(contents.clone()), LinkFaults::default(), seed), true);
             // The faults start with the backup: connecting is not what this is about.
-            *flasher.transport_mut().link_mut().faults_mut() = faults;
+            flasher.transport().port().with_link(|link| *link.faults_mut() = faults);
             let directory = tempfile::tempdir().unwrap();
             let path = directory.path().join("board.bin");
             match backup::backup(&mut flasher, &path, None) {
@@ -2120,9 +2166,9 @@ mod real_size {
             let (mut flasher, _) = connect(fake_chip(claimed, physical, &contents), true);
             let before = flash_contents(&flasher).to_vec();
             let on_chip = real_size_on_chip(&mut flasher, claimed as u32).unwrap();
-            prop_assert!(flash_contents(&flasher) == &before[..], "the chip's probe changed the flash");
+            prop_assert!(flash_contents(&flasher) == before, "the chip's probe changed the flash");
             let from_host = wrap_size(&mut flasher, claimed as u32).unwrap();
-            prop_assert!(flash_contents(&flasher) == &before[..], "the host's probe changed the flash");
+            prop_assert!(flash_contents(&flasher) == before, "the host's probe changed the flash");
             let from_host = from_host.unwrap_or(claimed as u32);
             prop_assert_eq!(on_chip, Some(from_host));
             // The repeated pattern has no erased sector to mark: both probes call it wrapping

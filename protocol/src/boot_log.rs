@@ -21,6 +21,26 @@ pub const ROM_APB_CLOCK_HZ: u32 = 52_000_000;
 /// What the ROM's first line starts with, after a blank line (`\r\n`) and a space.
 pub const BANNER_START: &str = "ets Jan  8 2013,rst cause:";
 
+/// The boot mode of the serial download loader (GPIO0 low at reset).
+pub const BOOT_MODE_UART_DOWNLOAD: u8 = 1;
+
+/// The boot mode that runs the firmware in flash (GPIO0 high at reset).
+pub const BOOT_MODE_FLASH: u8 = 3;
+
+/// The text before the boot-mode numbers.
+const BOOT_MODE_PREFIX: &[u8] = b"boot mode:(";
+
+/// The boot mode (first number of `boot mode:(N,M)`) in a boot message read at
+/// [`BOOT_LOG_BAUD`], if one is there.
+pub fn boot_mode(log: &[u8]) -> Option<u8> {
+    let start = log
+        .windows(BOOT_MODE_PREFIX.len())
+        .position(|window| window == BOOT_MODE_PREFIX)?
+        + BOOT_MODE_PREFIX.len();
+    let digit = *log.get(start)?;
+    digit.is_ascii_digit().then(|| digit - b'0')
+}
+
 /// Why the chip reset, as the ROM prints it after `rst cause:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetCause {
@@ -105,5 +125,17 @@ mod tests {
         ] {
             assert!(!ends_rom_log(line), "{line}");
         }
+    }
+
+    #[test]
+    fn the_boot_mode_is_read_from_the_banner() {
+        let log = b"\r\n ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\nload 0x40100000";
+        assert_eq!(boot_mode(log), Some(BOOT_MODE_FLASH));
+        assert_eq!(
+            boot_mode(b"garbage\x00\xffboot mode:(1,7)\r\n"),
+            Some(BOOT_MODE_UART_DOWNLOAD)
+        );
+        assert_eq!(boot_mode(b"boot mode:("), None);
+        assert_eq!(boot_mode(b"\xc0\x01\x08"), None);
     }
 }

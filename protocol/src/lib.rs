@@ -12,6 +12,8 @@
 //! Encoding writes into a caller's buffer; decoding reads a slice and returns a
 //! typed error.
 
+#![warn(missing_docs)]
+
 pub mod boot_log;
 pub mod chip;
 pub mod exceptions;

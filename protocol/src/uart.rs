@@ -16,21 +16,31 @@ pub const FIFO_LEN: usize = 128;
 pub mod reg {
     /// Reading pops a received byte; writing queues a byte to send.
     pub const FIFO: u32 = 0x00;
+    /// Interrupt bits raised, enabled or not (see [`super::int`]).
     pub const INT_RAW: u32 = 0x04;
+    /// Interrupt bits raised and enabled.
     pub const INT_ST: u32 = 0x08;
+    /// Interrupt enables.
     pub const INT_ENA: u32 = 0x0C;
+    /// Writing 1s clears those interrupt bits.
     pub const INT_CLR: u32 = 0x10;
     /// The clock divider: the rate is the UART clock over it (bits 19:0).
     pub const CLKDIV: u32 = 0x14;
+    /// Baud-rate detection.
     pub const AUTOBAUD: u32 = 0x18;
     /// FIFO fill levels and line states (see [`super::status`]).
     pub const STATUS: u32 = 0x1C;
+    /// Framing, loopback and FIFO resets.
     pub const CONF0: u32 = 0x20;
     /// Interrupt thresholds (see [`super::conf1`]).
     pub const CONF1: u32 = 0x24;
+    /// The shortest low pulse seen (baud-rate detection).
     pub const LOWPULSE: u32 = 0x28;
+    /// The shortest high pulse seen (baud-rate detection).
     pub const HIGHPULSE: u32 = 0x2C;
+    /// The block's version date.
     pub const DATE: u32 = 0x78;
+    /// The block's ID.
     pub const ID: u32 = 0x7C;
 }
 
@@ -57,6 +67,7 @@ pub mod status {
     pub const RX_COUNT_MASK: u32 = 0xFF;
     /// Bytes in the TX FIFO: bits 23:16.
     pub const TX_COUNT_SHIFT: u32 = 16;
+    /// Bytes in the TX FIFO, after the shift: 8 bits.
     pub const TX_COUNT_MASK: u32 = 0xFF;
     /// The RXD line's level (it idles high).
     pub const RXD: u32 = 1 << 15;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use esp_emulator::device::ResetWiring;
 use esp_protocol::numbers::parse_mac;
 
 use super::{parse_size, parse_u32};
@@ -36,8 +37,8 @@ impl PortArg {
     }
 }
 
-/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,mac=MAC][,stub=model|run]` asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The virtual chip `--port emu:[SIZE][,file=PATH][,fault=SPEC...][,chip=esp8285][,seed=N][,mac=MAC][,stub=model|run][,wiring=nodemcu|direct|none][,gpio0=low|high]` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmuSpec {
     /// Flash size in bytes; `None`: the file's length, else 4 MB.
     pub size: Option<u32>,
@@ -54,6 +55,29 @@ pub struct EmuSpec {
     /// `mac=AA:BB:CC:DD:EE:FF`: the station MAC in its eFuses (else the emulator's default),
     /// so that several virtual boards can be told apart.
     pub mac: Option<[u8; 6]>,
+    /// `wiring=`: how DTR and RTS reach EN and GPIO0 (default: a NodeMCU-style auto-reset).
+    pub wiring: ResetWiring,
+    /// `gpio0=`: where GPIO0 sits when the wiring does not pull it low. `high` (the
+    /// default) is a dev board's pull-up: the chip powers up running its firmware, the
+    /// auto-reset takes it to the loader and `--after hard_reset` boots the image. `low` is a
+    /// jumper to ground: every reset ends in the loader, and `--before no_reset` finds it there.
+    pub gpio0_high: bool,
+}
+
+impl Default for EmuSpec {
+    fn default() -> Self {
+        EmuSpec {
+            size: None,
+            file: None,
+            faults: Vec::new(),
+            esp8285: false,
+            seed: 0,
+            stub: None,
+            mac: None,
+            wiring: ResetWiring::NodeMcu,
+            gpio0_high: true,
+        }
+    }
 }
 
 /// `stub=` in an `emu:` spec.
@@ -93,6 +117,23 @@ impl EmuSpec {
                     return Err(bad(format!("stub={other}: use stub=model or stub=run")))
                 }
                 Some(("size", size)) => emu.size = Some(parse_size(size).map_err(bad)?),
+                Some(("wiring", wiring)) => {
+                    emu.wiring = match wiring {
+                        "nodemcu" => ResetWiring::NodeMcu,
+                        "direct" => ResetWiring::Direct,
+                        "none" => ResetWiring::None,
+                        other => {
+                            return Err(bad(format!(
+                                "wiring={other}: use wiring=nodemcu, wiring=direct or wiring=none"
+                            )))
+                        }
+                    }
+                }
+                Some(("gpio0", "low")) => emu.gpio0_high = false,
+                Some(("gpio0", "high")) => emu.gpio0_high = true,
+                Some(("gpio0", other)) => {
+                    return Err(bad(format!("gpio0={other}: use gpio0=low or gpio0=high")))
+                }
                 _ if index == 0 && part.is_empty() => {}
                 _ if index == 0 && !part.contains('=') => {
                     emu.size = Some(parse_size(part).map_err(bad)?)
@@ -105,7 +146,7 @@ impl EmuSpec {
                 }
                 _ => {
                     return Err(bad(format!(
-                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N, mac=MAC or stub=model|run"
+                        "\"{part}\" is not SIZE, file=PATH, fault=SPEC, chip=esp8285, seed=N, mac=MAC, stub=model|run, wiring=nodemcu|direct|none or gpio0=low|high"
                     )))
                 }
             }
@@ -166,5 +207,16 @@ mod tests {
         assert!(EmuSpec::parse("3 MB").is_err());
         assert!(EmuSpec::parse("chip=esp32").is_err());
         assert!(EmuSpec::parse("file=a.bin,drop=8").is_err());
+        let wired = EmuSpec::parse("256KB,wiring=none,gpio0=low").unwrap();
+        assert_eq!((wired.wiring, wired.gpio0_high), (ResetWiring::None, false));
+        let board = EmuSpec::default();
+        assert_eq!(
+            (board.wiring, board.gpio0_high),
+            (ResetWiring::NodeMcu, true)
+        );
+        assert!(EmuSpec::parse("wiring=ch340")
+            .unwrap_err()
+            .contains("wiring=nodemcu"));
+        assert!(EmuSpec::parse("gpio0=floating").is_err());
     }
 }

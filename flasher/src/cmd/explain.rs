@@ -1,7 +1,9 @@
 //! What each library error means to a user: one line naming the problem and,
 //! where there is one, a line saying what to do.
 
+use esp_flasher::connection::ResetObserved;
 use esp_flasher::Error;
+use esp_protocol::boot_log::{BOOT_MODE_FLASH, BOOT_MODE_UART_DOWNLOAD};
 use esp_protocol::flash_params::size_name;
 
 use super::CmdError;
@@ -14,10 +16,54 @@ esptool's JSON stub, e.g. site-packages/esptool/targets/stub_flasher/2/esp8266.j
 pub const NO_ANSWER_CAUSES: &str = "Check: GPIO0 held low (or the FLASH/BOOT button pressed) while powering \
 or resetting the board; TX and RX crossed (adapter TX to ESP RX); 3.3 V logic, not 5 V; the right port";
 
+/// What a chip that never answered SYNC showed when it was reset, when that names a wiring
+/// problem: the finding (to follow the "no answer" message) and the remedy.
+pub fn reset_diagnosis(reset: ResetObserved) -> Option<(String, String)> {
+    match reset {
+        ResetObserved::Silent => Some((
+            "nothing came back when DTR and RTS were pulsed, not even the boot message a reset prints at \
+             74880 baud: the chip did not restart (the board has no auto-reset circuit, or the adapter's driver \
+             does not pass RTS, as some CH340 drivers do), or its TX does not reach the adapter"
+                .into(),
+            "Put the chip in the loader by hand: hold GPIO0 low (press and hold FLASH/BOOT, or a jumper from GPIO0 \
+             to GND) while you press RESET or power the board, release it, then run the command again with \
+             --before no_reset. With a CH340 adapter, WCH's current driver brings the auto-reset back. If that \
+             does not help, check the wiring: TX and RX crossed (adapter TX to ESP RX), 3.3 V logic, not 5 V."
+                .into(),
+        )),
+        ResetObserved::BootMode(BOOT_MODE_FLASH) => Some((
+            format!(
+                "the chip restarted into its firmware (boot mode:({BOOT_MODE_FLASH},x)): GPIO0 was not low at reset"
+            ),
+            "Hold GPIO0 low (press and hold FLASH/BOOT) while the board resets, then release it. On a board with \
+             auto-reset the adapter's DTR does not reach GPIO0: check its DTR wire and driver."
+                .into(),
+        )),
+        ResetObserved::BootMode(BOOT_MODE_UART_DOWNLOAD) => Some((
+            format!(
+                "the chip restarted into its serial loader (boot mode:({BOOT_MODE_UART_DOWNLOAD},x)) but did not answer"
+            ),
+            "Check: TX and RX crossed (adapter TX to ESP RX); 3.3 V logic, not 5 V; a power supply that holds \
+             3.3 V under load."
+                .into(),
+        )),
+        ResetObserved::BootMode(mode) => Some((
+            format!("the chip restarted in boot mode {mode}, neither the loader nor the firmware"),
+            "At reset GPIO15 must be low and GPIO2 high, with GPIO0 low for the loader: check what the board \
+             connects to them."
+                .into(),
+        )),
+        ResetObserved::NotReset | ResetObserved::Unrecognised => None,
+    }
+}
+
 impl From<Error> for CmdError {
     fn from(error: Error) -> CmdError {
         let remedy: Option<String> = match &error {
-            Error::NoSync { .. } => Some(format!("{NO_ANSWER_CAUSES}.")),
+            Error::NoSync { reset, .. } => Some(
+                reset_diagnosis(*reset)
+                    .map_or_else(|| format!("{NO_ANSWER_CAUSES}."), |(_, remedy)| remedy),
+            ),
             Error::Timeout { .. } | Error::Io(_) => Some(
                 "The chip stopped answering: check the cable, the power supply (the ESP8266 draws 300 mA peaks) \
                  and try a lower --baud."
@@ -129,7 +175,10 @@ fn lower_baud_hint(baud: u32) -> String {
 /// The error's message without the remedy that some library messages carry after a semicolon.
 fn one_line(error: &Error) -> String {
     match error {
-        Error::NoSync { attempts } => format!("no answer from the chip after {attempts} connection attempts"),
+        Error::NoSync { attempts, reset } => {
+            let finding = reset_diagnosis(*reset).map_or_else(String::new, |(finding, _)| format!(": {finding}"));
+            format!("no answer from the chip after {attempts} connection attempts{finding}")
+        }
         Error::StubRequired { operation } => {
             format!("{operation} needs the flasher stub, which the ESP8266 ROM loader lacks, and none is running")
         }
@@ -205,12 +254,32 @@ mod tests {
 
     #[test]
     fn no_answer_names_the_causes() {
-        let (message, remedy) = parts(Error::NoSync { attempts: 7 });
+        let (message, remedy) = parts(Error::NoSync {
+            attempts: 7,
+            reset: ResetObserved::NotReset,
+        });
         assert!(message.contains("no answer"));
         let remedy = remedy.unwrap();
         for cause in ["GPIO0", "TX and RX", "5 V", "port"] {
             assert!(remedy.contains(cause), "{remedy}");
         }
+    }
+
+    #[test]
+    fn no_answer_after_a_reset_names_the_wiring_problem() {
+        let (message, remedy) = parts(Error::NoSync {
+            attempts: 7,
+            reset: ResetObserved::Silent,
+        });
+        assert!(message.contains("did not restart"), "{message}");
+        assert!(message.contains("its TX does not reach"), "{message}");
+        assert!(remedy.unwrap().contains("--before no_reset"));
+        let (message, remedy) = parts(Error::NoSync {
+            attempts: 7,
+            reset: ResetObserved::BootMode(BOOT_MODE_FLASH),
+        });
+        assert!(message.contains("boot mode:(3,x)"), "{message}");
+        assert!(remedy.unwrap().contains("Hold GPIO0 low"));
     }
 
     #[test]

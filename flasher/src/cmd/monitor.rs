@@ -17,7 +17,7 @@ use esp_flasher::monitor::{BootLogWatch, Decoder, Piece, Symbolize};
 use esp_flasher::{Flasher, LineControl, Transport};
 use esp_protocol::boot_log::BOOT_LOG_BAUD;
 
-use super::session::{open_line, with_chip_to_change, Access, EmuBoard, Line, Session};
+use super::session::{open_line, with_chip_to_change, Access, Line, Session};
 use super::CmdError;
 use crate::cli::{AfterArg, BeforeArg, ConnectArgs, MonitorAfter, MonitorArgs, MonitorOptions};
 use crate::output::Output;
@@ -134,7 +134,7 @@ where
         command,
         changes: true,
     };
-    let line = Session::open_on(connect, out, access, EmuBoard::AutoReset)?
+    let line = Session::open(connect, out, access)?
         .run_keeping_line(session_after(connect.after), body)?;
     after_command(line, Some(connect.after), &monitor.options, prepared)
 }

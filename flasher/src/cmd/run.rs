@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::monitor;
-use super::session::{Access, EmuBoard, Session};
+use super::session::{Access, Session};
 use super::CmdError;
 use crate::cli::{ConnectArgs, RunArgs};
 use crate::output::Output;
@@ -24,7 +24,7 @@ pub fn run(args: &RunArgs, connect: &ConnectArgs, out: &Rc<Output>) -> Result<()
         return Session::open(connect, out, access)?.run(None, start);
     }
     let prepared = monitor::prepare(&args.monitor.options)?;
-    let line = Session::open_on(connect, out, access, EmuBoard::AutoReset)?
+    let line = Session::open(connect, out, access)?
         .run_keeping_line(crate::cli::AfterArg::NoReset, start)?;
     monitor::after_command(line, None, &args.monitor.options, prepared)
 }

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esp_emulator::device::{
-    BootMode, Chip, CodeExecution, Device, DeviceConfig, ResetWiring, DEFAULT_MAC,
-};
+use esp_emulator::device::{BootMode, Chip, CodeExecution, Device, DeviceConfig, DEFAULT_MAC};
 use esp_emulator::faults::FaultPlan;
 use esp_emulator::flash::{FlashOptions, SpiFlash, SUPPORTED_SIZES};
 use esp_emulator::link::{Link, LinkConfig};
 use esp_emulator::sample_firmware::sonoff_like_flash;
+use esp_emulator::serial_port::{PortTime, VirtualPort};
+use esp_flasher::connection::ResetObserved;
 use esp_flasher::files::OutputLock;
 use esp_flasher::{
     AfterReset, BeforeReset, ConnectOptions, EmulatorTransport, Error, Flasher, LineControl,
@@ -22,7 +22,7 @@ use esp_protocol::flash_params::size_name;
 use esp_protocol::packet::ROM_BAUD;
 use serialport::{SerialPortInfo, SerialPortType};
 
-use super::explain::NO_ANSWER_CAUSES;
+use super::explain::{reset_diagnosis, NO_ANSWER_CAUSES};
 use super::files::io_reason;
 use super::CmdError;
 use crate::cli::{AfterArg, BaudArg, BeforeArg, ConnectArgs, EmuSpec, EmuStub, PortArg};
@@ -219,32 +219,12 @@ where
     Session::open(connect, out, Access::Demonstration)?.run(Some(connect.after), body)
 }
 
-/// How a virtual chip behind `emu:` is wired to the line's DTR and RTS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmuBoard {
-    /// As before: resets go to the ROM loader (GPIO0 held low).
-    Loader,
-    /// A NodeMCU-style board for the monitor: DTR/RTS reach EN and GPIO0 through its
-    /// auto-reset circuit and GPIO0 is pulled up, so a hard reset starts the firmware.
-    AutoReset,
-}
-
 impl Session {
     /// Checks the port spec and the stub, then connects; nothing is sent before both are good.
     pub fn open(
         connect: &ConnectArgs,
         out: &Rc<Output>,
         access: Access,
-    ) -> Result<Session, CmdError> {
-        Session::open_on(connect, out, access, EmuBoard::Loader)
-    }
-
-    /// [`Session::open`] with a virtual chip wired as `board` says.
-    pub fn open_on(
-        connect: &ConnectArgs,
-        out: &Rc<Output>,
-        access: Access,
-        board: EmuBoard,
     ) -> Result<Session, CmdError> {
         let port = PortArg::parse(connect.port.as_deref()).map_err(CmdError::Usage)?;
         if let PortArg::Serial(name) = &port {
@@ -259,7 +239,7 @@ impl Session {
             }
             PortArg::Emulator(spec) => {
                 let given = connect.port.clone().unwrap_or_else(|| "emu".into());
-                open_emulator(&spec, given, connect, &options, out, board)
+                open_emulator(&spec, given, connect, &options, out)
             }
             PortArg::Scan => scan(connect, &options, out, access),
         }
@@ -286,7 +266,7 @@ impl Session {
             })
             .map_err(CmdError::from)?;
         if let (LineKind::Emulator(emulator), Some(file)) = (&line.kind, &self.emu_file) {
-            save_flash(file, emulator.device().flash().as_bytes())?;
+            save_flash(file, &emulator.flash_contents())?;
         }
         result.map(|()| line)
     }
@@ -326,7 +306,7 @@ impl Session {
                     ..
                 }),
                 Some(file),
-            ) => save_flash(file, emulator.device().flash().as_bytes()),
+            ) => save_flash(file, &emulator.flash_contents()),
             (Ok(_), _) => Ok(()),
             (Err(error), _) => Err(CmdError::from(error)),
         };
@@ -457,16 +437,24 @@ fn connect_line(
 /// Turns a failed connection into the error that lists the causes and the ports.
 fn no_answer(error: Error, tried: &[String]) -> CmdError {
     match error {
-        Error::NoSync { attempts } => CmdError::failed(
-            format!(
-                "no answer from the chip on {} after {attempts} attempts",
-                tried.join(", ")
-            ),
-            format!(
-                "{NO_ANSWER_CAUSES} (ports found: {}).",
-                port_list(&available_ports())
-            ),
-        ),
+        Error::NoSync { attempts, reset } => {
+            let tried = tried.join(", ");
+            match reset_diagnosis(reset) {
+                Some((finding, remedy)) => CmdError::failed(
+                    format!(
+                        "no answer from the chip on {tried} after {attempts} attempts: {finding}"
+                    ),
+                    remedy,
+                ),
+                None => CmdError::failed(
+                    format!("no answer from the chip on {tried} after {attempts} attempts"),
+                    format!(
+                        "{NO_ANSWER_CAUSES} (ports found: {}).",
+                        port_list(&available_ports())
+                    ),
+                ),
+            }
+        }
         other => CmdError::from(other),
     }
 }
@@ -478,11 +466,10 @@ fn open_emulator(
     connect: &ConnectArgs,
     options: &ConnectOptions,
     out: &Rc<Output>,
-    board: EmuBoard,
 ) -> Result<Session, CmdError> {
     let model = spec.stub == Some(EmuStub::Model)
         || options.stub.as_ref() == Some(&StubImage::virtual_device_model());
-    let (line, label, emu_file) = emulator_line(spec, port, connect, out, board, model)?;
+    let (line, label, emu_file) = emulator_line(spec, port, connect, out, model)?;
     if model {
         out.line(
             "Stub: the virtual ESP8266's stub model (stub=model): uploaded code is not executed.",
@@ -500,7 +487,6 @@ fn emulator_line(
     port: String,
     connect: &ConnectArgs,
     out: &Rc<Output>,
-    board: EmuBoard,
     model: bool,
 ) -> Result<(Line, String, Option<EmuFile>), CmdError> {
     let plan =
@@ -526,13 +512,7 @@ fn emulator_line(
         .map_err(|error| CmdError::Usage(format!("--port {port}: {error}")))?;
     let chip = if spec.esp8285 { "ESP8285" } else { "ESP8266" };
     out.line(format!("Virtual {chip} ({label}): {origin}"));
-    let (boot, reset_wiring) = match board {
-        EmuBoard::Loader => (BootMode::Download, ResetWiring::None),
-        EmuBoard::AutoReset => (BootMode::Flash, ResetWiring::NodeMcu),
-    };
     let config = DeviceConfig {
-        boot,
-        reset_wiring,
         execution: if model {
             CodeExecution::StubModel
         } else {
@@ -545,6 +525,12 @@ fn emulator_line(
         },
         faults: plan.device,
         mac: spec.mac.unwrap_or(DEFAULT_MAC),
+        reset_wiring: spec.wiring,
+        boot: if spec.gpio0_high {
+            BootMode::Flash
+        } else {
+            BootMode::Download
+        },
         ..DeviceConfig::default()
     };
     let link = Link::new(
@@ -555,8 +541,9 @@ fn emulator_line(
             model_baud: true,
         },
     );
+    let virtual_chip = VirtualPort::new(link, PortTime::Virtual);
     let line = Line {
-        kind: LineKind::Emulator(Box::new(EmulatorTransport::with_link(link))),
+        kind: LineKind::Emulator(Box::new(EmulatorTransport::on_port(virtual_chip))),
         trace: connect.trace.then(|| out.clone()),
         virtual_port: Some(port.clone()),
         port,
@@ -577,8 +564,7 @@ pub fn open_line(connect: &ConnectArgs, out: &Rc<Output>) -> Result<Line, CmdErr
         PortArg::Emulator(spec) => {
             let given = connect.port.clone().unwrap_or_else(|| "emu".into());
             let model = spec.stub == Some(EmuStub::Model);
-            emulator_line(&spec, given, connect, out, EmuBoard::AutoReset, model)
-                .map(|(line, _, _)| line)
+            emulator_line(&spec, given, connect, out, model).map(|(line, _, _)| line)
         }
         PortArg::Scan => {
             let ports = available_ports();
@@ -606,7 +592,9 @@ impl Line {
     /// on a board; a flasher session before it ran unthrottled.
     pub fn for_monitor(&mut self) {
         if let LineKind::Emulator(emulator) = &mut self.kind {
-            emulator.device_mut().set_realtime(true);
+            emulator
+                .port()
+                .with_link(|link| link.device_mut().set_realtime(true));
         }
     }
 
@@ -749,14 +737,7 @@ fn scan(
                 "No serial port found: using the built-in virtual ESP8266 ({default_emu}). \
                  Connect a board or pass --port to use hardware."
             ));
-            return open_emulator(
-                &EmuSpec::default(),
-                default_emu,
-                connect,
-                options,
-                out,
-                EmuBoard::Loader,
-            );
+            return open_emulator(&EmuSpec::default(), default_emu, connect, options, out);
         }
         (true, Access::Board { command, changes }) => {
             return Err(no_board(command, changes, &default_emu))
@@ -789,6 +770,7 @@ fn scan(
     Err(no_answer(
         Error::NoSync {
             attempts: options.attempts,
+            reset: ResetObserved::NotReset,
         },
         &tried,
     ))
