@@ -57,7 +57,7 @@ pub const READ_BLOCK_SIZE: u32 = 0x10000;
 pub const READ_ATTEMPTS: u32 = 5;
 /// The fastest rate at which blocks are read compressed (deflating on the chip pays below
 /// about 1.9 Mbaud for firmware; see the module's notes).
-pub const DEFLATE_READ_MAX_BAUD: u32 = 1_500_000;
+pub const DEFLATE_READ_MAX_BAUD: u32 = 3_000_000;
 /// Blocks read plain after a compressed one that saved less than 5%.
 pub const PLAIN_BLOCKS_AFTER_NO_GAIN: u32 = 8;
 /// Reads of at least this many bytes skip erased sectors (when the stub can tell them).
