@@ -620,6 +620,102 @@ fn change_baud_then_keep_working() {
     assert_eq!(flasher.read_flash(0, 0x1000).unwrap(), data);
 }
 
+/// A session with flashlab's stub brought over by its first stage at `baud`, on a line that
+/// garbles mismatched rates and has `faults`.
+fn connect_in_two_stages(
+    flash: SpiFlash,
+    baud: u32,
+    faults: LinkFaults,
+) -> (Flasher<EmulatorTransport>, EventLog) {
+    let link = Link::new(
+        device(flash, Chip::Esp8266Ex, DeviceFaults::default()),
+        LinkConfig {
+            faults,
+            seed: 3,
+            model_baud: true,
+        },
+    );
+    let log = EventLog::new();
+    let options = ConnectOptions {
+        stub: Some(stub_image()),
+        first_stage: Some(StubImage::flashlab_first_stage()),
+        baud: Some(baud),
+        ..ConnectOptions::default()
+    };
+    let flasher = Flasher::connect(
+        EmulatorTransport::with_link(link),
+        &options,
+        Box::new(log.clone()),
+    )
+    .expect("connects");
+    (flasher, log)
+}
+
+#[test]
+fn the_first_stage_brings_the_stub_over_at_the_sessions_rate() {
+    let contents = sample_flash(MB);
+    let (mut flasher, log) =
+        connect_in_two_stages(filled(contents.clone()), 921_600, LinkFaults::default());
+    let events = log.events();
+    let changed = events
+        .iter()
+        .position(|e| *e == Event::BaudChanged { baud: 921_600 })
+        .expect("the first stage changed the rate");
+    let running = events
+        .iter()
+        .position(|e| *e == Event::StubRunning)
+        .expect("the stub runs");
+    assert!(
+        changed < running,
+        "the stub came over at 921600: {events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::BaudChanged { .. }))
+            .count(),
+        1,
+        "no second switch to the rate in force"
+    );
+    assert_eq!(flasher.loader(), Loader::Stub);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert!(warnings(&log).is_empty(), "{:?}", warnings(&log));
+    // The stub learned the UART's clock from the first stage: its own rate changes stay exact.
+    flasher.change_baud(460_800).unwrap();
+    assert_eq!(
+        flasher.read_flash(0, 0x20000).unwrap(),
+        &contents[..0x20000]
+    );
+}
+
+#[test]
+fn the_stub_goes_at_115200_when_the_first_stage_cannot_bring_it_over() {
+    // The adapter loses bytes above 460800: the first stage's upload at 115200 goes through,
+    // the stub's at 921600 does not.
+    let contents = sample_flash(MB);
+    let faults = LinkFaults {
+        baud_limit: Some(460_800),
+        baud_limit_rate: 2e-3,
+        ..LinkFaults::default()
+    };
+    let (mut flasher, log) = connect_in_two_stages(filled(contents.clone()), 921_600, faults);
+    assert!(
+        warnings(&log)
+            .iter()
+            .any(|w| matches!(w, Warning::FirstStageFailed { baud: 921_600, .. })),
+        "{:?}",
+        warnings(&log)
+    );
+    assert_eq!(flasher.loader(), Loader::Stub);
+    // The adapter settles; the stub that came at 115200 works at the rate asked for.
+    flasher.transport_mut().link_mut().faults_mut().baud_limit = None;
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(
+        flasher.read_flash(0, 0x20000).unwrap(),
+        &contents[..0x20000]
+    );
+}
+
 #[test]
 fn a_host_at_the_wrong_baud_rate_gets_no_sense_out_of_the_chip() {
     let (mut flasher, _) = connect(blank(MB), false);
@@ -1196,11 +1292,11 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
 #[test]
 fn regression_lost_read_reply_does_not_step_the_baud_down() {
     let contents = sample_flash(MB);
-    // READ_FLASH 1 is the probe at the top rate; 2 is the backup's first block (plain: at
-    // that rate deflating on the chip does not pay).
+    // READ_FLASH is the probe at the top rate; the first READ_FLASH_DEFLATE is the backup's
+    // first block (compressed: the chip deflates the next block while this one is sent).
     let timeout = CommandTimeout {
-        opcode: Opcode::ReadFlash as u8,
-        nth: 2,
+        opcode: Opcode::ReadFlashDeflate as u8,
+        nth: 1,
     };
     let device_faults = DeviceFaults {
         timeouts: vec![timeout],
