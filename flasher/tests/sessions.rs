@@ -716,6 +716,49 @@ fn the_stub_goes_at_115200_when_the_first_stage_cannot_bring_it_over() {
     );
 }
 
+/// What deflating costs the chip, counted on the executed stub: the cycles a backup of the
+/// sample firmware's part of the flash takes per 4 KiB block it sends, compressed and plain.
+/// With the replies going out of the TX ring while the next block is deflated, a compressed
+/// read is as fast as the line (it sends a third fewer bytes) as long as those cycles take
+/// less time at 80 MHz than a plain block takes on the line: `DEFLATE_READ_MAX_BAUD` must
+/// stay below that rate. (ROM functions, the MD5 and SPIRead, are not counted: the chip's
+/// own timing of those is not modelled.)
+#[test]
+fn compressed_reads_cost_the_chip_less_than_a_plain_block_takes_on_the_line_up_to_the_limit() {
+    const CPU_HZ: f64 = 80e6;
+    const FIRMWARE: u32 = 0x60000;
+    let contents = sample_flash(MB);
+    let blocks = f64::from(FIRMWARE) / SECTOR as f64;
+    let mut per_block = Vec::new();
+    for compressed in [true, false] {
+        let (mut flasher, _) = connect(filled(contents.clone()), true);
+        if !compressed {
+            flasher.disable_compressed_reads();
+        }
+        let before = flasher.transport().device().cpu_cycles().unwrap();
+        assert_eq!(
+            flasher.read_flash(0, FIRMWARE).unwrap(),
+            &contents[..FIRMWARE as usize]
+        );
+        let cycles = flasher.transport().device().cpu_cycles().unwrap() - before;
+        per_block.push(cycles as f64 / blocks);
+    }
+    let (deflated, plain) = (per_block[0], per_block[1]);
+    // The rate at which a plain block (4096 bytes of 10 bits) takes as long on the line as
+    // deflating one takes the chip.
+    let break_even = 10.0 * SECTOR as f64 * CPU_HZ / deflated;
+    println!(
+        "cycles per 4 KiB block: {deflated:.0} compressed ({:.2} ms at 80 MHz), {plain:.0} plain; \
+         compressed reads are as fast as the line up to about {:.1} Mbaud",
+        deflated / CPU_HZ * 1e3,
+        break_even / 1e6
+    );
+    assert!(
+        f64::from(esp_flasher::ops::read::DEFLATE_READ_MAX_BAUD) < break_even,
+        "the chip deflates slower than a plain block crosses the line at DEFLATE_READ_MAX_BAUD"
+    );
+}
+
 #[test]
 fn a_host_at_the_wrong_baud_rate_gets_no_sense_out_of_the_chip() {
     let (mut flasher, _) = connect(blank(MB), false);
