@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use lx106_programs::{BuildError, Builder, ElfProgram};
 
+/// A build of one of the images.
+type Build = fn(&Builder) -> Result<ElfProgram, BuildError>;
+
 fn main() -> ExitCode {
     // The C source includes the facts esp-protocol defines: write them first.
     let header = Path::new(env!("CARGO_MANIFEST_DIR")).join(esp_stub::facts::HEADER_PATH);
@@ -22,7 +25,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let builder = Builder::new();
-    let images: [(&str, fn(&Builder) -> Result<ElfProgram, BuildError>, &str); 2] = [
+    let images: [(&str, Build, &str); 2] = [
         ("the stub", Builder::stub, esp_stub::IMAGE_PATH),
         (
             "the first stage",
