@@ -688,6 +688,15 @@ fn the_first_stage_brings_the_stub_over_at_the_sessions_rate() {
     );
 }
 
+/// The virtual chip took the stub the first stage started for a RAM program (`load_ram`
+/// through a stub), which keeps running when the port closes: the next session found it
+/// at 921600 and could not sync at 115200.
+#[test]
+fn regression_a_stub_the_first_stage_started_was_not_reset_when_the_port_closed() {
+    let (flasher, _) = connect_in_two_stages(blank(MB), 921_600, LinkFaults::default());
+    assert!(flasher.transport().device().resets_when_port_closes());
+}
+
 #[test]
 fn the_stub_goes_at_115200_when_the_first_stage_cannot_bring_it_over() {
     // The adapter loses bytes above 460800: the first stage's upload at 115200 goes through,
