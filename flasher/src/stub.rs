@@ -148,6 +148,8 @@ const RESYNC_TRIES: u32 = 5;
 /// How long the host waits after switching its rate before it listens (as for a running
 /// stub's CHANGE_BAUDRATE).
 const BAUD_SETTLE_TIME: Duration = Duration::from_millis(50);
+/// What the first stage's reply to a block may take beyond the block's time on the line.
+const FIRST_STAGE_REPLY_MARGIN: Duration = Duration::from_millis(200);
 
 /// [`run_stub`], started over when the line loses or corrupts a block of the upload. A stub
 /// that did start (its greeting was what the line lost) answers the new SYNC and is kept.
@@ -212,22 +214,23 @@ fn run_stub<T: Transport>(
     connection: &mut Connection<T>,
     stub: &StubImage,
 ) -> std::result::Result<(), (u32, Error)> {
-    start_program(connection, stub)?;
+    start_program(connection, stub, DEFAULT_TIMEOUT)?;
     connection.set_loader(Loader::Stub);
     connection.report(Event::StubRunning);
     Ok(())
 }
 
-/// Uploads `program` through the loader that answers (the ROM, or the first stage), starts
-/// it and waits for "OHAI"; on failure, the RAM address of the block (or segment) that
-/// failed, with the error.
+/// Uploads `program` through the loader that answers (the ROM, or the first stage), waiting
+/// up to `block_timeout` for each block's reply, starts it and waits for "OHAI"; on failure,
+/// the RAM address of the block (or segment) that failed, with the error.
 fn start_program<T: Transport>(
     connection: &mut Connection<T>,
     program: &StubImage,
+    block_timeout: Duration,
 ) -> std::result::Result<(), (u32, Error)> {
     let mut failed_at = program.entry;
     let mut upload = || -> Result<()> {
-        upload_segments(connection, program, &mut failed_at)?;
+        upload_segments(connection, program, &mut failed_at, block_timeout)?;
         failed_at = program.entry;
         connection.command(
             &Command::MemEnd {
@@ -277,17 +280,26 @@ fn bring_stub_over<T: Transport>(
     stub: &StubImage,
     baud: u32,
 ) -> Result<()> {
-    start_program(connection, first_stage).map_err(|(_, error)| error)?;
+    start_program(connection, first_stage, DEFAULT_TIMEOUT).map_err(|(_, error)| error)?;
     let switched = connection.command(&stub_baud_change(ROM_BAUD, baud), DEFAULT_TIMEOUT);
     // The first stage may have switched even if its reply was lost: the host follows, and
     // back_to_rom_rate looks at both rates.
     set_host_baud(connection, baud)?;
     switched?;
     connection.report(Event::BaudChanged { baud });
-    start_program(connection, stub).map_err(|(_, error)| error)?;
+    start_program(connection, stub, first_stage_block_timeout(baud)).map_err(|(_, error)| error)?;
     connection.set_loader(Loader::Stub);
     connection.report(Event::StubRunning);
     Ok(())
+}
+
+/// How long a block of the stub's upload through the first stage may go unanswered at `baud`:
+/// the first stage answers as soon as the block is in (it copies it, nothing more), so
+/// beyond twice the block's time on the line (every byte escaped) the line lost it, and an
+/// adapter that cannot carry the rate costs a fraction of a second, not esptool's 3 s.
+fn first_stage_block_timeout(baud: u32) -> Duration {
+    let bits = 10 * 2 * (RAM_BLOCK_SIZE as u64 + 64);
+    Duration::from_millis(bits * 1000 / u64::from(baud.max(1))) + FIRST_STAGE_REPLY_MARGIN
 }
 
 /// Switches the host's side of the line, lets the UART settle and drops what arrived
@@ -330,6 +342,7 @@ fn upload_segments<T: Transport>(
     connection: &mut Connection<T>,
     stub: &StubImage,
     failed_at: &mut u32,
+    block_timeout: Duration,
 ) -> Result<()> {
     for (address, bytes) in stub.segments() {
         connection.report(Event::Started {
@@ -346,14 +359,14 @@ fn upload_segments<T: Transport>(
             encrypted: None,
         };
         *failed_at = address;
-        connection.command(&Command::MemBegin(begin), DEFAULT_TIMEOUT)?;
+        connection.command(&Command::MemBegin(begin), block_timeout)?;
         for (sequence, chunk) in bytes.chunks(RAM_BLOCK_SIZE).enumerate() {
             *failed_at = address + (sequence * RAM_BLOCK_SIZE) as u32;
             let block = DataBlock {
                 sequence: sequence as u32,
                 data: chunk.to_vec(),
             };
-            connection.command(&Command::MemData(block), DEFAULT_TIMEOUT)?;
+            connection.command(&Command::MemData(block), block_timeout)?;
             let done = (sequence * RAM_BLOCK_SIZE + chunk.len()).min(bytes.len());
             connection.report(Event::Progress {
                 operation: Operation::StubUpload,
