@@ -842,18 +842,19 @@ fn backup_survives(faults: &[&str], seed: u64, retry_warning: &str) -> Run {
 
 #[test]
 fn corrupt_data_0xffd_bytes_backup_still_completes() {
-    // esptool's "Corrupt data, expected 0x1000 bytes but received 0xffd bytes".
+    // esptool's "Corrupt data, expected 0x1000 bytes but received 0xffd bytes". The backup
+    // reads compressed: the cut block inflates short of its 4096 bytes.
     backup_survives(
         &["short-read:frame=3,drop=3"],
         7,
-        "failed (short frame (4093 of 4096 bytes)); reading it again",
+        "of 4096 bytes)); reading it again",
     );
 }
 
 #[test]
-fn no_answer_to_the_second_read_flash_backup_still_completes() {
+fn no_answer_to_the_first_compressed_read_backup_still_completes() {
     backup_survives(
-        &["timeout:op=READ_FLASH,nth=2"],
+        &["timeout:op=READ_FLASH_DEFLATE,nth=1"],
         7,
         "failed (timeout); reading it again",
     );
@@ -899,8 +900,9 @@ fn bad_md5_write_flash_exits_1_without_a_success_line() {
 #[test]
 fn cable_pulled_mid_backup_exits_1_names_the_address_and_leaves_no_file() {
     let initial = sonoff_like_flash(MIB, 61);
-    // About 400 KB into the chip's output: well inside the 1MB read.
-    let mut board = Board::start(&initial, &["--fault", "disconnect:after=400000"]);
+    // About 200 KB into the chip's output: well inside the 1MB read, which sends the firmware
+    // compressed to about two thirds (some 300 KB of flash by then).
+    let mut board = Board::start(&initial, &["--fault", "disconnect:after=200000"]);
     let port = board.port();
     fs::create_dir(board.path("out")).unwrap();
     let run = board
@@ -924,7 +926,7 @@ fn cable_pulled_mid_backup_exits_1_names_the_address_and_leaves_no_file() {
         .unwrap_or_else(|| panic!("no address named: {run}"));
     assert!(
         (0x40000..0x70000).contains(&named),
-        "the address named, {named:#x}, is not where ~400 KB had been sent: {run}"
+        "the address named, {named:#x}, is not where ~200 KB had been sent: {run}"
     );
     assert!(
         listing(&board.path("out")).is_empty(),

@@ -445,6 +445,15 @@ impl Device {
         }
     }
 
+    /// The cycles the CPU has counted since it started the code it runs (an uploaded stub, a
+    /// RAM program, firmware), `None` while no code runs. Without realtime the count stands
+    /// still while the core waits for input, so a difference measures the work done between.
+    pub fn cpu_cycles(&self) -> Option<u64> {
+        self.execution
+            .as_ref()
+            .map(|execution| execution.cpu.cycles())
+    }
+
     /// The chip's UART rate now: [`ROM_BAUD`] after reset, 74880 while the boot log is
     /// pending, the new rate once CHANGE_BAUDRATE's reply has been polled.
     pub fn uart_baud(&self) -> u32 {

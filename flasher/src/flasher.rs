@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use esp_protocol::flash_params::{flash_size_from_jedec, FlashSize};
-use esp_protocol::packet::{stub_baud_change, BeginParams, Command, RegisterWrite, SpiParams};
+use esp_protocol::packet::{
+    stub_baud_change, BeginParams, Command, RegisterWrite, SpiParams, ROM_BAUD,
+};
 
 use crate::chip::{ChipInfo, CHIP_DETECT_MAGIC_REG, EFUSE_REGS, ESP8266_MAGIC};
 use crate::connection::{AfterReset, BeforeReset, Connection, Loader, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::progress::{Event, ProgressSink};
-use crate::stub::{run_stub_retrying, StubImage};
+use crate::stub::{run_stub_in_two_stages, run_stub_retrying, StubImage, FIRST_STAGE_AUTO_BAUD};
 use crate::transport::Transport;
 
 /// Bytes per FLASH_DATA block the ESP8266 ROM takes.
@@ -25,6 +27,10 @@ pub struct ConnectOptions {
     pub attempts: u32,
     /// The stub to run; `None` works with the ROM loader alone.
     pub stub: Option<StubImage>,
+    /// A first-stage loader that brings `stub` over at the session's rate (`baud`, or
+    /// [`FIRST_STAGE_AUTO_BAUD`] with `auto_baud`) instead of the ROM's 115200; used only
+    /// when that rate is above 115200.
+    pub first_stage: Option<StubImage>,
     /// Baud rate to switch to once the stub runs (`--baud`); the ROM cannot switch.
     pub baud: Option<u32>,
     /// Flash size to assume instead of the one the JEDEC ID says.
@@ -41,6 +47,7 @@ impl Default for ConnectOptions {
             before: BeforeReset::DefaultReset,
             attempts: 7,
             stub: None,
+            first_stage: None,
             baud: None,
             flash_size: None,
             auto_baud: false,
@@ -101,7 +108,17 @@ impl<T: Transport> Flasher<T> {
         connection.report(Event::Connected(chip.clone()));
         if let Some(stub) = &options.stub {
             if connection.loader() == Loader::Rom {
-                run_stub_retrying(&mut connection, stub)?;
+                let first_stage_baud = match options.auto_baud {
+                    true => Some(FIRST_STAGE_AUTO_BAUD),
+                    false => options.baud,
+                }
+                .filter(|&baud| baud > ROM_BAUD);
+                match (&options.first_stage, first_stage_baud) {
+                    (Some(first_stage), Some(baud)) => {
+                        run_stub_in_two_stages(&mut connection, first_stage, stub, baud)?
+                    }
+                    _ => run_stub_retrying(&mut connection, stub)?,
+                }
             } else {
                 // SYNC was answered by a stub left running by an earlier session.
                 connection.report(Event::StubRunning);
@@ -137,7 +154,10 @@ impl<T: Transport> Flasher<T> {
         if options.auto_baud && flasher.loader() == Loader::Stub {
             flasher.auto_baud()?;
         } else if let Some(baud) = options.baud {
-            flasher.change_baud(baud)?;
+            // The first stage may have brought the stub over at this rate already.
+            if flasher.connection.transport().baud() != baud {
+                flasher.change_baud(baud)?;
+            }
         }
         Ok(flasher)
     }

@@ -193,6 +193,14 @@ pub enum Warning {
         /// Where the write starts again (a sector boundary at or before the failed block).
         resume: u32,
     },
+    /// The first-stage loader could not bring the stub over at `baud` (its upload, the rate
+    /// change or the stub's upload at that rate failed): the stub is uploaded at 115200.
+    FirstStageFailed {
+        /// The rate the first stage was to switch to.
+        baud: u32,
+        /// What failed, as one line.
+        reason: String,
+    },
     /// Without a stub the flash's real size cannot be measured, so a fake chip whose
     /// addresses wrap would go unnoticed.
     RealSizeUnchecked,
@@ -215,6 +223,11 @@ pub enum Warning {
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Warning::FirstStageFailed { baud, reason } => write!(
+                f,
+                "the stub could not be sent at {baud} baud through the first-stage loader ({reason}); \
+                 sending it at 115200 baud"
+            ),
             Warning::ModemLinesUnsupported => f.write_str(
                 "the port has no DTR/RTS lines, so the chip was not reset; it must already be in the loader",
             ),

@@ -1,29 +1,36 @@
 //! The flasher stub: a small program uploaded to RAM that adds compressed
 //! writes, READ_FLASH, SPI_FLASH_MD5 and erase commands to the ROM's set.
 //!
-//! No stub ships with this crate. One is read from esptool's JSON format
-//! (`entry`, `text_start`, `text`, `data_start`, `data`; the blobs base64),
-//! from a path given with `--stub-file` or the [`STUB_ENV_VAR`] variable, or
-//! found in an installed esptool package. The virtual ESP8266 needs none: it
-//! models a running stub and never executes uploaded code, so
+//! flashlab's own stub ships with this crate ([`StubImage::flashlab`]); another is read from
+//! esptool's JSON format (`entry`, `text_start`, `text`, `data_start`, `data`; the blobs
+//! base64), from a path given with `--stub-file` or the [`STUB_ENV_VAR`] variable. Above
+//! 115200 baud flashlab's goes in two stages ([`run_stub_in_two_stages`]): the ROM takes its
+//! small first stage at 115200, which takes the stub at the session's rate. The virtual
+//! ESP8266 told to model the stub (`emu:...,stub=model`) executes nothing:
 //! [`StubImage::virtual_device_model`] starts that model without any code.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
-use esp_protocol::packet::{BeginParams, Command, DataBlock, STUB_GREETING};
+use esp_protocol::packet::{
+    stub_baud_change, BeginParams, Command, DataBlock, ROM_BAUD, STUB_GREETING,
+};
 use esp_protocol::status::ErrorCode;
 
 use crate::connection::{Connection, Loader, DEFAULT_TIMEOUT, MEM_END_ROM_TIMEOUT};
 use crate::error::{Error, Result};
-use crate::progress::{Event, Operation, RetryReason};
+use crate::progress::{Event, Operation, RetryReason, Warning};
 use crate::transport::Transport;
 
 /// Environment variable naming a stub JSON file.
 pub const STUB_ENV_VAR: &str = "ESP_FLASHER_STUB";
 /// Bytes per MEM_DATA block (esptool's ESP_RAM_BLOCK).
-pub const RAM_BLOCK_SIZE: usize = 0x1800;
+pub const RAM_BLOCK_SIZE: usize = esp_protocol::packet::RAM_BLOCK_SIZE as usize;
+/// The rate the first-stage loader switches to under `--baud auto`, before the stub climbs
+/// the ladder: one most adapters carry, at which the stub takes an eighth of the time it
+/// takes at 115200.
+pub const FIRST_STAGE_AUTO_BAUD: u32 = 921_600;
 /// How long the stub may take to say hello after MEM_END.
 const GREETING_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -97,6 +104,16 @@ impl StubImage {
             .expect("the committed stub image is esptool stub JSON (checked by a test)")
     }
 
+    /// flashlab's first-stage loader: uploaded through the ROM, it switches the rate and
+    /// takes [`StubImage::flashlab`] over at it ([`run_stub_in_two_stages`]).
+    pub fn flashlab_first_stage() -> StubImage {
+        StubImage::from_json(
+            esp_stub::FIRST_STAGE_JSON,
+            Path::new(esp_stub::FIRST_STAGE_PATH),
+        )
+        .expect("the committed first-stage image is esptool stub JSON (checked by a test)")
+    }
+
     /// What to upload to the virtual ESP8266: it models esptool 5's stub
     /// (recognised by its load address and entry) and executes nothing, so the
     /// image is a note saying so, not code. Never for a real chip.
@@ -128,6 +145,11 @@ const UPLOAD_ATTEMPTS: u32 = 3;
 const RESYNC_DRAIN: Duration = Duration::from_millis(300);
 /// SYNCs tried after a failed upload.
 const RESYNC_TRIES: u32 = 5;
+/// How long the host waits after switching its rate before it listens (as for a running
+/// stub's CHANGE_BAUDRATE).
+const BAUD_SETTLE_TIME: Duration = Duration::from_millis(50);
+/// What the first stage's reply to a block may take beyond the block's time on the line.
+const FIRST_STAGE_REPLY_MARGIN: Duration = Duration::from_millis(200);
 
 /// [`run_stub`], started over when the line loses or corrupts a block of the upload. A stub
 /// that did start (its greeting was what the line lost) answers the new SYNC and is kept.
@@ -192,23 +214,126 @@ fn run_stub<T: Transport>(
     connection: &mut Connection<T>,
     stub: &StubImage,
 ) -> std::result::Result<(), (u32, Error)> {
-    let mut failed_at = stub.entry;
+    start_program(connection, stub, DEFAULT_TIMEOUT)?;
+    connection.set_loader(Loader::Stub);
+    connection.report(Event::StubRunning);
+    Ok(())
+}
+
+/// Uploads `program` through the loader that answers (the ROM, or the first stage), waiting
+/// up to `block_timeout` for each block's reply, starts it and waits for "OHAI"; on failure,
+/// the RAM address of the block (or segment) that failed, with the error.
+fn start_program<T: Transport>(
+    connection: &mut Connection<T>,
+    program: &StubImage,
+    block_timeout: Duration,
+) -> std::result::Result<(), (u32, Error)> {
+    let mut failed_at = program.entry;
     let mut upload = || -> Result<()> {
-        upload_segments(connection, stub, &mut failed_at)?;
-        failed_at = stub.entry;
+        upload_segments(connection, program, &mut failed_at, block_timeout)?;
+        failed_at = program.entry;
         connection.command(
             &Command::MemEnd {
                 execute: true,
-                entry: stub.entry,
+                entry: program.entry,
             },
             MEM_END_ROM_TIMEOUT,
         )?;
-        wait_for_greeting(connection)?;
-        connection.set_loader(Loader::Stub);
-        connection.report(Event::StubRunning);
-        Ok(())
+        wait_for_greeting(connection)
     };
     upload().map_err(|error| (failed_at, error))
+}
+
+/// Starts `stub` through `first_stage`: the ROM takes the small first stage at its 115200
+/// baud, the first stage switches to `baud` and takes the stub at that rate, then starts it,
+/// handing over the rate in force. When any of that fails, the stub goes the old way, at
+/// 115200 (through the ROM, or through the first stage if that is what answers), after a
+/// warning; a stub the line only failed to announce is kept.
+pub fn run_stub_in_two_stages<T: Transport>(
+    connection: &mut Connection<T>,
+    first_stage: &StubImage,
+    stub: &StubImage,
+    baud: u32,
+) -> Result<()> {
+    let error = match bring_stub_over(connection, first_stage, stub, baud) {
+        Ok(()) => return Ok(()),
+        Err(error @ Error::Io(_)) => return Err(error),
+        Err(error) => error,
+    };
+    connection.report(Event::Warning(Warning::FirstStageFailed {
+        baud,
+        reason: error.to_string(),
+    }));
+    if back_to_rom_rate(connection, baud)? == Some(Loader::Stub) {
+        connection.set_loader(Loader::Stub);
+        connection.report(Event::StubRunning);
+        return Ok(());
+    }
+    run_stub_retrying(connection, stub)
+}
+
+/// The first stage's part of [`run_stub_in_two_stages`]: its upload, the rate change and the
+/// stub's upload at the new rate.
+fn bring_stub_over<T: Transport>(
+    connection: &mut Connection<T>,
+    first_stage: &StubImage,
+    stub: &StubImage,
+    baud: u32,
+) -> Result<()> {
+    start_program(connection, first_stage, DEFAULT_TIMEOUT).map_err(|(_, error)| error)?;
+    let switched = connection.command(&stub_baud_change(ROM_BAUD, baud), DEFAULT_TIMEOUT);
+    // The first stage may have switched even if its reply was lost: the host follows, and
+    // back_to_rom_rate looks at both rates.
+    set_host_baud(connection, baud)?;
+    switched?;
+    connection.report(Event::BaudChanged { baud });
+    start_program(connection, stub, first_stage_block_timeout(baud)).map_err(|(_, error)| error)?;
+    connection.set_loader(Loader::Stub);
+    connection.report(Event::StubRunning);
+    Ok(())
+}
+
+/// How long a block of the stub's upload through the first stage may go unanswered at `baud`:
+/// the first stage answers as soon as the block is in (it copies it, nothing more), so
+/// beyond twice the block's time on the line (every byte escaped) the line lost it, and an
+/// adapter that cannot carry the rate costs a fraction of a second, not esptool's 3 s.
+fn first_stage_block_timeout(baud: u32) -> Duration {
+    let bits = 10 * 2 * (RAM_BLOCK_SIZE as u64 + 64);
+    Duration::from_millis(bits * 1000 / u64::from(baud.max(1))) + FIRST_STAGE_REPLY_MARGIN
+}
+
+/// Switches the host's side of the line, lets the UART settle and drops what arrived
+/// meanwhile.
+fn set_host_baud<T: Transport>(connection: &mut Connection<T>, baud: u32) -> Result<()> {
+    let transport = connection.transport_mut();
+    transport.set_baud(baud)?;
+    transport.sleep(BAUD_SETTLE_TIME);
+    transport.discard_input()?;
+    Ok(())
+}
+
+/// After a failed two-stage start: whatever answers at `baud` (the first stage, or the stub
+/// whose greeting was lost) is asked back to 115200, and the host goes there too. Returns
+/// which loader answered at `baud`, if any.
+fn back_to_rom_rate<T: Transport>(
+    connection: &mut Connection<T>,
+    baud: u32,
+) -> Result<Option<Loader>> {
+    if connection.transport().baud() == ROM_BAUD {
+        return Ok(None);
+    }
+    connection.drain(RESYNC_DRAIN)?;
+    let answered = resync(connection)?;
+    match answered {
+        Some(Loader::Stub) => return Ok(answered),
+        Some(Loader::Rom) => {
+            // The reply may be lost on this line; the SYNC at 115200 that follows tells.
+            let _ = connection.command(&stub_baud_change(baud, ROM_BAUD), DEFAULT_TIMEOUT);
+        }
+        None => {}
+    }
+    set_host_baud(connection, ROM_BAUD)?;
+    Ok(answered)
 }
 
 /// MEM_BEGIN and MEM_DATA for each of the stub's segments; `failed_at` follows the block
@@ -217,6 +342,7 @@ fn upload_segments<T: Transport>(
     connection: &mut Connection<T>,
     stub: &StubImage,
     failed_at: &mut u32,
+    block_timeout: Duration,
 ) -> Result<()> {
     for (address, bytes) in stub.segments() {
         connection.report(Event::Started {
@@ -233,14 +359,14 @@ fn upload_segments<T: Transport>(
             encrypted: None,
         };
         *failed_at = address;
-        connection.command(&Command::MemBegin(begin), DEFAULT_TIMEOUT)?;
+        connection.command(&Command::MemBegin(begin), block_timeout)?;
         for (sequence, chunk) in bytes.chunks(RAM_BLOCK_SIZE).enumerate() {
             *failed_at = address + (sequence * RAM_BLOCK_SIZE) as u32;
             let block = DataBlock {
                 sequence: sequence as u32,
                 data: chunk.to_vec(),
             };
-            connection.command(&Command::MemData(block), DEFAULT_TIMEOUT)?;
+            connection.command(&Command::MemData(block), block_timeout)?;
             let done = (sequence * RAM_BLOCK_SIZE + chunk.len()).min(bytes.len());
             connection.report(Event::Progress {
                 operation: Operation::StubUpload,

@@ -673,6 +673,154 @@ fn change_baud_then_keep_working() {
     assert_eq!(flasher.read_flash(0, 0x1000).unwrap(), data);
 }
 
+/// A session with flashlab's stub brought over by its first stage at `baud`, on a line that
+/// garbles mismatched rates and has `faults`.
+fn connect_in_two_stages(
+    flash: SpiFlash,
+    baud: u32,
+    faults: LinkFaults,
+) -> (Flasher<EmulatorTransport>, EventLog) {
+    let link = Link::new(
+        device(flash, Chip::Esp8266Ex, DeviceFaults::default()),
+        LinkConfig {
+            faults,
+            seed: 3,
+            model_baud: true,
+        },
+    );
+    let log = EventLog::new();
+    let options = ConnectOptions {
+        stub: Some(stub_image()),
+        first_stage: Some(StubImage::flashlab_first_stage()),
+        baud: Some(baud),
+        ..ConnectOptions::default()
+    };
+    let flasher = Flasher::connect(
+        EmulatorTransport::with_link(link),
+        &options,
+        Box::new(log.clone()),
+    )
+    .expect("connects");
+    (flasher, log)
+}
+
+#[test]
+fn the_first_stage_brings_the_stub_over_at_the_sessions_rate() {
+    let contents = sample_flash(MB);
+    let (mut flasher, log) =
+        connect_in_two_stages(filled(contents.clone()), 921_600, LinkFaults::default());
+    let events = log.events();
+    let changed = events
+        .iter()
+        .position(|e| *e == Event::BaudChanged { baud: 921_600 })
+        .expect("the first stage changed the rate");
+    let running = events
+        .iter()
+        .position(|e| *e == Event::StubRunning)
+        .expect("the stub runs");
+    assert!(
+        changed < running,
+        "the stub came over at 921600: {events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::BaudChanged { .. }))
+            .count(),
+        1,
+        "no second switch to the rate in force"
+    );
+    assert_eq!(flasher.loader(), Loader::Stub);
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert!(warnings(&log).is_empty(), "{:?}", warnings(&log));
+    // The stub learned the UART's clock from the first stage: its own rate changes stay exact.
+    flasher.change_baud(460_800).unwrap();
+    assert_eq!(
+        flasher.read_flash(0, 0x20000).unwrap(),
+        &contents[..0x20000]
+    );
+}
+
+/// The virtual chip took the stub the first stage started for a RAM program (`load_ram`
+/// through a stub), which keeps running when the port closes: the next session found it
+/// at 921600 and could not sync at 115200.
+#[test]
+fn regression_a_stub_the_first_stage_started_was_not_reset_when_the_port_closed() {
+    let (flasher, _) = connect_in_two_stages(blank(MB), 921_600, LinkFaults::default());
+    assert!(flasher.transport().device().resets_when_port_closes());
+}
+
+#[test]
+fn the_stub_goes_at_115200_when_the_first_stage_cannot_bring_it_over() {
+    // The adapter loses bytes above 460800: the first stage's upload at 115200 goes through,
+    // the stub's at 921600 does not.
+    let contents = sample_flash(MB);
+    let faults = LinkFaults {
+        baud_limit: Some(460_800),
+        baud_limit_rate: 2e-3,
+        ..LinkFaults::default()
+    };
+    let (mut flasher, log) = connect_in_two_stages(filled(contents.clone()), 921_600, faults);
+    assert!(
+        warnings(&log)
+            .iter()
+            .any(|w| matches!(w, Warning::FirstStageFailed { baud: 921_600, .. })),
+        "{:?}",
+        warnings(&log)
+    );
+    assert_eq!(flasher.loader(), Loader::Stub);
+    // The adapter settles; the stub that came at 115200 works at the rate asked for.
+    flasher.transport_mut().link_mut().faults_mut().baud_limit = None;
+    assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
+    assert_eq!(
+        flasher.read_flash(0, 0x20000).unwrap(),
+        &contents[..0x20000]
+    );
+}
+
+/// What deflating costs the chip, counted on the executed stub: the cycles a backup of the
+/// sample firmware's part of the flash takes per 4 KiB block it sends, compressed and plain.
+/// With the replies going out of the TX ring while the next block is deflated, a compressed
+/// read is as fast as the line (it sends a third fewer bytes) as long as those cycles take
+/// less time at 80 MHz than a plain block takes on the line: `DEFLATE_READ_MAX_BAUD` must
+/// stay below that rate. (ROM functions, the MD5 and SPIRead, are not counted: the chip's
+/// own timing of those is not modelled.)
+#[test]
+fn compressed_reads_cost_the_chip_less_than_a_plain_block_takes_on_the_line_up_to_the_limit() {
+    const CPU_HZ: f64 = 80e6;
+    const FIRMWARE: u32 = 0x60000;
+    let contents = sample_flash(MB);
+    let blocks = f64::from(FIRMWARE) / SECTOR as f64;
+    let mut per_block = Vec::new();
+    for compressed in [true, false] {
+        let (mut flasher, _) = connect(filled(contents.clone()), true);
+        if !compressed {
+            flasher.disable_compressed_reads();
+        }
+        let before = flasher.transport().device().cpu_cycles().unwrap();
+        assert_eq!(
+            flasher.read_flash(0, FIRMWARE).unwrap(),
+            &contents[..FIRMWARE as usize]
+        );
+        let cycles = flasher.transport().device().cpu_cycles().unwrap() - before;
+        per_block.push(cycles as f64 / blocks);
+    }
+    let (deflated, plain) = (per_block[0], per_block[1]);
+    // The rate at which a plain block (4096 bytes of 10 bits) takes as long on the line as
+    // deflating one takes the chip.
+    let break_even = 10.0 * SECTOR as f64 * CPU_HZ / deflated;
+    println!(
+        "cycles per 4 KiB block: {deflated:.0} compressed ({:.2} ms at 80 MHz), {plain:.0} plain; \
+         compressed reads are as fast as the line up to about {:.1} Mbaud",
+        deflated / CPU_HZ * 1e3,
+        break_even / 1e6
+    );
+    assert!(
+        f64::from(esp_flasher::ops::read::DEFLATE_READ_MAX_BAUD) < break_even,
+        "the chip deflates slower than a plain block crosses the line at DEFLATE_READ_MAX_BAUD"
+    );
+}
+
 #[test]
 fn a_host_at_the_wrong_baud_rate_gets_no_sense_out_of_the_chip() {
     let (mut flasher, _) = connect(blank(MB), false);
@@ -1251,11 +1399,11 @@ fn a_corrupt_block_steps_the_rate_down_and_is_read_again_from_its_start() {
 #[test]
 fn regression_lost_read_reply_does_not_step_the_baud_down() {
     let contents = sample_flash(MB);
-    // READ_FLASH 1 is the probe at the top rate; 2 is the backup's first block (plain: at
-    // that rate deflating on the chip does not pay).
+    // READ_FLASH is the probe at the top rate; the first READ_FLASH_DEFLATE is the backup's
+    // first block (compressed: the chip deflates the next block while this one is sent).
     let timeout = CommandTimeout {
-        opcode: Opcode::ReadFlash as u8,
-        nth: 2,
+        opcode: Opcode::ReadFlashDeflate as u8,
+        nth: 1,
     };
     let device_faults = DeviceFaults {
         timeouts: vec![timeout],

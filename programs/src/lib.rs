@@ -420,6 +420,26 @@ impl Builder {
         ElfProgram::read(&path)
     }
 
+    /// Builds the stub's first-stage loader: `stub/c/stub.c` alone with `STUB_FIRST_STAGE`
+    /// defined, with `ld/stub_first_stage.ld`, which places it clear of what the full stub
+    /// loads.
+    pub fn stub_first_stage(&self) -> Result<ElfProgram, BuildError> {
+        let sources_dir = crate_dir().join("..").join("stub").join("c");
+        let mut flags = cross_flags(FIRMWARE_OPT_FLAG);
+        flags.push("-DSTUB_FIRST_STAGE");
+        let recipe = compile::Recipe {
+            target: compile::Target::Lx106,
+            flags,
+            sources: vec![sources_dir.join("stub.c")],
+            include_dir: sources_dir,
+            linker_script: Some("stub_first_stage.ld"),
+            out_dir: self.out_dir.join("stub-first-stage"),
+            output_name: "stub-first-stage.elf".to_owned(),
+        };
+        let path = self.compilers.build(&recipe, &ld_dir())?;
+        ElfProgram::read(&path)
+    }
+
     fn firmware(&self, name: &str, linker_script: &str) -> Result<ElfProgram, BuildError> {
         let firmware = source_dir().join("firmware");
         let recipe = compile::Recipe {

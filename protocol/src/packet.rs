@@ -27,6 +27,13 @@ pub const SYNC_PAYLOAD: [u8; 36] = {
 };
 /// The frame a flasher stub sends once it runs.
 pub const STUB_GREETING: &[u8; 4] = b"OHAI";
+/// Bytes per MEM_DATA block a host sends (esptool's ESP_RAM_BLOCK): the ROM takes them, and
+/// flashlab's first-stage loader is sized for them.
+pub const RAM_BLOCK_SIZE: u32 = 0x1800;
+/// The value flashlab's first-stage loader answers SYNC with ("LDR1"). A full stub answers 0;
+/// the ROM a nonzero value too, so a host takes the first stage for a loader that still needs
+/// the stub uploaded, as the ROM does, and never for a running stub.
+pub const FIRST_STAGE_SYNC_VALUE: u32 = 0x3152_444C;
 /// Header of a FLASH_DATA, FLASH_DEFL_DATA or MEM_DATA payload before the data.
 pub const DATA_HEADER_LEN: usize = 16;
 /// The ROM loader's UART rate after a reset (it auto-bauds; esptool starts here).

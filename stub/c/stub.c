@@ -23,12 +23,25 @@
  *   the next block of data is inflated while it programs. Reads, digests
  *   and whole erases go through the ROM's functions (SPIRead, SPIErase*,
  *   SPIParamCfg). Block protection is left as the chip has it.
- * - Errors are reported with the status codes esptool knows. */
+ * - Replies go into a ring buffer that UART0's TX-FIFO-empty interrupt (the
+ *   same handler as the receive interrupt) moves into the 128-byte FIFO, so
+ *   the next block of a read is read, hashed and deflated while the one
+ *   before is on the line. Whatever must follow the last byte out (a rate
+ *   change, a jump, a reset) waits until the ring and the FIFO are empty.
+ * - Errors are reported with the status codes esptool knows.
+ *
+ * Built with STUB_FIRST_STAGE it is the first-stage loader: SYNC, READ_REG,
+ * CHANGE_BAUDRATE and the MEM commands only, about a tenth of the size, so
+ * that the ROM's 115200 baud carries little; the host then switches the rate
+ * and sends the full stub through it, and it jumps to the full stub handing
+ * over the UART clock it learned (see stub_main). */
 
 #include <stdint.h>
 
+#ifndef STUB_FIRST_STAGE
 #include "deflate.h"
 #include "inflate.h"
+#endif
 #include "protocol.h"
 #include "rom.h"
 
@@ -39,6 +52,9 @@
 #define UART_RX_INTERRUPTS (UART_INT_RXFIFO_FULL | UART_INT_RXFIFO_OVF | UART_INT_RXFIFO_TOUT)
 #define UART_RX_FULL_THRESHOLD 64u
 #define UART_RX_TIMEOUT_BYTES 2u
+/* UART0's TX-FIFO-empty interrupt: once the FIFO holds fewer bytes than this. At 3M baud
+ * they last 200 µs, long enough for the interrupt to come. */
+#define UART_TX_REFILL_LEVEL 64u
 #define UART_RX_COUNT(status) ((status) & UART_STATUS_RX_COUNT_MASK)
 #define UART_TX_COUNT(status) (((status) >> UART_STATUS_TX_COUNT_SHIFT) & UART_STATUS_TX_COUNT_MASK)
 
@@ -47,7 +63,19 @@
  * clears when it has been sent. */
 
 #define STATUS_OK 0x00u
+#ifdef STUB_FIRST_STAGE
+/* The first stage takes MEM_DATA blocks, nothing longer. */
+#define MAX_FRAME (REQUEST_HEADER_LEN + DATA_HEADER_LEN + RAM_BLOCK_SIZE)
+#define SYNC_VALUE FIRST_STAGE_SYNC_VALUE
+#else
 #define MAX_FRAME (REQUEST_HEADER_LEN + DATA_HEADER_LEN + MAX_DATA_BLOCK)
+#define SYNC_VALUE 0u
+#endif
+/* What the first stage passes to the full stub's stub_main with the UART's clock and rate. */
+#define HANDOFF_MAGIC 0x53544731u
+/* Bytes of replies waiting for the UART (a power of two): more than a deflated 4 KiB block
+ * usually takes, so the line stays busy while the next one is deflated. */
+#define TX_RING_LEN 4096u
 /* esptool asks for 64 frames in flight; more would only risk the RX FIFO. */
 #define MAX_READ_IN_FLIGHT 64u
 
@@ -71,6 +99,7 @@ static volatile uint8_t reading;
 static volatile uint32_t read_acked;
 static volatile uint8_t read_ack_broken;
 
+#ifndef STUB_FIRST_STAGE
 /* The flash's size, as SPI_SET_PARAMS last said (16 MiB until then, as the ROM's default). */
 static uint32_t flash_size = 16u << 20;
 
@@ -98,6 +127,8 @@ static union {
         uint8_t out[SECTOR_SIZE];
     } read;
 } work;
+
+#endif
 
 /* MEM_BEGIN / MEM_DATA in progress. */
 static struct {
@@ -169,51 +200,104 @@ static void receive_byte(uint8_t byte) {
     }
 }
 
-/* UART0's receive interrupt: moves the RX FIFO into the frame decoder. With
- * both buffers full it masks itself and leaves the bytes in the FIFO, until
- * the main loop frees a buffer (rx_resume). */
-static void uart_rx_interrupt(void *arg, void *frame) {
+/* ---- Sending ---- */
+
+/* Replies on their way out: the main loop appends at tx_head, the interrupt takes from
+ * tx_tail (each index has one writer). */
+static uint8_t tx_ring[TX_RING_LEN];
+static volatile uint32_t tx_head;
+static volatile uint32_t tx_tail;
+
+/* INT_ENA is shared: the main loop only sets bits in it and the interrupt only clears them,
+ * each after looking at the state that decides. A bit the main loop sets back right after
+ * the interrupt cleared it costs one more interrupt, which finds nothing to do and clears
+ * it again. */
+static void int_enable(uint32_t bits) {
+    REG(UART0_INT_ENA) |= bits;
+}
+
+/* Fills the TX FIFO from the ring; with the ring empty the TX interrupt is turned off
+ * until the next byte is queued (tx_kick). */
+static void tx_refill(void) {
+    uint32_t tail = tx_tail;
+    uint32_t room = UART_FIFO_LEN - 1 - UART_TX_COUNT(REG(UART0_STATUS));
+    while (room > 0 && tail != tx_head) {
+        REG(UART0_FIFO) = tx_ring[tail % TX_RING_LEN];
+        tail++;
+        room--;
+    }
+    tx_tail = tail;
+    if (tail == tx_head) {
+        REG(UART0_INT_ENA) &= ~UART_INT_TXFIFO_EMPTY;
+    }
+    REG(UART0_INT_CLR) = UART_INT_TXFIFO_EMPTY;
+}
+
+/* Lets the interrupt send what the ring holds. */
+static void tx_kick(void) {
+    int_enable(UART_INT_TXFIFO_EMPTY);
+}
+
+/* UART0's interrupt. Receiving moves the RX FIFO into the frame decoder; with both
+ * buffers full it masks the receive interrupts and leaves the bytes in the FIFO, until
+ * the main loop frees a buffer (rx_resume). Sending refills the TX FIFO from the ring. */
+static void uart_interrupt(void *arg, void *frame) {
     (void)arg;
     (void)frame;
     while (UART_RX_COUNT(REG(UART0_STATUS)) > 0) {
         if (frame_ready[receiving]) {
-            REG(UART0_INT_ENA) = 0;
+            REG(UART0_INT_ENA) &= ~UART_RX_INTERRUPTS;
             break;
         }
         receive_byte((uint8_t)REG(UART0_FIFO));
     }
     REG(UART0_INT_CLR) = UART_RX_INTERRUPTS;
+    if (REG(UART0_INT_ENA) & UART_INT_TXFIFO_EMPTY) {
+        tx_refill();
+    }
 }
 
 static void rx_resume(void) {
-    REG(UART0_INT_ENA) = UART_RX_INTERRUPTS;
+    int_enable(UART_RX_INTERRUPTS);
 }
 
-static void rx_start(void) {
+static void uart_start(void) {
     REG(UART0_INT_ENA) = 0;
     REG(UART0_CONF1) = (UART_RX_FULL_THRESHOLD << UART_CONF1_RXFIFO_FULL_SHIFT) |
+                       (UART_TX_REFILL_LEVEL << UART_CONF1_TXFIFO_EMPTY_SHIFT) |
                        (UART_RX_TIMEOUT_BYTES << UART_CONF1_RX_TIMEOUT_SHIFT) |
                        UART_CONF1_RX_TIMEOUT_ENABLE;
     REG(UART0_INT_CLR) = 0xFFFFFFFFu;
-    ets_isr_attach(UART_INTERRUPT, uart_rx_interrupt, 0);
+    ets_isr_attach(UART_INTERRUPT, uart_interrupt, 0);
     ets_isr_unmask(1u << UART_INTERRUPT);
     rx_resume();
 }
 
-/* Before control leaves the stub (a jump to loaded code, the ROM's loader, a reset):
- * nothing of ours may stay attached to UART0. */
-static void rx_stop(void) {
+/* Before control leaves the stub (a jump to loaded code, the ROM's loader, a reset), after
+ * flush_tx: nothing of ours may stay attached to UART0. */
+static void uart_stop(void) {
     REG(UART0_INT_ENA) = 0;
     ets_isr_mask(1u << UART_INTERRUPT);
     REG(UART0_INT_CLR) = 0xFFFFFFFFu;
 }
 
-/* ---- Sending ---- */
-
+/* Queues a byte; with the ring full, waits for the interrupt to make room. */
 static void send_raw(uint8_t byte) {
-    while (UART_TX_COUNT(REG(UART0_STATUS)) >= UART_FIFO_LEN - 2) {
+    uint32_t head = tx_head;
+    if (head - tx_tail >= TX_RING_LEN) {
+        tx_kick();
+        while (head - tx_tail >= TX_RING_LEN) {
+        }
     }
-    REG(UART0_FIFO) = byte;
+    tx_ring[head % TX_RING_LEN] = byte;
+    BARRIER();
+    tx_head = head + 1;
+}
+
+/* The END byte that closes a frame; the frame goes out. */
+static void send_end(void) {
+    send_raw(SLIP_END);
+    tx_kick();
 }
 
 static void send_escaped(const uint8_t *bytes, uint32_t length) {
@@ -235,7 +319,7 @@ static void send_escaped(const uint8_t *bytes, uint32_t length) {
 static void send_frame(const uint8_t *bytes, uint32_t length) {
     send_raw(SLIP_END);
     send_escaped(bytes, length);
-    send_raw(SLIP_END);
+    send_end();
 }
 
 /* A reply in parts, for data computed while it is sent: the header, then data_len bytes
@@ -255,7 +339,7 @@ static void reply_start(uint8_t opcode, uint32_t value, uint32_t data_len) {
 static void reply_end(uint8_t status) {
     uint8_t trailer[2] = {status, 0};
     send_escaped(trailer, sizeof trailer);
-    send_raw(SLIP_END);
+    send_end();
 }
 
 static void reply(uint8_t opcode, uint32_t value, const uint8_t *data, uint32_t data_len,
@@ -265,14 +349,19 @@ static void reply(uint8_t opcode, uint32_t value, const uint8_t *data, uint32_t 
     reply_end(status);
 }
 
-/* Waits until the TX FIFO has sent everything (a rate change or a jump follows). */
+/* Waits until the ring and the TX FIFO have sent everything (a rate change or a jump
+ * follows). */
 static void flush_tx(void) {
+    tx_kick();
+    while (tx_tail != tx_head) {
+    }
     while (UART_TX_COUNT(REG(UART0_STATUS)) > 0) {
     }
     /* The last byte still shifts out of the transmitter: 10 bits at 9600 baud or faster. */
     ets_delay_us(1100);
 }
 
+#ifndef STUB_FIRST_STAGE
 /* ---- Flash ---- */
 
 static int in_flash(uint32_t address, uint32_t length) {
@@ -627,7 +716,7 @@ static void read_flash_deflate(uint32_t address, uint32_t length, uint32_t block
             send_raw(SLIP_END);
             send_escaped(header, sizeof header);
             send_escaped(packed != 0 ? work.read.out : bytes, packed != 0 ? packed : chunk);
-            send_raw(SLIP_END);
+            send_end();
             sent += chunk;
         }
         if (read_acked > sent) {
@@ -737,6 +826,8 @@ static uint32_t flash_real_size(uint32_t claimed) {
     return real;
 }
 
+#endif
+
 /* ---- Commands ---- */
 
 /* True when [address, address + length) reaches the stub's own code, data or buffers. */
@@ -750,6 +841,7 @@ static int overlaps_stub(uint32_t address, uint32_t length) {
            (address < (uint32_t)_stub_ram_end && end > (uint32_t)_stub_ram_start);
 }
 
+#ifndef STUB_FIRST_STAGE
 static void write_registers(const uint8_t *payload, uint32_t length) {
     for (uint32_t at = 0; at + 16 <= length; at += 16) {
         uint32_t address = read_le32(payload + at);
@@ -765,6 +857,7 @@ static void write_registers(const uint8_t *payload, uint32_t length) {
         }
     }
 }
+#endif
 
 /* CHANGE_BAUDRATE(new, old): the UART's clock is learned once, from the divider the ROM's
  * loader set for the rate the host used then; every divider after that is the clock over the
@@ -772,9 +865,10 @@ static void write_registers(const uint8_t *payload, uint32_t length) {
  * rounding into the next: 3M, 2M, 1.5M, then 921600 ends 6% off. The requested rate is
  * new * current / old, which covers both conventions hosts use: esptool's (new, current)
  * and esp-flasher's (new * 115200 / current, 115200), the one esptool 5's stub expects. */
+static uint32_t uart_clock;
+static uint32_t current_baud;
+
 static void change_baudrate(uint32_t new_baud, uint32_t old_baud) {
-    static uint32_t uart_clock;
-    static uint32_t current_baud;
     uint32_t target;
     if (new_baud == 0 || old_baud == 0) {
         return;
@@ -793,6 +887,7 @@ static void change_baudrate(uint32_t new_baud, uint32_t old_baud) {
     ets_delay_us(1000);
 }
 
+#ifndef STUB_FIRST_STAGE
 /* The frames a read may send ahead of the host's acknowledgements: what the host asked for,
  * at least one and at most MAX_READ_IN_FLIGHT. */
 static uint32_t read_window(uint32_t in_flight) {
@@ -801,6 +896,7 @@ static uint32_t read_window(uint32_t in_flight) {
     }
     return in_flight > MAX_READ_IN_FLIGHT ? MAX_READ_IN_FLIGHT : in_flight;
 }
+#endif
 
 static void handle(const uint8_t *request, uint32_t request_len) {
     uint8_t opcode = request[1];
@@ -809,8 +905,10 @@ static void handle(const uint8_t *request, uint32_t request_len) {
     const uint8_t *payload = request + REQUEST_HEADER_LEN;
     uint8_t status = STATUS_OK;
     uint32_t value = 0;
+#ifndef STUB_FIRST_STAGE
     uint8_t digest[16];
     int reboot = 0;
+#endif
 
     /* A frame whose length disagrees with its header lost or gained bytes on the line: its
      * opcode may be as wrong as its length, so it gets no reply (the host times out and
@@ -819,10 +917,12 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         length != request_len - REQUEST_HEADER_LEN) {
         return;
     }
+#ifndef STUB_FIRST_STAGE
     /* Only a data block may find the flash still programming the one before. */
     if (opcode != OP_FLASH_DATA && opcode != OP_FLASH_DEFL_DATA) {
         flash_wait_idle();
     }
+#endif
     switch (opcode) {
     case OP_SYNC:
         if (length != SYNC_PAYLOAD_LEN) {
@@ -830,7 +930,7 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             break;
         }
         for (uint32_t i = 0; i < SYNC_REPLIES; i++) {
-            reply(opcode, 0, 0, 0, STATUS_OK);
+            reply(opcode, SYNC_VALUE, 0, 0, STATUS_OK);
         }
         return;
     case OP_READ_REG:
@@ -840,6 +940,15 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         }
         value = REG(read_le32(payload));
         break;
+    case OP_CHANGE_BAUDRATE:
+        if (length != 8) {
+            status = ERR_BAD_DATA_LEN;
+            break;
+        }
+        reply(opcode, 0, 0, 0, STATUS_OK);
+        change_baudrate(read_le32(payload), read_le32(payload + 4));
+        return;
+#ifndef STUB_FIRST_STAGE
     case OP_WRITE_REG:
         if (length % 16 != 0) {
             status = ERR_BAD_DATA_LEN;
@@ -861,14 +970,6 @@ static void handle(const uint8_t *request, uint32_t request_len) {
             status = ERR_BAD_DATA_LEN;
         }
         break;
-    case OP_CHANGE_BAUDRATE:
-        if (length != 8) {
-            status = ERR_BAD_DATA_LEN;
-            break;
-        }
-        reply(opcode, 0, 0, 0, STATUS_OK);
-        change_baudrate(read_le32(payload), read_le32(payload + 4));
-        return;
     case OP_FLASH_BEGIN:
     case OP_FLASH_DEFL_BEGIN:
         status = flash_begin(payload, length, opcode == OP_FLASH_DEFL_BEGIN);
@@ -1004,6 +1105,13 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         }
         break;
     }
+    case OP_RUN_USER_CODE:
+        flush_tx();
+        uart_stop();
+        /* The ROM goes on with its loader, and so boots the firmware. */
+        ((void (*)(void))ROM_RETURN_TO_LOADER)();
+        return;
+#endif
     case OP_MEM_BEGIN:
         if (length != 16) {
             status = ERR_BAD_DATA_LEN;
@@ -1058,40 +1166,50 @@ static void handle(const uint8_t *request, uint32_t request_len) {
         reply(opcode, 0, 0, 0, STATUS_OK);
         if (read_le32(payload) == 0) {
             flush_tx();
-            rx_stop();
-            ((void (*)(void))read_le32(payload + 4))();
+            uart_stop();
+            /* The UART's clock and rate go along for the full stub (stub_main); any other
+             * program ignores them. */
+            ((void (*)(uint32_t, uint32_t, uint32_t))read_le32(payload + 4))(
+                HANDOFF_MAGIC, uart_clock, current_baud);
         }
-        return;
-    case OP_RUN_USER_CODE:
-        flush_tx();
-        rx_stop();
-        /* The ROM goes on with its loader, and so boots the firmware. */
-        ((void (*)(void))ROM_RETURN_TO_LOADER)();
         return;
     default:
         status = ERR_NOT_IMPLEMENTED;
         break;
     }
     reply(opcode, value, 0, 0, status);
+#ifndef STUB_FIRST_STAGE
     if (reboot) {
         flush_tx();
-        rx_stop();
+        uart_stop();
         software_reset();
     }
+#endif
 }
 
-void stub_main(void) {
+/* The entry. The ROM's loader calls it with nothing in particular in its arguments; the
+ * first stage (MEM_END) with HANDOFF_MAGIC, the UART's clock and the rate in force once it
+ * changed the rate (clock 0 if it did not). That pair is taken when it describes the
+ * divider the UART has, so CHANGE_BAUDRATE goes on from the rate in force. */
+void stub_main(uint32_t magic, uint32_t clock, uint32_t baud) {
     extern uint32_t _bss_start[];
     extern uint32_t _bss_end[];
     static const uint8_t greeting[4] = {'O', 'H', 'A', 'I'};
     for (uint32_t *word = _bss_start; word < _bss_end; word++) {
         *word = 0;
     }
+    if (magic == HANDOFF_MAGIC && clock != 0 && baud != 0 &&
+        (clock + baud / 2) / baud == (REG(UART0_CLKDIV) & UART_CLKDIV_MASK)) {
+        uart_clock = clock;
+        current_baud = baud;
+    }
+#ifndef STUB_FIRST_STAGE
     flash_size = 16u << 20;
     SelectSpiFunction(0);
     spi_flash_attach(0, 0);
     SPIParamCfg(0, flash_size, BLOCK_SIZE, SECTOR_SIZE, PAGE_SIZE, 0xFFFF);
-    rx_start();
+#endif
+    uart_start();
     send_frame(greeting, sizeof greeting);
     for (;;) {
         if (frame_ready[handling]) {

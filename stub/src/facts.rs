@@ -84,6 +84,8 @@ pub fn protocol_header() -> String {
                 u32::from(packet::DEFLATE_READ_DEFLATED),
             ),
             named("SMALLEST_FLASH", packet::SMALLEST_FLASH),
+            named("RAM_BLOCK_SIZE", packet::RAM_BLOCK_SIZE),
+            named("FIRST_STAGE_SYNC_VALUE", packet::FIRST_STAGE_SYNC_VALUE),
         ],
     );
     section(
@@ -109,6 +111,7 @@ pub fn protocol_header() -> String {
             named("UART_FIFO_LEN", uart::FIFO_LEN as u32),
             named("UART_CLKDIV_MASK", uart::CLKDIV_MASK),
             named("UART_INT_RXFIFO_FULL", int::RXFIFO_FULL),
+            named("UART_INT_TXFIFO_EMPTY", int::TXFIFO_EMPTY),
             named("UART_INT_RXFIFO_OVF", int::RXFIFO_OVF),
             named("UART_INT_RXFIFO_TOUT", int::RXFIFO_TOUT),
             named("UART_STATUS_RX_COUNT_MASK", uart_status::RX_COUNT_MASK),
@@ -117,6 +120,10 @@ pub fn protocol_header() -> String {
             named(
                 "UART_CONF1_RXFIFO_FULL_SHIFT",
                 conf1::RXFIFO_FULL_THRESHOLD_SHIFT,
+            ),
+            named(
+                "UART_CONF1_TXFIFO_EMPTY_SHIFT",
+                conf1::TXFIFO_EMPTY_THRESHOLD_SHIFT,
             ),
             named(
                 "UART_CONF1_RX_TIMEOUT_SHIFT",

@@ -4,6 +4,12 @@
 //! building esp-flasher needs no Xtensa toolchain) and [`image_json`], which turns a linked
 //! build into that image. `cargo run -p esp-stub --example rebuild` rebuilds it with Debian's
 //! `gcc-xtensa-lx106`; the test `committed_image` checks that the source still builds to it.
+//!
+//! The same source built with `STUB_FIRST_STAGE` is the first-stage loader
+//! ([`FIRST_STAGE_JSON`]): SYNC, READ_REG, CHANGE_BAUDRATE and the MEM commands, small enough
+//! that the ROM's 115200 baud carries it in a tenth of the time, after which the host switches
+//! the rate and sends the full stub through it. [`IMAGE_JSON`] stays the single-stage stub any
+//! host (esptool's `--stub-file`) can upload through the ROM.
 
 use base64::Engine as _;
 
@@ -15,6 +21,12 @@ pub const IMAGE_JSON: &str = include_str!("../esp8266.json");
 
 /// Where the committed image lives, relative to this crate.
 pub const IMAGE_PATH: &str = "esp8266.json";
+
+/// The first-stage loader's image, in the same format.
+pub const FIRST_STAGE_JSON: &str = include_str!("../esp8266-first-stage.json");
+
+/// Where the committed first-stage image lives, relative to this crate.
+pub const FIRST_STAGE_PATH: &str = "esp8266-first-stage.json";
 
 /// IRAM, where the stub's code goes.
 const IRAM: std::ops::Range<u32> = 0x4010_0000..0x4011_0000;

@@ -146,10 +146,13 @@ impl Device {
         };
         // A MEM_END sent to a running stub makes it jump to another uploaded program
         // (`esptool load_ram` through a stub): that one, like any RAM program, keeps
-        // running when the client goes.
+        // running when the client goes, unless it greets as a stub too (the stub a
+        // first-stage loader takes over and starts).
         let execution = self.execution.as_mut().expect("checked above");
         if execution.greeted && starts_mem_end_request(&execution.recent_input, bytes) {
             execution.survives_close = true;
+            execution.greeted = false;
+            execution.greeting_window.clear();
         }
         let keep = bytes.len().min(MEM_END_REQUEST_START.len() - 1);
         execution.recent_input = bytes[bytes.len() - keep..].to_vec();

@@ -325,6 +325,12 @@ fn connect_options(
         Some(path) => Some(load_stub(&path)?),
         None => Some(default_stub(port)),
     };
+    // flashlab's own stub comes in two stages above 115200; a stub file, or the virtual
+    // chip's stub model, goes through the ROM as it is.
+    let first_stage = stub
+        .as_ref()
+        .filter(|&stub| *stub == StubImage::flashlab())
+        .map(|_| StubImage::flashlab_first_stage());
     let baud = connect.baud.unwrap_or(BaudArg::Rate(ROM_BAUD));
     if stub.is_none() && matches!(connect.baud, Some(BaudArg::Rate(rate)) if rate != ROM_BAUD) {
         out.warn(format!(
@@ -343,6 +349,7 @@ fn connect_options(
         },
         auto_baud: stub.is_some() && baud == BaudArg::Auto,
         stub,
+        first_stage,
         ..ConnectOptions::default()
     })
 }
