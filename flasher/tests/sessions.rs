@@ -747,7 +747,10 @@ fn the_first_stage_brings_the_stub_over_at_the_sessions_rate() {
 #[test]
 fn regression_a_stub_the_first_stage_started_was_not_reset_when_the_port_closed() {
     let (flasher, _) = connect_in_two_stages(blank(MB), 921_600, LinkFaults::default());
-    assert!(flasher.transport().device().resets_when_port_closes());
+    assert!(flasher
+        .transport()
+        .port()
+        .with_link(|link| link.device().resets_when_port_closes()));
 }
 
 #[test]
@@ -770,7 +773,10 @@ fn the_stub_goes_at_115200_when_the_first_stage_cannot_bring_it_over() {
     );
     assert_eq!(flasher.loader(), Loader::Stub);
     // The adapter settles; the stub that came at 115200 works at the rate asked for.
-    flasher.transport_mut().link_mut().faults_mut().baud_limit = None;
+    flasher
+        .transport()
+        .port()
+        .with_link(|link| link.faults_mut().baud_limit = None);
     assert_eq!(esp_flasher::Transport::baud(flasher.transport()), 921_600);
     assert_eq!(
         flasher.read_flash(0, 0x20000).unwrap(),
@@ -797,12 +803,21 @@ fn compressed_reads_cost_the_chip_less_than_a_plain_block_takes_on_the_line_up_t
         if !compressed {
             flasher.disable_compressed_reads();
         }
-        let before = flasher.transport().device().cpu_cycles().unwrap();
+        let before = flasher
+            .transport()
+            .port()
+            .with_link(|link| link.device().cpu_cycles())
+            .unwrap();
         assert_eq!(
             flasher.read_flash(0, FIRMWARE).unwrap(),
             &contents[..FIRMWARE as usize]
         );
-        let cycles = flasher.transport().device().cpu_cycles().unwrap() - before;
+        let cycles = flasher
+            .transport()
+            .port()
+            .with_link(|link| link.device().cpu_cycles())
+            .unwrap()
+            - before;
         per_block.push(cycles as f64 / blocks);
     }
     let (deflated, plain) = (per_block[0], per_block[1]);
