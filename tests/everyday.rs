@@ -10,21 +10,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{binary, esptool, pseudo_random, wait_with_limit, workspace_root, Emulator};
+use crate::util::{
+    binary, esptool, pseudo_random, run_flasher, wait_with_limit, workspace_root, Emulator,
+    FlasherRun,
+};
 
 /// How long one esp-flasher run may take before the test kills it and fails.
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 const MIB: usize = 1024 * 1024;
 
-/// What one esp-flasher run did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+type Run = FlasherRun;
 
-impl Run {
+impl FlasherRun {
     #[track_caller]
     fn expect(self, code: i32) -> Run {
         assert_eq!(self.code, code, "exit code of {self:#?}");
@@ -41,27 +38,9 @@ impl Run {
 
 /// Runs esp-flasher with `args` in `dir`, no stub from the environment, stdin closed.
 fn flasher(dir: &Path, args: &[&str]) -> Run {
-    let stdout_path = dir.join("flasher.out");
-    let stderr_path = dir.join("flasher.err");
-    let mut child = Command::new(binary("esp-flasher"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ESP_FLASHER_STUB")
-        .env_remove("ESPTOOL_PORT")
-        .env_remove("ESPTOOL_BAUD")
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path).unwrap())
-        .stderr(File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("start esp-flasher");
-    let status = wait_with_limit(&mut child, TIME_LIMIT);
-    let run = Run {
-        code: status.and_then(|status| status.code()).unwrap_or(-1),
-        stdout: fs::read_to_string(&stdout_path).unwrap(),
-        stderr: fs::read_to_string(&stderr_path).unwrap(),
-    };
+    let run = run_flasher(dir, args, TIME_LIMIT);
     assert!(
-        status.is_some(),
+        run.code != -1,
         "esp-flasher {args:?} was killed after {TIME_LIMIT:?}: {run:#?}"
     );
     run

@@ -4,57 +4,26 @@
 //! summary, the exit code and the bytes: each healthy board's backup must equal its flash
 //! file, and each written flash file must hold the image.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use esp_emulator::sample_firmware::{firmware_image, sonoff_like_flash};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::util::{binary, wait_with_limit, Emulator};
+use crate::util::{run_flasher, Emulator, FlasherRun};
 
 const MIB: usize = 1024 * 1024;
 /// How long one many-board run may take before the test kills it and fails.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
-/// One esp-flasher run.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
+type Run = FlasherRun;
 
 /// Runs esp-flasher with `args` in `dir`.
 fn flasher(dir: &Path, args: &[String]) -> Run {
-    let (out, err) = (dir.join("flasher.out"), dir.join("flasher.err"));
-    let mut child = Command::new(binary("esp-flasher"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ESP_FLASHER_STUB")
-        .env_remove("ESPTOOL_PORT")
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).unwrap())
-        .stderr(File::create(&err).unwrap())
-        .spawn()
-        .expect("start esp-flasher");
-    let status = wait_with_limit(&mut child, RUN_LIMIT);
-    Run {
-        code: status.and_then(|status| status.code()).unwrap_or(-1),
-        stdout: fs::read_to_string(out).unwrap(),
-        stderr: fs::read_to_string(err).unwrap(),
-    }
+    run_flasher(dir, args, RUN_LIMIT)
 }
 
 /// `--port P` for each port, then `rest`.

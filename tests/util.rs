@@ -22,6 +22,52 @@ const ESPTOOL_TIME_LIMIT: Duration = Duration::from_secs(120);
 /// How long the emulator may take to print its slave path.
 const STARTUP_TIME_LIMIT: Duration = Duration::from_secs(20);
 
+/// What one `esp-flasher` run did: its exit code (-1 when it was killed at the time limit)
+/// and everything it printed.
+#[derive(Debug)]
+pub struct FlasherRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for FlasherRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `esp-flasher` with `args` in `dir`: stdin closed, no stub, port or baud from the
+/// environment, killed after `limit`. Its output goes through files in `dir`.
+pub fn run_flasher<S: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    args: &[S],
+    limit: Duration,
+) -> FlasherRun {
+    let (out, err) = (dir.join("flasher.out"), dir.join("flasher.err"));
+    let mut child = Command::new(binary("esp-flasher"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ESP_FLASHER_STUB")
+        .env_remove("ESPTOOL_PORT")
+        .env_remove("ESPTOOL_BAUD")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).unwrap())
+        .stderr(File::create(&err).unwrap())
+        .spawn()
+        .expect("start esp-flasher");
+    let status = wait_with_limit(&mut child, limit);
+    FlasherRun {
+        code: status.and_then(|status| status.code()).unwrap_or(-1),
+        stdout: fs::read_to_string(out).unwrap(),
+        stderr: fs::read_to_string(err).unwrap(),
+    }
+}
+
 /// The workspace root (the root package's manifest directory).
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -175,19 +175,29 @@ impl SerialTransport {
 }
 
 impl Transport for SerialTransport {
+    // A signal (Ctrl-C, whose handler runs on its own thread and ends the process) can
+    // interrupt a wait on the port: that is no I/O failure, the call is made again.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         io::Write::write_all(&mut self.port, bytes)?;
-        io::Write::flush(&mut self.port)
+        loop {
+            match io::Write::flush(&mut self.port) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                flushed => return flushed,
+            }
+        }
     }
 
     fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         self.port
             .set_timeout(timeout.max(Duration::from_millis(1)))
             .map_err(io::Error::from)?;
-        match io::Read::read(&mut self.port, buf) {
-            Ok(n) => Ok(n),
-            Err(error) if error.kind() == io::ErrorKind::TimedOut => Ok(0),
-            Err(error) => Err(error),
+        loop {
+            match io::Read::read(&mut self.port, buf) {
+                Ok(n) => return Ok(n),
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => return Ok(0),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
         }
     }
 
