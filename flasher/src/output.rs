@@ -89,6 +89,11 @@ impl Output {
         }
     }
 
+    /// True with `--json`: stdout is kept for the JSON document.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// The result [`Output::result`] kept, if any.
     pub fn take_result(&self) -> Option<serde_json::Value> {
         self.result.take()

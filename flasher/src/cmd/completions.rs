@@ -8,10 +8,11 @@ use clap_complete::Shell;
 
 use super::CmdError;
 use crate::cli::{Cli, CompletionsArgs};
+use crate::output::Output;
 
 /// Writes the script on stdout; it is the output, so `--json` does not apply.
-pub fn run(args: &CompletionsArgs, json: bool) -> Result<(), CmdError> {
-    if json {
+pub fn run(args: &CompletionsArgs, out: &Output) -> Result<(), CmdError> {
+    if out.is_json() {
         return Err(CmdError::Usage(
             "completions prints a shell script, not a result: drop --json".into(),
         ));

@@ -78,9 +78,6 @@ impl CmdError {
 /// Runs the command the command line names on one board (or none); the file name
 /// placeholders `{port}` and `{n}` (1) are expanded first.
 pub fn run(cli: &Cli, out: &Rc<Output>) -> Result<(), CmdError> {
-    if let Command::Completions(args) = &cli.command {
-        return completions::run(args, cli.json);
-    }
     let command = match &cli.connect.port {
         Some(port) => fleet::template::expand_command(&cli.command, port, 1),
         None => {
@@ -144,9 +141,7 @@ pub fn run_command(
         }
         Command::ListPorts => list_ports::run(out),
         Command::BoardInfo => board_info::run(connect, out),
-        Command::Completions(_) => Err(CmdError::Usage(
-            "completions prints a script and talks to no board: run it without --port".into(),
-        )),
+        Command::Completions(args) => completions::run(args, out),
         Command::Monitor(args) => monitor::run(args, connect, out),
     }
 }
